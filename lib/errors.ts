@@ -1,0 +1,54 @@
+/**
+ * The one error class of facegan-native. Every failure the library reports, from a bad option
+ * to a hostile checkpoint to a native failure, is a `FaceganError` with a stable `code`.
+ */
+export type FaceganErrorCode =
+  /** The file does not exist or cannot be read. */
+  | 'ERR_FILE_NOT_FOUND'
+  /** The file is not in any format this library reads. */
+  | 'ERR_UNKNOWN_FORMAT'
+  /** The file is in a known format but its contents are inconsistent or damaged. */
+  | 'ERR_CORRUPT_FILE'
+  /** The file ends before its own structure says it should. */
+  | 'ERR_TRUNCATED_FILE'
+  /** A pickle names a Python global outside the allow-list (it would execute code). */
+  | 'ERR_FORBIDDEN_GLOBAL'
+  /** The checkpoint holds a network this engine does not run (e.g. StyleGAN3 -t / -r). */
+  | 'ERR_UNSUPPORTED_ARCH'
+  /** An option or argument is missing, of the wrong type or out of range. */
+  | 'ERR_INVALID_OPTION'
+  /** The requested backend (e.g. CUDA) is not available in this process. */
+  | 'ERR_BACKEND_UNAVAILABLE'
+  /** The generator was used after dispose(). */
+  | 'ERR_DISPOSED'
+  /** A download failed, was interrupted or did not verify. */
+  | 'ERR_DOWNLOAD'
+  /** The native engine reported a failure. */
+  | 'ERR_NATIVE';
+
+export class FaceganError extends Error {
+  readonly code: FaceganErrorCode;
+
+  constructor(code: FaceganErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FaceganError';
+    this.code = code;
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return `'${value.length > 60 ? `${value.slice(0, 57)}...` : value}'`;
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value === null || typeof value !== 'object') return String(value);
+  if (Array.isArray(value)) return `an array of length ${value.length}`;
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of length ${(value as unknown as { length?: number }).length ?? value.byteLength}`;
+  return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+}
+
+/**
+ * The error for a bad option: its message names the option, what is allowed and what was given,
+ * e.g. `Expected an integer in [0, 4294967295] for seed but received -1`.
+ */
+export function invalidOption(name: string, expected: string, received: unknown): FaceganError {
+  return new FaceganError('ERR_INVALID_OPTION', `Expected ${expected} for ${name} but received ${describe(received)}`);
+}
