@@ -1,0 +1,104 @@
+// facegan-native core: the public C++ API. Plain C++17, no Node, no CUDA headers.
+// Used by the N-API binding (native/binding) and by the C++ tools (native/tools).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace facegan {
+
+// A failure is a message, never an exception across this API and never an abort.
+struct Status {
+  bool ok = true;
+  std::string message;
+  static Status Ok() { return {}; }
+  static Status Error(std::string msg) { return {false, std::move(msg)}; }
+  explicit operator bool() const { return ok; }
+};
+
+enum class DType { F32, F16, BF16 };
+
+// A tensor the caller owns (e.g. a view into a safetensors file or a JS TypedArray).
+// The core reads it during Generator::create and keeps no pointer to it afterwards.
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+  size_t nbytes = 0;
+};
+
+enum class NoiseMode { Const, Random, None };
+enum class Precision { FP32, FP16, BF16 };
+
+struct ModelInfo {
+  std::string arch;  // "stylegan2" (later "progan")
+  int z_dim = 0, w_dim = 0, c_dim = 0;
+  int img_resolution = 0, img_channels = 0, num_ws = 0;
+  int mapping_layers = 0;
+  float conv_clamp = -1.0f;  // < 0: no clamp
+  int64_t num_params = 0;
+};
+
+struct LoadOptions {
+  std::string backend = "cpu";  // a name from available_backends(): "cpu", "cuda"
+  int device_index = 0;         // GPU ordinal for "cuda"
+  Precision precision = Precision::FP32;
+  int num_threads = 0;          // CPU worker threads; 0 = one per hardware thread
+};
+
+struct MappingArgs {
+  int n = 0;
+  const float* z = nullptr;  // n × z_dim
+  const float* c = nullptr;  // n × c_dim (one-hot), nullptr when c_dim == 0
+  float psi = 1.0f;
+  int truncation_cutoff = -1;  // truncate rows [0, cutoff); -1 = all rows
+  float* ws = nullptr;         // out: n × num_ws × w_dim
+};
+
+struct SynthesisArgs {
+  int n = 0;
+  const float* ws = nullptr;  // n × num_ws × w_dim
+  NoiseMode noise = NoiseMode::Const;
+  uint64_t noise_seed = 0;     // for NoiseMode::Random
+  float* img = nullptr;        // out (optional): n × C × H × W float32, unclamped
+  uint8_t* img_u8 = nullptr;   // out (optional): n × H × W × C, clamp(img·127.5+128, 0, 255) truncated
+};
+
+class Backend;
+struct Network;
+
+class Generator {
+ public:
+  // config_json: the `config` string of docs/weights-format.md. The tensors are validated
+  // against it; every mismatch is reported by name.
+  static Status create(const std::string& config_json, const std::vector<TensorView>& tensors,
+                       const LoadOptions& options, std::unique_ptr<Generator>* out);
+  ~Generator();
+  Generator(const Generator&) = delete;
+  Generator& operator=(const Generator&) = delete;
+
+  const ModelInfo& info() const;
+  const char* backend_name() const;
+
+  // Thread-safe: calls on one generator are serialised internally.
+  Status mapping(const MappingArgs& args);
+  Status synthesis(const SynthesisArgs& args);
+
+ private:
+  Generator();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The names of the backends compiled into this build that can run here (e.g. {"cpu"} or
+// {"cuda", "cpu"}), best first. `why_not` receives, per missing backend, why it is missing.
+std::vector<std::string> available_backends(std::string* why_not = nullptr);
+
+// numpy.random.RandomState(seed).randn(count), bit-exact (MT19937 + polar Gaussian).
+void numpy_randn(uint32_t seed, size_t count, double* out);
+
+}  // namespace facegan
