@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds the native addon with cmake-js into build/Release/facegan.node.
 // The CUDA backend is compiled when CMake finds a CUDA toolkit (set FACEGAN_CUDA=0 to skip it).
+// FACEGAN_TOOLS=1 also builds the C++ check / bench / unit executables into build/bin.
 // Extra arguments are passed to cmake-js (e.g. --debug).
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -18,6 +19,7 @@ const args = [
   process.env.FACEGAN_REBUILD === '1' ? 'rebuild' : 'compile',
   '--parallel', String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length)),
   `--CDFACEGAN_CUDA=${cuda}`,
+  `--CDFACEGAN_TOOLS=${process.env.FACEGAN_TOOLS === '1' ? 'ON' : 'OFF'}`,
   ...(process.env.FACEGAN_CUDA_ARCHITECTURES ? [`--CDFACEGAN_CUDA_ARCHITECTURES=${process.env.FACEGAN_CUDA_ARCHITECTURES}`] : []),
   ...process.argv.slice(2),
 ];

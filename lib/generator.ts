@@ -1,0 +1,295 @@
+/**
+ * load → generate → dispose. A Generator owns one native engine; every call runs off the main
+ * thread (an AsyncWorker in the addon) and calls on one generator run one after another.
+ */
+import { FaceganError, invalidOption } from './errors.js';
+import { native, type NativeGenerator, type NativeTensor } from './native.js';
+import {
+  checkClasses,
+  checkInteger,
+  checkLatents,
+  checkObject,
+  checkOneOf,
+  checkSynthesisOptions,
+  checkTruncation,
+  checkWs,
+  type Device,
+  type ModelShape,
+  type NoiseMode,
+  type OutputKind,
+  type Precision,
+} from './options.js';
+
+export type { Device, NoiseMode, OutputKind, Precision } from './options.js';
+
+export interface LoadOptions {
+  /** 'auto' (default) uses CUDA when a GPU and a CUDA build are present, else the CPU. */
+  device?: Device;
+  /** GPU ordinal for CUDA. */
+  deviceIndex?: number;
+  /** Arithmetic precision. The CPU engine runs fp32. */
+  precision?: Precision;
+  /** CPU worker threads (0 or absent: one per hardware thread). */
+  threads?: number;
+  /** Images run through the engine at once; larger calls are split. Default: by image size. */
+  batchSize?: number;
+}
+
+export interface GeneratorInfo {
+  arch: string;
+  resolution: number;
+  imageChannels: number;
+  zDim: number;
+  wDim: number;
+  cDim: number;
+  numWs: number;
+  mappingLayers: number;
+  convClamp: number | null;
+  numParams: number;
+  backend: 'cpu' | 'cuda';
+  precision: Precision;
+  /** Where the weights came from (a path) and in which format. */
+  source: string;
+  format: string;
+}
+
+/** An 8-bit image, rows top to bottom, channels interleaved (HWC; RGB or gray). */
+export interface Image {
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array;
+  /** The seed it came from, when it came from a seed. */
+  seed?: number;
+}
+
+/** The raw synthesis output of one image: CHW float32, unclamped, roughly in [−1, 1]. */
+export interface FloatImage {
+  width: number;
+  height: number;
+  channels: number;
+  data: Float32Array;
+  seed?: number;
+}
+
+export interface LatentOptions {
+  seed?: number;
+  seeds?: number[];
+  /** n × zDim latents. */
+  z?: Float32Array | Float64Array | number[];
+  /** Truncation ψ (1 = none). */
+  psi?: number;
+  /** Truncate only the first `truncationCutoff` rows of ws. */
+  truncationCutoff?: number | null;
+  /** Class of a conditional model: one index for all images or one per image. */
+  classIndex?: number | number[];
+}
+
+export interface RenderOptions {
+  noiseMode?: NoiseMode;
+  /** Seed of the noise for noiseMode 'random' (default: a fresh random seed per call). */
+  noiseSeed?: number;
+  output?: OutputKind;
+}
+
+export type GenerateOptions = LatentOptions & RenderOptions;
+
+type ImagesFor<O> = O extends { output: 'float32' } ? FloatImage[] : Image[];
+
+export class Generator {
+  readonly info: GeneratorInfo;
+  #native: NativeGenerator | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #batchSize: number;
+
+  /** @internal use loadGenerator() */
+  constructor(engine: NativeGenerator, info: GeneratorInfo, batchSize: number) {
+    this.#native = engine;
+    this.info = Object.freeze(info);
+    this.#batchSize = batchSize;
+  }
+
+  get disposed(): boolean {
+    return this.#native === undefined;
+  }
+
+  /** numpy.random.RandomState(seed).randn(zDim): the latent the official generate.py uses. */
+  zFromSeed(seed: number): Float64Array {
+    checkInteger('seed', seed, 0, 2 ** 32 - 1);
+    return native().numpyRandn(seed, this.info.zDim);
+  }
+
+  /** Seeds or latents → images. */
+  async generate<O extends GenerateOptions>(options: O): Promise<ImagesFor<O>> {
+    const opts = checkObject('options', options);
+    const shape = this.#shape();
+    const latents = checkLatents(opts, shape);
+    const trunc = checkTruncation(opts, shape);
+    const c = checkClasses(opts, shape, latents.count);
+    const synth = checkSynthesisOptions(opts, shape, latents.count);
+    const z = latents.z ?? this.#zForSeeds(latents.seeds!);
+    const ws = await this.#run((g) => g.mapping(z, c, latents.count, trunc.psi, trunc.cutoff));
+    return (await this.#synthesise(ws, latents.count, synth, latents.seeds)) as ImagesFor<O>;
+  }
+
+  /** Seeds or latents → ws, n × numWs × wDim (truncation applied). */
+  async mapping(options: LatentOptions): Promise<Float32Array> {
+    const opts = checkObject('options', options);
+    const shape = this.#shape();
+    const latents = checkLatents(opts, shape);
+    const trunc = checkTruncation(opts, shape);
+    const c = checkClasses(opts, shape, latents.count);
+    const z = latents.z ?? this.#zForSeeds(latents.seeds!);
+    return this.#run((g) => g.mapping(z, c, latents.count, trunc.psi, trunc.cutoff));
+  }
+
+  /** ws (n × numWs × wDim) → images. Style mixing is editing rows of ws. */
+  async synthesis<O extends RenderOptions>(ws: Float32Array, options?: O): Promise<ImagesFor<O>> {
+    const opts = checkObject('options', options);
+    const shape = this.#shape();
+    const checked = checkWs(ws, shape);
+    const synth = checkSynthesisOptions(opts, shape, checked.count);
+    return (await this.#synthesise(checked.ws, checked.count, synth, undefined)) as ImagesFor<O>;
+  }
+
+  /** Frees the engine. Calls already running finish; later calls reject with ERR_DISPOSED. */
+  dispose(): void {
+    const engine = this.#native;
+    this.#native = undefined;
+    if (engine) void this.#queue.finally(() => engine.dispose());
+  }
+
+  #shape(): ModelShape {
+    if (!this.#native) throw new FaceganError('ERR_DISPOSED', 'This generator has been disposed');
+    return this.info;
+  }
+
+  #zForSeeds(seeds: number[]): Float32Array {
+    const { zDim } = this.info;
+    const z = new Float32Array(seeds.length * zDim);
+    seeds.forEach((s, i) => z.set(native().numpyRandn(s, zDim), i * zDim));
+    return z;
+  }
+
+  async #synthesise(
+    ws: Float32Array,
+    count: number,
+    synth: { noiseMode: NoiseMode; noiseSeed: number | undefined; output: OutputKind },
+    seeds: number[] | undefined,
+  ): Promise<Image[] | FloatImage[]> {
+    const { resolution: size, imageChannels: channels, numWs, wDim } = this.info;
+    const row = numWs * wDim;
+    const wantFloat = synth.output === 'float32';
+    const noiseSeed = synth.noiseSeed ?? Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
+    const images: (Image | FloatImage)[] = [];
+    for (let start = 0; start < count; start += this.#batchSize) {
+      const n = Math.min(this.#batchSize, count - start);
+      const chunk = ws.subarray(start * row, (start + n) * row);
+      // Each chunk gets its own noise stream so that splitting never repeats noise.
+      const out = await this.#run((g) => g.synthesis(chunk, n, synth.noiseMode, noiseSeed + start, wantFloat, !wantFloat));
+      const data = (wantFloat ? out.float32 : out.uint8)!;
+      const per = channels * size * size;
+      for (let i = 0; i < n; i++) {
+        const image = { width: size, height: size, channels, data: data.subarray(i * per, (i + 1) * per) };
+        images.push(seeds ? { ...image, seed: seeds[start + i] } : image);
+      }
+    }
+    return images as Image[] | FloatImage[];
+  }
+
+  /** Runs one native call after the previous one, with the caller's stack on failure. */
+  #run<T>(call: (g: NativeGenerator) => Promise<T>): Promise<T> {
+    const trace = new Error();
+    const job = this.#queue.then(() => {
+      const engine = this.#native;
+      if (!engine) throw new FaceganError('ERR_DISPOSED', 'This generator has been disposed');
+      return call(engine);
+    });
+    this.#queue = job.catch(() => undefined);
+    return job.catch((err: unknown) => {
+      if (err instanceof FaceganError) throw err;
+      const e = new FaceganError('ERR_NATIVE', (err as Error)?.message ?? String(err));
+      e.stack = `${e.name}: ${e.message}\n${trace.stack?.split('\n').slice(1).join('\n') ?? ''}`;
+      throw e;
+    });
+  }
+}
+
+/** The backends this process can use, best first, and why the others cannot run. */
+export function availableBackends(): { backends: ('cpu' | 'cuda')[]; unavailable: string } {
+  const r = native().availableBackends();
+  return { backends: r.backends as ('cpu' | 'cuda')[], unavailable: r.unavailable };
+}
+
+/** Images per engine call by default: bounded activations (~256 MiB per call on the CPU). */
+function defaultBatchSize(resolution: number, backend: string): number {
+  const perImage = resolution * resolution * 64 * 4 * 3;
+  const budget = backend === 'cuda' ? 4 * 2 ** 30 : 256 * 2 ** 20;
+  return Math.max(1, Math.min(64, Math.floor(budget / perImage)));
+}
+
+export interface LoadedModel {
+  config: Record<string, unknown>;
+  tensors: NativeTensor[];
+  source: string;
+  format: string;
+}
+
+/** Creates the native engine for already-read weights (shared by loadGenerator and tests). */
+export async function createGenerator(model: LoadedModel, options: LoadOptions = {}): Promise<Generator> {
+  const opts = checkObject('options', options);
+  const device = checkOneOf('device', opts.device, ['auto', 'cpu', 'cuda'] as const, 'auto');
+  const deviceIndex = opts.deviceIndex === undefined ? 0 : checkInteger('deviceIndex', opts.deviceIndex, 0, 63);
+  const threads = opts.threads === undefined ? 0 : checkInteger('threads', opts.threads, 0, 1024);
+  const batchSize = opts.batchSize === undefined ? undefined : checkInteger('batchSize', opts.batchSize, 1, 1024);
+  const addon = native();
+  const { backends, unavailable } = addon.availableBackends();
+  let backend: 'cpu' | 'cuda' = 'cpu';
+  if (device === 'cuda') {
+    if (!backends.includes('cuda')) {
+      throw new FaceganError(
+        'ERR_BACKEND_UNAVAILABLE',
+        `The CUDA backend is not available: ${unavailable || 'unknown reason'}. Use device: 'cpu' or 'auto'.`,
+      );
+    }
+    backend = 'cuda';
+  } else if (device === 'auto' && backends.includes('cuda')) {
+    backend = 'cuda';
+  }
+  const precision = checkOneOf('precision', opts.precision, ['fp32', 'fp16', 'bf16'] as const, 'fp32');
+  if (backend === 'cpu' && precision !== 'fp32') {
+    throw invalidOption('precision', "'fp32' on the CPU backend", precision);
+  }
+  const trace = new Error();
+  let engine: NativeGenerator;
+  try {
+    engine = await addon.createGenerator(JSON.stringify(model.config), model.tensors, {
+      backend,
+      deviceIndex,
+      precision,
+      threads,
+    });
+  } catch (err) {
+    const e = new FaceganError('ERR_NATIVE', `Could not create the ${backend} engine: ${(err as Error).message}`);
+    e.stack = `${e.name}: ${e.message}\n${trace.stack?.split('\n').slice(1).join('\n') ?? ''}`;
+    throw e;
+  }
+  const raw = engine.info();
+  const info: GeneratorInfo = {
+    arch: raw.arch,
+    resolution: raw.resolution,
+    imageChannels: raw.imageChannels,
+    zDim: raw.zDim,
+    wDim: raw.wDim,
+    cDim: raw.cDim,
+    numWs: raw.numWs,
+    mappingLayers: raw.mappingLayers,
+    convClamp: raw.convClamp,
+    numParams: raw.numParams,
+    backend,
+    precision,
+    source: model.source,
+    format: model.format,
+  };
+  return new Generator(engine, info, batchSize ?? defaultBatchSize(info.resolution, backend));
+}
