@@ -190,8 +190,9 @@ export class Generator {
       const data = (wantFloat ? out.float32 : out.uint8)!;
       const per = channels * size * size;
       for (let i = 0; i < n; i++) {
-        const image = { width: size, height: size, channels, data: data.subarray(i * per, (i + 1) * per) };
-        images.push(seeds ? { ...image, seed: seeds[start + i] } : image);
+        const image = { width: size, height: size, channels, data: data.subarray(i * per, (i + 1) * per) } as Image | FloatImage;
+        if (seeds) image.seed = seeds[start + i];
+        images.push(image);
       }
     }
     return images as Image[] | FloatImage[];
