@@ -30,12 +30,18 @@ struct BackendReg {
   // True when the backend can run in this process (compiled in, driver and device present).
   bool (*available)(std::string* why_not);
   std::unique_ptr<Backend> (*create)();
+  // Hidden entries (the scalar reference engine "cpu-ref") can be created by name but are not
+  // listed by available_backends().
+  bool hidden = false;
 };
 
 const std::vector<BackendReg>& backend_registry();
 
 // Defined by native/cpu.
 std::unique_ptr<Backend> create_cpu_backend();
+// The plain scalar reference engine (native/cpu/reference.cc): slow, written straight from
+// shared/stylegan2-math.md; the judge for the optimised engines in self-checks.
+std::unique_ptr<Backend> create_cpu_reference_backend();
 
 #ifdef FACEGAN_WITH_CUDA
 // Defined by native/cuda (compiled only when CMake found a CUDA toolkit).

@@ -1,0 +1,28 @@
+// Small helpers shared by the CPU engines (compiled for the baseline ISA).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "facegan.h"
+#include "network.h"
+
+namespace facegan {
+namespace cpu {
+
+// img: C × H × W float → H × W × C uint8 exactly as generate.py: the float32 product x·127.5,
+// then the float32 sum + 128, clamped to [0, 255], truncated (NaN → 0).
+void to_u8_hwc(const float* img, int C, int H, int W, uint8_t* out);
+
+// The mapping network on float32 (shared by both CPU engines; it is tiny next to synthesis).
+void run_mapping(const Network& net, const MappingArgs& a);
+
+// Truncation as torch.lerp(w_avg, w, psi) computes it.
+inline float lerp_torch(float start, float end, float weight) {
+  float diff = end - start;
+  return weight < 0.5f ? start + weight * diff : end - diff * (1.0f - weight);
+}
+
+}  // namespace cpu
+}  // namespace facegan

@@ -1,0 +1,453 @@
+// facegan-check: runs a converted model against the fixtures' goldens, or compares two
+// backends on random weights of a given shape.
+//
+//   facegan-check [--backend B] [--precision fp32|fp16|bf16] [--threads N] MODEL.safetensors GOLDEN_PREFIX
+//   facegan-check --compare-backends A B --random-config ffhq1024|ffhq256|tiny|... [--batch N]
+//                 [--precision P] [--precision-b P] [--threads N] [--seed S]
+//
+// Golden mode reads GOLDEN_PREFIX.golden.safetensors and GOLDEN_PREFIX.golden.json and prints one
+// line per check, PASS / FAIL against: ws ≤ 1e-5 relative, float images ≤ 1e-4 max abs, uint8
+// ≤ 0.1 % of values off by one and none by more (fp16 / bf16: image PSNR ≥ 40 dB). Exit 1 on any
+// FAIL.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "facegan.h"
+#include "json.h"
+#include "random_model.h"
+#include "safetensors.h"
+
+using namespace facegan;
+
+namespace {
+
+struct Opts {
+  std::string backend = "cpu";
+  std::string backend_b;
+  Precision precision = Precision::FP32;
+  Precision precision_b = Precision::FP32;
+  bool precision_b_set = false;
+  int threads = 0;
+  std::string model, golden;
+  std::string random_config;
+  int batch = 2;
+  uint64_t seed = 1;
+  bool verbose = false;
+};
+
+[[noreturn]] void usage(const char* msg = nullptr) {
+  if (msg) std::fprintf(stderr, "facegan-check: %s\n", msg);
+  std::fprintf(stderr,
+               "usage: facegan-check [--backend cpu|cuda|cpu-ref] [--precision fp32|fp16|bf16] [--threads N]\n"
+               "                     MODEL.safetensors GOLDEN_PREFIX\n"
+               "       facegan-check --compare-backends A B --random-config NAME [--batch N] [--seed S]\n"
+               "                     [--precision P] [--precision-b P] [--threads N]\n"
+               "       random configs: %s\n",
+               tools::random_model_names().c_str());
+  std::exit(2);
+}
+
+bool parse_precision(const std::string& s, Precision* p) {
+  if (s == "fp32") *p = Precision::FP32;
+  else if (s == "fp16") *p = Precision::FP16;
+  else if (s == "bf16") *p = Precision::BF16;
+  else return false;
+  return true;
+}
+
+const char* precision_name(Precision p) {
+  return p == Precision::FP32 ? "fp32" : p == Precision::FP16 ? "fp16" : "bf16";
+}
+
+struct Stats {
+  double max_abs = 0, max_ref = 0, sse = 0;
+  size_t n = 0;
+  double rel() const { return max_abs / (max_ref > 0 ? max_ref : 1.0); }
+  double psnr() const {  // peak-to-peak 2 (images in [-1, 1])
+    double mse = n ? sse / double(n) : 0.0;
+    return mse > 0 ? 10.0 * std::log10(4.0 / mse) : 999.0;
+  }
+};
+
+Stats compare(const float* a, const float* ref, size_t n) {
+  Stats s;
+  s.n = n;
+  for (size_t i = 0; i < n; ++i) {
+    double d = std::fabs(double(a[i]) - double(ref[i]));
+    if (!(d == d)) d = INFINITY;  // NaN
+    if (d > s.max_abs) s.max_abs = d;
+    s.max_ref = std::fmax(s.max_ref, std::fabs(double(ref[i])));
+    s.sse += d * d;
+  }
+  return s;
+}
+
+std::vector<float> as_f32(const SafetensorsEntry& e) {
+  std::vector<float> v(size_t(e.numel()));
+  if (e.dtype == "F32") {
+    std::memcpy(v.data(), e.data, v.size() * 4);
+  } else if (e.dtype == "F64") {
+    for (size_t i = 0; i < v.size(); ++i) {
+      double d;
+      std::memcpy(&d, e.data + 8 * i, 8);
+      v[i] = float(d);
+    }
+  } else {
+    std::fprintf(stderr, "unexpected dtype %s for %s\n", e.dtype.c_str(), e.name.c_str());
+    std::exit(2);
+  }
+  return v;
+}
+
+struct Checker {
+  int pass = 0, fail = 0;
+  bool reduced = false;  // fp16 / bf16: PSNR criteria for images
+
+  void line(bool ok, const std::string& what, const std::string& detail) {
+    std::printf("%-4s  %-28s %s\n", ok ? "PASS" : "FAIL", what.c_str(), detail.c_str());
+    std::fflush(stdout);
+    (ok ? pass : fail)++;
+  }
+  static std::string fmt(const char* f, double a, double b = 0, double c = 0) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, f, a, b, c);
+    return buf;
+  }
+  void ws(const std::string& key, const float* got, const float* ref, size_t n) {
+    Stats s = compare(got, ref, n);
+    double tol = reduced ? 1e-2 : 1e-5;
+    line(s.rel() <= tol, key, fmt("rel err %.3g (max abs %.3g, tol %.0e)", s.rel(), s.max_abs, tol));
+  }
+  void img(const std::string& key, const float* got, const float* ref, size_t n) {
+    Stats s = compare(got, ref, n);
+    if (reduced)
+      line(s.psnr() >= 40.0, key, fmt("PSNR %.2f dB (max abs %.3g, need >= 40 dB)", s.psnr(), s.max_abs));
+    else
+      line(s.max_abs <= 1e-4, key, fmt("max abs %.3g (PSNR %.1f dB, tol 1e-4)", s.max_abs, s.psnr()));
+  }
+  void u8(const std::string& key, const uint8_t* got, const uint8_t* ref, size_t n) {
+    size_t off1 = 0, worse = 0;
+    int maxd = 0;
+    for (size_t i = 0; i < n; ++i) {
+      int d = std::abs(int(got[i]) - int(ref[i]));
+      if (d == 1) ++off1;
+      else if (d > 1) ++worse;
+      if (d > maxd) maxd = d;
+    }
+    double frac = double(off1 + worse) / double(n);
+    bool ok = reduced ? frac <= 0.5 && maxd <= 16 : worse == 0 && double(off1) <= 0.001 * double(n);
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "%zu/%zu off by one (%.3f%%), %zu by more (max %d)", off1, n,
+                  100.0 * double(off1) / double(n), worse, maxd);
+    line(ok, key, buf);
+  }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return std::string();
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+Status load_model(const std::string& path, const Opts& o, Precision prec, std::unique_ptr<Generator>* gen,
+                  std::unique_ptr<SafetensorsFile>* file) {
+  Status s = SafetensorsFile::open(path, file);
+  if (!s) return s;
+  const std::string* cfg = (*file)->metadata_value("config");
+  if (!cfg) return Status::Error(path + ": no \"config\" in __metadata__");
+  std::vector<TensorView> views;
+  if (!(s = (*file)->tensor_views(&views))) return s;
+  LoadOptions lo;
+  lo.backend = o.backend;
+  lo.precision = prec;
+  lo.num_threads = o.threads;
+  return Generator::create(*cfg, views, lo, gen);
+}
+
+int run_golden(const Opts& o) {
+  std::unique_ptr<SafetensorsFile> mfile, gfile;
+  std::unique_ptr<Generator> gen;
+  auto t0 = std::chrono::steady_clock::now();
+  Status s = load_model(o.model, o, o.precision, &gen, &mfile);
+  if (!s) {
+    std::fprintf(stderr, "facegan-check: %s\n", s.message.c_str());
+    return 1;
+  }
+  double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (!(s = SafetensorsFile::open(o.golden + ".golden.safetensors", &gfile))) {
+    std::fprintf(stderr, "facegan-check: %s\n", s.message.c_str());
+    return 1;
+  }
+  std::string jtext = read_file(o.golden + ".golden.json");
+  json::Value gj;
+  if (jtext.empty() || !(s = json::parse(jtext, &gj)) || !gj.get("cases") || !gj.get("cases")->is_array()) {
+    std::fprintf(stderr, "facegan-check: cannot read %s.golden.json %s\n", o.golden.c_str(), s.message.c_str());
+    return 1;
+  }
+  const ModelInfo& mi = gen->info();
+  std::printf("model %s: %dx%d, %d channels, z %d, w %d, c %d, num_ws %d, %.2f M params; backend %s, %s; "
+              "loaded in %.0f ms\n",
+              o.model.c_str(), mi.img_resolution, mi.img_resolution, mi.img_channels, mi.z_dim, mi.w_dim,
+              mi.c_dim, mi.num_ws, double(mi.num_params) / 1e6, gen->backend_name(), precision_name(o.precision),
+              load_ms);
+  Checker ck;
+  ck.reduced = o.precision != Precision::FP32;
+  const int R = mi.img_resolution, IC = mi.img_channels, NW = mi.num_ws, WD = mi.w_dim;
+  const size_t img_n = size_t(IC) * R * R, ws_n = size_t(NW) * WD;
+
+  auto tensor = [&](const std::string& key) -> const SafetensorsEntry* {
+    const SafetensorsEntry* e = gfile->find(key);
+    if (!e) {
+      std::fprintf(stderr, "facegan-check: golden tensor %s missing\n", key.c_str());
+      std::exit(1);
+    }
+    return e;
+  };
+  auto run_mapping = [&](const std::vector<int>& seeds, float psi, const std::vector<int>& classes,
+                         std::vector<float>* ws) -> bool {
+    int n = int(seeds.size());
+    std::vector<double> zd(size_t(mi.z_dim));
+    std::vector<float> z(size_t(n) * mi.z_dim), c(size_t(n) * std::max(mi.c_dim, 1), 0.0f);
+    for (int i = 0; i < n; ++i) {
+      numpy_randn(uint32_t(seeds[size_t(i)]), zd.size(), zd.data());
+      for (int j = 0; j < mi.z_dim; ++j) z[size_t(i) * mi.z_dim + j] = float(zd[size_t(j)]);
+      if (mi.c_dim > 0) c[size_t(i) * mi.c_dim + classes[size_t(i)]] = 1.0f;
+    }
+    ws->assign(size_t(n) * ws_n, 0.0f);
+    MappingArgs a;
+    a.n = n;
+    a.z = z.data();
+    a.c = mi.c_dim > 0 ? c.data() : nullptr;
+    a.psi = psi;
+    a.ws = ws->data();
+    Status st = gen->mapping(a);
+    if (!st) ck.line(false, "mapping", st.message);
+    return bool(st);
+  };
+  auto run_synth = [&](const float* ws, int n, NoiseMode mode, std::vector<float>* img, std::vector<uint8_t>* u8) -> bool {
+    img->assign(size_t(n) * img_n, 0.0f);
+    u8->assign(size_t(n) * img_n, 0);
+    SynthesisArgs a;
+    a.n = n;
+    a.ws = ws;
+    a.noise = mode;
+    a.img = img->data();
+    a.img_u8 = u8->data();
+    Status st = gen->synthesis(a);
+    if (!st) ck.line(false, "synthesis", st.message);
+    return bool(st);
+  };
+  auto mode_of = [](const std::string& m) {
+    return m == "none" ? NoiseMode::None : m == "random" ? NoiseMode::Random : NoiseMode::Const;
+  };
+
+  std::vector<std::string> z_checked;
+  std::vector<float> ws, img;
+  std::vector<uint8_t> u8;
+  auto t1 = std::chrono::steady_clock::now();
+  for (const json::Value& cs : gj.get("cases")->array) {
+    const json::Value* seedv = cs.get("seed");
+    const json::Value* batch = cs.get("batch_seeds");
+    const json::Value* mixing = cs.get("mixing");
+    std::string mode = cs.get("noise_mode") ? cs.get("noise_mode")->str : "const";
+    if (seedv) {
+      int seed = int(seedv->number);
+      float psi = float(cs.get("psi")->number);
+      int cls = mi.c_dim > 0 ? (cs.get("class_index") && cs.get("class_index")->is_number()
+                                    ? int(cs.get("class_index")->number) : seed % 10) : 0;
+      std::string zkey = cs.get("z")->str;
+      if (std::find(z_checked.begin(), z_checked.end(), zkey) == z_checked.end()) {
+        z_checked.push_back(zkey);
+        const SafetensorsEntry* ze = tensor(zkey);
+        std::vector<double> zd(size_t(ze->numel()));
+        numpy_randn(uint32_t(seed), zd.size(), zd.data());
+        size_t bad = 0;
+        for (size_t i = 0; i < zd.size(); ++i) {
+          double g;
+          std::memcpy(&g, ze->data + 8 * i, 8);
+          if (g != zd[i]) ++bad;
+        }
+        ck.line(bad == 0, zkey, "numpy_randn: " + std::to_string(bad) + " of " + std::to_string(zd.size()) +
+                                    " values differ (bit-exact)");
+      }
+      std::string wkey = cs.get("ws")->str;
+      if (!run_mapping({seed}, psi, {cls}, &ws)) continue;
+      std::vector<float> gws = as_f32(*tensor(wkey));
+      ck.ws(wkey + " (mode " + mode + ")", ws.data(), gws.data(), ws_n);
+      if (!run_synth(gws.data(), 1, mode_of(mode), &img, &u8)) continue;
+      std::string ikey = cs.get("image")->str;
+      std::vector<float> gimg = as_f32(*tensor(ikey));
+      ck.img(ikey, img.data(), gimg.data(), img_n);
+      if (cs.get("image_uint8")) {
+        std::string ukey = cs.get("image_uint8")->str;
+        const SafetensorsEntry* ue = tensor(ukey);
+        ck.u8(ukey, u8.data(), ue->data, img_n);
+      }
+    } else if (mixing) {
+      std::vector<float> a = as_f32(*tensor(mixing->get("first")->str));
+      std::vector<float> b = as_f32(*tensor(mixing->get("second")->str));
+      int cutoff = int(mixing->get("cutoff")->number);
+      std::vector<float> mix(ws_n);
+      for (int r = 0; r < NW; ++r)
+        for (int j = 0; j < WD; ++j)
+          mix[size_t(r) * WD + j] = (r < cutoff ? a : b)[size_t(r) * WD + j];
+      std::string wkey = cs.get("ws")->str;
+      std::vector<float> gws = as_f32(*tensor(wkey));
+      ck.ws(wkey + " (built)", mix.data(), gws.data(), ws_n);
+      if (!run_synth(gws.data(), 1, mode_of(mode), &img, &u8)) continue;
+      std::string ikey = cs.get("image")->str;
+      std::vector<float> gimg = as_f32(*tensor(ikey));
+      ck.img(ikey, img.data(), gimg.data(), img_n);
+    } else if (batch) {
+      std::vector<int> seeds, classes;
+      for (const auto& v : batch->array) {
+        seeds.push_back(int(v.number));
+        classes.push_back(int(v.number) % 10);
+      }
+      float psi = float(cs.get("psi")->number);
+      int n = int(seeds.size());
+      if (!run_mapping(seeds, psi, classes, &ws)) continue;
+      char psis[32];
+      std::snprintf(psis, sizeof psis, "%.1f", double(psi));
+      std::vector<float> gws(size_t(n) * ws_n);
+      for (int i = 0; i < n; ++i) {
+        std::vector<float> g = as_f32(*tensor("ws/" + std::to_string(seeds[size_t(i)]) + "/" + psis));
+        std::copy(g.begin(), g.end(), gws.begin() + long(size_t(i) * ws_n));
+      }
+      ck.ws("ws batch of " + std::to_string(n), ws.data(), gws.data(), size_t(n) * ws_n);
+      if (!run_synth(gws.data(), n, mode_of(mode), &img, &u8)) continue;
+      std::string ikey = cs.get("image")->str;
+      std::vector<float> gimg = as_f32(*tensor(ikey));
+      ck.img(ikey, img.data(), gimg.data(), size_t(n) * img_n);
+    }
+  }
+  double run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+  std::printf("summary: %s  %d passed, %d failed  (backend %s, %s, %.0f ms)\n", ck.fail ? "FAIL" : "PASS", ck.pass,
+              ck.fail, gen->backend_name(), precision_name(o.precision), run_ms);
+  return ck.fail ? 1 : 0;
+}
+
+int run_compare(const Opts& o) {
+  tools::RandomModelSpec spec;
+  if (!tools::random_model_spec(o.random_config, &spec)) usage("unknown --random-config");
+  tools::RandomModel model;
+  tools::make_random_model(spec, o.seed, &model);
+  std::unique_ptr<Generator> ga, gb;
+  LoadOptions la, lb;
+  la.backend = o.backend;
+  la.precision = o.precision;
+  la.num_threads = o.threads;
+  lb = la;
+  lb.backend = o.backend_b;
+  lb.precision = o.precision_b_set ? o.precision_b : o.precision;
+  Status s = Generator::create(model.config_json, model.tensors, la, &ga);
+  if (s) s = Generator::create(model.config_json, model.tensors, lb, &gb);
+  if (!s) {
+    std::fprintf(stderr, "facegan-check: %s\n", s.message.c_str());
+    return 1;
+  }
+  const ModelInfo& mi = ga->info();
+  std::printf("random %s (seed %llu): %dx%d, %.2f M params; %s/%s vs %s/%s, batch %d\n", o.random_config.c_str(),
+              (unsigned long long)o.seed, mi.img_resolution, mi.img_resolution, double(mi.num_params) / 1e6,
+              o.backend.c_str(), precision_name(la.precision), o.backend_b.c_str(), precision_name(lb.precision),
+              o.batch);
+  const int n = o.batch;
+  const size_t ws_n = size_t(mi.num_ws) * mi.w_dim, img_n = size_t(mi.img_channels) * mi.img_resolution * mi.img_resolution;
+  std::vector<float> z(size_t(n) * mi.z_dim), c(size_t(n) * std::max(1, mi.c_dim), 0.0f);
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> zd(size_t(mi.z_dim));
+    numpy_randn(uint32_t(o.seed * 1000 + uint64_t(i)), zd.size(), zd.data());
+    for (int j = 0; j < mi.z_dim; ++j) z[size_t(i) * mi.z_dim + j] = float(zd[size_t(j)]);
+    if (mi.c_dim) c[size_t(i) * mi.c_dim + size_t(i % mi.c_dim)] = 1.0f;
+  }
+  Checker ck;
+  ck.reduced = la.precision != Precision::FP32 || lb.precision != Precision::FP32;
+  std::vector<float> wsa(size_t(n) * ws_n), wsb(size_t(n) * ws_n);
+  for (int pass = 0; pass < 2; ++pass) {
+    MappingArgs m;
+    m.n = n;
+    m.z = z.data();
+    m.c = mi.c_dim ? c.data() : nullptr;
+    m.psi = pass == 0 ? 1.0f : 0.7f;
+    m.truncation_cutoff = pass == 0 ? -1 : mi.num_ws / 2;
+    m.ws = wsa.data();
+    if (!(s = ga->mapping(m))) { ck.line(false, "mapping A", s.message); break; }
+    m.ws = wsb.data();
+    if (!(s = gb->mapping(m))) { ck.line(false, "mapping B", s.message); break; }
+    ck.ws(pass == 0 ? "ws psi 1" : "ws psi 0.7 cutoff", wsb.data(), wsa.data(), wsa.size());
+  }
+  for (NoiseMode mode : {NoiseMode::Const, NoiseMode::None, NoiseMode::Random}) {
+    const char* mname = mode == NoiseMode::Const ? "const" : mode == NoiseMode::None ? "none" : "random";
+    std::vector<float> ia(size_t(n) * img_n), ib(size_t(n) * img_n);
+    std::vector<uint8_t> ua(ia.size()), ub(ia.size());
+    SynthesisArgs sa;
+    sa.n = n;
+    sa.ws = wsa.data();
+    sa.noise = mode;
+    sa.noise_seed = 7;
+    sa.img = ia.data();
+    sa.img_u8 = ua.data();
+    auto t0 = std::chrono::steady_clock::now();
+    if (!(s = ga->synthesis(sa))) { ck.line(false, std::string("synthesis A ") + mname, s.message); continue; }
+    auto t1 = std::chrono::steady_clock::now();
+    sa.img = ib.data();
+    sa.img_u8 = ub.data();
+    if (!(s = gb->synthesis(sa))) { ck.line(false, std::string("synthesis B ") + mname, s.message); continue; }
+    auto t2 = std::chrono::steady_clock::now();
+    Stats st = compare(ib.data(), ia.data(), ia.size());
+    bool ok = ck.reduced ? st.psnr() >= 40.0 : st.max_abs <= 1e-3;
+    ck.line(ok, std::string("img ") + mname,
+            Checker::fmt("max abs %.3g, PSNR %.2f dB", st.max_abs, st.psnr()) +
+                Checker::fmt("  (A %.0f ms, B %.0f ms)",
+                             std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                             std::chrono::duration<double, std::milli>(t2 - t1).count()));
+    if (!ck.reduced) ck.u8(std::string("u8 ") + mname, ub.data(), ua.data(), ua.size());
+  }
+  std::printf("summary: %s  %d passed, %d failed\n", ck.fail ? "FAIL" : "PASS", ck.pass, ck.fail);
+  return ck.fail ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Opts o;
+  std::vector<std::string> pos;
+  bool compare_mode = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value after " + a).c_str());
+      return argv[++i];
+    };
+    if (a == "--backend") o.backend = next();
+    else if (a == "--precision") { if (!parse_precision(next(), &o.precision)) usage("bad --precision"); }
+    else if (a == "--precision-b") { if (!parse_precision(next(), &o.precision_b)) usage("bad --precision-b"); o.precision_b_set = true; }
+    else if (a == "--threads") o.threads = std::atoi(next().c_str());
+    else if (a == "--compare-backends") { compare_mode = true; o.backend = next(); o.backend_b = next(); }
+    else if (a == "--random-config") o.random_config = next();
+    else if (a == "--batch") o.batch = std::atoi(next().c_str());
+    else if (a == "--seed") o.seed = std::strtoull(next().c_str(), nullptr, 10);
+    else if (a == "-h" || a == "--help") usage();
+    else if (!a.empty() && a[0] == '-') usage(("unknown option " + a).c_str());
+    else pos.push_back(a);
+  }
+  if (compare_mode) {
+    if (o.random_config.empty()) usage("--compare-backends needs --random-config");
+    if (o.batch < 1 || o.batch > 1024) usage("--batch must be in [1, 1024]");
+    return run_compare(o);
+  }
+  if (pos.size() != 2) usage();
+  o.model = pos[0];
+  o.golden = pos[1];
+  return run_golden(o);
+}

@@ -1,0 +1,130 @@
+// Random-weight models for the tools; see random_model.h.
+#include "random_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "../cpu/noise.h"
+
+namespace facegan {
+namespace tools {
+
+bool random_model_spec(const std::string& name, RandomModelSpec* s) {
+  RandomModelSpec r;
+  r.name = name;
+  if (name == "ffhq1024") {
+  } else if (name == "ffhq512") {
+    r.resolution = 512;
+  } else if (name == "ffhq256") {
+    r.resolution = 256;
+    r.channel_base = 16384;
+    r.conv_clamp = 256.0f;
+  } else if (name == "tiny") {
+    r.z_dim = r.w_dim = 64;
+    r.resolution = 32;
+    r.channel_base = 1024;
+    r.channel_max = 128;
+  } else if (name == "tinyc") {
+    r.z_dim = 64;
+    r.w_dim = 96;
+    r.c_dim = 10;
+    r.resolution = 64;
+    r.mapping_layers = 4;
+    r.channel_base = 2048;
+    r.channel_max = 256;
+    r.conv_clamp = 0.5f;
+  } else if (name == "gray16") {
+    r.z_dim = 32;
+    r.w_dim = 48;
+    r.resolution = 16;
+    r.img_channels = 1;
+    r.mapping_layers = 2;
+    r.channel_base = 512;
+    r.channel_max = 64;
+  } else {
+    return false;
+  }
+  *s = r;
+  return true;
+}
+
+std::string random_model_names() { return "ffhq1024, ffhq512, ffhq256, tiny, tinyc, gray16"; }
+
+namespace {
+
+struct Maker {
+  RandomModel* m;
+  uint64_t key;
+  int stream = 0;
+  // N(mean, std) values for a new tensor.
+  void add(const std::string& name, std::vector<int64_t> shape, float mean, float stddev) {
+    size_t n = 1;
+    for (int64_t d : shape) n *= size_t(d);
+    m->data.emplace_back(n);
+    std::vector<float>& v = m->data.back();
+    noise_fill(noise_stream_key(key, 0, stream++), 0, n, v.data());
+    for (float& x : v) x = mean + stddev * x;
+    TensorView t;
+    t.name = name;
+    t.dtype = DType::F32;
+    t.shape = std::move(shape);
+    t.nbytes = n * 4;
+    m->tensors.push_back(std::move(t));
+  }
+};
+
+}  // namespace
+
+void make_random_model(const RandomModelSpec& s, uint64_t seed, RandomModel* out) {
+  *out = RandomModel();
+  int log2r = 0;
+  while ((1 << log2r) < s.resolution) ++log2r;
+  const int num_ws = 2 * log2r - 2;
+  const float lr = 0.01f;
+  out->config_json = "{\"arch\": \"stylegan2\", \"z_dim\": " + std::to_string(s.z_dim) +
+                     ", \"w_dim\": " + std::to_string(s.w_dim) + ", \"c_dim\": " + std::to_string(s.c_dim) +
+                     ", \"img_resolution\": " + std::to_string(s.resolution) +
+                     ", \"img_channels\": " + std::to_string(s.img_channels) + ", \"num_ws\": " +
+                     std::to_string(num_ws) + ", \"mapping_layers\": " + std::to_string(s.mapping_layers) +
+                     ", \"mapping_lr_multiplier\": 0.01, \"channel_base\": " + std::to_string(s.channel_base) +
+                     ", \"channel_max\": " + std::to_string(s.channel_max) + ", \"conv_clamp\": " +
+                     (s.conv_clamp < 0 ? std::string("null") : std::to_string(s.conv_clamp)) +
+                     ", \"num_fp16_res\": 0}";
+  out->data.reserve(size_t(16 + 8 * s.mapping_layers + 16 * log2r));
+  Maker mk{out, seed};
+  const int64_t w = s.w_dim;
+  if (s.c_dim > 0) {
+    mk.add("mapping.embed.weight", {w, s.c_dim}, 0.0f, 1.0f);
+    mk.add("mapping.embed.bias", {w}, 0.0f, 0.1f);
+  }
+  for (int i = 0; i < s.mapping_layers; ++i) {
+    int64_t in = i == 0 ? s.z_dim + (s.c_dim > 0 ? w : 0) : w;
+    mk.add("mapping.fc" + std::to_string(i) + ".weight", {w, in}, 0.0f, 1.0f / lr);
+    mk.add("mapping.fc" + std::to_string(i) + ".bias", {w}, 0.0f, 0.1f / lr);
+  }
+  mk.add("mapping.w_avg", {w}, 0.0f, 0.5f);
+  auto C = [&](int r) -> int64_t { return std::min<int64_t>(s.channel_base / r, s.channel_max); };
+  for (int r = 4; r <= s.resolution; r *= 2) {
+    std::string pre = "synthesis.b" + std::to_string(r) + ".";
+    int64_t cin = r == 4 ? C(4) : C(r / 2), cout = C(r);
+    if (r == 4) mk.add(pre + "const", {C(4), 4, 4}, 0.0f, 1.0f);
+    for (int ci = (r == 4 ? 1 : 0); ci < 2; ++ci) {
+      std::string lp = pre + (ci == 0 ? "conv0." : "conv1.");
+      int64_t in = ci == 0 ? cin : cout;
+      mk.add(lp + "affine.weight", {in, w}, 0.0f, 1.0f);
+      mk.add(lp + "affine.bias", {in}, 1.0f, 0.2f);
+      mk.add(lp + "weight", {cout, in, 3, 3}, 0.0f, 1.0f);
+      mk.add(lp + "bias", {cout}, 0.0f, 0.1f);
+      mk.add(lp + "noise_strength", {}, 0.0f, 0.1f);
+      mk.add(lp + "noise_const", {r, r}, 0.0f, 1.0f);
+    }
+    mk.add(pre + "torgb.affine.weight", {cout, w}, 0.0f, 1.0f);
+    mk.add(pre + "torgb.affine.bias", {cout}, 1.0f, 0.2f);
+    mk.add(pre + "torgb.weight", {s.img_channels, cout, 1, 1}, 0.0f, 1.0f);
+    mk.add(pre + "torgb.bias", {s.img_channels}, 0.0f, 0.1f);
+  }
+  for (size_t i = 0; i < out->tensors.size(); ++i) out->tensors[i].data = out->data[i].data();
+}
+
+}  // namespace tools
+}  // namespace facegan
