@@ -152,7 +152,10 @@ export class Generator {
     return (await this.#synthesise(checked.ws, checked.count, synth, undefined)) as ImagesFor<O>;
   }
 
-  /** Frees the engine. Calls already running finish; later calls reject with ERR_DISPOSED. */
+  /**
+   * Frees the engine. Calls not yet started (and every later call) reject with ERR_DISPOSED; a
+   * native call already running completes first, and the engine's memory goes when it ends.
+   */
   dispose(): void {
     const engine = this.#native;
     this.#native = undefined;
