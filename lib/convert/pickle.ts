@@ -47,7 +47,7 @@ export class PyDict {
   state: PyValue | undefined;
 
   get size(): number { return this.map.size; }
-  set(key: PyValue, value: PyValue): void { this.map.set(hashKey(key, 0), [key, value]); }
+  set(key: PyValue, value: PyValue): void { this.map.set(hashKey(key), [key, value]); }
   get(key: string | number): PyValue | undefined { return this.map.get(key)?.[1]; }
   has(key: string | number): boolean { return this.map.has(key); }
   *entries(): IterableIterator<[PyValue, PyValue]> { for (const e of this.map.values()) yield e; }
@@ -69,13 +69,21 @@ export class PyObject extends PyExtension {
 }
 
 const MAX_KEY_DEPTH = 64;
+const MAX_KEY_NODES = 10_000;
 
-function hashKey(key: PyValue, depth: number): unknown {
+function hashKey(key: PyValue): unknown {
+  if (key === null || typeof key === 'string' || typeof key === 'number') return key;
+  return hashComposite(key, 0, { nodes: 0 });
+}
+
+/** Python equality for keys: 1 == 1.0 == True; tuples by value. Bounded in depth and size (tuples may share parts). */
+function hashComposite(key: PyValue, depth: number, budget: { nodes: number }): unknown {
+  if (++budget.nodes > MAX_KEY_NODES) throw pickleCorrupt('a dict key is too large');
   if (key === null || typeof key === 'string' || typeof key === 'number') return key;
   if (typeof key === 'boolean') return key ? 1 : 0;
   if (typeof key === 'bigint') return Number.isSafeInteger(Number(key)) && BigInt(Number(key)) === key ? Number(key) : key;
   if (depth > MAX_KEY_DEPTH) throw pickleCorrupt('a dict key nests too deeply');
-  if (key instanceof PyTuple) return `\u0000t(${key.items.map((k) => String(hashKey(k, depth + 1))).join('\u0000,')})`;
+  if (key instanceof PyTuple) return `\u0000t(${key.items.map((k) => String(hashComposite(k, depth + 1, budget))).join('\u0000,')})`;
   if (key instanceof Uint8Array) return `\u0000b${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')}`;
   if (key instanceof PyGlobal) return `\u0000g${key.module}\u0000${key.name}`;
   if (key instanceof PySet && key.frozen) return key; // identity: good enough for data

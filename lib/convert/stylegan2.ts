@@ -75,11 +75,13 @@ const CONFIG_KEYS = [
 
 const MAX_DIM = 1 << 20;
 
-function show(v: unknown): string {
+function show(v: unknown, depth = 0): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 37)}...` : v);
   if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
   if (v === undefined) return 'nothing';
-  return typeof v;
+  const seq = pySequence(v as PyValue);
+  if (seq !== undefined && depth < 2) return `[${seq.slice(0, 8).map((x) => show(x, depth + 1)).join(', ')}${seq.length > 8 ? ', …' : ''}]`;
+  return pyTypeName(v as PyValue);
 }
 
 /**
