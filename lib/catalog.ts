@@ -246,24 +246,10 @@ export interface PullOptions {
   fetchImpl?: FetchLike;
 }
 
-type ConvertFn = (src: string, dst: string) => Promise<void>;
-
+/** The converter, imported lazily: it is only loaded when something is actually converted. */
 async function defaultConvert(src: string, dst: string): Promise<void> {
-  // Imported lazily, and through a variable so that this module does not depend on the converter
-  // at build time: it is only needed when something is actually converted.
-  const specifier = './convert/index.js';
-  let mod: { convertCheckpoint?: unknown };
-  try {
-    mod = (await import(specifier)) as { convertCheckpoint?: unknown };
-  } catch (error) {
-    throw new FaceganError('ERR_FILE_NOT_FOUND', `Cannot load the checkpoint converter (${specifier}): ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  if (typeof mod.convertCheckpoint !== 'function') {
-    throw new FaceganError('ERR_FILE_NOT_FOUND', `The checkpoint converter (${specifier}) does not export convertCheckpoint()`);
-  }
-  await (mod.convertCheckpoint as ConvertFn)(src, dst);
+  const { convertCheckpoint } = await import('./convert/index.js');
+  await convertCheckpoint(src, dst);
 }
 
 const ID_PATTERN = /^[a-z0-9][a-z0-9-]*$/;
