@@ -124,7 +124,8 @@ async function statFile(file: string): Promise<Stats | undefined> {
     const stats = await fs.stat(file);
     return stats.isFile() ? stats : undefined;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw downloadError(`Cannot read ${file}: ${(error as Error).message}`, error);
   }
 }
@@ -335,7 +336,13 @@ async function receive(
   const hash = createHash('sha256');
   if (offset > 0) await hashInto(hash, part);
   const reader = body.getReader();
-  const file = await fs.open(part, offset > 0 ? 'a' : 'w');
+  let file: fs.FileHandle;
+  try {
+    file = await fs.open(part, offset > 0 ? 'a' : 'w');
+  } catch (error) {
+    reader.cancel().catch(() => undefined);
+    throw downloadError(`Cannot write ${part}: ${(error as Error).message}`, error);
+  }
   const onAbort = (): void => {
     reader.cancel(signal?.reason).catch(() => undefined);
   };
@@ -369,9 +376,14 @@ async function receive(
         corrupt = true;
         throw downloadError(`Size mismatch for ${url}: expected ${total} bytes, but more arrived. The partial file was deleted.`);
       }
-      for (let written = 0; written < bytes.byteLength; ) {
-        const { bytesWritten } = await file.write(bytes, written, bytes.byteLength - written);
-        written += bytesWritten;
+      try {
+        for (let written = 0; written < bytes.byteLength; ) {
+          const { bytesWritten } = await file.write(bytes, written, bytes.byteLength - written);
+          written += bytesWritten;
+        }
+      } catch (error) {
+        // e.g. ENOSPC: what was written stays, so a later call can resume once there is room
+        throw downloadError(`Cannot write ${part}: ${(error as Error).message}`, error);
       }
       hash.update(bytes);
       downloaded += bytes.byteLength;

@@ -352,6 +352,14 @@ describe('downloadFile', () => {
     expect(fs.readFileSync(dest).equals(content)).toBe(true);
   });
 
+  it('reports a destination it cannot write as ERR_DOWNLOAD', async () => {
+    fs.writeFileSync(path.join(dir, 'not-a-dir'), 'x');
+    const error = await rejection(downloadFile(`${base}/file`, path.join(dir, 'not-a-dir', 'model.pkl')));
+    expect(error.code).toBe('ERR_DOWNLOAD');
+    expect(error.message).toMatch(/^Cannot create the directory for /);
+    expect(seen).toHaveLength(0);
+  });
+
   it('validates its arguments', async () => {
     const dest = path.join(dir, 'model.pkl');
     await expect(downloadFile('ftp://example.invalid/x', dest)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
