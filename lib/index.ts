@@ -27,6 +27,18 @@ export {
 export { DEFAULT_MODEL, loadGenerator, type LoadGeneratorOptions } from './load.js';
 export { convertCheckpoint, readCheckpoint } from './convert/index.js';
 export { encodeImage, saveImage, type ImageFormat } from './image.js';
+export {
+  catalog,
+  cachedModel,
+  findModel,
+  licenceNotice,
+  pullModel,
+  resolveModel,
+  type CatalogEntry,
+  type PullOptions,
+} from './catalog.js';
+export { downloadFile, progressBar, type DownloadOptions, type DownloadProgress } from './download.js';
+export { cacheDir } from './paths.js';
 
 export interface QuickGenerateOptions extends Omit<GenerateOptions, 'seeds' | 'output'> {
   /** A model path or catalogue id (default: the embedded ProGAN-128 CelebA model). */
