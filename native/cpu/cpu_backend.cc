@@ -1,4 +1,623 @@
+// The optimised CPU engine ("cpu").
+//
+// Layout: activations NCHW float32. Every modulated 3×3 convolution runs as "scale the input
+// channels by s, convolve with the fixed weights, scale the output channels by d": the fixed
+// weights are packed once (prepare) into the GEMM micro-kernel's panel layout and shared by
+// the whole batch; the style scaling happens while packing the input (im2col) panels; the
+// demodulation d[n,o] = rsqrt(Σ_i s[n,i]²·Wsq[o,i] + 1e-8) uses Wsq = Σ_k W[o,i,k]² precomputed
+// at load; ×d, noise, bias, lrelu·√2 and the clamp are applied on the GEMM output tile while it
+// is hot in cache.
+//
+// Up-convolutions (transposed 3×3 stride 2, then the [1,3,3,1]² FIR, gain 4, padding 1) run as
+// a 1×1 GEMM Y[(o,ky,kx), pixel] = Σ_c W[o,c,ky,kx]·s[c]·x[c, pixel] over the low-resolution
+// input (9·C_in·C_out MACs per input pixel, the cost of the transposed conv itself) followed by
+// a fused "col2im + FIR" pass: each output phase (2m+φy, 2n+φx) is a fixed 6×6-term combination
+// of Y at input rows/columns m−1..m+1 / n−1..n+1, evaluated separably (kernels_impl.h). Input
+// rows stream through a small ring buffer so the (2H+1)² intermediate is never materialised.
+// (Folding the FIR into four polyphase 3×3 kernels is the same function but costs 4× the MACs
+// of this scheme: 36 instead of 9 per input pixel and channel pair.)
+//
+// ToRGB (1×1 modulated, no demodulation) is fused with the ×2 upsampling of the previous image.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <thread>
+
 #include "backend.h"
+#include "common.h"
+#include "kernels.h"
+#include "noise.h"
+#include "thread_pool.h"
+
 namespace facegan {
-std::unique_ptr<Backend> create_cpu_backend() { return create_cpu_reference_backend(); }
-}
+namespace cpu {
+namespace {
+
+// 64-byte aligned float buffer (contents not preserved on growth).
+class Buf {
+ public:
+  Buf() = default;
+  ~Buf() { release(); }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  Buf(Buf&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+  float* data() { return p_; }
+  const float* data() const { return p_; }
+  size_t size() const { return n_; }
+  void reserve(size_t n) {  // grow-only, throws std::bad_alloc
+    if (n <= n_) return;
+    release();
+    p_ = static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t(64)));
+    n_ = n;
+  }
+  void zero() { if (n_) std::memset(p_, 0, n_ * sizeof(float)); }
+
+ private:
+  void release() {
+    if (p_) ::operator delete(p_, std::align_val_t(64));
+    p_ = nullptr;
+    n_ = 0;
+  }
+  float* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
+
+struct ConvPrep {
+  const LayerDesc* L = nullptr;
+  int index = 0;  // layer index in the network (for noise streams)
+  int K = 0;      // GEMM depth: 9·C_in (up 1) or C_in (up 2)
+  // Output-channel groups (up 2: GEMM rows (o, ky, kx) of og channels; up 1: one group, rows o).
+  int og = 0, ngroups = 0;
+  std::vector<size_t> group_off;  // offset of each group's packed A
+  std::vector<int> group_panels;  // MR-row panels per group
+  Buf A;                          // packed weights
+  std::vector<float> wsq;         // [C_out][C_in] Σ_k W²
+  size_t demod_off = 0;           // into the per-batch demodulation buffer
+  // Up-conv scheduling (fixed per layer).
+  bool multi = false;  // several whole images per GEMM
+  int ipt = 1, G = 1;  // images per task, input rows per GEMM step
+};
+
+struct Scratch {
+  Buf Bp, C, Z;
+  std::vector<ColSeg> segs;
+};
+
+class CpuBackend : public Backend {
+ public:
+  const char* name() const override { return "cpu"; }
+
+  Status prepare(const Network& net, const LoadOptions& options) override {
+    if (options.precision != Precision::FP32)
+      return Status::Error("the cpu backend computes in fp32 only (precision fp16 / bf16 are GPU options)");
+    net_ = &net;
+    ks_ = &best_kernel_set();
+    int nt = options.num_threads;
+    if (nt <= 0) nt = int(std::thread::hardware_concurrency());
+    if (nt <= 0) nt = 1;
+    nt = std::min(nt, 256);
+    const int MR = ks_->MR, NR = ks_->NR;
+    nc_target_ = int(round_up(size_t(std::max(384, 8 * NR)), size_t(NR)));
+
+    // Per-layer preparation.
+    size_t max_cols = size_t(nc_target_), max_crows = 0, max_z = 0;
+    max_act_ = size_t(net.const_ch) * 16;
+    size_t demod_total = 0;
+    for (size_t li = 0; li < net.layers.size(); ++li) {
+      const LayerDesc& L = net.layers[li];
+      max_act_ = std::max(max_act_, size_t(L.out_ch) * L.out_res * L.out_res);
+      max_act_ = std::max(max_act_, size_t(L.in_ch) * L.in_res * L.in_res);
+      if (L.kind != LayerDesc::Conv) continue;
+      ConvPrep cp;
+      cp.L = &L;
+      cp.index = int(li);
+      const int Ci = L.in_ch, Co = L.out_ch;
+      cp.wsq.assign(size_t(Co) * Ci, 0.0f);
+      for (int o = 0; o < Co; ++o)
+        for (int i = 0; i < Ci; ++i) {
+          double s = 0.0;
+          for (int k = 0; k < 9; ++k) {
+            double w = L.weight[(size_t(o) * Ci + i) * 9 + k];
+            s += w * w;
+          }
+          cp.wsq[size_t(o) * Ci + i] = float(s);
+        }
+      cp.demod_off = demod_total;
+      demod_total += size_t(Co);
+      if (L.up == 1) {
+        cp.K = 9 * Ci;
+        cp.og = Co;
+        cp.ngroups = 1;
+        const int panels = ceil_div(Co, MR);
+        cp.group_off = {0};
+        cp.group_panels = {panels};
+        cp.A.reserve(size_t(panels) * MR * cp.K);
+        float* A = cp.A.data();
+        for (int p = 0; p < panels; ++p)
+          for (int k = 0; k < cp.K; ++k)
+            for (int i = 0; i < MR; ++i) {
+              const int o = p * MR + i;
+              *A++ = o < Co ? L.weight[size_t(o) * cp.K + k] : 0.0f;
+            }
+        max_crows = std::max(max_crows, size_t(panels) * MR);
+      } else {
+        cp.K = Ci;
+        cp.og = std::min(Co, 32);
+        cp.ngroups = ceil_div(Co, cp.og);
+        size_t total = 0;
+        for (int g = 0; g < cp.ngroups; ++g) {
+          const int ogg = std::min(cp.og, Co - g * cp.og);
+          const int panels = ceil_div(9 * ogg, MR);
+          cp.group_off.push_back(total);
+          cp.group_panels.push_back(panels);
+          total += size_t(panels) * MR * cp.K;
+          max_crows = std::max(max_crows, size_t(panels) * MR);
+        }
+        cp.A.reserve(total);
+        for (int g = 0; g < cp.ngroups; ++g) {
+          const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
+          float* A = cp.A.data() + cp.group_off[size_t(g)];
+          for (int p = 0; p < cp.group_panels[size_t(g)]; ++p)
+            for (int c = 0; c < Ci; ++c)
+              for (int i = 0; i < MR; ++i) {
+                const int r = p * MR + i;  // (o_local, ky, kx)
+                float v = 0.0f;
+                if (r < 9 * ogg) {
+                  const int o = o0 + r / 9, t = r % 9;
+                  v = L.weight[(size_t(o) * Ci + c) * 9 + t];
+                }
+                *A++ = v;
+              }
+        }
+        const int H = L.in_res;
+        if (H * H * 2 <= nc_target_) {
+          cp.multi = true;
+          cp.ipt = std::max(1, std::min(64, nc_target_ / (H * H)));
+          cp.G = H;
+          max_z = std::max(max_z, size_t(cp.ipt) * H * cp.og * 6 * H);
+          max_cols = std::max(max_cols, size_t(cp.ipt) * H * H);
+        } else {
+          cp.multi = false;
+          cp.ipt = 1;
+          cp.G = std::max(1, std::min(H, nc_target_ / H));
+          max_z = std::max(max_z, size_t(cp.G + 2) * cp.og * 6 * H);
+          max_cols = std::max(max_cols, size_t(cp.G) * H);
+        }
+      }
+      convs_.push_back(std::move(cp));
+    }
+    demod_total_ = demod_total;
+    max_cols = round_up(max_cols, size_t(NR));
+    max_cols_ = max_cols;
+    max_z_ = max_z;
+    int max_res = net.info.img_resolution;
+    zero_block_.reserve(size_t(6) * max_res);
+    zero_block_.zero();
+
+    pool_.reset(new ThreadPool(nt));
+    scratch_.resize(size_t(pool_->size()));
+    for (auto& s : scratch_) {
+      s.Bp.reserve(size_t(kc_) * max_cols);
+      s.C.reserve(max_crows * max_cols);
+      if (max_z) s.Z.reserve(max_z);
+      s.segs.reserve(max_cols + 64);
+    }
+    return Status::Ok();
+  }
+
+  Status mapping(const MappingArgs& a) override {
+    // Tiny next to synthesis; parallel over samples.
+    const int n = a.n;
+    const int chunk = std::max(1, ceil_div(n, pool_->size()));
+    bool ok = pool_->run(ceil_div(n, chunk), [&](int t, int) {
+      MappingArgs s = a;
+      s.n = std::min(chunk, n - t * chunk);
+      s.z = a.z + size_t(t) * chunk * net_->mapping.z_dim;
+      if (a.c) s.c = a.c + size_t(t) * chunk * net_->mapping.c_dim;
+      s.ws = a.ws + size_t(t) * chunk * net_->mapping.num_ws * net_->mapping.w_dim;
+      run_mapping(*net_, s);
+    });
+    return ok ? Status::Ok() : Status::Error("mapping failed");
+  }
+
+  Status synthesis(const SynthesisArgs& a) override {
+    const Network& net = *net_;
+    const int R = net.info.img_resolution, IC = net.info.img_channels;
+    // Sub-batches bounded by memory: two activation buffers + images per sample.
+    const size_t per_img = (2 * max_act_ + 2 * size_t(IC) * R * R + size_t(R) * R) * sizeof(float);
+    const size_t budget = size_t(768) << 20;
+    int nb_max = int(std::max<size_t>(1, std::min<size_t>(size_t(a.n), budget / per_img)));
+    nb_max = std::min(nb_max, 64);
+    for (int start = 0; start < a.n; start += nb_max) {
+      const int nb = std::min(nb_max, a.n - start);
+      Status s = run_batch(a, start, nb);
+      if (!s) return s;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  const Network* net_ = nullptr;
+  const KernelSet* ks_ = nullptr;
+  std::unique_ptr<ThreadPool> pool_;
+  std::vector<Scratch> scratch_;
+  std::vector<ConvPrep> convs_;
+  int kc_ = 256;
+  int nc_target_ = 384;
+  size_t max_act_ = 0, max_cols_ = 0, max_z_ = 0, demod_total_ = 0;
+  Buf act_[2], img_[2], styles_, demod_, noise_, zero_block_;
+
+  const ConvPrep& conv_of(int layer_index) const {
+    for (const auto& c : convs_)
+      if (c.index == layer_index) return c;
+    return convs_[0];
+  }
+
+  void run_or_throw(int ntasks, const std::function<void(int, int)>& fn) {
+    if (!pool_->run(ntasks, fn)) throw std::runtime_error("a worker task failed");
+  }
+
+  Status run_batch(const SynthesisArgs& a, int start, int nb) {
+    const Network& net = *net_;
+    const int R = net.info.img_resolution, IC = net.info.img_channels, WD = net.info.w_dim;
+    const int NW = net.info.num_ws, SD = net.style_dim;
+    act_[0].reserve(size_t(nb) * max_act_);
+    act_[1].reserve(size_t(nb) * max_act_);
+    img_[0].reserve(size_t(nb) * IC * R * R);
+    img_[1].reserve(size_t(nb) * IC * R * R);
+    styles_.reserve(size_t(nb) * SD);
+    demod_.reserve(size_t(nb) * std::max<size_t>(demod_total_, 1));
+    if (a.noise == NoiseMode::Random) noise_.reserve(size_t(nb) * R * R);
+    const float* ws = a.ws + size_t(start) * NW * WD;
+    float* S = styles_.data();
+    float* D = demod_.data();
+
+    // Styles of every layer for every sample, then the demodulation coefficients.
+    const int nl = int(net.layers.size());
+    run_or_throw(nb * nl, [&](int t, int) {
+      const int img = t / nl, li = t % nl;
+      const LayerDesc& L = net.layers[size_t(li)];
+      const float* w = ws + (size_t(img) * NW + L.w_index) * WD;
+      float* s = S + size_t(img) * SD + L.style_offset;
+      for (int i = 0; i < L.in_ch; ++i)
+        s[i] = (ks_->dot(w, L.affine_W + size_t(i) * WD, WD) * L.affine_gain + L.affine_b[i]) * L.style_gain;
+    });
+    const int ncv = int(convs_.size());
+    run_or_throw(nb * ncv, [&](int t, int) {
+      const int img = t / ncv;
+      const ConvPrep& cp = convs_[size_t(t % ncv)];
+      const LayerDesc& L = *cp.L;
+      const float* s = S + size_t(img) * SD + L.style_offset;
+      float s2[1024];
+      std::vector<float> big;
+      float* sq = s2;
+      if (L.in_ch > 1024) {
+        big.resize(size_t(L.in_ch));
+        sq = big.data();
+      }
+      for (int i = 0; i < L.in_ch; ++i) sq[i] = s[i] * s[i];
+      float* d = D + size_t(img) * demod_total_ + cp.demod_off;
+      for (int o = 0; o < L.out_ch; ++o)
+        d[o] = float(1.0 / std::sqrt(double(ks_->dot(sq, cp.wsq.data() + size_t(o) * L.in_ch, L.in_ch)) + 1e-8));
+    });
+
+    // The layers.
+    const float* x = net.const_input;
+    size_t x_stride = 0;  // per-image stride; 0: shared const
+    int cur = 0;          // act_ buffer holding x (when x_stride > 0)
+    int img_cur = -1, img_res = 0;
+    for (int li = 0; li < nl; ++li) {
+      const LayerDesc& L = net.layers[size_t(li)];
+      if (L.kind == LayerDesc::Conv) {
+        const ConvPrep& cp = conv_of(li);
+        const float* noise = nullptr;
+        if (a.noise == NoiseMode::Random) {
+          const size_t HW = size_t(L.out_res) * L.out_res;
+          const int chunks = std::max(1, int(HW / 16384));
+          run_or_throw(nb * chunks, [&](int t, int) {
+            const int img = t / chunks, c = t % chunks;
+            const size_t b = HW * size_t(c) / size_t(chunks), e = HW * size_t(c + 1) / size_t(chunks);
+            noise_fill(noise_stream_key(a.noise_seed, start + img, li), b, e, noise_.data() + img * HW + b);
+          });
+          noise = noise_.data();
+        }
+        const int dst = x_stride ? 1 - cur : 0;
+        float* out = act_[dst].data();
+        const size_t out_stride = size_t(L.out_ch) * L.out_res * L.out_res;
+        if (L.up == 1)
+          conv3x3(cp, x, x_stride, out, out_stride, nb, S, D, a.noise, noise);
+        else
+          upconv(cp, x, x_stride, out, out_stride, nb, S, D, a.noise, noise);
+        x = out;
+        x_stride = out_stride;
+        cur = dst;
+      } else {
+        const int dst = img_cur < 0 ? 0 : 1 - img_cur;
+        torgb(L, x, x_stride, img_cur < 0 ? nullptr : img_[img_cur].data(), img_res, img_[dst].data(), nb, S);
+        img_cur = dst;
+        img_res = L.out_res;
+      }
+    }
+    // Outputs.
+    const float* fimg = img_[img_cur].data();
+    const size_t isz = size_t(IC) * R * R;
+    if (a.img) std::memcpy(a.img + size_t(start) * isz, fimg, size_t(nb) * isz * sizeof(float));
+    if (a.img_u8) {
+      run_or_throw(nb, [&](int t, int) {
+        to_u8_hwc(fimg + size_t(t) * isz, IC, R, R, a.img_u8 + size_t(start + t) * isz);
+      });
+    }
+    return Status::Ok();
+  }
+
+  // Column segments for columns [j0, j1) of a batch-flattened (img, y, x) space.
+  void build_segs(std::vector<ColSeg>& segs, int j0, int j1, int HW, int W) const {
+    const int NR = ks_->NR;
+    segs.clear();
+    int j = j0;
+    while (j < j1) {
+      const int img = j / HW, p = j % HW, y = p / W, x = p % W;
+      const int col = j - j0;
+      int len = std::min(W - x, j1 - j);
+      len = std::min(len, NR - col % NR);
+      segs.push_back({img, y, x, len, col});
+      j += len;
+    }
+  }
+
+  void epi_args(EpilogueArgs* e, const LayerDesc& L, const float* noise_row, float d, int o) const {
+    e->d = d;
+    e->bias = L.bias[o];
+    e->noise_strength = L.noise_strength;
+    e->noise = noise_row;
+    e->clamp = L.clamp;
+    e->act = L.activate;
+  }
+
+  void conv3x3(const ConvPrep& cp, const float* in, size_t in_stride, float* out, size_t out_stride, int nb,
+               const float* S, const float* D, NoiseMode mode, const float* noise) {
+    const LayerDesc& L = *cp.L;
+    const int H = L.out_res, W = H, HW = H * W, Co = L.out_ch, K = cp.K;
+    const int MR = ks_->MR, NR = ks_->NR;
+    const int Ntot = nb * HW;
+    const int nc = std::min(int(round_up(size_t(Ntot), size_t(NR))), nc_target_);
+    const int ncol = ceil_div(Ntot, nc);
+    const int Mp = cp.group_panels[0];
+    int nm = 1;
+    while (ncol * nm < 2 * pool_->size() && Mp >= 2 * nm * 2) nm *= 2;
+    const int mchunk = ceil_div(Mp, nm);
+    const int T = pool_->size();
+    (void)T;
+    run_or_throw(ncol * nm, [&](int t, int tid) {
+      Scratch& sc = scratch_[size_t(tid)];
+      const int ci = t / nm, mi = t % nm;
+      const int j0 = ci * nc, j1 = std::min(Ntot, j0 + nc), ncols = j1 - j0;
+      const int p0 = mi * mchunk, p1 = std::min(Mp, p0 + mchunk);
+      if (p0 >= p1) return;
+      build_segs(sc.segs, j0, j1, HW, W);
+      const int npan = ceil_div(ncols, NR);
+      const size_t ldc = size_t(npan) * NR;
+      float* C = sc.C.data();
+      PackBArgs pa;
+      pa.Bp = sc.Bp.data();
+      pa.taps = 9;
+      pa.segs = sc.segs.data();
+      pa.nsegs = int(sc.segs.size());
+      pa.ncols = ncols;
+      pa.in = in;
+      pa.in_img_stride = in_stride;
+      pa.H = H;
+      pa.W = W;
+      pa.styles = S + L.style_offset;
+      pa.style_stride = size_t(net_->style_dim);
+      for (int kb = 0; kb < K; kb += kc_) {
+        const int kcur = std::min(kc_, K - kb);
+        pa.kc = kcur;
+        pa.k0 = kb;
+        ks_->pack_b(pa);
+        for (int p = p0; p < p1; ++p) {
+          const float* Ap = cp.A.data() + (size_t(p) * K + kb) * MR;
+          float* Cp = C + size_t(p - p0) * MR * ldc;
+          for (int jp = 0; jp < npan; ++jp)
+            ks_->gemm(kcur, Ap, pa.Bp + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, kb > 0);
+        }
+      }
+      const int o_end = std::min(Co, p1 * MR);
+      EpilogueArgs e;
+      for (int o = p0 * MR; o < o_end; ++o) {
+        const float* crow = C + size_t(o - p0 * MR) * ldc;
+        for (const ColSeg& sg : sc.segs) {
+          const size_t pix = size_t(sg.y) * W + sg.x0;
+          const float* nz = mode == NoiseMode::Const ? L.noise_const + pix
+                          : mode == NoiseMode::Random ? noise + size_t(sg.img) * HW + pix : nullptr;
+          epi_args(&e, L, nz, D[size_t(sg.img) * demod_total_ + cp.demod_off + o], o);
+          ks_->epilogue(out + size_t(sg.img) * out_stride + size_t(o) * HW + pix, crow + sg.col, sg.len, e);
+        }
+      }
+    });
+  }
+
+  void upconv(const ConvPrep& cp, const float* in, size_t in_stride, float* out, size_t out_stride, int nb,
+              const float* S, const float* D, NoiseMode mode, const float* noise) {
+    const LayerDesc& L = *cp.L;
+    const int H = L.in_res, W = H, Ci = L.in_ch, Co = L.out_ch;
+    const int OW = 2 * W, OHW = OW * OW;
+    const int MR = ks_->MR, NR = ks_->NR, K = Ci;
+    const int ipt = std::min(cp.ipt, nb);
+    const int nic = ceil_div(nb, ipt);
+    int rc = 1;
+    if (!cp.multi) {
+      const int base = nic * cp.ngroups;
+      const int want = 2 * pool_->size();
+      if (base < want) rc = std::min(ceil_div(want, base), std::max(1, H / std::max(cp.G, 8)));
+    }
+    const int ntasks = nic * cp.ngroups * rc;
+    const size_t ZB = size_t(6) * W;  // floats per (row, channel) Z block
+    const float* zero = zero_block_.data();
+    run_or_throw(ntasks, [&](int t, int tid) {
+      Scratch& sc = scratch_[size_t(tid)];
+      const int ri = t % rc, g = (t / rc) % cp.ngroups, ic = t / (rc * cp.ngroups);
+      const int i0 = ic * ipt, i1 = std::min(nb, i0 + ipt), nimg = i1 - i0;
+      const int r0 = H * ri / rc, r1 = H * (ri + 1) / rc;
+      const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
+      const int panels = cp.group_panels[size_t(g)];
+      const float* Ag = cp.A.data() + cp.group_off[size_t(g)];
+      const int nslots = cp.multi ? H : cp.G + 2;
+      const int G = cp.multi ? H : cp.G;
+      const int rs = std::max(0, r0 - 1), re = std::min(H, r1 + 1);
+      int next_out[64];
+      for (int i = 0; i < nimg; ++i) next_out[i] = r0;
+      float* C = sc.C.data();
+      float* Z = sc.Z.data();
+      auto zslot = [&](int il, int m, int ol) -> float* {
+        return Z + ((size_t(il) * nslots + size_t(m % nslots)) * ogg + ol) * ZB;
+      };
+      PackBArgs pa;
+      pa.Bp = sc.Bp.data();
+      pa.taps = 1;
+      pa.in = in;
+      pa.in_img_stride = in_stride;
+      pa.H = H;
+      pa.W = W;
+      pa.styles = S + L.style_offset;
+      pa.style_stride = size_t(net_->style_dim);
+      EpilogueArgs e;
+      for (int g0 = rs; g0 < re; g0 += G) {
+        const int g1 = std::min(re, g0 + G), rows = g1 - g0;
+        // Columns: images i0..i1, rows g0..g1, all x. Segments split at panel edges.
+        sc.segs.clear();
+        int col = 0;
+        for (int il = 0; il < nimg; ++il)
+          for (int m = g0; m < g1; ++m) {
+            int x = 0;
+            while (x < W) {
+              int len = std::min(W - x, NR - col % NR);
+              sc.segs.push_back({i0 + il, m, x, len, col});
+              // pack_b reads image sg.img relative to `in`; i0 + il is the absolute image index.
+              x += len;
+              col += len;
+            }
+          }
+        const int ncols = col;
+        const int npan = ceil_div(ncols, NR);
+        const size_t ldc = size_t(npan) * NR;
+        pa.segs = sc.segs.data();
+        pa.nsegs = int(sc.segs.size());
+        pa.ncols = ncols;
+        for (int kb = 0; kb < K; kb += kc_) {
+          const int kcur = std::min(kc_, K - kb);
+          pa.kc = kcur;
+          pa.k0 = kb;
+          ks_->pack_b(pa);
+          for (int p = 0; p < panels; ++p) {
+            const float* Ap = Ag + (size_t(p) * K + kb) * MR;
+            float* Cp = C + size_t(p) * MR * ldc;
+            for (int jp = 0; jp < npan; ++jp)
+              ks_->gemm(kcur, Ap, pa.Bp + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, kb > 0);
+          }
+        }
+        // Horizontal pass into the Z ring.
+        for (int il = 0; il < nimg; ++il)
+          for (int m = g0; m < g1; ++m) {
+            const size_t cofs = (size_t(il) * rows + size_t(m - g0)) * W;
+            for (int ol = 0; ol < ogg; ++ol) {
+              float* z = zslot(il, m, ol);
+              for (int ky = 0; ky < 3; ++ky) {
+                const float* y0 = C + size_t(ol * 9 + ky * 3) * ldc + cofs;
+                ks_->upconv_h(y0, y0 + ldc, y0 + 2 * ldc, z + size_t(ky) * 2 * W, z + size_t(ky) * 2 * W + W, W);
+              }
+            }
+          }
+        // Emit the output rows whose three input rows are ready.
+        for (int il = 0; il < nimg; ++il) {
+          const int img = i0 + il;
+          int& m = next_out[il];
+          while (m < r1 && (m + 1 < g1 || m + 1 >= H)) {
+            for (int ol = 0; ol < ogg; ++ol) {
+              const int o = o0 + ol;
+              const float* zm = m > 0 ? zslot(il, m - 1, ol) : zero;
+              const float* zc = zslot(il, m, ol);
+              const float* zp = m + 1 < H ? zslot(il, m + 1, ol) : zero;
+              const float d = D[size_t(img) * demod_total_ + cp.demod_off + o];
+              for (int ph = 0; ph < 2; ++ph) {
+                const int oy = 2 * m + ph;
+                const size_t pix = size_t(oy) * OW;
+                const float* nz = mode == NoiseMode::Const ? L.noise_const + pix
+                                : mode == NoiseMode::Random ? noise + size_t(img) * OHW + pix : nullptr;
+                epi_args(&e, L, nz, d, o);
+                ks_->upconv_v(out + size_t(img) * out_stride + size_t(o) * OHW + pix, zm, zc, zp, W, ph, e);
+              }
+            }
+            ++m;
+          }
+        }
+      }
+    });
+  }
+
+  void torgb(const LayerDesc& L, const float* x, size_t x_stride, const float* prev, int prev_res, float* out,
+             int nb, const float* S) {
+    const int H = L.out_res, W = H, C = L.in_ch, IC = L.out_ch;
+    const size_t HW = size_t(H) * W;
+    const int rows_per = std::max(1, std::min(H, int(16384 / std::max(W, 1))));
+    const int rchunks = ceil_div(H, rows_per);
+    run_or_throw(nb * rchunks, [&](int t, int) {
+      const int img = t / rchunks, rc = t % rchunks;
+      const int y0 = rc * rows_per, y1 = std::min(H, y0 + rows_per);
+      const float* s = S + size_t(img) * net_->style_dim + L.style_offset;
+      float wm[64 * 64];
+      std::vector<float> wbig;
+      float* w = wm;
+      if (size_t(IC) * C > sizeof(wm) / sizeof(float)) {
+        wbig.resize(size_t(IC) * C);
+        w = wbig.data();
+      }
+      for (int k = 0; k < IC; ++k)
+        for (int c = 0; c < C; ++c) w[size_t(k) * C + c] = L.weight[size_t(k) * C + c] * s[c];
+      float* o = out + size_t(img) * IC * HW;
+      const float* xi = x + size_t(img) * x_stride;
+      const float* pv = prev ? prev + size_t(img) * IC * size_t(prev_res) * prev_res : nullptr;
+      float tmp[8192 + 2];
+      for (int y = y0; y < y1; ++y) {
+        if (pv) {
+          // Skip branch: ×2 upsampling of the previous image, per axis
+          // out[2j] = .25·x[j−1] + .75·x[j], out[2j+1] = .75·x[j] + .25·x[j+1].
+          const int P = prev_res, i = y / 2;
+          const int ia = (y & 1) ? i : i - 1, ib = (y & 1) ? i + 1 : i;
+          const float wa = (y & 1) ? 0.75f : 0.25f, wb = (y & 1) ? 0.25f : 0.75f;
+          for (int k = 0; k < IC; ++k) {
+            const float* pk = pv + size_t(k) * P * P;
+            float* row = tmp + 1;
+            for (int j = 0; j < P; ++j) {
+              float v = 0.0f;
+              if (ia >= 0) v += wa * pk[size_t(ia) * P + j];
+              if (ib < P) v += wb * pk[size_t(ib) * P + j];
+              row[j] = v;
+            }
+            row[-1] = 0.0f;
+            row[P] = 0.0f;
+            float* orow = o + size_t(k) * HW + size_t(y) * W;
+            for (int j = 0; j < P; ++j) {
+              orow[2 * j] = 0.25f * row[j - 1] + 0.75f * row[j];
+              orow[2 * j + 1] = 0.75f * row[j] + 0.25f * row[j + 1];
+            }
+          }
+        }
+        ks_->torgb_row(o + size_t(y) * W, HW, xi + size_t(y) * W, HW, C, W, w, L.bias, IC, L.clamp, pv ? 1 : 0);
+      }
+    });
+  }
+};
+
+}  // namespace
+}  // namespace cpu
+
+std::unique_ptr<Backend> create_cpu_backend() { return std::unique_ptr<Backend>(new cpu::CpuBackend()); }
+
+}  // namespace facegan

@@ -1,0 +1,84 @@
+// The CPU engine's compute kernels, one set per instruction-set variant (scalar, AVX2+FMA,
+// AVX-512), chosen at run time by cpuid (ggml-style: each variant reports a score, 0 when
+// the CPU lacks a feature; the best score wins). The driver (cpu_backend.cc) is ISA-neutral
+// and only calls through this table.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace facegan {
+namespace cpu {
+
+// A run of B columns that maps to one row segment of one image (see pack_b).
+struct ColSeg {
+  int img;     // image index within the sub-batch
+  int y, x0;   // source row and first column in that image (output coordinates)
+  int len;     // number of columns
+  int col;     // first column inside the packed block (relative to the task's first column)
+};
+
+struct PackBArgs {
+  float* Bp;           // out: [ceil(ncols/NR)][kc][NR] panels
+  int kc;              // rows of this K block
+  int k0;              // first K row of the block
+  int taps;            // 9: K row = c·9 + ky·3 + kx (3×3, padding 1); 1: K row = c
+  const ColSeg* segs;
+  int nsegs;
+  int ncols;           // columns in the block (the panel tail up to NR is zero-filled)
+  const float* in;     // activations [img][C][H][W]
+  size_t in_img_stride;  // 0 when every image shares the input (the learned const)
+  int H, W;
+  const float* styles;   // s[img][c] at styles[img · style_stride + c]
+  size_t style_stride;
+};
+
+struct EpilogueArgs {
+  float d;              // demodulation coefficient for this (image, channel)
+  float bias;
+  float noise_strength;
+  const float* noise;   // per output pixel, or nullptr
+  float clamp;          // < 0: none
+  bool act;             // lrelu(0.2)·√2
+};
+
+struct KernelSet {
+  const char* name;
+  int MR, NR;  // GEMM register tile: MR rows (weights) × NR columns (pixels)
+
+  // C[MR×NR] (+)= Σ_k A[k][0..MR) ⊗ B[k][0..NR); A, B packed panels, C row-major (ldc).
+  void (*gemm)(int kc, const float* A, const float* B, float* C, size_t ldc, int accumulate);
+  // im2col / 1×1 packing of the scaled input (x · s[c]) into NR-wide panels.
+  void (*pack_b)(const PackBArgs& a);
+  // dst[i] = act(src[i]·d + noise[i]·strength + bias), clamped.
+  void (*epilogue)(float* dst, const float* src, int n, const EpilogueArgs& e);
+  // Up-conv, horizontal pass: from the three kernel-column rows Y0, Y1, Y2 (one input row, one
+  // kernel row ky) to the two output-column phases Z0 (even x) and Z1 (odd x).
+  void (*upconv_h)(const float* Y0, const float* Y1, const float* Y2, float* Z0, float* Z1, int W);
+  // Up-conv, vertical pass + interleave + epilogue: one output row (2W wide) of one channel.
+  // zm, zc, zp: [3 ky][2 phase][W] blocks of input rows m−1, m, m+1 (zeros outside).
+  void (*upconv_v)(float* dst, const float* zm, const float* zc, const float* zp, int W, int phase,
+                   const EpilogueArgs& e);
+  // ToRGB on one row: out[k][x] (+)= clamp(Σ_c w[k][c]·act[c][x] + bias[k]) (added to what is
+  // there when accumulate), k < nk, x < W; act rows at act + c·cstride; out rows at out + k·ostride.
+  void (*torgb_row)(float* out, size_t ostride, const float* act, size_t cstride, int C, int W,
+                    const float* w, const float* bias, int nk, float clamp, int accumulate);
+  float (*dot)(const float* a, const float* b, int n);
+};
+
+// Available variants, best first (always ends with the scalar one).
+int kernel_sets(const KernelSet** out, int max);
+// The best variant for this CPU; FACEGAN_CPU_ISA=scalar|avx2|avx512 forces one (when usable).
+const KernelSet& best_kernel_set();
+// Looks up a variant by name among those usable here; nullptr when not.
+const KernelSet* find_kernel_set(const char* name);
+
+// Per-variant tables (defined in kernels_*.cc); the x86 ones are compiled on x86-64 only.
+const KernelSet* kernels_scalar();
+#if defined(__x86_64__) || defined(_M_X64)
+const KernelSet* kernels_avx2();
+const KernelSet* kernels_avx512();
+#endif
+
+}  // namespace cpu
+}  // namespace facegan

@@ -1,0 +1,38 @@
+// AVX2 + FMA kernel variant (compiled with -mavx2 -mfma -mf16c; used only when cpuid has them).
+#include <immintrin.h>
+
+#include <cstddef>
+
+#include "kernels.h"
+
+namespace facegan {
+namespace cpu {
+namespace isa_avx2 {
+
+constexpr int VL = 8;
+typedef __m256 V;
+static inline V vload(const float* p) { return _mm256_loadu_ps(p); }
+static inline void vstore(float* p, V a) { _mm256_storeu_ps(p, a); }
+static inline V vset1(float x) { return _mm256_set1_ps(x); }
+static inline V vzero() { return _mm256_setzero_ps(); }
+static inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }
+static inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
+static inline V vmax(V a, V b) { return _mm256_max_ps(a, b); }
+static inline V vmin(V a, V b) { return _mm256_min_ps(a, b); }
+static inline V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+static inline void vinterleave(V a, V b, V* lo, V* hi) {
+  V l = _mm256_unpacklo_ps(a, b);  // a0 b0 a1 b1 | a4 b4 a5 b5
+  V h = _mm256_unpackhi_ps(a, b);  // a2 b2 a3 b3 | a6 b6 a7 b7
+  *lo = _mm256_permute2f128_ps(l, h, 0x20);
+  *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+constexpr int kMR = 6, kNV = 2;
+
+#include "kernels_impl.h"
+
+}  // namespace isa_avx2
+
+const KernelSet* kernels_avx2() { return isa_avx2::make_kernel_set("avx2"); }
+
+}  // namespace cpu
+}  // namespace facegan

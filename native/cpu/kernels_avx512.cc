@@ -1,0 +1,39 @@
+// AVX-512 (F/BW/VL/DQ) kernel variant (compiled with -mavx512*; used only when cpuid has them).
+#include <immintrin.h>
+
+#include <cstddef>
+
+#include "kernels.h"
+
+namespace facegan {
+namespace cpu {
+namespace isa_avx512 {
+
+constexpr int VL = 16;
+typedef __m512 V;
+static inline V vload(const float* p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float* p, V a) { _mm512_storeu_ps(p, a); }
+static inline V vset1(float x) { return _mm512_set1_ps(x); }
+static inline V vzero() { return _mm512_setzero_ps(); }
+static inline V vadd(V a, V b) { return _mm512_add_ps(a, b); }
+static inline V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
+// maskz forms: GCC 12 warns about the undefined pass-through operand of the plain ones.
+static inline V vmax(V a, V b) { return _mm512_maskz_max_ps(__mmask16(0xFFFF), a, b); }
+static inline V vmin(V a, V b) { return _mm512_maskz_min_ps(__mmask16(0xFFFF), a, b); }
+static inline V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+static inline void vinterleave(V a, V b, V* lo, V* hi) {
+  const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  *lo = _mm512_permutex2var_ps(a, il, b);
+  *hi = _mm512_permutex2var_ps(a, ih, b);
+}
+constexpr int kMR = 8, kNV = 3;
+
+#include "kernels_impl.h"
+
+}  // namespace isa_avx512
+
+const KernelSet* kernels_avx512() { return isa_avx512::make_kernel_set("avx512"); }
+
+}  // namespace cpu
+}  // namespace facegan

@@ -1,0 +1,264 @@
+// ISA-generic kernel bodies. Included once per variant (kernels_scalar.cc, kernels_avx2.cc,
+// kernels_avx512.cc) inside that variant's own namespace, after it has defined:
+//   constexpr int VL;                 lanes per vector
+//   struct V;                         one vector of VL floats
+//   V vload(const float*), void vstore(float*, V), V vset1(float), V vzero(),
+//   V vadd(V, V), V vmul(V, V), V vfma(V a, V b, V c) (a·b + c), V vmax(V, V), V vmin(V, V),
+//   void vinterleave(V a, V b, V* lo, V* hi)   lo = a0 b0 a1 b1 …, hi = the upper halves
+//   constexpr int kMR, kNV;           GEMM tile: kMR rows × kNV·VL columns
+// Everything here has internal linkage (static) so that the variants never collide.
+
+static constexpr int kNR = kNV * VL;
+static constexpr float kSqrt2f = 1.41421356237309504880f;
+
+template <int MR, int NV>
+static void gemm_tile(int kc, const float* __restrict A, const float* __restrict B, float* __restrict C,
+                      size_t ldc, int accumulate) {
+  constexpr int NR = NV * VL;
+  V acc[MR][NV];
+  if (accumulate) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v] = vload(C + size_t(i) * ldc + size_t(v) * VL);
+  } else {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v] = vzero();
+  }
+  for (int k = 0; k < kc; ++k) {
+    V b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = vload(B + v * VL);
+    for (int i = 0; i < MR; ++i) {
+      V a = vset1(A[i]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = vfma(a, b[v], acc[i][v]);
+    }
+    A += MR;
+    B += NR;
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) vstore(C + size_t(i) * ldc + size_t(v) * VL, acc[i][v]);
+}
+
+// dst[t] = src[t]·s for t < n.
+static inline void scale_copy(float* __restrict dst, const float* __restrict src, int n, float s) {
+  V vs = vset1(s);
+  int t = 0;
+  for (; t + 2 * VL <= n; t += 2 * VL) {
+    vstore(dst + t, vmul(vload(src + t), vs));
+    vstore(dst + t + VL, vmul(vload(src + t + VL), vs));
+  }
+  for (; t + VL <= n; t += VL) vstore(dst + t, vmul(vload(src + t), vs));
+  for (; t < n; ++t) dst[t] = src[t] * s;
+}
+
+static void pack_b(const PackBArgs& a) {
+  const int NR = kNR;
+  const int npanels = (a.ncols + NR - 1) / NR;
+  const int tail = npanels * NR - a.ncols;
+  if (tail) {
+    float* p = a.Bp + size_t(npanels - 1) * a.kc * NR + (NR - tail);
+    for (int kk = 0; kk < a.kc; ++kk)
+      for (int t = 0; t < tail; ++t) p[size_t(kk) * NR + t] = 0.0f;
+  }
+  const size_t HW = size_t(a.H) * a.W;
+  int c = -1, dy = 0, dx = 0;
+  for (int kk = 0; kk < a.kc; ++kk) {
+    const int k = a.k0 + kk;
+    if (a.taps == 9) {
+      c = k / 9;
+      const int t = k - c * 9;
+      dy = t / 3 - 1;
+      dx = t % 3 - 1;
+    } else {
+      c = k;
+    }
+    for (int si = 0; si < a.nsegs; ++si) {
+      const ColSeg& sg = a.segs[si];
+      float* dst = a.Bp + size_t(sg.col / NR) * a.kc * NR + size_t(kk) * NR + (sg.col % NR);
+      const int sy = sg.y + dy;
+      if (sy < 0 || sy >= a.H) {
+        for (int t = 0; t < sg.len; ++t) dst[t] = 0.0f;
+        continue;
+      }
+      const float* row = a.in + size_t(sg.img) * a.in_img_stride + size_t(c) * HW + size_t(sy) * a.W;
+      const float s = a.styles[size_t(sg.img) * a.style_stride + c];
+      const int x = sg.x0 + dx;  // source column of dst[0]
+      int t = 0;
+      while (t < sg.len && x + t < 0) dst[t++] = 0.0f;
+      int tend = a.W - x;
+      if (tend > sg.len) tend = sg.len;
+      if (tend > t) {
+        scale_copy(dst + t, row + x + t, tend - t, s);
+        t = tend;
+      }
+      for (; t < sg.len; ++t) dst[t] = 0.0f;
+    }
+  }
+}
+
+static inline float epi_scalar(float v, const EpilogueArgs& e, const float* noise, int i) {
+  v *= e.d;
+  if (noise) v += noise[i] * e.noise_strength;
+  v += e.bias;
+  if (e.act) v = (v < 0.0f ? v * 0.2f : v) * kSqrt2f;
+  if (e.clamp >= 0.0f) v = v < -e.clamp ? -e.clamp : (v > e.clamp ? e.clamp : v);
+  return v;
+}
+
+struct EpiVec {
+  V d, b, ns, slope, gain, lo, hi;
+  bool noise, act, clamp;
+  explicit EpiVec(const EpilogueArgs& e)
+      : d(vset1(e.d)), b(vset1(e.bias)), ns(vset1(e.noise_strength)), slope(vset1(0.2f)), gain(vset1(kSqrt2f)),
+        lo(vset1(-e.clamp)), hi(vset1(e.clamp)), noise(e.noise != nullptr), act(e.act), clamp(e.clamp >= 0.0f) {}
+  inline V apply(V v, const float* noise_ptr) const {
+    v = vmul(v, d);
+    if (noise) v = vadd(v, vmul(vload(noise_ptr), ns));
+    v = vadd(v, b);
+    if (act) v = vmul(vmax(v, vmul(v, slope)), gain);
+    if (clamp) v = vmin(vmax(v, lo), hi);
+    return v;
+  }
+};
+
+static void epilogue(float* __restrict dst, const float* __restrict src, int n, const EpilogueArgs& e) {
+  const EpiVec ev(e);
+  int i = 0;
+  for (; i + VL <= n; i += VL) vstore(dst + i, ev.apply(vload(src + i), e.noise ? e.noise + i : nullptr));
+  for (; i < n; ++i) dst[i] = epi_scalar(src[i], e, e.noise, i);
+}
+
+// Up-conv horizontal pass (see kernels.h). With f = [1,3,3,1]/4 per axis:
+//   Z0[n] = .25·(Y1[n−1] + Y2[n] + Y0[n+1]) + .75·(Y2[n−1] + Y0[n] + Y1[n])
+//   Z1[n] = .25·(Y2[n−1] + Y0[n] + Y1[n+1]) + .75·(Y1[n] + Y2[n] + Y0[n+1])
+static void upconv_h(const float* __restrict Y0, const float* __restrict Y1, const float* __restrict Y2,
+                     float* __restrict Z0, float* __restrict Z1, int W) {
+  auto at = [W](const float* y, int i) { return (i < 0 || i >= W) ? 0.0f : y[i]; };
+  auto one = [&](int n) {
+    Z0[n] = 0.25f * (at(Y1, n - 1) + Y2[n] + at(Y0, n + 1)) + 0.75f * (at(Y2, n - 1) + Y0[n] + Y1[n]);
+    Z1[n] = 0.25f * (at(Y2, n - 1) + Y0[n] + at(Y1, n + 1)) + 0.75f * (Y1[n] + Y2[n] + at(Y0, n + 1));
+  };
+  if (W < VL + 2) {
+    for (int n = 0; n < W; ++n) one(n);
+    return;
+  }
+  one(0);
+  const V q = vset1(0.25f), t = vset1(0.75f);
+  int n = 1;
+  for (; n + VL <= W - 1; n += VL) {
+    V y0m = vload(Y0 + n), y1m = vload(Y1 + n), y2m = vload(Y2 + n);
+    V y1l = vload(Y1 + n - 1), y2l = vload(Y2 + n - 1);
+    V y0r = vload(Y0 + n + 1), y1r = vload(Y1 + n + 1);
+    V z0 = vfma(q, vadd(vadd(y1l, y2m), y0r), vmul(t, vadd(vadd(y2l, y0m), y1m)));
+    V z1 = vfma(q, vadd(vadd(y2l, y0m), y1r), vmul(t, vadd(vadd(y1m, y2m), y0r)));
+    vstore(Z0 + n, z0);
+    vstore(Z1 + n, z1);
+  }
+  for (; n < W; ++n) one(n);
+}
+
+// Up-conv vertical pass for output row 2m + phase, both column phases, interleaved, epilogue.
+//   phase 0: .25·(Zm[1] + Zc[2] + Zp[0]) + .75·(Zm[2] + Zc[0] + Zc[1])
+//   phase 1: .25·(Zm[2] + Zc[0] + Zp[1]) + .75·(Zc[1] + Zc[2] + Zp[0])
+// where Z?[ky] is the [2][W] block of kernel row ky (both column phases).
+static void upconv_v(float* __restrict dst, const float* zm, const float* zc, const float* zp, int W, int phase,
+                     const EpilogueArgs& e) {
+  const size_t KS = size_t(2) * W;  // stride between ky blocks
+  const float *qa, *qb, *qc, *ta, *tb, *tc;
+  if (phase == 0) {
+    qa = zm + 1 * KS; qb = zc + 2 * KS; qc = zp + 0 * KS;
+    ta = zm + 2 * KS; tb = zc + 0 * KS; tc = zc + 1 * KS;
+  } else {
+    qa = zm + 2 * KS; qb = zc + 0 * KS; qc = zp + 1 * KS;
+    ta = zc + 1 * KS; tb = zc + 2 * KS; tc = zp + 0 * KS;
+  }
+  // Column phase p of a ky block is at offset p·W.
+  const EpiVec ev(e);
+  const V q = vset1(0.25f), t = vset1(0.75f);
+  int n = 0;
+  for (; n + VL <= W; n += VL) {
+    V p0 = vfma(q, vadd(vadd(vload(qa + n), vload(qb + n)), vload(qc + n)),
+                vmul(t, vadd(vadd(vload(ta + n), vload(tb + n)), vload(tc + n))));
+    const int o = W;
+    V p1 = vfma(q, vadd(vadd(vload(qa + o + n), vload(qb + o + n)), vload(qc + o + n)),
+                vmul(t, vadd(vadd(vload(ta + o + n), vload(tb + o + n)), vload(tc + o + n))));
+    V lo, hi;
+    vinterleave(p0, p1, &lo, &hi);
+    const float* nz = e.noise ? e.noise + 2 * n : nullptr;
+    vstore(dst + 2 * n, ev.apply(lo, nz));
+    vstore(dst + 2 * n + VL, ev.apply(hi, nz ? nz + VL : nullptr));
+  }
+  for (; n < W; ++n) {
+    for (int p = 0; p < 2; ++p) {
+      const int o = p * W + n;
+      float v = 0.25f * (qa[o] + qb[o] + qc[o]) + 0.75f * (ta[o] + tb[o] + tc[o]);
+      dst[2 * n + p] = epi_scalar(v, e, e.noise, 2 * n + p);
+    }
+  }
+}
+
+static void torgb_row(float* out, size_t ostride, const float* act, size_t cstride, int C, int W, const float* w,
+                      const float* bias, int nk, float clamp, int accumulate) {
+  const bool do_clamp = clamp >= 0.0f;
+  const V lo = vset1(-clamp), hi = vset1(clamp);
+  for (int k0 = 0; k0 < nk; k0 += 4) {
+    const int kn = nk - k0 < 4 ? nk - k0 : 4;
+    int x = 0;
+    for (; x + 2 * VL <= W; x += 2 * VL) {
+      V acc[4][2];
+      for (int j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = vzero();
+      for (int c = 0; c < C; ++c) {
+        const float* a = act + size_t(c) * cstride + x;
+        V x0 = vload(a), x1 = vload(a + VL);
+        for (int j = 0; j < kn; ++j) {
+          V wv = vset1(w[size_t(k0 + j) * C + c]);
+          acc[j][0] = vfma(wv, x0, acc[j][0]);
+          acc[j][1] = vfma(wv, x1, acc[j][1]);
+        }
+      }
+      for (int j = 0; j < kn; ++j) {
+        float* o = out + size_t(k0 + j) * ostride + x;
+        V b = vset1(bias[k0 + j]);
+        for (int h = 0; h < 2; ++h) {
+          V v = vadd(acc[j][h], b);
+          if (do_clamp) v = vmin(vmax(v, lo), hi);
+          if (accumulate) v = vadd(v, vload(o + h * VL));
+          vstore(o + h * VL, v);
+        }
+      }
+    }
+    for (; x < W; ++x) {
+      for (int j = 0; j < kn; ++j) {
+        float acc = 0.0f;
+        for (int c = 0; c < C; ++c) acc += w[size_t(k0 + j) * C + c] * act[size_t(c) * cstride + x];
+        float v = acc + bias[k0 + j];
+        if (do_clamp) v = v < -clamp ? -clamp : (v > clamp ? clamp : v);
+        float* o = out + size_t(k0 + j) * ostride + x;
+        *o = accumulate ? *o + v : v;
+      }
+    }
+  }
+}
+
+static float dot(const float* a, const float* b, int n) {
+  V s0 = vzero(), s1 = vzero(), s2 = vzero(), s3 = vzero();
+  int i = 0;
+  for (; i + 4 * VL <= n; i += 4 * VL) {
+    s0 = vfma(vload(a + i), vload(b + i), s0);
+    s1 = vfma(vload(a + i + VL), vload(b + i + VL), s1);
+    s2 = vfma(vload(a + i + 2 * VL), vload(b + i + 2 * VL), s2);
+    s3 = vfma(vload(a + i + 3 * VL), vload(b + i + 3 * VL), s3);
+  }
+  for (; i + VL <= n; i += VL) s0 = vfma(vload(a + i), vload(b + i), s0);
+  V s = vadd(vadd(s0, s1), vadd(s2, s3));
+  float buf[VL];
+  vstore(buf, s);
+  float r = 0.0f;
+  for (int j = 0; j < VL; ++j) r += buf[j];
+  for (; i < n; ++i) r += a[i] * b[i];
+  return r;
+}
+
+static const KernelSet* make_kernel_set(const char* name) {
+  static const KernelSet ks = {name,     kMR,      kNR,      &gemm_tile<kMR, kNV>, &pack_b, &epilogue,
+                               &upconv_h, &upconv_v, &torgb_row, &dot};
+  return &ks;
+}
