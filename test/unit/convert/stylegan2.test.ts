@@ -4,7 +4,7 @@ import { readCheckpoint, readCheckpointBuffer } from '../../../lib/convert/index
 import { expectedTensorShapes, validateConfig, type StyleGAN2Config } from '../../../lib/convert/stylegan2.js';
 import { FaceganError } from '../../../lib/errors.js';
 import { torchTensor } from './pickle-writer.js';
-import { SMALL_CONFIG, pytorchPickle, randomTensors, tfPickle } from './synthetic.js';
+import { SMALL_CONFIG, pytorchPickle, randomTensors, rng, tfPickle } from './synthetic.js';
 
 function errorOf(fn: () => unknown): FaceganError {
   try {
@@ -166,5 +166,34 @@ describe('config validation', () => {
 
   it('rejects non-buffer sources with ERR_INVALID_OPTION', async () => {
     await expect(readCheckpoint(42 as unknown as string)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+  });
+});
+
+describe('bit flips in the structure of synthetic pickles', () => {
+  it('either convert or fail with a FaceganError, never anything else (fixed seed)', () => {
+    const tensors = randomTensors(SMALL_CONFIG, 11);
+    const next = rng(99);
+    const seen = new Map<string, number>();
+    for (const original of [pytorchPickle(SMALL_CONFIG, tensors), tfPickle(SMALL_CONFIG, tensors)]) {
+      const buf = Buffer.from(original);
+      for (let k = 0; k < 200; k++) {
+        const pos = Math.floor(next() * buf.length);
+        const old = buf[pos]!;
+        buf[pos] = k % 2 === 0 ? old ^ (1 << Math.floor(next() * 8)) : Math.floor(next() * 256);
+        let key = 'ok';
+        try {
+          readCheckpointBuffer(buf);
+        } catch (err) {
+          expect(err).toBeInstanceOf(FaceganError);
+          expect((err as FaceganError).message.startsWith('Corrupt checkpoint (')).toBe(false); // no internal error slipped through
+          key = (err as FaceganError).code;
+        }
+        seen.set(key, (seen.get(key) ?? 0) + 1);
+        buf[pos] = old;
+      }
+    }
+    // Most flips hit structure here, so several kinds of typed error show up.
+    expect(seen.get('ERR_CORRUPT_FILE')).toBeGreaterThan(10);
+    expect(seen.size).toBeGreaterThanOrEqual(3);
   });
 });
