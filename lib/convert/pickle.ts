@@ -318,7 +318,12 @@ export class NdArray extends PyExtension {
     // (version, shape, dtype, is_fortran, rawdata) or, from old numpy, without the version.
     if (!(state instanceof PyTuple) || (state.length !== 5 && state.length !== 4)) throw pickleCorrupt('bad numpy array state');
     const [shape, dtype, fortran, raw] = state.length === 5 ? state.items.slice(1) : state.items;
-    if (!(shape instanceof PyTuple) || !shape.items.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) throw pickleCorrupt('bad numpy array shape');
+    this.init(shape, dtype, fortran === true || fortran === 1, raw);
+  }
+
+  /** Sets shape, dtype, order and data, checking that they agree. */
+  init(shape: PyValue | undefined, dtype: PyValue | undefined, fortran: boolean, raw: PyValue | undefined): this {
+    if (!(shape instanceof PyTuple) || shape.length > 32 || !shape.items.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) throw pickleCorrupt('bad numpy array shape');
     if (!(dtype instanceof NpDtype)) throw pickleCorrupt('bad numpy array dtype');
     const kind = dtype.requireKind();
     let bytes: Uint8Array;
@@ -330,8 +335,9 @@ export class NdArray extends PyExtension {
     if (count * ELEMENT_SIZE[kind] !== bytes.length) throw pickleCorrupt(`numpy array of shape [${shape.items.join(', ')}] ${dtype.code} has ${bytes.length} data bytes`);
     this.shape = (shape.items as number[]).slice();
     this.dtype = dtype;
-    this.fortran = fortran === true || fortran === 1;
+    this.fortran = fortran;
     this.data = bytes;
+    return this;
   }
 
   get size(): number { return this.shape.reduce((a, b) => a * b, 1); }
@@ -417,6 +423,15 @@ function normInt(v: bigint): number | bigint {
 
 const ndarrayClass: GlobalHandler = {}; // only ever an argument of _reconstruct
 
+/** `numpy.core.numeric._frombuffer(buf, dtype, shape, order)`: arrays pickled with protocol 5. */
+const numpyFrombuffer: GlobalHandler = {
+  call(args) {
+    const [buf, dtype, shape, order] = args;
+    if (args.length !== 4 || (order !== 'C' && order !== 'F')) throw pickleCorrupt('numpy _frombuffer expects (buffer, dtype, shape, order)');
+    return new NdArray().init(shape, dtype, order === 'F', buf);
+  },
+};
+
 /**
  * The data-only globals every network pickle may use: containers, `bytes` encodings and NumPy
  * arrays/scalars/dtypes. (Torch and StyleGAN-specific entries live next to their handlers.)
@@ -436,6 +451,8 @@ export const BASE_GLOBALS: ReadonlyArray<readonly [string, GlobalHandler]> = [
   ['numpy.core.multiarray.scalar', numpyScalar],
   ['numpy._core.multiarray._reconstruct', numpyReconstruct],
   ['numpy._core.multiarray.scalar', numpyScalar],
+  ['numpy.core.numeric._frombuffer', numpyFrombuffer],
+  ['numpy._core.numeric._frombuffer', numpyFrombuffer],
   ['dnnlib.util.EasyDict', dictClass()],
 ];
 

@@ -142,6 +142,27 @@ function rebuildParameter(args: PyValue[], min: number, max: number): TorchTenso
 const storageTypeMarker: GlobalHandler = {};
 
 /**
+ * `torch._tensor._rebuild_from_type_v2(func, type, args, state)`: how torch pickles a tensor
+ * that carries Python attributes. We rebuild with `func` (itself an allow-listed rebuild
+ * function) and drop the type and the attributes.
+ */
+const rebuildFromTypeV2: GlobalHandler = {
+  call(args) {
+    const [func, type, fargs] = args;
+    if (args.length !== 4 || !(func instanceof PyGlobal) || !(type instanceof PyGlobal) || !(fargs instanceof PyTuple)) {
+      throw corrupt('_rebuild_from_type_v2 expects (function, type, args, state)');
+    }
+    // Only the tensor rebuilders (never itself: no recursion driven by the file).
+    if (func.module !== 'torch._utils' || !func.name.startsWith('_rebuild_') || func.handler.call === undefined) {
+      throw corrupt(`_rebuild_from_type_v2 of ${func.qualifiedName}`);
+    }
+    const t = func.handler.call(fargs.items);
+    if (!(t instanceof TorchTensor)) throw corrupt('_rebuild_from_type_v2 did not build a tensor');
+    return t;
+  },
+};
+
+/**
  * Globals for tensors inside any PyTorch pickle: the rebuild functions and the storage type
  * names that persistent ids use.
  */
@@ -150,6 +171,9 @@ export const TORCH_TENSOR_GLOBALS: ReadonlyArray<readonly [string, GlobalHandler
   ['torch._utils._rebuild_tensor', { call: (a) => rebuildTensor(a, 4, 4) }],
   ['torch._utils._rebuild_parameter', { call: (a) => rebuildParameter(a, 3, 3) }],
   ['torch._utils._rebuild_parameter_with_state', { call: (a) => rebuildParameter(a, 4, 4) }],
+  ['torch._tensor._rebuild_from_type_v2', rebuildFromTypeV2],
+  ['torch.Tensor', {}],
+  ['torch.nn.parameter.Parameter', {}],
   ...Object.keys(STORAGE_TYPES).map((name) => [`torch.${name}`, storageTypeMarker] as const),
 ];
 

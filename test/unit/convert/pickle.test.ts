@@ -105,6 +105,15 @@ describe('pickle reader: values', () => {
     expect([...fortran.toFloat32()]).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
+  it('builds numpy arrays pickled with protocol 5 (_frombuffer), C and Fortran order', () => {
+    const dtype = call('numpy.dtype', 'f4', false, true);
+    const c = load(dumps(call('numpy.core.numeric._frombuffer', new Uint8Array(Float32Array.from([1, 2, 3, 4]).buffer), dtype, tup(2, 2), 'C'), 5)) as NdArray;
+    expect([...c.toFloat32()]).toEqual([1, 2, 3, 4]);
+    const f = load(dumps(call('numpy._core.numeric._frombuffer', new Uint8Array(Float32Array.from([1, 3, 2, 4]).buffer), dtype, tup(2, 2), 'F'), 5)) as NdArray;
+    expect([...f.toFloat32()]).toEqual([1, 2, 3, 4]);
+    expect(codeOf(() => load(dumps(call('numpy.core.numeric._frombuffer', new Uint8Array(12), dtype, tup(2, 2), 'C'))))).toBe('ERR_CORRUPT_FILE');
+  });
+
   it('decodes _codecs.encode and bytearray', () => {
     expect([...(load(dumps(call('_codecs.encode', 'a\u00ff', 'latin1'))) as Uint8Array)]).toEqual([0x61, 0xff]);
     expect([...(load(dumps(call('builtins.bytearray', new Uint8Array([9, 8])))) as Uint8Array)]).toEqual([9, 8]);

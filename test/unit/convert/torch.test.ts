@@ -6,7 +6,7 @@ import { NETWORK_PICKLE_GLOBALS } from '../../../lib/convert/stylegan2.js';
 import { TorchStorage, TorchTensor, readLegacyTorchStream } from '../../../lib/convert/torch.js';
 import { FaceganError } from '../../../lib/errors.js';
 import { float32ToFloat16 } from '../../../lib/safetensors.js';
-import { Persid, call, dict, dumps, legacyTorchStream, storagePid, tup, type StorageSpec } from './pickle-writer.js';
+import { Persid, call, dict, dumps, glob, legacyTorchStream, storagePid, tup, type StorageSpec } from './pickle-writer.js';
 
 const f32bytes = (xs: number[]): Uint8Array => new Uint8Array(Float32Array.from(xs).buffer);
 
@@ -68,6 +68,16 @@ describe('legacy torch.save stream', () => {
     expect([...loadTensor(outerTensor({ key: 'd', type: 'DoubleStorage', numel: 2, data: new Uint8Array(f64.buffer) }, 0, [2], [1])).toFloat32()]).toEqual([Math.fround(0.1), 1e10]);
     const i64 = BigInt64Array.from([-7n, 123456n]);
     expect([...loadTensor(outerTensor({ key: 'l', type: 'LongStorage', numel: 2, data: new Uint8Array(i64.buffer) }, 0, [2], [1])).toFloat32()]).toEqual([-7, 123456]);
+  });
+
+  it('reads tensors pickled through _rebuild_from_type_v2, but only around a tensor rebuilder', () => {
+    const storage = { key: 'k', numel: 2, data: f32bytes([4, 5]) };
+    const stream = legacyTorchStream(new Persid(storagePid(storage)), [storage]);
+    const inner = tup(call('torch.storage._load_from_bytes', stream), 0, tup(2), tup(1), false, call('collections.OrderedDict'));
+    const wrapped = call('torch._tensor._rebuild_from_type_v2', glob('torch._utils._rebuild_tensor_v2'), glob('torch.Tensor'), inner, dict({ note: 1 }));
+    expect([...loadTensor(dumps(wrapped)).toFloat32()]).toEqual([4, 5]);
+    const self = call('torch._tensor._rebuild_from_type_v2', glob('torch._tensor._rebuild_from_type_v2'), glob('torch.Tensor'), tup(), null);
+    expect(codeOf(() => loadTensor(dumps(self)))).toBe('ERR_CORRUPT_FILE');
   });
 
   it('rejects tensors that reach past their storage', () => {
