@@ -213,7 +213,7 @@ export function tfPickle(config: StyleGAN2Config, tensors: Map<string, Float32Te
     ...options.kwargs,
   };
   const topVars = [...vars(top, ''), tup('lod', call('numpy.core.multiarray.scalar', call('numpy.dtype', 'f4', false, true), Buffer.alloc(4)))];
-  const components = options.noComponents ? {} : {
+  const components: Record<string, PV> = options.noComponents ? {} : {
     mapping: network('G_mapping', vars(mapping, 'mapping/'), {}, {}),
     synthesis: network('G_synthesis', vars(synthesis, 'synthesis/'), {}, {}),
   };
