@@ -19,9 +19,12 @@
 //
 // ToRGB (1×1 modulated, no demodulation) is fused with the ×2 upsampling of the previous image.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <new>
 #include <stdexcept>
 #include <thread>
@@ -312,8 +315,32 @@ class CpuBackend : public Backend {
     size_t x_stride = 0;  // per-image stride; 0: shared const
     int cur = 0;          // act_ buffer holding x (when x_stride > 0)
     int img_cur = -1, img_res = 0;
+    static const bool profile = std::getenv("FACEGAN_CPU_PROFILE") != nullptr;
     for (int li = 0; li < nl; ++li) {
       const LayerDesc& L = net.layers[size_t(li)];
+      struct Report {
+        const LayerDesc& L;
+        int nb;
+        std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+        double c0 = thread_cpu_ms();
+        static double thread_cpu_ms() {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+          timespec ts;
+          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+          return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+#else
+          return 0.0;
+#endif
+        }
+        ~Report() {
+          if (!profile) return;
+          double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+          double cms = thread_cpu_ms() - c0;
+          double macs = double(L.in_ch) * L.out_ch * L.ksize * L.ksize * L.in_res * L.in_res * nb;
+          std::fprintf(stderr, "  %-12s %4d->%4d %4d^2  %8.2f ms (caller cpu %8.2f ms)  %6.1f GFLOP/s\n",
+                       L.name.c_str(), L.in_ch, L.out_ch, L.out_res, ms, cms, 2e-6 * macs / ms);
+        }
+      } report{L, nb};
       if (L.kind == LayerDesc::Conv) {
         const ConvPrep& cp = conv_of(li);
         const float* noise = nullptr;
