@@ -68,6 +68,9 @@ class Buf {
   size_t n_ = 0;
 };
 
+constexpr int kWinoAlwaysRes = 32;  // Winograd only from this resolution up
+constexpr int kWinoMinTiles = 256;   // below it, Winograd's weight traffic outweighs its savings
+
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
 
@@ -82,6 +85,10 @@ struct ConvPrep {
   Buf A;                          // packed weights
   std::vector<float> wsq;         // [C_out][C_in] Σ_k W²
   size_t demod_off = 0;           // into the per-batch demodulation buffer
+  // Winograd F(2×2, 3×3) (up 1, resolution ≥ 8): U[ξ][panel][C_in][MR] = (G·g·Gᵀ)[ξ].
+  bool wino = false, direct = true;  // which forms are prepared (up 1)
+  Buf U;
+  int wg_rows = 0, wg_kc = 0, wg_nt = 0;  // M rows per task, K block, tiles per task
   // Up-conv scheduling (fixed per layer).
   bool multi = false;  // several whole images per GEMM
   int ipt = 1, G = 1;  // images per task, input rows per GEMM step
@@ -109,7 +116,9 @@ class CpuBackend : public Backend {
     nc_target_ = int(round_up(size_t(std::max(384, 8 * NR)), size_t(NR)));
 
     // Per-layer preparation.
-    size_t max_cols = size_t(nc_target_), max_crows = 0, max_z = 0;
+    const char* wenv = std::getenv("FACEGAN_CPU_WINOGRAD");
+    const bool use_wino = !(wenv && wenv[0] == '0');
+    size_t max_cols = size_t(nc_target_), max_crows = 0, max_z = 0, max_bp = 0;
     max_act_ = size_t(net.const_ch) * 16;
     size_t demod_total = 0;
     for (size_t li = 0; li < net.layers.size(); ++li) {
@@ -140,15 +149,22 @@ class CpuBackend : public Backend {
         const int panels = ceil_div(Co, MR);
         cp.group_off = {0};
         cp.group_panels = {panels};
-        cp.A.reserve(size_t(panels) * MR * cp.K);
-        float* A = cp.A.data();
-        for (int p = 0; p < panels; ++p)
-          for (int k = 0; k < cp.K; ++k)
-            for (int i = 0; i < MR; ++i) {
-              const int o = p * MR + i;
-              *A++ = o < Co ? L.weight[size_t(o) * cp.K + k] : 0.0f;
-            }
-        max_crows = std::max(max_crows, size_t(panels) * MR);
+        // Winograd from 8² up; from 32² up (≥ 256 tiles per image) it always wins, so the
+        // direct GEMM's packed weights are kept only below that (small batches pick them).
+        const bool wino = use_wino && L.out_res >= 8;
+        cp.direct = !wino || L.out_res < kWinoAlwaysRes;
+        if (cp.direct) {
+          cp.A.reserve(size_t(panels) * MR * cp.K);
+          float* A = cp.A.data();
+          for (int p = 0; p < panels; ++p)
+            for (int k = 0; k < cp.K; ++k)
+              for (int i = 0; i < MR; ++i) {
+                const int o = p * MR + i;
+                *A++ = o < Co ? L.weight[size_t(o) * cp.K + k] : 0.0f;
+              }
+          max_crows = std::max(max_crows, size_t(panels) * MR);
+        }
+        if (wino) prepare_wino(cp, &max_cols, &max_bp);
       } else {
         cp.K = Ci;
         cp.og = std::min(Co, 32);
@@ -206,8 +222,8 @@ class CpuBackend : public Backend {
     pool_.reset(new ThreadPool(nt));
     scratch_.resize(size_t(pool_->size()));
     for (auto& s : scratch_) {
-      s.Bp.reserve(size_t(kc_) * max_cols);
-      s.C.reserve(max_crows * max_cols);
+      s.Bp.reserve(std::max(size_t(kc_) * max_cols, max_bp));
+      s.C.reserve(std::max(max_crows * max_cols, max_cbuf_));
       if (max_z) s.Z.reserve(max_z);
       s.segs.reserve(max_cols + 64);
     }
@@ -253,7 +269,7 @@ class CpuBackend : public Backend {
   std::vector<ConvPrep> convs_;
   int kc_ = 256;
   int nc_target_ = 384;
-  size_t max_act_ = 0, max_cols_ = 0, max_z_ = 0, demod_total_ = 0;
+  size_t max_act_ = 0, max_cols_ = 0, max_z_ = 0, demod_total_ = 0, max_cbuf_ = 0;
   Buf act_[2], img_[2], styles_, demod_, noise_, zero_block_;
 
   const ConvPrep& conv_of(int layer_index) const {
@@ -357,7 +373,10 @@ class CpuBackend : public Backend {
         const int dst = x_stride ? 1 - cur : 0;
         float* out = act_[dst].data();
         const size_t out_stride = size_t(L.out_ch) * L.out_res * L.out_res;
-        if (L.up == 1)
+        const int tiles = nb * (L.out_res / 2) * (L.out_res / 2);
+        if (L.up == 1 && cp.wino && (!cp.direct || tiles >= kWinoMinTiles))
+          conv3x3_wino(cp, x, x_stride, out, out_stride, nb, S, D, a.noise, noise);
+        else if (L.up == 1)
           conv3x3(cp, x, x_stride, out, out_stride, nb, S, D, a.noise, noise);
         else
           upconv(cp, x, x_stride, out, out_stride, nb, S, D, a.noise, noise);
@@ -465,6 +484,150 @@ class CpuBackend : public Backend {
                           : mode == NoiseMode::Random ? noise + size_t(sg.img) * HW + pix : nullptr;
           epi_args(&e, L, nz, D[size_t(sg.img) * demod_total_ + cp.demod_off + o], o);
           ks_->epilogue(out + size_t(sg.img) * out_stride + size_t(o) * HW + pix, crow + sg.col, sg.len, e);
+        }
+      }
+    });
+  }
+
+  static int env_int(const char* name, int def) {
+    const char* v = std::getenv(name);
+    return v && *v ? std::atoi(v) : def;
+  }
+
+  void prepare_wino(ConvPrep& cp, size_t* max_cols, size_t* max_bp) {
+    const LayerDesc& L = *cp.L;
+    const int MR = ks_->MR, NR = ks_->NR, Ci = L.in_ch, Co = L.out_ch;
+    const int Mp = ceil_div(Co, MR);
+    cp.wino = true;
+    // Transformed weights U = G·g·Gᵀ, G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], packed per ξ like A.
+    cp.U.reserve(size_t(16) * Mp * MR * Ci);
+    float* U = cp.U.data();
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    for (int p = 0; p < Mp; ++p)
+      for (int i = 0; i < MR; ++i) {
+        const int o = p * MR + i;
+        for (int c = 0; c < Ci; ++c) {
+          double u[4][4] = {};
+          if (o < Co) {
+            const float* g = L.weight + (size_t(o) * Ci + c) * 9;
+            double t[4][3];
+            for (int a = 0; a < 4; ++a)
+              for (int k = 0; k < 3; ++k) t[a][k] = G[a][0] * g[0 * 3 + k] + G[a][1] * g[1 * 3 + k] + G[a][2] * g[2 * 3 + k];
+            for (int a = 0; a < 4; ++a)
+              for (int b = 0; b < 4; ++b) u[a][b] = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2];
+          }
+          for (int xi = 0; xi < 16; ++xi) U[((size_t(xi) * Mp + p) * Ci + c) * MR + i] = float(u[xi / 4][xi % 4]);
+        }
+      }
+    // Blocking: V (16·kc·NT) and the accumulators (16·rows·NT) should stay in L2.
+    cp.wg_rows = std::min(Mp * MR, int(round_up(size_t(env_int("FACEGAN_WG_ROWS", 512)), size_t(MR))));
+    cp.wg_kc = std::min(Ci, env_int("FACEGAN_WG_KC", 64));
+    const int budget = env_int("FACEGAN_WG_BUDGET", 20480);
+    int nt = budget / (cp.wg_kc + cp.wg_rows);
+    nt = std::max(NR, nt / NR * NR);
+    const int tiles = (L.out_res / 2) * (L.out_res / 2);
+    cp.wg_nt = std::min(nt, int(round_up(size_t(tiles), size_t(NR))) * 64);
+    *max_cols = std::max(*max_cols, size_t(cp.wg_nt));
+    *max_bp = std::max(*max_bp, size_t(16) * cp.wg_kc * cp.wg_nt);
+    max_cbuf_ = std::max(max_cbuf_, size_t(16) * cp.wg_rows * cp.wg_nt);
+  }
+
+  void conv3x3_wino(const ConvPrep& cp, const float* in, size_t in_stride, float* out, size_t out_stride, int nb,
+                    const float* S, const float* D, NoiseMode mode, const float* noise) {
+    const LayerDesc& L = *cp.L;
+    const int H = L.out_res, W = H, HW = H * W, Ci = L.in_ch, Co = L.out_ch;
+    const int MR = ks_->MR, NR = ks_->NR;
+    const int TW = W / 2, TPI = (H / 2) * TW, Ttot = nb * TPI;
+    const int Mp = ceil_div(Co, MR);
+    const int pan_per = cp.wg_rows / MR;
+    int nt = std::min(cp.wg_nt, int(round_up(size_t(Ttot), size_t(NR))));
+    int ntc = ceil_div(Ttot, nt);
+    const int nmc = ceil_div(Mp, pan_per);
+    // Enough tasks for the pool: split the tiles finer when needed.
+    while (ntc * nmc < 2 * pool_->size() && nt > NR) {
+      nt = std::max(NR, int(round_up(size_t(nt / 2), size_t(NR))));
+      ntc = ceil_div(Ttot, nt);
+    }
+    run_or_throw(ntc * nmc, [&](int t, int tid) {
+      Scratch& sc = scratch_[size_t(tid)];
+      const int ti = t / nmc, mi = t % nmc;
+      const int t0 = ti * nt, t1 = std::min(Ttot, t0 + nt), ncols = t1 - t0;
+      const int p0 = mi * pan_per, p1 = std::min(Mp, p0 + pan_per);
+      const int rows = (p1 - p0) * MR;
+      // Tile runs: (img, tile row, first tile column, length, column in the block).
+      sc.segs.clear();
+      for (int tt = t0; tt < t1;) {
+        const int img = tt / TPI, r = tt % TPI, ty = r / TW, tx = r % TW;
+        const int col = tt - t0;
+        int len = std::min(TW - tx, t1 - tt);
+        len = std::min(len, NR - col % NR);
+        sc.segs.push_back({img, ty, tx, len, col});
+        tt += len;
+      }
+      const int npan = ceil_div(ncols, NR);
+      const size_t ldc = size_t(npan) * NR;
+      float* Vp = sc.Bp.data();
+      float* C = sc.C.data();
+      const size_t cxs = size_t(rows) * ldc;  // ξ stride of the accumulators
+      for (int kb = 0; kb < Ci; kb += cp.wg_kc) {
+        const int kcur = std::min(cp.wg_kc, Ci - kb);
+        const size_t vxs = size_t(kcur) * ldc;  // ξ stride of V
+        if (ncols % NR) {
+          const int tail = NR - ncols % NR;
+          for (int xi = 0; xi < 16; ++xi)
+            for (int kk = 0; kk < kcur; ++kk)
+              std::memset(Vp + xi * vxs + size_t(npan - 1) * kcur * NR + size_t(kk) * NR + (NR - tail), 0,
+                          sizeof(float) * size_t(tail));
+        }
+        WinoInArgs wa;
+        wa.xi_stride = vxs;
+        wa.W = W;
+        for (const ColSeg& sg : sc.segs) {
+          const float* base = in + size_t(sg.img) * in_stride;
+          const float* srow = S + size_t(sg.img) * net_->style_dim + L.style_offset;
+          for (int kk = 0; kk < kcur; ++kk) {
+            const int c = kb + kk;
+            const float* plane = base + size_t(c) * HW;
+            for (int r = 0; r < 4; ++r) {
+              const int y = 2 * sg.y - 1 + r;
+              wa.rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
+            }
+            wa.s = srow[c];
+            wa.tx0 = sg.x0;
+            wa.len = sg.len;
+            wa.dst = Vp + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR;
+            ks_->wino_in(wa);
+          }
+        }
+        for (int xi = 0; xi < 16; ++xi) {
+          const float* Ux = cp.U.data() + size_t(xi) * Mp * MR * Ci;
+          for (int p = p0; p < p1; ++p) {
+            const float* Ap = Ux + (size_t(p) * Ci + kb) * MR;
+            float* Cp = C + xi * cxs + size_t(p - p0) * MR * ldc;
+            const float* Bx = Vp + xi * vxs;
+            for (int jp = 0; jp < npan; ++jp)
+              ks_->gemm(kcur, Ap, Bx + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, kb > 0);
+          }
+        }
+      }
+      const int o_end = std::min(Co, p1 * MR);
+      WinoOutArgs wo;
+      wo.xi_stride = cxs;
+      for (int o = p0 * MR; o < o_end; ++o) {
+        const float* crow = C + size_t(o - p0 * MR) * ldc;
+        for (const ColSeg& sg : sc.segs) {
+          const int y = 2 * sg.y, x = 2 * sg.x0;
+          float* ob = out + size_t(sg.img) * out_stride + size_t(o) * HW;
+          wo.out0 = ob + size_t(y) * W + x;
+          wo.out1 = wo.out0 + W;
+          wo.m = crow + sg.col;
+          wo.len = sg.len;
+          const float* nz = mode == NoiseMode::Const ? L.noise_const
+                          : mode == NoiseMode::Random ? noise + size_t(sg.img) * HW : nullptr;
+          wo.noise0 = nz ? nz + size_t(y) * W + x : nullptr;
+          wo.noise1 = nz ? wo.noise0 + W : nullptr;
+          epi_args(&wo.e, L, nullptr, D[size_t(sg.img) * demod_total_ + cp.demod_off + o], o);
+          ks_->wino_out(wo);
         }
       }
     });

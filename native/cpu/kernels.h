@@ -42,6 +42,30 @@ struct EpilogueArgs {
   bool act;             // lrelu(0.2)·√2
 };
 
+// Winograd F(2×2, 3×3) input transform of one input channel over a run of tiles of one tile
+// row: V = Bᵀ·d·B of each 4×4 input patch (scaled by s), written as 16 planes ξ = 4i + j.
+struct WinoInArgs {
+  float* dst;            // plane ξ = 0 at the run's first tile; tiles of a run are contiguous
+  size_t xi_stride;      // floats between planes
+  const float* rows[4];  // input rows 2ty−1 … 2ty+2 at x = 0 (nullptr: outside the image)
+  float s;               // style of this channel
+  int W;                 // input width
+  int tx0, len;          // first tile column and number of tiles (len ≤ 128)
+};
+
+// Winograd output transform Y = Aᵀ·m·A of one output channel over a run of tiles, epilogue
+// applied, written to output rows 2ty and 2ty+1 from x = 2·tx0.
+struct WinoOutArgs {
+  float* out0;
+  float* out1;
+  const float* m;        // plane ξ = 0 of the GEMM result at the run's first tile
+  size_t xi_stride;
+  int len;
+  EpilogueArgs e;        // e.noise unused; see noise0 / noise1
+  const float* noise0;   // noise of rows 2ty / 2ty+1 from x = 2·tx0, or nullptr
+  const float* noise1;
+};
+
 struct KernelSet {
   const char* name;
   int MR, NR;  // GEMM register tile: MR rows (weights) × NR columns (pixels)
@@ -64,6 +88,8 @@ struct KernelSet {
   void (*torgb_row)(float* out, size_t ostride, const float* act, size_t cstride, int C, int W,
                     const float* w, const float* bias, int nk, float clamp, int accumulate);
   float (*dot)(const float* a, const float* b, int n);
+  void (*wino_in)(const WinoInArgs& a);
+  void (*wino_out)(const WinoOutArgs& a);
 };
 
 // Available variants, best first (always ends with the scalar one).

@@ -16,6 +16,7 @@ static inline void vstore(float* p, V a) { _mm256_storeu_ps(p, a); }
 static inline V vset1(float x) { return _mm256_set1_ps(x); }
 static inline V vzero() { return _mm256_setzero_ps(); }
 static inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }
+static inline V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
 static inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
 static inline V vmax(V a, V b) { return _mm256_max_ps(a, b); }
 static inline V vmin(V a, V b) { return _mm256_min_ps(a, b); }
@@ -25,6 +26,13 @@ static inline void vinterleave(V a, V b, V* lo, V* hi) {
   V h = _mm256_unpackhi_ps(a, b);  // a2 b2 a3 b3 | a6 b6 a7 b7
   *lo = _mm256_permute2f128_ps(l, h, 0x20);
   *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+static inline void vdeinterleave(const float* p, V* even, V* odd) {
+  V a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+  V e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
+  V o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+  *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
 }
 constexpr int kMR = 6, kNV = 2;
 

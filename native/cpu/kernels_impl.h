@@ -5,6 +5,8 @@
 //   V vload(const float*), void vstore(float*, V), V vset1(float), V vzero(),
 //   V vadd(V, V), V vmul(V, V), V vfma(V a, V b, V c) (a·b + c), V vmax(V, V), V vmin(V, V),
 //   void vinterleave(V a, V b, V* lo, V* hi)   lo = a0 b0 a1 b1 …, hi = the upper halves
+//   void vdeinterleave(const float* p, V* even, V* odd)   from 2·VL floats at p
+//   V vsub(V, V)
 //   constexpr int kMR, kNV;           GEMM tile: kMR rows × kNV·VL columns
 // Everything here has internal linkage (static) so that the variants never collide.
 
@@ -257,8 +259,121 @@ static float dot(const float* a, const float* b, int n) {
   return r;
 }
 
+// Winograd F(2×2, 3×3): Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], Aᵀ = [1 1 1 0; 0 1 −1 −1].
+static void wino_in(const WinoInArgs& a) {
+  constexpr int kMaxLen = 128;
+  constexpr int kT = 2 * kMaxLen + 2 + 2 * VL;  // scaled, zero-padded source row
+  constexpr int kEO = kMaxLen + 1 + VL;
+  alignas(64) float T[kT];
+  alignas(64) float E[4][kEO], O[4][kEO];
+  const int len = a.len;
+  const int n2 = 2 * (len + 1);                  // source columns 2·tx0 − 1 … 2·(tx0 + len)
+  const int n2p = (n2 + 2 * VL - 1) / (2 * VL) * (2 * VL);
+  const int x0 = 2 * a.tx0 - 1;
+  for (int r = 0; r < 4; ++r) {
+    const float* row = a.rows[r];
+    if (!row) {
+      for (int j = 0; j < len + 1; ++j) E[r][j] = O[r][j] = 0.0f;
+      continue;
+    }
+    int q = 0;
+    while (q < n2 && x0 + q < 0) T[q++] = 0.0f;
+    int qend = a.W - x0;
+    if (qend > n2) qend = n2;
+    if (qend > q) {
+      scale_copy(T + q, row + x0 + q, qend - q, a.s);
+      q = qend;
+    }
+    for (; q < n2p; ++q) T[q] = 0.0f;
+    for (int j = 0; j < len + 1; j += VL) {
+      V ev, od;
+      vdeinterleave(T + 2 * j, &ev, &od);
+      vstore(&O[r][j], ev);  // T[2j] = x[2(tx0 + j) − 1]
+      vstore(&E[r][j], od);  // T[2j+1] = x[2(tx0 + j)]
+    }
+  }
+  const size_t xs = a.xi_stride;
+  int j = 0;
+  for (; j + VL <= len; j += VL) {
+    V t[4][4];
+    for (int r = 0; r < 4; ++r) {
+      V d0 = vload(&O[r][j]), d1 = vload(&E[r][j]), d2 = vload(&O[r][j + 1]), d3 = vload(&E[r][j + 1]);
+      t[r][0] = vsub(d0, d2);
+      t[r][1] = vadd(d1, d2);
+      t[r][2] = vsub(d2, d1);
+      t[r][3] = vsub(d1, d3);
+    }
+    float* dst = a.dst + j;
+    for (int c = 0; c < 4; ++c) {
+      vstore(dst + (0 * 4 + c) * xs, vsub(t[0][c], t[2][c]));
+      vstore(dst + (1 * 4 + c) * xs, vadd(t[1][c], t[2][c]));
+      vstore(dst + (2 * 4 + c) * xs, vsub(t[2][c], t[1][c]));
+      vstore(dst + (3 * 4 + c) * xs, vsub(t[1][c], t[3][c]));
+    }
+  }
+  for (; j < len; ++j) {
+    float t[4][4];
+    for (int r = 0; r < 4; ++r) {
+      float d0 = O[r][j], d1 = E[r][j], d2 = O[r][j + 1], d3 = E[r][j + 1];
+      t[r][0] = d0 - d2;
+      t[r][1] = d1 + d2;
+      t[r][2] = d2 - d1;
+      t[r][3] = d1 - d3;
+    }
+    float* dst = a.dst + j;
+    for (int c = 0; c < 4; ++c) {
+      dst[(0 * 4 + c) * xs] = t[0][c] - t[2][c];
+      dst[(1 * 4 + c) * xs] = t[1][c] + t[2][c];
+      dst[(2 * 4 + c) * xs] = t[2][c] - t[1][c];
+      dst[(3 * 4 + c) * xs] = t[1][c] - t[3][c];
+    }
+  }
+}
+
+static void wino_out(const WinoOutArgs& a) {
+  const size_t xs = a.xi_stride;
+  EpilogueArgs e = a.e;
+  e.noise = a.noise0;  // only its presence matters to EpiVec
+  const EpiVec ev(e);
+  float* outs[2] = {a.out0, a.out1};
+  const float* noises[2] = {a.noise0, a.noise1};
+  int j = 0;
+  for (; j + VL <= a.len; j += VL) {
+    const float* m = a.m + j;
+    V u[2][4];
+    for (int c = 0; c < 4; ++c) {
+      V m0 = vload(m + (0 * 4 + c) * xs), m1 = vload(m + (1 * 4 + c) * xs);
+      V m2 = vload(m + (2 * 4 + c) * xs), m3 = vload(m + (3 * 4 + c) * xs);
+      u[0][c] = vadd(vadd(m0, m1), m2);
+      u[1][c] = vsub(vsub(m1, m2), m3);
+    }
+    for (int r = 0; r < 2; ++r) {
+      V y0 = vadd(vadd(u[r][0], u[r][1]), u[r][2]);
+      V y1 = vsub(vsub(u[r][1], u[r][2]), u[r][3]);
+      V lo, hi;
+      vinterleave(y0, y1, &lo, &hi);
+      const float* nz = noises[r] ? noises[r] + 2 * j : nullptr;
+      vstore(outs[r] + 2 * j, ev.apply(lo, nz));
+      vstore(outs[r] + 2 * j + VL, ev.apply(hi, nz ? nz + VL : nullptr));
+    }
+  }
+  for (; j < a.len; ++j) {
+    const float* m = a.m + j;
+    float u[2][4];
+    for (int c = 0; c < 4; ++c) {
+      float m0 = m[(0 * 4 + c) * xs], m1 = m[(1 * 4 + c) * xs], m2 = m[(2 * 4 + c) * xs], m3 = m[(3 * 4 + c) * xs];
+      u[0][c] = m0 + m1 + m2;
+      u[1][c] = m1 - m2 - m3;
+    }
+    for (int r = 0; r < 2; ++r) {
+      float y[2] = {u[r][0] + u[r][1] + u[r][2], u[r][1] - u[r][2] - u[r][3]};
+      for (int q = 0; q < 2; ++q) outs[r][2 * j + q] = epi_scalar(y[q], a.e, noises[r], 2 * j + q);
+    }
+  }
+}
+
 static const KernelSet* make_kernel_set(const char* name) {
-  static const KernelSet ks = {name,     kMR,      kNR,      &gemm_tile<kMR, kNV>, &pack_b, &epilogue,
-                               &upconv_h, &upconv_v, &torgb_row, &dot};
+  static const KernelSet ks = {name,      kMR,       kNR,        &gemm_tile<kMR, kNV>, &pack_b, &epilogue,
+                               &upconv_h, &upconv_v, &torgb_row, &dot,                 &wino_in, &wino_out};
   return &ks;
 }

@@ -32,6 +32,7 @@ static inline V vzero() { return vset1(0.0f); }
     return r;                                 \
   }
 FG_BINOP(vadd, a.f[i] + b.f[i])
+FG_BINOP(vsub, a.f[i] - b.f[i])
 FG_BINOP(vmul, a.f[i] * b.f[i])
 FG_BINOP(vmax, a.f[i] > b.f[i] ? a.f[i] : b.f[i])
 FG_BINOP(vmin, a.f[i] < b.f[i] ? a.f[i] : b.f[i])
@@ -47,6 +48,12 @@ static inline void vinterleave(V a, V b, V* lo, V* hi) {
     lo->f[2 * i + 1] = b.f[i];
     hi->f[2 * i] = a.f[VL / 2 + i];
     hi->f[2 * i + 1] = b.f[VL / 2 + i];
+  }
+}
+static inline void vdeinterleave(const float* p, V* even, V* odd) {
+  for (int i = 0; i < VL; ++i) {
+    even->f[i] = p[2 * i];
+    odd->f[i] = p[2 * i + 1];
   }
 }
 constexpr int kMR = 4, kNV = 2;
