@@ -12,10 +12,12 @@
  * - 'two':       `NAME.mapping.onnx`: z[, c], psi → `ws` [N, num_ws, w_dim] (truncated);
  *                `NAME.synthesis.onnx`: `ws` → `img`.
  * Noise is baked in: 'const' (the stored noise maps, what generate.py uses; default) or 'none'.
+ * ProGAN (config.arch 'progan', docs/progan.md): one graph, `z` [N, z_dim] → `img` [N, C, H, W],
+ * the toRGB output v before any clip (pixels: round(clamp(v·output.scale + output.offset, 0, 255))).
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { rename, unlink, writeFile } from 'node:fs/promises';
+import { rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +25,8 @@ import { FaceganError, invalidOption } from '../errors.js';
 import { readCheckpoint, validateConfig, validateTensorShapes, type StyleGAN2Config } from '../convert/index.js';
 import { checkModel, decodeModel, encodeModel, irVersionForOpset, type DecodedModel, type OnnxModel } from './model.js';
 import { stylegan2ToOnnx, type OnnxNoiseMode } from './stylegan2.js';
+import { proganToOnnx } from './progan.js';
+import type { ProganConfig } from '../convert/tfjs.js';
 
 export { checkModel, decodeModel, encodeModel, irVersionForOpset, type DecodedModel, type OnnxModel } from './model.js';
 
@@ -34,12 +38,15 @@ export const DEFAULT_OPSET = 17;
 /** Every op an exported graph may contain (all in the default ai.onnx domain). */
 export const ONNX_OPS: ReadonlySet<string> = new Set([
   'Add', 'Clip', 'Concat', 'Conv', 'ConvTranspose', 'Expand', 'Gather', 'Gemm', 'Identity', 'LeakyRelu',
-  'MatMul', 'Mul', 'Reciprocal', 'ReduceMean', 'Sqrt', 'Sub', 'Unsqueeze',
+  'MatMul', 'Mul', 'Reciprocal', 'ReduceMean', 'Reshape', 'Resize', 'Sqrt', 'Sub', 'Unsqueeze',
 ]);
 
-/** A generator in memory: what `readCheckpoint` returns (only `config` and `tensors` are used). */
+/**
+ * A generator in memory: what `readCheckpoint` returns for StyleGAN2, or what
+ * `readTfjsGraphModel` returns for ProGAN (only `config` and `tensors` are used).
+ */
 export interface OnnxSourceModel {
-  config: StyleGAN2Config;
+  config: StyleGAN2Config | ProganConfig;
   tensors: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>;
 }
 
@@ -97,25 +104,48 @@ function checkOptions(options: ExportOnnxOptions | undefined): CheckedOptions {
   return { graphs, opset, noiseMode, truncationCutoff: cutoff };
 }
 
-function checkModelInput(model: OnnxSourceModel): OnnxSourceModel {
-  if (model === null || typeof model !== 'object' || !(model.tensors instanceof Map)) {
-    throw invalidOption('model', 'a model path or { config, tensors: Map }', model);
-  }
-  const config = validateConfig(model.config);
-  validateTensorShapes(config, model.tensors);
+function checkTensorData(model: OnnxSourceModel): void {
   for (const [name, t] of model.tensors) {
     if (!(t.data instanceof Float32Array) || t.data.length !== t.shape.reduce((a: number, b: number) => a * b, 1)) {
       throw invalidOption(`tensors.get('${name}').data`, 'a Float32Array matching its shape', t.data);
     }
   }
-  return { config, tensors: model.tensors };
 }
 
-/** Builds the ONNX model objects (before encoding). */
+/**
+ * Builds the ONNX model objects (before encoding). StyleGAN2: as described above. ProGAN: one
+ * graph only, input `z` → `img` (the toRGB output before any clip; no psi, no noise).
+ */
 export function buildOnnxModels(model: OnnxSourceModel, options?: ExportOnnxOptions): { one: OnnxModel } | { mapping: OnnxModel; synthesis: OnnxModel } {
   const opts = checkOptions(options);
-  const m = checkModelInput(model);
-  return stylegan2ToOnnx(m.config, m.tensors, { ...opts, producerVersion: producerVersion() }, opts.graphs);
+  if (model === null || typeof model !== 'object' || !(model.tensors instanceof Map) || model.config === null || typeof model.config !== 'object') {
+    throw invalidOption('model', 'a model path or { config, tensors: Map }', model);
+  }
+  if ((model.config as { arch?: unknown }).arch === 'progan') {
+    if (opts.graphs === 'two') throw invalidOption('graphs', "'one' for a ProGAN model (it has no mapping network)", opts.graphs);
+    checkTensorData(model);
+    return { one: proganToOnnx(model.config as ProganConfig, model.tensors, { opset: opts.opset, producerVersion: producerVersion() }) };
+  }
+  const config = validateConfig(model.config);
+  validateTensorShapes(config, model.tensors);
+  checkTensorData(model);
+  return stylegan2ToOnnx(config, model.tensors, { ...opts, producerVersion: producerVersion() }, opts.graphs);
+}
+
+/** Reads a model path: a TensorFlow.js graph model (a directory or model.json) or any checkpoint readCheckpoint reads. */
+async function readModel(src: string): Promise<OnnxSourceModel> {
+  if (typeof src !== 'string' || src.length === 0) throw invalidOption('model', 'a file path', src);
+  let isDir = false;
+  try {
+    isDir = (await stat(src)).isDirectory();
+  } catch {
+    // readCheckpoint reports a missing file.
+  }
+  if (isDir || src.toLowerCase().endsWith('.json')) {
+    const { readTfjsGraphModel } = await import('../convert/tfjs.js');
+    return readTfjsGraphModel(src);
+  }
+  return readCheckpoint(src);
 }
 
 /** Builds and encodes the ONNX model(s) in memory (pass the bytes to ort.InferenceSession.create). */
@@ -143,7 +173,8 @@ async function writeAtomic(dst: string, bytes: Uint8Array): Promise<void> {
 }
 
 /**
- * Exports a generator (a path to anything `readCheckpoint` reads, or `{ config, tensors }`) to
+ * Exports a generator (a path to anything `readCheckpoint` reads, a TensorFlow.js ProGAN graph
+ * model directory or model.json, or `{ config, tensors }`) to
  * ONNX at `dst` ('one') or at `dst` minus `.onnx` plus `.mapping.onnx` / `.synthesis.onnx` ('two').
  * @throws FaceganError ERR_INVALID_OPTION, the errors of readCheckpoint, ERR_FILE_NOT_FOUND when a
  *   file cannot be written.
@@ -151,7 +182,7 @@ async function writeAtomic(dst: string, bytes: Uint8Array): Promise<void> {
 export async function exportOnnx(model: OnnxSourceModel | string, dst: string, options?: ExportOnnxOptions): Promise<ExportOnnxResult> {
   if (typeof dst !== 'string' || dst.length === 0) throw invalidOption('dst', 'a file path', dst);
   const opts = checkOptions(options);
-  const source = typeof model === 'string' ? await readCheckpoint(model) : model;
+  const source = typeof model === 'string' ? await readModel(model) : model;
   const built = buildOnnx(source, opts);
   const files: string[] = [];
   let bytes = 0;
