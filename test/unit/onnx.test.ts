@@ -7,19 +7,23 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { readCheckpoint, type Checkpoint } from '../../lib/convert/index.js';
+import { createProganReference } from '../../lib/convert/progan-reference.js';
+import { readTfjsGraphModel, type ProganConfig } from '../../lib/convert/tfjs.js';
 import { loadGenerator, type FloatImage, type Generator } from '../../lib/index.js';
 import {
   DEFAULT_OPSET, ONNX_OPS, buildOnnx, checkModel, decodeModel, encodeModel, exportOnnx, exportOnnxCli, irVersionForOpset,
   twoGraphPaths, validateOnnx, type ExportOnnxOptions,
 } from '../../lib/onnx/index.js';
 import { Message, readFields, repeatedInts } from '../../lib/onnx/proto.js';
+import { proganTensorShapes } from '../../lib/onnx/progan.js';
 import { describeFixtures, fixturePath } from '../helpers/fixtures.js';
 import { readGolden, type Golden } from '../helpers/golden.js';
-import { expectImageClose, expectWsClose, maxAbsDiff } from '../helpers/compare.js';
+import { expectImageClose, expectWsClose, maxAbs, maxAbsDiff } from '../helpers/compare.js';
 
 const FIXTURES: [string, string][] = [
   ['tiny32', 'tiny32.pkl'],
@@ -371,5 +375,95 @@ describeFixtures('ONNX export options and files', () => {
     await expect(exportOnnx(path.join(dir, 'nope.pkl'), path.join(dir, 'x.onnx'))).rejects.toMatchObject({ code: 'ERR_FILE_NOT_FOUND' });
     await expect(exportOnnx(model, path.join(dir, 'no-such-dir', 'x.onnx'))).rejects.toMatchObject({ code: 'ERR_FILE_NOT_FOUND' });
     expect(() => validateOnnx(Uint8Array.from([0x0a, 0x05]))).toThrow(expect.objectContaining({ code: 'ERR_CORRUPT_FILE' }));
+  });
+});
+
+describe('ONNX export of ProGAN', () => {
+  /** A small random ProGAN (the real topology, narrow), weights like the folded TF-Hub ones. */
+  function randomProgan(channels: number[], zDim: number, seed: number): { config: ProganConfig; tensors: Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> } {
+    const config: ProganConfig = {
+      arch: 'progan', z_dim: zDim, img_resolution: 4 << (channels.length - 1), img_channels: 3, channels,
+      lrelu_slope: 0.2, pixelnorm_eps: 1e-8, normalize_latent: true, upsample: 'nearest', weight_gain: 1,
+      output: { tfhub_clip: [0, 1], scale: 127.5, offset: 63.75 },
+    };
+    let a = seed >>> 0;
+    const rand = (): number => {
+      a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
+      return a / 2 ** 32 - 0.5;
+    };
+    const tensors = new Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>();
+    for (const [name, shape] of proganTensorShapes(config)) {
+      const fanIn = shape.length === 4 ? shape[1]! * shape[2]! * shape[3]! : shape.length === 2 ? shape[1]! : 1;
+      const scale = name.endsWith('.bias') ? 0.2 : 3 / Math.sqrt(fanIn);
+      tensors.set(name, { dtype: 'F32', shape, data: Float32Array.from({ length: shape.reduce((x, y) => x * y, 1) }, () => rand() * scale) });
+    }
+    return { config, tensors };
+  }
+
+  function hwcToChw(v: Float32Array, h: number, w: number, c: number): Float32Array {
+    const out = new Float32Array(v.length);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) out[(k * h + y) * w + x] = v[(y * w + x) * c + k]!;
+    return out;
+  }
+
+  async function checkAgainstReference(model: { config: ProganConfig; tensors: Map<string, { shape: number[]; data: Float32Array }> }, batch: number): Promise<number> {
+    const cfg = model.config;
+    const b = buildOnnx(model, {});
+    if (b.graphs !== 'one') throw new Error('expected one graph');
+    const d = validateOnnx(b.model);
+    expect(d.graph.inputs).toEqual([{ name: 'z', elemType: 1, dims: ['N', cfg.z_dim] }]);
+    expect(d.graph.outputs).toEqual([{ name: 'img', elemType: 1, dims: ['N', cfg.img_channels, cfg.img_resolution, cfg.img_resolution] }]);
+    const session = await ort.InferenceSession.create(b.model);
+    const ref = createProganReference(cfg, model.tensors);
+    let a = 12345;
+    const z = Float32Array.from({ length: batch * cfg.z_dim }, () => {
+      a = (Math.imul(a, 1103515245) + 12345) >>> 0;
+      return (a / 2 ** 32 - 0.5) * 3;
+    });
+    const out = (await session.run({ z: new ort.Tensor('float32', z, [batch, cfg.z_dim]) })).img!;
+    const R = cfg.img_resolution;
+    expect(out.dims).toEqual([batch, cfg.img_channels, R, R]);
+    const want = concat(Array.from({ length: batch }, (_, i) => hwcToChw(ref.forward(z.subarray(i * cfg.z_dim, (i + 1) * cfg.z_dim)), R, R, cfg.img_channels)));
+    const diff = maxAbsDiff(out.data as Float32Array, want);
+    // The comparison must not be vacuous.
+    expect(maxAbs(want)).toBeGreaterThan(0.1);
+    return diff;
+  }
+
+  it('matches the float32 reference forward (single images and a batch of 3)', async () => {
+    const model = randomProgan([16, 12, 8, 6], 24, 7);
+    expect(await checkAgainstReference(model, 1)).toBeLessThanOrEqual(1e-4);
+    expect(await checkAgainstReference(model, 3)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('matches the reference at the real widths of the first blocks (512 channels)', async () => {
+    const model = randomProgan([512, 512, 256], 512, 11);
+    expect(await checkAgainstReference(model, 2)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('exports the TensorFlow.js stand-in graph read by readTfjsGraphModel, when present', async (ctx) => {
+    const tiny = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'progan', 'tiny-model.json');
+    if (!fs.existsSync(tiny)) ctx.skip();
+    const model = await readTfjsGraphModel(tiny);
+    expect(await checkAgainstReference(model, 2)).toBeLessThanOrEqual(1e-4);
+    // exportOnnx reads a model.json path itself.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'facegan-onnx-progan-'));
+    try {
+      const r = await exportOnnx(tiny, path.join(dir, 'p.onnx'));
+      const d = validateOnnx(fs.readFileSync(r.files[0]!));
+      expect(d.metadata['facegan.arch']).toBe('progan');
+      expect(d.graph.nodes.filter((n) => n.op === 'Resize').length).toBe(model.config.channels.length - 1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('has one graph only, and refuses configs it cannot export', () => {
+    const model = randomProgan([8, 6], 8, 1);
+    expect(() => buildOnnx(model, { graphs: 'two' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
+    expect(() => buildOnnx({ ...model, config: { ...model.config, weight_gain: 2 } })).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED_ARCH' }));
+    const missing = new Map(model.tensors);
+    missing.delete('progan.torgb.bias');
+    expect(() => buildOnnx({ config: model.config, tensors: missing })).toThrow(expect.objectContaining({ code: 'ERR_CORRUPT_FILE' }));
   });
 });
