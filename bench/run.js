@@ -7,7 +7,7 @@
  *   npm run bench -- --quick      # under a minute: the 256² model, batch 1, few samples
  *   node bench/run.js [--quick] [--threads N] [--models ffhq256,ffhq1024,progan128]
  *                     [--batches 1,4,16] [--min-samples N] [--max-time SECONDS]
- *                     [--suite] [--no-write]
+ *                     [--suite] [--no-write] [--out DIR]
  *
  * Timing: after one warm-up call each, facegan and ORT calls alternate (A B, B A, A B, …) until
  * each engine has --min-samples samples and --max-time seconds have passed (or 50 samples);
@@ -19,7 +19,8 @@
  *   ORT:     session.run({ z, psi }) on the one-graph export of the same weights
  *
  * Writes bench/results.json and the "ONNX Runtime baseline" section of bench/RESULTS.md (other
- * sections are kept); with --quick, bench/results-quick.json only.
+ * sections are kept); with --quick, bench/results-quick.json only. --out DIR writes them to DIR
+ * instead (e.g. when running from a clean clone of a commit).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -56,8 +57,10 @@ const { values: args } = parseArgs({
     'max-time': { type: 'string' },
     suite: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
+    out: { type: 'string' },
   },
 });
+const outDir = args.out ? path.resolve(args.out) : here;
 
 const quick = args.quick;
 const threads = args.threads ? Number(args.threads) : os.availableParallelism();
@@ -251,8 +254,12 @@ async function benchModel(spec, backends, results, notes, tmpdir) {
   try {
     for (const batch of cpuBatches) {
       const z = zFor(batch, cfg.z_dim);
-      const feeds = { z: new ort.Tensor('float32', z, [batch, cfg.z_dim]), psi: new ort.Tensor('float32', Float32Array.of(PSI), []) };
-      const runFacegan = async () => gen.generate({ z, psi: PSI, noiseMode: 'const', output: 'float32' });
+      // ProGAN has no truncation and no noise: z alone.
+      const progan = cfg.arch === 'progan';
+      const feeds = { z: new ort.Tensor('float32', z, [batch, cfg.z_dim]) };
+      if (!progan) feeds.psi = new ort.Tensor('float32', Float32Array.of(PSI), []);
+      const genOpts = progan ? { z, output: 'float32' } : { z, psi: PSI, noiseMode: 'const', output: 'float32' };
+      const runFacegan = async () => gen.generate(genOpts);
       const runOrt = async () => (await session.run(feeds)).img;
       // Same function? (This is also the warm-up call of each engine.)
       const a = await runFacegan();
@@ -290,7 +297,8 @@ async function benchModel(spec, backends, results, notes, tmpdir) {
     try {
       for (const batch of onlyBatches ?? spec.cudaBatches) {
         const z = zFor(batch, cfg.z_dim);
-        const [s] = await measure([{ name: 'facegan cuda', fn: () => g.generate({ z, psi: PSI, noiseMode: 'const', output: 'float32' }) }]);
+        const genOpts = cfg.arch === 'progan' ? { z, output: 'float32' } : { z, psi: PSI, noiseMode: 'const', output: 'float32' };
+        const [s] = await measure([{ name: 'facegan cuda', fn: () => g.generate(genOpts) }]);
         const orr = results.find((r) => r.model === spec.id && r.batch === batch && r.engine === 'onnxruntime-cpu');
         const r = {
           model: spec.id, batch, engine: 'facegan-cuda', threads: null,
@@ -326,7 +334,7 @@ const BEGIN = '<!-- bench/run.js: ONNX Runtime baseline (begin) -->';
 const END = '<!-- bench/run.js: ONNX Runtime baseline (end) -->';
 
 function writeMarkdown(report) {
-  const file = path.join(here, 'RESULTS.md');
+  const file = path.join(outDir, 'RESULTS.md');
   const m = report.machine;
   const p = report.provenance;
   const section = [
@@ -397,12 +405,12 @@ async function main() {
   console.log(`\n${table(report.results)}\n`);
   for (const n of report.notes) console.log(`note: ${n}`);
   if (!args['no-write']) {
-    const out = path.join(here, quick ? 'results-quick.json' : 'results.json');
+    const out = path.join(outDir, quick ? 'results-quick.json' : 'results.json');
     fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-    console.log(`wrote ${path.relative(root, out)}`);
+    console.log(`wrote ${out}`);
     if (!quick) {
       writeMarkdown(report);
-      console.log('wrote bench/RESULTS.md (section "facegan vs ONNX Runtime (CPU)")');
+      console.log(`wrote ${path.join(outDir, 'RESULTS.md')} (section "facegan vs ONNX Runtime (CPU)")`);
     }
   }
 }
