@@ -214,13 +214,21 @@ const LEGACY_PROTOCOL_VERSION = 1001;
 const LEGACY_OBJECT_GLOBALS: GlobalTable = globalTable(BASE_GLOBALS, TORCH_TENSOR_GLOBALS);
 const NO_GLOBALS: GlobalTable = globalTable();
 
+const LEGACY_HEAD = Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+
+/** True when `data` starts like a legacy `torch.save` stream (the magic number pickled with protocol 2). */
+export function isLegacyTorchStream(data: Uint8Array): boolean {
+  return data.length >= LEGACY_HEAD.length && LEGACY_HEAD.every((b, i) => data[i] === b);
+}
+
 /**
  * Reads a legacy `torch.save` stream: magic-number pickle, protocol-version pickle, sys-info
  * pickle, the object pickle (storages as persistent ids), a pickle listing the storage keys, then
  * for each key an 8-byte little-endian element count and the raw data. Storage data are views
  * into `data`. Declared sizes are checked against the bytes present before anything is used.
+ * `globals` is the allow-list for the object pickle (default: containers and tensors only).
  */
-export function readLegacyTorchStream(data: Uint8Array, what = 'torch.save stream'): PyValue {
+export function readLegacyTorchStream(data: Uint8Array, what = 'torch.save stream', globals: GlobalTable = LEGACY_OBJECT_GLOBALS): PyValue {
   if (data.length >= 4 && data[0] === 0x50 && data[1] === 0x4b && data[2] === 0x03 && data[3] === 0x04) {
     throw new FaceganError('ERR_CORRUPT_FILE', `Unsupported ${what}: it is a zip-format torch.save archive inside a pickle`);
   }
@@ -235,7 +243,7 @@ export function readLegacyTorchStream(data: Uint8Array, what = 'torch.save strea
 
   const storages = new Map<string, TorchStorage>();
   const object = unpickle(data, {
-    globals: LEGACY_OBJECT_GLOBALS,
+    globals,
     what,
     start: sysInfo.end,
     persistentLoad(pid) {
