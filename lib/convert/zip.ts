@@ -67,6 +67,27 @@ export function looksLikeZip(buf: Uint8Array): boolean {
   return buf.length >= 4 && buf[0] === 0x50 && buf[1] === 0x4b && buf[2] === 0x03 && buf[3] === 0x04;
 }
 
+/**
+ * The offset of the end-of-central-directory record: in the last 22 bytes unless the archive
+ * has a comment (then searched back over at most 64 KiB); -1 when there is none.
+ */
+export function findEndRecord(buf: Uint8Array): number {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const len = buf.length;
+  for (let p = len - EOCD_SIZE; p >= 0 && p >= len - EOCD_SIZE - 0xffff; p--) {
+    if (dv.getUint32(p, true) === SIG_EOCD && dv.getUint16(p + 20, true) === len - p - EOCD_SIZE) return p;
+  }
+  return -1;
+}
+
+/** The name in the local header at the start of `buf`, if that header is complete. */
+function firstEntryName(buf: Uint8Array): string | undefined {
+  if (!looksLikeZip(buf) || buf.length < LOCAL_HEADER_SIZE) return undefined;
+  const nameLen = buf[26]! | (buf[27]! << 8);
+  if (LOCAL_HEADER_SIZE + nameLen > buf.length) return undefined;
+  return Buffer.from(buf.buffer, buf.byteOffset + LOCAL_HEADER_SIZE, nameLen).toString('latin1');
+}
+
 let crcTable: Uint32Array | undefined;
 
 /** CRC-32 (IEEE), with node:zlib's implementation where this Node has one. */
@@ -120,11 +141,7 @@ export class ZipArchive {
       return hi * 2 ** 32 + lo;
     };
 
-    // End of central directory: the last 22 bytes unless there is a comment (then search back).
-    let eocd = -1;
-    for (let p = len - EOCD_SIZE; p >= 0 && p >= len - EOCD_SIZE - 0xffff; p--) {
-      if (dv.getUint32(p, true) === SIG_EOCD && dv.getUint16(p + 20, true) === len - p - EOCD_SIZE) { eocd = p; break; }
-    }
+    const eocd = findEndRecord(buf);
     if (eocd < 0) throw truncated('no end-of-central-directory record (the file was cut short, or is not a complete zip file)');
     const disk = dv.getUint16(eocd + 4, true);
     const cdDisk = dv.getUint16(eocd + 6, true);
@@ -312,6 +329,13 @@ function asciiRecord(bytes: Uint8Array): string {
  */
 export function readTorchZip(buf: Uint8Array, options: { globals: GlobalTable; what?: string }): TorchArchive {
   const what = options.what ?? 'PyTorch archive';
+  if (findEndRecord(buf) < 0) {
+    // torch.save writes data.pkl first: with that evidence a missing end record means a cut file.
+    const first = firstEntryName(buf);
+    if (first === undefined || !/^[^/]+\/data\.pkl$/.test(first)) {
+      throw new FaceganError('ERR_UNKNOWN_FORMAT', 'A zip file without an end-of-central-directory record whose first entry is not <name>/data.pkl: neither a complete zip file nor a PyTorch archive');
+    }
+  }
   const zip = ZipArchive.open(buf);
   let prefix: string | undefined;
   for (const name of zip.entries.keys()) {
