@@ -14,6 +14,8 @@ import {
   type SafetensorsTensor,
 } from '../safetensors.js';
 import { listGlobals, unpickle } from './pickle.js';
+import { readRosinalityCheckpoint } from './rosinality.js';
+import { isLegacyTorchStream } from './torch.js';
 import {
   NETWORK_PICKLE_GLOBALS, checkResampleFilter, convertNetworkPickle, expectedTensorShapes, isResampleFilterName,
   validateConfig, validateTensorShapes,
@@ -30,11 +32,11 @@ export interface Checkpoint {
   tensors: Map<string, Float32Tensor>;
   /**
    * What the weights were converted from: `stylegan2-ada-pytorch pickle`, `stylegan2-tf pickle`,
-   * or for a facegan file the `source` recorded in it.
+   * `rosinality stylegan2-pytorch checkpoint`, or for a facegan file the `source` recorded in it.
    */
   source: string;
-  /** How this file was read. */
-  format: 'pickle' | 'safetensors';
+  /** How this file was read (`zip`: a PyTorch zip archive, i.e. a torch.save `.pt` file). */
+  format: 'pickle' | 'safetensors' | 'zip';
 }
 
 /** A tensor of a facegan safetensors file: F16/BF16 data are `Uint16Array`s of raw bits. */
@@ -135,12 +137,19 @@ export function readCheckpointBuffer(buffer: Uint8Array): Checkpoint {
         return { config: model.config, tensors, source: model.source || 'facegan safetensors', format: 'safetensors' };
       }
       case 'pickle': {
+        if (isLegacyTorchStream(buffer)) {
+          // A pre-1.6 torch.save `.pt` file (rosinality checkpoints from that era).
+          const g = readRosinalityCheckpoint(buffer);
+          return { config: g.config, tensors: g.tensors, source: g.source, format: 'pickle' };
+        }
         const { value } = unpickle(buffer, { globals: NETWORK_PICKLE_GLOBALS, what: 'network pickle' });
         const g = convertNetworkPickle(value);
         return { config: g.config, tensors: g.tensors, source: g.source, format: 'pickle' };
       }
-      case 'zip':
-        throw new FaceganError('ERR_UNKNOWN_FORMAT', 'Zip-format PyTorch checkpoints (torch.save archives, e.g. rosinality .pt files) are not supported yet');
+      case 'zip': {
+        const g = readRosinalityCheckpoint(buffer);
+        return { config: g.config, tensors: g.tensors, source: g.source, format: 'zip' };
+      }
       default:
         throw new FaceganError('ERR_UNKNOWN_FORMAT', 'Unknown checkpoint format: not a facegan safetensors file, a StyleGAN2 network pickle or a PyTorch archive');
     }
@@ -163,8 +172,10 @@ async function readInput(src: string): Promise<Buffer> {
 
 /**
  * Reads a checkpoint from a path or a buffer: a facegan safetensors file, a StyleGAN2-ADA /
- * StyleGAN3-repo PyTorch network pickle (uses `G_ema`) or a TensorFlow StyleGAN2 pickle (uses
- * `Gs`). Tensors are float32; for a safetensors F32 file read from a buffer they are views into it.
+ * StyleGAN3-repo PyTorch network pickle (uses `G_ema`), a TensorFlow StyleGAN2 pickle (uses
+ * `Gs`) or a rosinality stylegan2-pytorch `.pt` checkpoint (uses `g_ema` and `latent_avg`; zip or
+ * legacy torch.save format, see docs/rosinality.md). Tensors are float32; for a safetensors F32
+ * file read from a buffer they are views into it.
  * @throws FaceganError ERR_FILE_NOT_FOUND, ERR_UNKNOWN_FORMAT, ERR_TRUNCATED_FILE,
  *   ERR_CORRUPT_FILE, ERR_FORBIDDEN_GLOBAL, ERR_UNSUPPORTED_ARCH, ERR_INVALID_OPTION.
  */
