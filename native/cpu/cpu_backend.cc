@@ -167,7 +167,7 @@ class CpuBackend : public Backend {
         if (wino) prepare_wino(cp, &max_cols, &max_bp);
       } else {
         cp.K = Ci;
-        cp.og = std::min(Co, 32);
+        cp.og = std::min(Co, env_int("FACEGAN_UP_OG", 32));
         cp.ngroups = ceil_div(Co, cp.og);
         size_t total = 0;
         for (int g = 0; g < cp.ngroups; ++g) {
@@ -521,7 +521,7 @@ class CpuBackend : public Backend {
       }
     // Blocking: V (16·kc·NT) and the accumulators (16·rows·NT) should stay in L2.
     cp.wg_rows = std::min(Mp * MR, int(round_up(size_t(env_int("FACEGAN_WG_ROWS", 512)), size_t(MR))));
-    cp.wg_kc = std::min(Ci, env_int("FACEGAN_WG_KC", 64));
+    cp.wg_kc = std::min(Ci, env_int("FACEGAN_WG_KC", 128));
     const int budget = env_int("FACEGAN_WG_BUDGET", 20480);
     int nt = budget / (cp.wg_kc + cp.wg_rows);
     nt = std::max(NR, nt / NR * NR);

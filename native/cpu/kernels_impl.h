@@ -260,58 +260,97 @@ static float dot(const float* a, const float* b, int n) {
 }
 
 // Winograd F(2×2, 3×3): Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], Aᵀ = [1 1 1 0; 0 1 −1 −1].
+static inline void wino_in_store(float* dst, size_t xs, const V (&d)[4][4]) {
+  V t[4][4];
+  for (int r = 0; r < 4; ++r) {
+    t[r][0] = vsub(d[r][0], d[r][2]);
+    t[r][1] = vadd(d[r][1], d[r][2]);
+    t[r][2] = vsub(d[r][2], d[r][1]);
+    t[r][3] = vsub(d[r][1], d[r][3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    vstore(dst + (0 * 4 + c) * xs, vsub(t[0][c], t[2][c]));
+    vstore(dst + (1 * 4 + c) * xs, vadd(t[1][c], t[2][c]));
+    vstore(dst + (2 * 4 + c) * xs, vsub(t[2][c], t[1][c]));
+    vstore(dst + (3 * 4 + c) * xs, vsub(t[1][c], t[3][c]));
+  }
+}
+
 static void wino_in(const WinoInArgs& a) {
+  const int len = a.len;
+  const size_t xs = a.xi_stride;
+  const int x0 = 2 * a.tx0 - 1;  // first source column
+  const int nvec = len / VL * VL;
+  // Fast path: every source column of the vector part inside the row (no zero padding needed).
+  const bool interior = x0 >= 0 && x0 + 2 * nvec + 2 <= a.W;
+  if (interior && nvec) {
+    const V vs = vset1(a.s);
+    for (int j = 0; j < nvec; j += VL) {
+      V d[4][4];
+      for (int r = 0; r < 4; ++r) {
+        const float* row = a.rows[r];
+        if (!row) {
+          d[r][0] = d[r][1] = d[r][2] = d[r][3] = vzero();
+          continue;
+        }
+        const float* p = row + x0 + 2 * j;
+        V o0, e0, o1, e1;
+        vdeinterleave(p, &o0, &e0);      // x[2t−1], x[2t]
+        vdeinterleave(p + 2, &o1, &e1);  // x[2t+1], x[2t+2]
+        d[r][0] = vmul(o0, vs);
+        d[r][1] = vmul(e0, vs);
+        d[r][2] = vmul(o1, vs);
+        d[r][3] = vmul(e1, vs);
+      }
+      wino_in_store(a.dst + j, xs, d);
+    }
+    if (nvec == len) return;
+  }
+  // General path: a zero-padded, scaled copy of each source row, split into even / odd columns.
   constexpr int kMaxLen = 128;
-  constexpr int kT = 2 * kMaxLen + 2 + 2 * VL;  // scaled, zero-padded source row
+  constexpr int kT = 2 * kMaxLen + 2 + 2 * VL;
   constexpr int kEO = kMaxLen + 1 + VL;
   alignas(64) float T[kT];
   alignas(64) float E[4][kEO], O[4][kEO];
-  const int len = a.len;
-  const int n2 = 2 * (len + 1);                  // source columns 2·tx0 − 1 … 2·(tx0 + len)
+  const int j0 = interior ? nvec : 0;  // first tile still to do
+  const int n = len - j0;
+  const int xs0 = x0 + 2 * j0;
+  const int n2 = 2 * (n + 1);
   const int n2p = (n2 + 2 * VL - 1) / (2 * VL) * (2 * VL);
-  const int x0 = 2 * a.tx0 - 1;
   for (int r = 0; r < 4; ++r) {
     const float* row = a.rows[r];
     if (!row) {
-      for (int j = 0; j < len + 1; ++j) E[r][j] = O[r][j] = 0.0f;
+      for (int j = 0; j < n + 1; ++j) E[r][j] = O[r][j] = 0.0f;
       continue;
     }
     int q = 0;
-    while (q < n2 && x0 + q < 0) T[q++] = 0.0f;
-    int qend = a.W - x0;
+    while (q < n2 && xs0 + q < 0) T[q++] = 0.0f;
+    int qend = a.W - xs0;
     if (qend > n2) qend = n2;
     if (qend > q) {
-      scale_copy(T + q, row + x0 + q, qend - q, a.s);
+      scale_copy(T + q, row + xs0 + q, qend - q, a.s);
       q = qend;
     }
     for (; q < n2p; ++q) T[q] = 0.0f;
-    for (int j = 0; j < len + 1; j += VL) {
+    for (int j = 0; j < n + 1; j += VL) {
       V ev, od;
       vdeinterleave(T + 2 * j, &ev, &od);
-      vstore(&O[r][j], ev);  // T[2j] = x[2(tx0 + j) − 1]
-      vstore(&E[r][j], od);  // T[2j+1] = x[2(tx0 + j)]
+      vstore(&O[r][j], ev);  // T[2j] = x[2t − 1]
+      vstore(&E[r][j], od);  // T[2j+1] = x[2t]
     }
   }
-  const size_t xs = a.xi_stride;
   int j = 0;
-  for (; j + VL <= len; j += VL) {
-    V t[4][4];
+  for (; j + VL <= n; j += VL) {
+    V d[4][4];
     for (int r = 0; r < 4; ++r) {
-      V d0 = vload(&O[r][j]), d1 = vload(&E[r][j]), d2 = vload(&O[r][j + 1]), d3 = vload(&E[r][j + 1]);
-      t[r][0] = vsub(d0, d2);
-      t[r][1] = vadd(d1, d2);
-      t[r][2] = vsub(d2, d1);
-      t[r][3] = vsub(d1, d3);
+      d[r][0] = vload(&O[r][j]);
+      d[r][1] = vload(&E[r][j]);
+      d[r][2] = vload(&O[r][j + 1]);
+      d[r][3] = vload(&E[r][j + 1]);
     }
-    float* dst = a.dst + j;
-    for (int c = 0; c < 4; ++c) {
-      vstore(dst + (0 * 4 + c) * xs, vsub(t[0][c], t[2][c]));
-      vstore(dst + (1 * 4 + c) * xs, vadd(t[1][c], t[2][c]));
-      vstore(dst + (2 * 4 + c) * xs, vsub(t[2][c], t[1][c]));
-      vstore(dst + (3 * 4 + c) * xs, vsub(t[1][c], t[3][c]));
-    }
+    wino_in_store(a.dst + j0 + j, xs, d);
   }
-  for (; j < len; ++j) {
+  for (; j < n; ++j) {
     float t[4][4];
     for (int r = 0; r < 4; ++r) {
       float d0 = O[r][j], d1 = E[r][j], d2 = O[r][j + 1], d3 = E[r][j + 1];
@@ -320,7 +359,7 @@ static void wino_in(const WinoInArgs& a) {
       t[r][2] = d2 - d1;
       t[r][3] = d1 - d3;
     }
-    float* dst = a.dst + j;
+    float* dst = a.dst + j0 + j;
     for (int c = 0; c < 4; ++c) {
       dst[(0 * 4 + c) * xs] = t[0][c] - t[2][c];
       dst[(1 * 4 + c) * xs] = t[1][c] + t[2][c];

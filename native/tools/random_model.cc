@@ -33,6 +33,13 @@ bool random_model_spec(const std::string& name, RandomModelSpec* s) {
     r.channel_base = 2048;
     r.channel_max = 256;
     r.conv_clamp = 0.5f;
+  } else if (name == "wide256") {  // full-size spatial path, few channels (fast to check with cpu-ref)
+    r.z_dim = r.w_dim = 64;
+    r.resolution = 256;
+    r.mapping_layers = 2;
+    r.channel_base = 4096;
+    r.channel_max = 128;
+    r.img_channels = 4;
   } else if (name == "gray16") {
     r.z_dim = 32;
     r.w_dim = 48;
@@ -48,7 +55,7 @@ bool random_model_spec(const std::string& name, RandomModelSpec* s) {
   return true;
 }
 
-std::string random_model_names() { return "ffhq1024, ffhq512, ffhq256, tiny, tinyc, gray16"; }
+std::string random_model_names() { return "ffhq1024, ffhq512, ffhq256, tiny, tinyc, wide256, gray16"; }
 
 namespace {
 
