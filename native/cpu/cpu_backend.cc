@@ -94,6 +94,15 @@ struct ConvPrep {
   int ipt = 1, G = 1;  // images per task, input rows per GEMM step
 };
 
+// A ToRGB layer fused into the preceding 3×3 convolution's epilogue.
+struct FusedRgb {
+  const LayerDesc* L = nullptr;
+  const float* w = nullptr;     // [img][k][c] modulated weights
+  const float* prev = nullptr;  // previous image (prev_res²), or nullptr
+  int prev_res = 0;
+  float* out = nullptr;         // [img][k][H][W]
+};
+
 struct Scratch {
   Buf Bp, C, Z;
   std::vector<ColSeg> segs;
@@ -118,6 +127,8 @@ class CpuBackend : public Backend {
     // Per-layer preparation.
     const char* wenv = std::getenv("FACEGAN_CPU_WINOGRAD");
     const bool use_wino = !(wenv && wenv[0] == '0');
+    const char* fenv = std::getenv("FACEGAN_CPU_FUSE_RGB");
+    fuse_rgb_ = !(fenv && fenv[0] == '0');
     size_t max_cols = size_t(nc_target_), max_crows = 0, max_z = 0, max_bp = 0;
     max_act_ = size_t(net.const_ch) * 16;
     size_t demod_total = 0;
@@ -271,6 +282,8 @@ class CpuBackend : public Backend {
   int nc_target_ = 384;
   size_t max_act_ = 0, max_cols_ = 0, max_z_ = 0, demod_total_ = 0, max_cbuf_ = 0;
   Buf act_[2], img_[2], styles_, demod_, noise_, zero_block_;
+  std::vector<float> rgbw_;
+  bool fuse_rgb_ = true;
 
   const ConvPrep& conv_of(int layer_index) const {
     for (const auto& c : convs_)
@@ -332,8 +345,10 @@ class CpuBackend : public Backend {
     int cur = 0;          // act_ buffer holding x (when x_stride > 0)
     int img_cur = -1, img_res = 0;
     static const bool profile = std::getenv("FACEGAN_CPU_PROFILE") != nullptr;
+    int skip_layer = -1;  // a ToRGB already run fused into the previous convolution
     for (int li = 0; li < nl; ++li) {
       const LayerDesc& L = net.layers[size_t(li)];
+      if (li == skip_layer) continue;
       struct Report {
         const LayerDesc& L;
         int nb;
@@ -374,8 +389,26 @@ class CpuBackend : public Backend {
         float* out = act_[dst].data();
         const size_t out_stride = size_t(L.out_ch) * L.out_res * L.out_res;
         const int tiles = nb * (L.out_res / 2) * (L.out_res / 2);
-        if (L.up == 1 && cp.wino && (!cp.direct || tiles >= kWinoMinTiles))
-          conv3x3_wino(cp, x, x_stride, out, out_stride, nb, S, D, a.noise, noise);
+        if (L.up == 1 && cp.wino && (!cp.direct || tiles >= kWinoMinTiles)) {
+          // Fuse the following ToRGB into this convolution when possible.
+          FusedRgb fr;
+          const bool next_rgb = li + 1 < nl && net.layers[size_t(li + 1)].kind == LayerDesc::ToRGB &&
+                                net.layers[size_t(li + 1)].out_res == L.out_res && fuse_rgb_;
+          if (next_rgb) {
+            const LayerDesc& R = net.layers[size_t(li + 1)];
+            rgb_weights(R, S, nb, &rgbw_);
+            fr.L = &R;
+            fr.w = rgbw_.data();
+            fr.prev = img_cur < 0 ? nullptr : img_[img_cur].data();
+            fr.prev_res = img_res;
+            fr.out = img_[img_cur < 0 ? 0 : 1 - img_cur].data();
+          }
+          if (conv3x3_wino(cp, x, x_stride, out, out_stride, nb, S, D, a.noise, noise, next_rgb ? &fr : nullptr)) {
+            img_cur = img_cur < 0 ? 0 : 1 - img_cur;
+            img_res = L.out_res;
+            skip_layer = li + 1;
+          }
+        }
         else if (L.up == 1)
           conv3x3(cp, x, x_stride, out, out_stride, nb, S, D, a.noise, noise);
         else
@@ -532,8 +565,9 @@ class CpuBackend : public Backend {
     max_cbuf_ = std::max(max_cbuf_, size_t(16) * cp.wg_rows * cp.wg_nt);
   }
 
-  void conv3x3_wino(const ConvPrep& cp, const float* in, size_t in_stride, float* out, size_t out_stride, int nb,
-                    const float* S, const float* D, NoiseMode mode, const float* noise) {
+  // Returns true when it also ran `rgb` (fusion needs every output channel in one task).
+  bool conv3x3_wino(const ConvPrep& cp, const float* in, size_t in_stride, float* out, size_t out_stride, int nb,
+                    const float* S, const float* D, NoiseMode mode, const float* noise, const FusedRgb* rgb) {
     const LayerDesc& L = *cp.L;
     const int H = L.out_res, W = H, HW = H * W, Ci = L.in_ch, Co = L.out_ch;
     const int MR = ks_->MR, NR = ks_->NR;
@@ -548,6 +582,7 @@ class CpuBackend : public Backend {
       nt = std::max(NR, int(round_up(size_t(nt / 2), size_t(NR))));
       ntc = ceil_div(Ttot, nt);
     }
+    if (nmc != 1) rgb = nullptr;
     run_or_throw(ntc * nmc, [&](int t, int tid) {
       Scratch& sc = scratch_[size_t(tid)];
       const int ti = t / nmc, mi = t % nmc;
@@ -630,7 +665,25 @@ class CpuBackend : public Backend {
           ks_->wino_out(wo);
         }
       }
+      if (rgb) {
+        // ToRGB on the rows just written (still in cache), plus the upsampled skip image.
+        const LayerDesc& R = *rgb->L;
+        const int IC = R.out_ch;
+        for (const ColSeg& sg : sc.segs) {
+          const float* w = rgb->w + size_t(sg.img) * IC * Co;
+          float* o = rgb->out + size_t(sg.img) * IC * HW;
+          const float* act = out + size_t(sg.img) * out_stride;
+          const float* pv = rgb->prev ? rgb->prev + size_t(sg.img) * IC * size_t(rgb->prev_res) * rgb->prev_res : nullptr;
+          const int xa = 2 * sg.x0, xb = xa + 2 * sg.len;
+          for (int y = 2 * sg.y; y < 2 * sg.y + 2; ++y) {
+            if (pv) skip_upsample(o, size_t(HW), W, pv, rgb->prev_res, IC, y, xa, xb);
+            const size_t off = size_t(y) * W + xa;
+            ks_->torgb_row(o + off, size_t(HW), act + off, size_t(HW), Co, xb - xa, w, R.bias, IC, R.clamp, pv ? 1 : 0);
+          }
+        }
+      }
     });
+    return rgb != nullptr;
   }
 
   void upconv(const ConvPrep& cp, const float* in, size_t in_stride, float* out, size_t out_stride, int nb,
@@ -751,54 +804,60 @@ class CpuBackend : public Backend {
     });
   }
 
+  // Modulated ToRGB weights w[img][k][c] = weight[k][c] · s[img][c].
+  void rgb_weights(const LayerDesc& L, const float* S, int nb, std::vector<float>* w) const {
+    const int C = L.in_ch, IC = L.out_ch;
+    w->resize(size_t(nb) * IC * C);
+    for (int img = 0; img < nb; ++img) {
+      const float* s = S + size_t(img) * net_->style_dim + L.style_offset;
+      float* wi = w->data() + size_t(img) * IC * C;
+      for (int k = 0; k < IC; ++k)
+        for (int c = 0; c < C; ++c) wi[size_t(k) * C + c] = L.weight[size_t(k) * C + c] * s[c];
+    }
+  }
+
+  // Skip branch: row y, columns [xa, xb) of the ×2 upsampled previous image (P×P per channel),
+  // per axis out[2j] = .25·x[j−1] + .75·x[j], out[2j+1] = .75·x[j] + .25·x[j+1], zero outside.
+  static void skip_upsample(float* o, size_t HW, int W, const float* pv, int P, int IC, int y, int xa, int xb) {
+    const int i = y / 2;
+    const int ia = (y & 1) ? i : i - 1, ib = (y & 1) ? i + 1 : i;
+    const float wa = (y & 1) ? 0.75f : 0.25f, wb = (y & 1) ? 0.25f : 0.75f;
+    const int ja = std::max(0, xa / 2 - 1), jb = std::min(P, (xb + 1) / 2 + 1);  // source columns needed
+    float tmp[8192 + 2];
+    float* row = tmp + 1;
+    for (int k = 0; k < IC; ++k) {
+      const float* pk = pv + size_t(k) * P * P;
+      const float* ra = ia >= 0 ? pk + size_t(ia) * P : nullptr;
+      const float* rb = ib < P ? pk + size_t(ib) * P : nullptr;
+      for (int j = ja; j < jb; ++j) row[j] = (ra ? wa * ra[j] : 0.0f) + (rb ? wb * rb[j] : 0.0f);
+      row[ja - 1] = 0.0f;  // only read when ja == 0 (outside the image)
+      row[jb] = 0.0f;      // only read when jb == P
+      float* orow = o + size_t(k) * HW + size_t(y) * W;
+      for (int x = xa; x < xb; ++x) {
+        const int j = x >> 1;
+        orow[x] = (x & 1) ? 0.75f * row[j] + 0.25f * row[j + 1] : 0.25f * row[j - 1] + 0.75f * row[j];
+      }
+    }
+    (void)W;
+  }
+
   void torgb(const LayerDesc& L, const float* x, size_t x_stride, const float* prev, int prev_res, float* out,
              int nb, const float* S) {
     const int H = L.out_res, W = H, C = L.in_ch, IC = L.out_ch;
     const size_t HW = size_t(H) * W;
     const int rows_per = std::max(1, std::min(H, int(16384 / std::max(W, 1))));
     const int rchunks = ceil_div(H, rows_per);
+    std::vector<float> wm;
+    rgb_weights(L, S, nb, &wm);
     run_or_throw(nb * rchunks, [&](int t, int) {
       const int img = t / rchunks, rc = t % rchunks;
       const int y0 = rc * rows_per, y1 = std::min(H, y0 + rows_per);
-      const float* s = S + size_t(img) * net_->style_dim + L.style_offset;
-      float wm[64 * 64];
-      std::vector<float> wbig;
-      float* w = wm;
-      if (size_t(IC) * C > sizeof(wm) / sizeof(float)) {
-        wbig.resize(size_t(IC) * C);
-        w = wbig.data();
-      }
-      for (int k = 0; k < IC; ++k)
-        for (int c = 0; c < C; ++c) w[size_t(k) * C + c] = L.weight[size_t(k) * C + c] * s[c];
+      const float* w = wm.data() + size_t(img) * IC * C;
       float* o = out + size_t(img) * IC * HW;
       const float* xi = x + size_t(img) * x_stride;
       const float* pv = prev ? prev + size_t(img) * IC * size_t(prev_res) * prev_res : nullptr;
-      float tmp[8192 + 2];
       for (int y = y0; y < y1; ++y) {
-        if (pv) {
-          // Skip branch: ×2 upsampling of the previous image, per axis
-          // out[2j] = .25·x[j−1] + .75·x[j], out[2j+1] = .75·x[j] + .25·x[j+1].
-          const int P = prev_res, i = y / 2;
-          const int ia = (y & 1) ? i : i - 1, ib = (y & 1) ? i + 1 : i;
-          const float wa = (y & 1) ? 0.75f : 0.25f, wb = (y & 1) ? 0.25f : 0.75f;
-          for (int k = 0; k < IC; ++k) {
-            const float* pk = pv + size_t(k) * P * P;
-            float* row = tmp + 1;
-            for (int j = 0; j < P; ++j) {
-              float v = 0.0f;
-              if (ia >= 0) v += wa * pk[size_t(ia) * P + j];
-              if (ib < P) v += wb * pk[size_t(ib) * P + j];
-              row[j] = v;
-            }
-            row[-1] = 0.0f;
-            row[P] = 0.0f;
-            float* orow = o + size_t(k) * HW + size_t(y) * W;
-            for (int j = 0; j < P; ++j) {
-              orow[2 * j] = 0.25f * row[j - 1] + 0.75f * row[j];
-              orow[2 * j + 1] = 0.75f * row[j] + 0.25f * row[j + 1];
-            }
-          }
-        }
+        if (pv) skip_upsample(o, HW, W, pv, prev_res, IC, y, 0, W);
         ks_->torgb_row(o + size_t(y) * W, HW, xi + size_t(y) * W, HW, C, W, w, L.bias, IC, L.clamp, pv ? 1 : 0);
       }
     });
