@@ -1,0 +1,616 @@
+/**
+ * rosinality stylegan2-pytorch checkpoints and the PyTorch zip reader.
+ *
+ * - test/fixtures/rosinality/tiny32-rosinality.pt (scripts/make-rosinality-fixture.py: the G_ema
+ *   of the shared tiny32.pkl re-keyed into rosinality's names, written by torch.save) converts to
+ *   the tensors of tiny32.pkl and reproduces the tiny32 goldens through loadGenerator.
+ * - The same checkpoint re-packed here: deflated entries, ZIP64 records, a big-endian archive, a
+ *   legacy (pre-1.6) torch.save stream, a bare state dict, args from train.py.
+ * - Hostile archives: truncated, bad central directories, forbidden globals, huge declared
+ *   sizes, a deflate bomb, bad names, CRC failures → typed errors, fast.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { readCheckpoint, readCheckpointBuffer, type Checkpoint } from '../../../lib/convert/index.js';
+import { PyDict } from '../../../lib/convert/pickle.js';
+import { ROSINALITY_GLOBALS, readRosinalityCheckpoint } from '../../../lib/convert/rosinality.js';
+import { TorchTensor } from '../../../lib/convert/torch.js';
+import { MAX_ZIP_ENTRY_SIZE, ZipArchive, crc32, readTorchZip } from '../../../lib/convert/zip.js';
+import { FaceganError } from '../../../lib/errors.js';
+import { loadGenerator, type Generator } from '../../../lib/index.js';
+import { expectImageClose, expectUint8Close, expectWsClose } from '../../helpers/compare.js';
+import { describeFixtures, fixturePath } from '../../helpers/fixtures.js';
+import { readGolden, type Golden } from '../../helpers/golden.js';
+import {
+  Build, NewObj, Persid, call, dict, dumps, glob, legacyTorchStream, orderedDict, storagePid, tup,
+  type PV, type StorageSpec,
+} from './pickle-writer.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const PT = path.resolve(here, '..', '..', 'fixtures', 'rosinality', 'tiny32-rosinality.pt');
+const ptBytes = fs.readFileSync(PT);
+
+function expectTyped(err: unknown, codes: string[]): void {
+  expect(err).toBeInstanceOf(FaceganError);
+  expect(codes).toContain((err as FaceganError).code);
+  expect((err as FaceganError).message.startsWith('Corrupt checkpoint (')).toBe(false);
+}
+
+function errorOf(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected an error');
+}
+
+function expectFails(buf: Uint8Array, codes: string[], message?: RegExp): FaceganError {
+  const err = errorOf(() => readCheckpointBuffer(buf));
+  expectTyped(err, codes);
+  if (message !== undefined) expect((err as Error).message).toMatch(message);
+  return err as FaceganError;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A zip writer for tests (independent of lib/convert/zip.ts).
+
+interface ZEntry {
+  name: string;
+  data: Uint8Array;
+  method?: 0 | 8;
+  /** Override what the central directory declares. */
+  declaredSize?: number;
+  crc?: number;
+}
+
+interface ZipOptions {
+  /** Write ZIP64 records and extra fields for every entry. */
+  zip64?: boolean;
+  /** Align stored data to this many bytes with padding in the local extra field (torch: 64). */
+  align?: number;
+}
+
+function zipBytes(entries: ZEntry[], opts: ZipOptions = {}): Buffer {
+  const parts: Buffer[] = [];
+  const central: Buffer[] = [];
+  let offset = 0;
+  for (const e of entries) {
+    const method = e.method ?? 0;
+    const body = method === 8 ? zlib.deflateRawSync(e.data) : Buffer.from(e.data);
+    const name = Buffer.from(e.name, 'latin1');
+    const size = e.declaredSize ?? e.data.length;
+    const crc = e.crc ?? crc32(e.data);
+    let extra = Buffer.alloc(0);
+    if (opts.zip64) {
+      extra = Buffer.alloc(20);
+      extra.writeUInt16LE(1, 0);
+      extra.writeUInt16LE(16, 2);
+      extra.writeBigUInt64LE(BigInt(size), 4);
+      extra.writeBigUInt64LE(BigInt(body.length), 12);
+    }
+    if (opts.align) {
+      const pad = (opts.align - ((offset + 30 + name.length + extra.length + 4) % opts.align)) % opts.align;
+      const fb = Buffer.alloc(4 + pad);
+      fb.write('FB', 0, 'latin1');
+      fb.writeUInt16LE(pad, 2);
+      extra = Buffer.concat([extra, fb]);
+    }
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(opts.zip64 ? 45 : 20, 4);
+    local.writeUInt16LE(method, 8);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(opts.zip64 ? 0xffffffff : body.length, 18);
+    local.writeUInt32LE(opts.zip64 ? 0xffffffff : size >>> 0, 22);
+    local.writeUInt16LE(name.length, 26);
+    local.writeUInt16LE(extra.length, 28);
+    parts.push(local, name, extra, body);
+
+    const cdExtra = opts.zip64 ? Buffer.alloc(28) : Buffer.alloc(0);
+    if (opts.zip64) {
+      cdExtra.writeUInt16LE(1, 0);
+      cdExtra.writeUInt16LE(24, 2);
+      cdExtra.writeBigUInt64LE(BigInt(size), 4);
+      cdExtra.writeBigUInt64LE(BigInt(body.length), 12);
+      cdExtra.writeBigUInt64LE(BigInt(offset), 20);
+    }
+    const cd = Buffer.alloc(46);
+    cd.writeUInt32LE(0x02014b50, 0);
+    cd.writeUInt16LE(opts.zip64 ? 45 : 20, 4);
+    cd.writeUInt16LE(opts.zip64 ? 45 : 20, 6);
+    cd.writeUInt16LE(method, 10);
+    cd.writeUInt32LE(crc, 16);
+    cd.writeUInt32LE(opts.zip64 ? 0xffffffff : body.length, 20);
+    cd.writeUInt32LE(opts.zip64 ? 0xffffffff : size >>> 0, 24);
+    cd.writeUInt16LE(name.length, 28);
+    cd.writeUInt16LE(cdExtra.length, 30);
+    cd.writeUInt32LE(opts.zip64 ? 0xffffffff : offset, 42);
+    central.push(cd, name, cdExtra);
+    offset += 30 + name.length + extra.length + body.length;
+  }
+  const cdBuf = Buffer.concat(central);
+  const tail: Buffer[] = [];
+  if (opts.zip64) {
+    const rec = Buffer.alloc(56);
+    rec.writeUInt32LE(0x06064b50, 0);
+    rec.writeBigUInt64LE(44n, 4);
+    rec.writeUInt16LE(45, 12);
+    rec.writeUInt16LE(45, 14);
+    rec.writeBigUInt64LE(BigInt(entries.length), 24);
+    rec.writeBigUInt64LE(BigInt(entries.length), 32);
+    rec.writeBigUInt64LE(BigInt(cdBuf.length), 40);
+    rec.writeBigUInt64LE(BigInt(offset), 48);
+    const loc = Buffer.alloc(20);
+    loc.writeUInt32LE(0x07064b50, 0);
+    loc.writeBigUInt64LE(BigInt(offset + cdBuf.length), 8);
+    loc.writeUInt32LE(1, 16);
+    tail.push(rec, loc);
+  }
+  const eocd = Buffer.alloc(22);
+  eocd.writeUInt32LE(0x06054b50, 0);
+  eocd.writeUInt16LE(opts.zip64 ? 0xffff : entries.length, 8);
+  eocd.writeUInt16LE(opts.zip64 ? 0xffff : entries.length, 10);
+  eocd.writeUInt32LE(opts.zip64 ? 0xffffffff : cdBuf.length, 12);
+  eocd.writeUInt32LE(opts.zip64 ? 0xffffffff : offset, 16);
+  return Buffer.concat([...parts, cdBuf, ...tail, eocd]);
+}
+
+/** The fixture's entries as (name, bytes). */
+function fixtureEntries(): ZEntry[] {
+  const zip = ZipArchive.open(ptBytes);
+  return [...zip.entries.keys()].map((name) => ({ name, data: zip.read(name) }));
+}
+
+interface RawTensor { shape: number[]; data: Float32Array }
+
+/** The fixture's g_ema and latent_avg, as plain float32 tensors. */
+function fixtureState(): { g: Map<string, RawTensor>; latentAvg: RawTensor } {
+  const { value } = readTorchZip(ptBytes, { globals: ROSINALITY_GLOBALS });
+  const top = value as PyDict;
+  const g = new Map<string, RawTensor>();
+  for (const [k, v] of (top.get('g_ema') as PyDict).entries()) {
+    const t = v as TorchTensor;
+    g.set(k as string, { shape: t.shape.slice(), data: t.toFloat32() });
+  }
+  const la = top.get('latent_avg') as TorchTensor;
+  return { g, latentAvg: { shape: la.shape.slice(), data: la.toFloat32() } };
+}
+
+function contiguousStride(shape: number[]): number[] {
+  const stride: number[] = [];
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) { stride.unshift(s); s *= shape[d]!; }
+  return stride;
+}
+
+/** Storages + the pickled form of named tensors, as torch.save writes them. */
+class Storages {
+  readonly specs: StorageSpec[] = [];
+  tensor(t: RawTensor, littleEndian = true): PV {
+    const key = String(this.specs.length);
+    const data = Buffer.alloc(t.data.length * 4);
+    for (let i = 0; i < t.data.length; i++) {
+      if (littleEndian) data.writeFloatLE(t.data[i]!, i * 4);
+      else data.writeFloatBE(t.data[i]!, i * 4);
+    }
+    this.specs.push({ key, numel: t.data.length, data });
+    const pid = new Persid(storagePid({ key, numel: t.data.length }));
+    return call('torch._utils._rebuild_tensor_v2', pid, 0, tup(...t.shape), tup(...contiguousStride(t.shape)), false, call('collections.OrderedDict'));
+  }
+}
+
+interface SaveOptions extends ZipOptions {
+  prefix?: string;
+  byteorder?: string | null;
+  version?: string | null;
+  deflate?: boolean;
+  bigEndian?: boolean;
+  /** Replace or drop (null) entries by name (after the prefix). */
+  patch?: Record<string, Uint8Array | null>;
+}
+
+/** torch.save's zip layout for `build(storages)`. */
+function torchSave(build: (s: Storages, bigEndian: boolean) => PV, opts: SaveOptions = {}): Buffer {
+  const s = new Storages();
+  const obj = build(s, opts.bigEndian === true);
+  const prefix = opts.prefix ?? 'archive';
+  const files: [string, Uint8Array][] = [['data.pkl', dumps(obj, 2)]];
+  if (opts.byteorder !== null) files.push(['byteorder', Buffer.from(opts.byteorder ?? 'little')]);
+  for (const spec of s.specs) files.push([`data/${spec.key}`, spec.data]);
+  if (opts.version !== null) files.push(['version', Buffer.from(opts.version ?? '3\n')]);
+  const entries: ZEntry[] = [];
+  for (const [name, data] of files) {
+    const p = opts.patch?.[name];
+    if (p === null) continue;
+    entries.push({ name: `${prefix}/${name}`, data: p ?? data, method: opts.deflate ? 8 : 0 });
+  }
+  for (const [name, data] of Object.entries(opts.patch ?? {})) {
+    if (data !== null && !files.some(([n]) => n === name)) entries.push({ name: `${prefix}/${name}`, data });
+  }
+  return zipBytes(entries, { zip64: opts.zip64, align: opts.align ?? 64 });
+}
+
+type StateEdit = (g: Map<string, RawTensor>) => void;
+
+/** A rosinality checkpoint dict built from the fixture's tensors, optionally edited. */
+function checkpointBuilder(edit?: StateEdit, extra: Record<string, (s: Storages) => PV> = {}, withLatentAvg = true) {
+  const { g, latentAvg } = fixtureState();
+  edit?.(g);
+  return (s: Storages, bigEndian: boolean): PV => {
+    const state: Record<string, PV> = {};
+    for (const [k, t] of g) state[k] = s.tensor(t, !bigEndian);
+    const top: Record<string, PV> = { g_ema: orderedDict(state) };
+    if (withLatentAvg) top.latent_avg = s.tensor(latentAvg, !bigEndian);
+    for (const [k, f] of Object.entries(extra)) top[k] = f(s);
+    return dict(top);
+  };
+}
+
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+function expectSameCheckpoint(got: Checkpoint, want: Checkpoint): void {
+  expect(got.config).toEqual(want.config);
+  expect([...got.tensors.keys()]).toEqual([...want.tensors.keys()]);
+  for (const [name, t] of want.tensors) {
+    const g = got.tensors.get(name)!;
+    expect(g.shape, name).toEqual(t.shape);
+    expect(sameBits(g.data, t.data), name).toBe(true);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describeFixtures('rosinality checkpoint: tiny32-rosinality.pt vs tiny32.pkl', () => {
+  let ada: Checkpoint;
+  let ros: Checkpoint;
+  beforeAll(async () => {
+    ada = await readCheckpoint(fixturePath('tiny32.pkl'));
+    ros = await readCheckpoint(PT);
+  });
+
+  it('is a torch.save zip archive named after the file, with 64-byte aligned stored entries', () => {
+    const zip = ZipArchive.open(ptBytes);
+    const names = [...zip.entries.keys()];
+    expect(names[0]).toBe('tiny32-rosinality/data.pkl');
+    expect(names).toContain('tiny32-rosinality/version');
+    for (const e of zip.entries.values()) expect(e.method).toBe(0);
+    expect(ros.format).toBe('zip');
+    expect(ros.source).toBe('rosinality stylegan2-pytorch checkpoint');
+  });
+
+  it('infers the tiny32 config from the shapes (channel_base 1024, channel_max 128, 8 mapping layers)', () => {
+    expect(ros.config).toEqual(ada.config);
+    expect(ros.config).toMatchObject({ channel_base: 1024, channel_max: 128, mapping_layers: 8, mapping_lr_multiplier: 0.01, conv_clamp: null, c_dim: 0 });
+  });
+
+  it('gives the tensors of tiny32.pkl: bit-identical, except the rescaled 3×3 weights (≤ 2 ulp)', () => {
+    expect([...ros.tensors.keys()]).toEqual([...ada.tensors.keys()]);
+    for (const [name, want] of ada.tensors) {
+      const got = ros.tensors.get(name)!;
+      expect(got.shape, name).toEqual(want.shape);
+      if (/\.conv[01]\.weight$/.test(name)) {
+        let worst = 0;
+        for (let i = 0; i < want.data.length; i++) worst = Math.max(worst, Math.abs(got.data[i]! - want.data[i]!) / Math.abs(want.data[i]!));
+        expect(worst, name).toBeLessThanOrEqual(2.4e-7);
+      } else {
+        expect(sameBits(got.data, want.data), name).toBe(true);
+      }
+    }
+  });
+
+  it('reads fast', () => {
+    const t0 = performance.now();
+    readCheckpointBuffer(ptBytes);
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+});
+
+describeFixtures('rosinality checkpoint: goldens through loadGenerator', () => {
+  let gen: Generator;
+  let golden: Golden;
+  beforeAll(async () => {
+    golden = readGolden('tiny32');
+    gen = await loadGenerator(PT, { device: 'cpu' });
+  });
+  afterAll(() => gen?.dispose());
+
+  it('maps seeds to the golden ws', async () => {
+    let n = 0;
+    for (const c of golden.cases.cases) {
+      if (c.seed === undefined || c.ws === undefined) continue;
+      expectWsClose(await gen.mapping({ seed: c.seed, psi: c.psi }), golden.tensor(c.ws).data as Float32Array);
+      n++;
+    }
+    expect(n).toBeGreaterThan(0);
+  });
+
+  it('synthesises the golden float and uint8 images (noise const and none)', async () => {
+    let n = 0;
+    for (const c of golden.cases.cases) {
+      if (c.seed === undefined || c.image === undefined) continue;
+      const noiseMode = c.noise_mode as 'const' | 'none';
+      const [f] = await gen.generate({ seed: c.seed, psi: c.psi, noiseMode, output: 'float32' });
+      expectImageClose(f.data, golden.tensor(c.image).data as Float32Array);
+      const [u] = await gen.generate({ seed: c.seed, psi: c.psi, noiseMode });
+      expectUint8Close(u.data, golden.tensor(c.image_uint8!).data as Uint8Array);
+      n++;
+    }
+    expect(n).toBeGreaterThan(0);
+  });
+
+  it('reproduces the golden batch of 4', async () => {
+    const c = golden.cases.cases.find((x) => x.batch_seeds !== undefined)!;
+    const batch = await gen.generate({ seeds: c.batch_seeds!, psi: c.psi, noiseMode: 'const', output: 'float32' });
+    const all = new Float32Array(batch.reduce((k, b) => k + b.data.length, 0));
+    let o = 0;
+    for (const b of batch) { all.set(b.data, o); o += b.data.length; }
+    expectImageClose(all, golden.tensor(c.image!).data as Float32Array);
+  });
+});
+
+describe('rosinality checkpoint: other containers and layouts', () => {
+  const want = readCheckpointBuffer(ptBytes);
+
+  it('deflated entries, ZIP64 records, no alignment, another archive name: the same generator', () => {
+    const entries = fixtureEntries();
+    expectSameCheckpoint(readCheckpointBuffer(zipBytes(entries.map((e) => ({ ...e, method: 8 })))), want);
+    expectSameCheckpoint(readCheckpointBuffer(zipBytes(entries, { zip64: true })), want);
+    expectSameCheckpoint(readCheckpointBuffer(zipBytes(entries, { zip64: true, align: 64 })), want);
+    const renamed = entries.map((e) => ({ ...e, name: e.name.replace(/^[^/]+/, 'archive') }));
+    expectSameCheckpoint(readCheckpointBuffer(zipBytes(renamed, { align: 64 })), want);
+  });
+
+  it('an archive written here in torch layout (version 3, byteorder little) and a .data/version one', () => {
+    expectSameCheckpoint(readCheckpointBuffer(torchSave(checkpointBuilder())), want);
+    const dotData = torchSave(checkpointBuilder(), { version: null, patch: { '.data/version': Buffer.from('3\n') } });
+    expectSameCheckpoint(readCheckpointBuffer(dotData), want);
+  });
+
+  it('a big-endian archive (byteorder big) is byte-swapped', () => {
+    const buf = torchSave(checkpointBuilder(), { byteorder: 'big', bigEndian: true });
+    expectSameCheckpoint(readCheckpointBuffer(buf), want);
+    // Without the record the same bytes are read as little-endian: garbage, caught by the blur-kernel check.
+    const wrong = torchSave(checkpointBuilder(), { byteorder: null, bigEndian: true });
+    expectFails(wrong, ['ERR_UNSUPPORTED_ARCH'], /blur kernel/);
+  });
+
+  it('a legacy (pre-1.6) torch.save stream of the same checkpoint', () => {
+    const s = new Storages();
+    const obj = checkpointBuilder()(s, false);
+    const legacy = legacyTorchStream(obj, s.specs);
+    const got = readCheckpointBuffer(legacy);
+    expect(got.format).toBe('pickle');
+    expectSameCheckpoint(got, want);
+  });
+
+  it('a train.py checkpoint with g, d, optimiser states and argparse args (no latent_avg) is refused for want of w_avg', () => {
+    const args = (): PV => new Build(new NewObj(glob('argparse.Namespace'), []), dict({ arch: 'stylegan2', size: 32, n_mlp: 8, channel_multiplier: 2, latent: 64 }));
+    const withArgs = torchSave(checkpointBuilder(undefined, { args, ada_aug_p: () => 0.25, g_optim: () => dict({ state: dict({}), param_groups: [dict({ lr: 0.002, betas: tup(0, 0.99) })] }) }, false));
+    expectFails(withArgs, ['ERR_UNSUPPORTED_ARCH'], /latent_avg/);
+    // With latent_avg added it converts.
+    expectSameCheckpoint(readCheckpointBuffer(torchSave(checkpointBuilder(undefined, { args }))), want);
+  });
+
+  it('SWAGAN checkpoints (args.arch = swagan) are refused', () => {
+    const args = (): PV => new Build(new NewObj(glob('argparse.Namespace'), []), dict({ arch: 'swagan' }));
+    expectFails(torchSave(checkpointBuilder(undefined, { args })), ['ERR_UNSUPPORTED_ARCH'], /swagan/i);
+  });
+
+  it('a bare g_ema state dict has no latent_avg: refused with a clear message', () => {
+    const build = (s: Storages): PV => {
+      const { g } = fixtureState();
+      const state: Record<string, PV> = {};
+      for (const [k, t] of g) state[k] = s.tensor(t);
+      return orderedDict(state);
+    };
+    expectFails(torchSave(build), ['ERR_UNSUPPORTED_ARCH'], /latent_avg/);
+  });
+
+  it('a torch.save archive of something else is not taken for a generator', () => {
+    expectFails(torchSave(() => dict({ model: 1 })), ['ERR_UNSUPPORTED_ARCH'], /g_ema/);
+    expectFails(torchSave(() => [1, 2, 3]), ['ERR_UNSUPPORTED_ARCH']);
+  });
+});
+
+describe('rosinality mapping: broken and unsupported generators', () => {
+  const edited = (edit: StateEdit): Buffer => torchSave(checkpointBuilder(edit));
+
+  it('a missing tensor → ERR_CORRUPT_FILE naming it', () => {
+    expectFails(edited((g) => g.delete('convs.3.activate.bias')), ['ERR_CORRUPT_FILE'], /convs\.3\.activate\.bias/);
+    expectFails(edited((g) => g.delete('noises.noise_4')), ['ERR_CORRUPT_FILE'], /noises\.noise_4/);
+  });
+
+  it('a misshapen tensor → ERR_CORRUPT_FILE', () => {
+    expectFails(edited((g) => { const t = g.get('style.3.weight')!; g.set('style.3.weight', { shape: [t.shape[0]! / 2, t.shape[1]! * 2], data: t.data }); }), ['ERR_CORRUPT_FILE'], /style\.3\.weight/);
+    expectFails(edited((g) => g.set('to_rgbs.1.bias', { shape: [1, 4, 1, 1], data: new Float32Array(4) })), ['ERR_CORRUPT_FILE'], /to_rgbs\.1\.bias/);
+    expectFails(edited((g) => g.set('latent_avg_is_not_here', { shape: [1], data: new Float32Array(1) })), ['ERR_UNSUPPORTED_ARCH']);
+  });
+
+  it('an unknown tensor → ERR_UNSUPPORTED_ARCH', () => {
+    expectFails(edited((g) => g.set('convs.1.conv.extra', { shape: [2], data: new Float32Array(2) })), ['ERR_UNSUPPORTED_ARCH'], /convs\.1\.conv\.extra/);
+  });
+
+  it('a non-standard blur kernel → ERR_UNSUPPORTED_ARCH', () => {
+    expectFails(edited((g) => { const t = g.get('convs.0.conv.blur.kernel')!; g.set('convs.0.conv.blur.kernel', { shape: t.shape, data: t.data.map((v) => v / 4) }); }), ['ERR_UNSUPPORTED_ARCH'], /blur kernel/);
+    expectFails(edited((g) => g.set('to_rgbs.2.upsample.kernel', { shape: [2, 2], data: Float32Array.of(1, 1, 1, 1) })), ['ERR_UNSUPPORTED_ARCH'], /upsample\.kernel/);
+  });
+
+  it('channels that no (channel_base, channel_max) gives → ERR_UNSUPPORTED_ARCH', () => {
+    // rosinality's channel_multiplier 4 at 64 px would give 1024 channels after 512: growing channels.
+    const grow = (g: Map<string, RawTensor>): void => {
+      const t = g.get('input.input')!;
+      g.set('input.input', { shape: [1, 16, 4, 4], data: t.data.subarray(0, 16 * 16) });
+    };
+    expectFails(edited(grow), ['ERR_UNSUPPORTED_ARCH'], /channels/);
+  });
+
+  it('odd layer counts → ERR_CORRUPT_FILE', () => {
+    expectFails(edited((g) => { for (const k of [...g.keys()]) if (k.startsWith('to_rgbs.2.')) g.delete(k); }), ['ERR_CORRUPT_FILE']);
+  });
+});
+
+describe('PyTorch zip reader: hostile archives', () => {
+  const good = torchSave(checkpointBuilder());
+
+  it('every truncated copy fails with a typed error, fast', () => {
+    const t0 = performance.now();
+    const cuts = new Set<number>();
+    for (let i = 0; i < 120; i++) cuts.add(i);
+    for (let i = 0; i < 400; i++) cuts.add(Math.floor((ptBytes.length * i) / 400));
+    for (let i = 1; i <= 200; i++) cuts.add(ptBytes.length - i);
+    for (const cut of cuts) {
+      const err = errorOf(() => readCheckpointBuffer(ptBytes.subarray(0, cut)));
+      // Under 4 bytes it is no zip; a prefix that does not reach data.pkl's name is not evidently torch.
+      expectTyped(err, cut < 4 ? ['ERR_UNKNOWN_FORMAT'] : cut < 56 ? ['ERR_UNKNOWN_FORMAT', 'ERR_TRUNCATED_FILE'] : ['ERR_TRUNCATED_FILE']);
+    }
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('a zip-looking file with no central directory and no data.pkl is an unknown format', () => {
+    expectFails(Buffer.from('PK\x03\x04rest-of-a-zip', 'latin1'), ['ERR_UNKNOWN_FORMAT'], /zip/i);
+    const other = zipBytes([{ name: 'hello.txt', data: Buffer.from('hi') }]);
+    expectFails(other, ['ERR_CORRUPT_FILE'], /data\.pkl/);
+    expectFails(other.subarray(0, other.length - 1), ['ERR_UNKNOWN_FORMAT']);
+  });
+
+  it('a bad central directory → ERR_CORRUPT_FILE (signature, offsets, counts, overlaps)', () => {
+    const eocd = good.length - 22;
+    const cdOffset = good.readUInt32LE(eocd + 16);
+    const cdSize = good.readUInt32LE(eocd + 12);
+    const patch = (f: (b: Buffer) => void): Buffer => { const b = Buffer.from(good); f(b); return b; };
+    expectFails(patch((b) => b.writeUInt32LE(0x12345678, cdOffset)), ['ERR_CORRUPT_FILE'], /central directory/);
+    expectFails(patch((b) => b.writeUInt32LE(cdOffset + 1, eocd + 16)), ['ERR_CORRUPT_FILE']);
+    expectFails(patch((b) => b.writeUInt32LE(cdSize - 10, eocd + 12)), ['ERR_CORRUPT_FILE']);
+    expectFails(patch((b) => b.writeUInt32LE(good.length * 2, eocd + 16)), ['ERR_TRUNCATED_FILE', 'ERR_CORRUPT_FILE']);
+    expectFails(patch((b) => { b.writeUInt16LE(0xfffe, eocd + 8); b.writeUInt16LE(0xfffe, eocd + 10); }), ['ERR_CORRUPT_FILE'], /entries/);
+    expectFails(patch((b) => b.writeUInt16LE(1, eocd + 4)), ['ERR_CORRUPT_FILE'], /multi-disk/);
+    // ZIP64 markers without a ZIP64 record.
+    expectFails(patch((b) => b.writeUInt32LE(0xffffffff, eocd + 16)), ['ERR_CORRUPT_FILE'], /ZIP64/);
+    // An entry's local header offset pointing into another entry's data.
+    expectFails(patch((b) => b.writeUInt32LE(100, cdOffset + 42)), ['ERR_CORRUPT_FILE']);
+    // Two entries with the same name.
+    const dup = zipBytes([...fixtureEntries(), { name: 'tiny32-rosinality/version', data: Buffer.from('3') }]);
+    expectFails(dup, ['ERR_CORRUPT_FILE'], /two entries/);
+    // Unsupported compression and encryption.
+    expectFails(patch((b) => b.writeUInt16LE(12, cdOffset + 10)), ['ERR_CORRUPT_FILE'], /compression method 12/);
+    expectFails(patch((b) => b.writeUInt16LE(1, cdOffset + 8)), ['ERR_CORRUPT_FILE'], /encrypted/);
+  });
+
+  it('names that are not plain relative paths → ERR_CORRUPT_FILE', () => {
+    for (const name of ['../evil/data.pkl', '/abs/data.pkl', 'a\\b/data.pkl', 'a//data.pkl', 'a/./data.pkl', 'a/\u0001/x', '']) {
+      const buf = zipBytes([{ name: 'archive/data.pkl', data: dumps(1, 2) }, { name, data: Buffer.from('x') }]);
+      expectFails(buf, ['ERR_CORRUPT_FILE'], /name/);
+    }
+  });
+
+  it('a data.pkl with a forbidden global → ERR_FORBIDDEN_GLOBAL, nothing run', () => {
+    const evil = torchSave(() => dict({ g_ema: call('os.system', 'echo pwned'), latent_avg: 0 }));
+    expectFails(evil, ['ERR_FORBIDDEN_GLOBAL'], /"os"\."system"/);
+    const evil2 = torchSave(() => call('builtins.eval', 'print(1)'));
+    expectFails(evil2, ['ERR_FORBIDDEN_GLOBAL']);
+    // Inside a legacy stream as well.
+    expectFails(legacyTorchStream(call('subprocess.Popen', ['ls']), []), ['ERR_FORBIDDEN_GLOBAL']);
+    // The persistence stub of StyleGAN2-ADA pickles is not allowed in a .pt either.
+    expectFails(torchSave(() => call('torch_utils.persistence._reconstruct_persistent_obj', dict({}))), ['ERR_FORBIDDEN_GLOBAL']);
+  });
+
+  it('declared sizes are checked before anything is allocated', () => {
+    const t0 = performance.now();
+    const entries = fixtureEntries();
+    // A stored entry declaring ~4 GiB that it does not have.
+    const huge = zipBytes(entries.map((e, i) => (i === 1 ? { ...e, declaredSize: 0xfffffff0 } : e)));
+    expectFails(huge, ['ERR_CORRUPT_FILE', 'ERR_TRUNCATED_FILE']);
+    // The same through ZIP64: 2^40 bytes.
+    const huge64 = zipBytes(entries.map((e, i) => (i === 1 ? { ...e, declaredSize: 2 ** 40 } : e)), { zip64: true });
+    expectFails(huge64, ['ERR_CORRUPT_FILE'], /declares/);
+    // A deflated entry declaring far more than deflate can expand to.
+    const tooMuch = zipBytes(entries.map((e, i) => (i === 1 ? { ...e, method: 8, declaredSize: MAX_ZIP_ENTRY_SIZE } : e)));
+    expectFails(tooMuch, ['ERR_CORRUPT_FILE'], /impossible|declares/);
+    // A storage whose pid declares more elements than its record holds (and than memory has).
+    const pidLies = torchSave(() => dict({
+      g_ema: orderedDict({ 'style.1.weight': call('torch._utils._rebuild_tensor_v2', new Persid(storagePid({ key: '0', numel: 2 ** 40 })), 0, tup(2 ** 20, 2 ** 20), tup(2 ** 20, 1), false, call('collections.OrderedDict')) }),
+    }), { patch: { 'data/0': Buffer.alloc(16) } });
+    expectFails(pidLies, ['ERR_CORRUPT_FILE'], /declares/);
+    expect(performance.now() - t0).toBeLessThan(5000);
+  });
+
+  it('a deflate bomb is cut off at its declared size', () => {
+    const bomb = zlib.deflateRawSync(Buffer.alloc(64 << 20)); // 64 MiB of zeros in ~64 KiB
+    expect(bomb.length).toBeLessThan(1 << 17);
+    const entries: ZEntry[] = [
+      { name: 'archive/data.pkl', data: dumps(dict({ a: 1 }), 2) },
+      { name: 'archive/version', data: Buffer.from('3') },
+    ];
+    // Declares 1 KiB (plausible for its compressed size) but inflates to 64 MiB.
+    const t0 = performance.now();
+    const withBomb = zipBytesRaw(entries, { name: 'archive/data.pkl', raw: bomb, size: 1024 });
+    expectFails(withBomb, ['ERR_CORRUPT_FILE'], /more than its declared 1024 bytes/);
+    // Not deflate data at all.
+    const garbage = zipBytesRaw(entries, { name: 'archive/data.pkl', raw: Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff]), size: 10 });
+    expectFails(garbage, ['ERR_CORRUPT_FILE'], /deflate/);
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
+  it('flipped data bytes fail the CRC-32 check; a storage without its record is corrupt', () => {
+    const zip = ZipArchive.open(good);
+    const e = zip.entries.get('archive/data/5')!;
+    const b = Buffer.from(good);
+    const start = e.localHeaderOffset + 30 + b.readUInt16LE(e.localHeaderOffset + 26) + b.readUInt16LE(e.localHeaderOffset + 28);
+    b[start + 7]! ^= 0x10;
+    expectFails(b, ['ERR_CORRUPT_FILE'], /CRC-32/);
+    expectFails(torchSave(checkpointBuilder(), { patch: { 'data/3': null } }), ['ERR_CORRUPT_FILE'], /no record/);
+    expectFails(torchSave(checkpointBuilder(), { patch: { 'data/3': Buffer.alloc(12) } }), ['ERR_CORRUPT_FILE'], /record holds 12 bytes/);
+  });
+
+  it('version and byteorder records are checked', () => {
+    expectFails(torchSave(checkpointBuilder(), { version: null }), ['ERR_CORRUPT_FILE'], /version/);
+    expectFails(torchSave(checkpointBuilder(), { version: 'banana' }), ['ERR_CORRUPT_FILE'], /version/);
+    expectFails(torchSave(checkpointBuilder(), { version: '99999' }), ['ERR_CORRUPT_FILE'], /version/);
+    expectFails(torchSave(checkpointBuilder(), { byteorder: 'middle' }), ['ERR_CORRUPT_FILE'], /byteorder/);
+    expectFails(torchSave(checkpointBuilder(), { patch: { 'data.pkl': Buffer.concat([dumps(dict({}), 2), Buffer.from('xx')]) } }), ['ERR_CORRUPT_FILE'], /after its STOP/);
+    expectFails(torchSave(checkpointBuilder(), { patch: { 'data.pkl': dumps(dict({}), 2).subarray(0, 3) } }), ['ERR_TRUNCATED_FILE']);
+  });
+
+  it('two data.pkl records, or storage keys that are paths, are refused', () => {
+    const two = zipBytes([...fixtureEntries(), { name: 'other/data.pkl', data: dumps(1, 2) }]);
+    expectFails(two, ['ERR_CORRUPT_FILE'], /more than one data\.pkl/);
+    const badKey = torchSave(() => dict({
+      g_ema: call('torch._utils._rebuild_tensor_v2', new Persid(storagePid({ key: '../0', numel: 1 })), 0, tup(1), tup(1), false, call('collections.OrderedDict')),
+    }));
+    expectFails(badKey, ['ERR_CORRUPT_FILE'], /plain name/);
+  });
+
+  it('readRosinalityCheckpoint refuses what is not a torch file', () => {
+    expectTyped(errorOf(() => readRosinalityCheckpoint(Buffer.from('hello'))), ['ERR_UNKNOWN_FORMAT']);
+  });
+});
+
+/** A zip whose entry `replace.name` holds `replace.raw` as deflate data declaring `replace.size` bytes. */
+function zipBytesRaw(entries: ZEntry[], replace: { name: string; raw: Uint8Array; size: number }): Buffer {
+  // Write with the writer, then swap the entry's body: build by hand to keep offsets right.
+  const list = entries.map((e) => (e.name === replace.name ? { ...e, data: replace.raw, method: 0 as const, declaredSize: replace.size } : e));
+  const buf = zipBytes(list);
+  // Mark the replaced entry as deflated (method 8) in both headers; its compressed size is raw.length.
+  const eocd = buf.length - 22;
+  let p = buf.readUInt32LE(eocd + 16);
+  for (let i = 0; i < list.length; i++) {
+    const nameLen = buf.readUInt16LE(p + 28);
+    const name = buf.toString('latin1', p + 46, p + 46 + nameLen);
+    if (name === replace.name) {
+      buf.writeUInt16LE(8, p + 10);
+      buf.writeUInt32LE(replace.raw.length, p + 20);
+      const local = buf.readUInt32LE(p + 42);
+      buf.writeUInt16LE(8, local + 8);
+    }
+    p += 46 + nameLen + buf.readUInt16LE(p + 30) + buf.readUInt16LE(p + 32);
+  }
+  return buf;
+}
