@@ -345,6 +345,13 @@ class CpuBackend : public Backend {
     int cur = 0;          // act_ buffer holding x (when x_stride > 0)
     int img_cur = -1, img_res = 0;
     static const bool profile = std::getenv("FACEGAN_CPU_PROFILE") != nullptr;
+    const auto batch_t0 = std::chrono::steady_clock::now();
+    double batch_c0 = 0.0;
+    if (profile) {
+      timespec ts;
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      batch_c0 = ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+    }
     int skip_layer = -1;  // a ToRGB already run fused into the previous convolution
     for (int li = 0; li < nl; ++li) {
       const LayerDesc& L = net.layers[size_t(li)];
@@ -422,6 +429,13 @@ class CpuBackend : public Backend {
         img_cur = dst;
         img_res = L.out_res;
       }
+    }
+    if (profile) {
+      timespec ts;
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      std::fprintf(stderr, "  total: %.2f ms wall, %.2f ms caller cpu (batch %d)\n",
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - batch_t0).count(),
+                   ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6 - batch_c0, nb);
     }
     // Outputs.
     const float* fimg = img_[img_cur].data();
