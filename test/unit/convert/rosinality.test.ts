@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint, readCheckpointBuffer, type Checkpoint } from '../../../lib/convert/index.js';
 import { PyDict } from '../../../lib/convert/pickle.js';
 import { ROSINALITY_GLOBALS, readRosinalityCheckpoint } from '../../../lib/convert/rosinality.js';
+import type { Float32Tensor, StyleGAN2Config } from '../../../lib/convert/stylegan2.js';
 import { TorchTensor } from '../../../lib/convert/torch.js';
 import { MAX_ZIP_ENTRY_SIZE, ZipArchive, crc32, readTorchZip } from '../../../lib/convert/zip.js';
 import { FaceganError } from '../../../lib/errors.js';
@@ -30,6 +31,7 @@ import {
   Build, NewObj, Persid, call, dict, dumps, glob, legacyTorchStream, orderedDict, storagePid, tup,
   type PV, type StorageSpec,
 } from './pickle-writer.js';
+import { randomTensors } from './synthetic.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PT = path.resolve(here, '..', '..', 'fixtures', 'rosinality', 'tiny32-rosinality.pt');
@@ -238,9 +240,14 @@ function torchSave(build: (s: Storages, bigEndian: boolean) => PV, opts: SaveOpt
 
 type StateEdit = (g: Map<string, RawTensor>) => void;
 
-/** A rosinality checkpoint dict built from the fixture's tensors, optionally edited. */
-function checkpointBuilder(edit?: StateEdit, extra: Record<string, (s: Storages) => PV> = {}, withLatentAvg = true) {
-  const { g, latentAvg } = fixtureState();
+/** A rosinality checkpoint dict built from the fixture's tensors (or `from`), optionally edited. */
+function checkpointBuilder(
+  edit?: StateEdit,
+  extra: Record<string, (s: Storages) => PV> = {},
+  withLatentAvg = true,
+  from: { g: Map<string, RawTensor>; latentAvg: RawTensor } = fixtureState(),
+) {
+  const { g, latentAvg } = from;
   edit?.(g);
   return (s: Storages, bigEndian: boolean): PV => {
     const state: Record<string, PV> = {};
@@ -418,6 +425,82 @@ describe('rosinality checkpoint: other containers and layouts', () => {
     expectFails(torchSave(() => dict({ model: 1 })), ['ERR_UNSUPPORTED_ARCH'], /g_ema/);
     expectFails(torchSave(() => [1, 2, 3]), ['ERR_UNSUPPORTED_ARCH']);
   });
+});
+
+/** canonical → rosinality (an independent TS inverse, like scripts/make-rosinality-fixture.py). */
+function toRosinality(config: StyleGAN2Config, t: Map<string, Float32Tensor>): { g: Map<string, RawTensor>; latentAvg: RawTensor } {
+  const g = new Map<string, RawTensor>();
+  const get = (n: string): Float32Tensor => t.get(n)!;
+  for (let i = 0; i < config.mapping_layers; i++) {
+    g.set(`style.${i + 1}.weight`, get(`mapping.fc${i}.weight`));
+    g.set(`style.${i + 1}.bias`, get(`mapping.fc${i}.bias`));
+  }
+  const c = get('synthesis.b4.const');
+  g.set('input.input', { shape: [1, ...c.shape], data: c.data });
+  const kernel = { shape: [4, 4], data: Float32Array.from([1, 3, 3, 1].flatMap((a) => [1, 3, 3, 1].map((b) => (a * b) / 16))) };
+  const styled = (dst: string, src: string, up: boolean): void => {
+    const w = get(`${src}.weight`);
+    const fanIn = w.shape[1]! * 9;
+    g.set(`${dst}.conv.weight`, { shape: [1, ...w.shape], data: w.data.map((v) => v * Math.sqrt(fanIn)) });
+    if (up) g.set(`${dst}.conv.blur.kernel`, kernel);
+    g.set(`${dst}.conv.modulation.weight`, get(`${src}.affine.weight`));
+    g.set(`${dst}.conv.modulation.bias`, get(`${src}.affine.bias`));
+    g.set(`${dst}.noise.weight`, { shape: [1], data: get(`${src}.noise_strength`).data });
+    g.set(`${dst}.activate.bias`, get(`${src}.bias`));
+  };
+  const rgb = (dst: string, src: string, up: boolean): void => {
+    const b = get(`${src}.bias`);
+    g.set(`${dst}.bias`, { shape: [1, b.shape[0]!, 1, 1], data: b.data });
+    if (up) g.set(`${dst}.upsample.kernel`, kernel);
+    const w = get(`${src}.weight`);
+    g.set(`${dst}.conv.weight`, { shape: [1, ...w.shape], data: w.data });
+    g.set(`${dst}.conv.modulation.weight`, get(`${src}.affine.weight`));
+    g.set(`${dst}.conv.modulation.bias`, get(`${src}.affine.bias`));
+  };
+  styled('conv1', 'synthesis.b4.conv1', false);
+  rgb('to_rgb1', 'synthesis.b4.torgb', false);
+  const noises = ['synthesis.b4.conv1'];
+  for (let k = 0, r = 8; r <= config.img_resolution; k++, r *= 2) {
+    styled(`convs.${2 * k}`, `synthesis.b${r}.conv0`, true);
+    styled(`convs.${2 * k + 1}`, `synthesis.b${r}.conv1`, false);
+    rgb(`to_rgbs.${k}`, `synthesis.b${r}.torgb`, true);
+    noises.push(`synthesis.b${r}.conv0`, `synthesis.b${r}.conv1`);
+  }
+  noises.forEach((src, j) => {
+    const n = get(`${src}.noise_const`);
+    g.set(`noises.noise_${j}`, { shape: [1, 1, ...n.shape], data: n.data });
+  });
+  return { g, latentAvg: get('mapping.w_avg') };
+}
+
+describe('rosinality mapping: synthetic generators (config from shapes)', () => {
+  const base: StyleGAN2Config = {
+    arch: 'stylegan2', z_dim: 8, w_dim: 8, c_dim: 0, img_resolution: 64, img_channels: 3, num_ws: 10,
+    mapping_layers: 2, mapping_lr_multiplier: 0.01, channel_base: 512, channel_max: 16, conv_clamp: null, num_fp16_res: 0,
+  };
+  const cases: [string, StyleGAN2Config][] = [
+    ['config-f channels, scaled (max to 32 px, then halving)', base],
+    ['config-e channels, scaled', { ...base, channel_base: 256 }],
+    ['every layer at channel_max (rosinality below 64 px)', { ...base, img_resolution: 16, num_ws: 6, channel_base: 128, channel_max: 8 }],
+    ['4 px only', { ...base, img_resolution: 4, num_ws: 2, channel_base: 32, channel_max: 8 }],
+    ['z_dim ≠ w_dim, one image channel, 5 mapping layers', { ...base, z_dim: 12, img_channels: 1, mapping_layers: 5 }],
+  ];
+  for (const [what, config] of cases) {
+    it(what, () => {
+      const tensors = randomTensors(config, 7);
+      const got = readCheckpointBuffer(torchSave(checkpointBuilder(undefined, {}, true, toRosinality(config, tensors))));
+      expect(got.config).toEqual(config);
+      for (const [name, want] of tensors) {
+        const t = got.tensors.get(name)!;
+        expect(t.shape, name).toEqual(want.shape);
+        if (/\.conv[01]\.weight$/.test(name)) {
+          for (let i = 0; i < want.data.length; i++) expect(Math.abs(t.data[i]! - want.data[i]!)).toBeLessThanOrEqual(Math.abs(want.data[i]!) * 2.4e-7);
+        } else {
+          expect(sameBits(t.data, want.data), name).toBe(true);
+        }
+      }
+    });
+  }
 });
 
 describe('rosinality mapping: broken and unsupported generators', () => {
