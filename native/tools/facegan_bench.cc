@@ -13,6 +13,11 @@
 #include <string>
 #include <vector>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/resource.h>
+#define FG_HAVE_RUSAGE 1
+#endif
+
 #include "facegan.h"
 #include "random_model.h"
 #include "safetensors.h"
@@ -20,6 +25,16 @@
 using namespace facegan;
 
 namespace {
+
+double process_cpu_ms() {
+#ifdef FG_HAVE_RUSAGE
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-3;
+#else
+  return 0.0;
+#endif
+}
 
 [[noreturn]] void usage(const char* msg = nullptr) {
   if (msg) std::fprintf(stderr, "facegan-bench: %s\n", msg);
@@ -142,14 +157,17 @@ int main(int argc, char** argv) {
     }
     double warm = once();
     double best = 1e30, total = 0;
+    const double c0 = process_cpu_ms();
     for (int k = 0; k < iters; ++k) {
       double t = once();
       best = std::min(best, t);
       total += t;
     }
+    const double cpu = (process_cpu_ms() - c0) / iters / b;
     double mean = total / iters;
-    std::printf("batch %4d: %8.2f img/s  %9.1f ms/image (best %.1f, mean %.1f ms/call over %d, warm-up %.0f ms)\n", b,
-                1000.0 * b / mean, mean / b, best / b, mean, iters, warm);
+    std::printf("batch %4d: %8.2f img/s  %9.1f ms/image (best %.1f, mean %.1f ms/call over %d, warm-up %.0f ms; "
+                "process cpu %.1f ms/image)\n",
+                b, 1000.0 * b / mean, mean / b, best / b, mean, iters, warm, cpu);
     std::fflush(stdout);
   }
   return 0;
