@@ -267,25 +267,31 @@ async function benchModel(spec, backends, results, notes, tmpdir) {
       const per = a[0].data.length;
       let diff = 0;
       a.forEach((im, i) => (diff = Math.max(diff, maxAbsDiff(im.data, b.subarray(i * per, (i + 1) * per)))));
+      const load0 = os.loadavg()[0];
       const [f, o] = await measure([
         { name: 'facegan cpu', fn: runFacegan },
         { name: 'onnxruntime cpu', fn: runOrt },
       ], { warm: false });
+      const load1 = os.loadavg()[0];
       const row = (engine, s) => ({
         model: spec.id, batch, engine, threads,
         ms_per_call: s.mean * 1e3, ms_per_image: (s.mean * 1e3) / batch, images_per_s: batch / s.mean,
-        median_ms_per_call: s.median * 1e3, rme_pct: s.rme, samples: s.n,
+        median_ms_per_call: s.median * 1e3, min_ms_per_call: s.min * 1e3, rme_pct: s.rme, samples: s.n,
         samples_ms: s.sample.map((x) => Math.round(x * 1e4) / 10),
+        loadavg_1m: [Math.round(load0 * 100) / 100, Math.round(load1 * 100) / 100],
       });
       const rf = row('facegan-cpu', f);
       const ro = row('onnxruntime-cpu', o);
       rf.ratio_vs_ort = ro.ms_per_call / rf.ms_per_call;
+      // Calls alternate, so sample i of each engine ran back to back: the median of the paired
+      // ratios resists load that drifts during the measurement better than the ratio of means.
+      if (!args.suite) rf.ratio_vs_ort_paired_median = summarize(f.sample.map((t, i) => o.sample[i] / t)).median;
       rf.max_abs_diff_vs_ort = diff;
       results.push(rf, ro);
       console.log(
         `  batch ${String(batch).padStart(2)}: facegan ${fmt(rf.images_per_s, 2)} img/s (${fmt(rf.ms_per_image)} ms/img ±${fmt(f.rme)}%, n=${f.n})  ` +
           `ORT ${fmt(ro.images_per_s, 2)} img/s (${fmt(ro.ms_per_image)} ms/img ±${fmt(o.rme)}%, n=${o.n})  ` +
-          `facegan/ORT ${fmt(rf.ratio_vs_ort, 2)}×  max|Δ| ${diff.toExponential(1)}`,
+          `facegan/ORT ${fmt(rf.ratio_vs_ort, 2)}× (paired median ${fmt(rf.ratio_vs_ort_paired_median, 2)}×)  max|Δ| ${diff.toExponential(1)}  load ${load0.toFixed(1)}→${load1.toFixed(1)}`,
       );
     }
   } finally {
@@ -303,7 +309,7 @@ async function benchModel(spec, backends, results, notes, tmpdir) {
         const r = {
           model: spec.id, batch, engine: 'facegan-cuda', threads: null,
           ms_per_call: s.mean * 1e3, ms_per_image: (s.mean * 1e3) / batch, images_per_s: batch / s.mean,
-          median_ms_per_call: s.median * 1e3, rme_pct: s.rme, samples: s.n,
+          median_ms_per_call: s.median * 1e3, min_ms_per_call: s.min * 1e3, rme_pct: s.rme, samples: s.n,
           samples_ms: s.sample.map((x) => Math.round(x * 1e4) / 10),
           ratio_vs_ort: orr ? orr.ms_per_call / (s.mean * 1e3) : null,
         };
@@ -319,12 +325,15 @@ async function benchModel(spec, backends, results, notes, tmpdir) {
 
 function table(results) {
   const lines = [
-    '| model | batch | engine | images/s | ms/image | ±rme | n | facegan/ORT |',
-    '|---|---:|---|---:|---:|---:|---:|---:|',
+    '| model | batch | engine | images/s | ms/image mean | ±rme | median | min | n | load (1 min) | facegan/ORT (means) | facegan/ORT (paired median) |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|',
   ];
   for (const r of results) {
+    const ratio = (x) => (x == null ? '' : `${fmt(x, 2)}×`);
     lines.push(
-      `| ${r.model} | ${r.batch} | ${r.engine} | ${fmt(r.images_per_s, 2)} | ${fmt(r.ms_per_image)} | ${fmt(r.rme_pct)}% | ${r.samples} | ${r.ratio_vs_ort == null ? '' : `${fmt(r.ratio_vs_ort, 2)}×`} |`,
+      `| ${r.model} | ${r.batch} | ${r.engine} | ${fmt(r.images_per_s, 2)} | ${fmt(r.ms_per_image)} | ${fmt(r.rme_pct)}% | ` +
+        `${fmt(r.median_ms_per_call / r.batch)} | ${fmt(r.min_ms_per_call / r.batch)} | ${r.samples} | ` +
+        `${r.loadavg_1m ? r.loadavg_1m.map((x) => x.toFixed(1)).join('→') : ''} | ${ratio(r.ratio_vs_ort)} | ${ratio(r.ratio_vs_ort_paired_median)} |`,
     );
   }
   return lines.join('\n');
@@ -351,7 +360,10 @@ function writeMarkdown(report) {
     '',
     'One call: z [batch, 512] and psi 0.7 → float32 NCHW images with const noise. facegan: `gen.generate({ z, psi, noiseMode: \'const\', output: \'float32\' })`; ' +
       'ORT: the one-graph ONNX export (`buildOnnx`, opset 17) of the same weights. Calls alternate facegan/ORT (ABBA) after one warm-up each; ' +
-      '±rme is the 95 % relative margin of error of the mean (benchmark.js definition); facegan/ORT is the speed ratio (> 1: facegan faster).',
+      '±rme is the 95 % relative margin of error of the mean (benchmark.js definition); median and min are ms per image; ' +
+      'load is the 1-minute load average before → after the measurement (above the thread count: other processes were competing for the cores, ' +
+      'so absolute figures are pessimistic and min is the closest to an idle machine); facegan/ORT is the speed ratio (> 1: facegan faster), ' +
+      'from the means and as the median of the ratios of back-to-back call pairs (more robust to load that changes during the run).',
     '',
     table(report.results),
     '',
