@@ -381,6 +381,17 @@ describe('rosinality checkpoint: other containers and layouts', () => {
     expectSameCheckpoint(readCheckpointBuffer(dotData), want);
   });
 
+  it('a state dict pickled as state_dict() pickles it (OrderedDict with _metadata set by BUILD)', () => {
+    const build = (s: Storages): PV => {
+      const { g, latentAvg } = fixtureState();
+      const state: Record<string, PV> = {};
+      for (const [k, t] of g) state[k] = s.tensor(t);
+      const metadata = orderedDict({ '': dict({ version: 1 }), style: dict({ version: 1 }) });
+      return dict({ g_ema: new Build(orderedDict(state), dict({ _metadata: metadata })), latent_avg: s.tensor(latentAvg) });
+    };
+    expectSameCheckpoint(readCheckpointBuffer(torchSave(build)), want);
+  });
+
   it('a big-endian archive (byteorder big) is byte-swapped', () => {
     const buf = torchSave(checkpointBuilder(), { byteorder: 'big', bigEndian: true });
     expectSameCheckpoint(readCheckpointBuffer(buf), want);
