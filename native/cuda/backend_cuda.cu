@@ -1,0 +1,791 @@
+// The CUDA backend: prepare() validates the Network description, pre-packs every weight once for
+// the chosen precision and uploads it in one copy; mapping() and synthesis() run whole passes on
+// one stream per generator, with device memory from pools sized by batch (grown on demand, a batch
+// larger than the memory allows runs in chunks) and, for synthesis, one CUDA graph captured per
+// (batch size, noise mode) and replayed. Host pointers in and out: one host->device copy of the
+// inputs and one device->host copy per requested output.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend.h"
+#include "common.cuh"
+#include "kernels.h"
+#include "plan.h"
+
+namespace facegan {
+
+bool cuda_backend_available(std::string* why_not);
+
+namespace cuda {
+namespace {
+
+constexpr int kRowsPerTile = 32;
+constexpr int kMappingChunk = 4096;
+constexpr size_t kAlign = 256;
+constexpr size_t kNone = ~size_t(0);
+constexpr size_t kMaxGraphs = 16;
+
+size_t align_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+// Host staging of everything prepare() uploads: one allocation and one copy.
+class Blob {
+ public:
+  size_t add(const void* p, size_t bytes) {
+    const size_t off = align_up(data_.size());
+    data_.resize(off + bytes);
+    if (bytes) std::memcpy(data_.data() + off, p, bytes);
+    return off;
+  }
+  template <class T>
+  size_t add_vec(const std::vector<T>& v) {
+    return add(v.data(), v.size() * sizeof(T));
+  }
+  const std::vector<uint8_t>& data() const { return data_; }
+
+ private:
+  std::vector<uint8_t> data_;
+};
+
+// One device allocation, freed on destruction or reset.
+class DeviceMem {
+ public:
+  DeviceMem() = default;
+  DeviceMem(const DeviceMem&) = delete;
+  DeviceMem& operator=(const DeviceMem&) = delete;
+  ~DeviceMem() { reset(); }
+  void reset() {
+    if (p_) cudaFree(p_);
+    p_ = nullptr;
+    size_ = 0;
+  }
+  cudaError_t alloc(size_t bytes) {
+    reset();
+    if (bytes == 0) return cudaSuccess;
+    const cudaError_t e = cudaMalloc(&p_, bytes);
+    if (e != cudaSuccess) {
+      p_ = nullptr;
+      return e;
+    }
+    size_ = bytes;
+    return cudaSuccess;
+  }
+  uint8_t* get() const { return static_cast<uint8_t*>(p_); }
+  size_t size() const { return size_; }
+
+ private:
+  void* p_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Aligned sub-buffers of one allocation; with a null base it only measures.
+class Carver {
+ public:
+  explicit Carver(uint8_t* base) : base_(base) {}
+  template <class T>
+  T* take(size_t count) {
+    const size_t off = align_up(used_);
+    used_ = off + count * sizeof(T);
+    return base_ ? reinterpret_cast<T*>(base_ + off) : nullptr;
+  }
+  size_t used() const { return used_; }
+
+ private:
+  uint8_t* base_;
+  size_t used_ = 0;
+};
+
+size_t act_size(ActType t) { return t == ActType::F32 ? 4 : 2; }
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::FP32: return "fp32";
+    case Precision::FP16: return "fp16";
+    case Precision::BF16: return "bf16";
+  }
+  return "?";
+}
+
+uint16_t to_half_bits(float v, ActType t) {
+  uint16_t u;
+  if (t == ActType::F16) {
+    const __half h = __float2half_rn(v);
+    std::memcpy(&u, &h, 2);
+  } else {
+    const __nv_bfloat16 h = __float2bfloat16_rn(v);
+    std::memcpy(&u, &h, 2);
+  }
+  return u;
+}
+
+// Appends `v` converted to the activation type.
+size_t add_act_values(Blob* blob, const std::vector<float>& v, ActType t) {
+  if (t == ActType::F32) return blob->add_vec(v);
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = to_half_bits(v[i], t);
+  return blob->add_vec(h);
+}
+
+struct FcStep {
+  int in = 0, out = 0;
+  size_t W = kNone, b = kNone, tiles = kNone;
+  int num_tiles = 0;
+  int lrelu = 0;
+};
+
+struct ConvStep {
+  ConvGeom g;  // batch filled per launch
+  ConvTile tile = ConvTile::Ffma;
+  int Kpad = 0, Npad = 0;
+  size_t w = kNone, colscale = kNone, bias = kNone, noise_const = kNone;
+  float noise_strength = 0.0f;
+  int style_off = 0, conv_idx = 0, d_off = -1;
+  int activate = 1;
+  float clamp = -1.0f;
+};
+
+struct RgbStep {
+  int R = 0, Cin = 0, Cimg = 0;
+  size_t w = kNone, bias = kNone;
+  int style_off = 0;
+  float clamp = -1.0f;
+};
+
+struct Step {
+  bool conv;
+  int idx;
+};
+
+struct MapBuffers {
+  float *z = nullptr, *c = nullptr, *e = nullptr, *xa = nullptr, *xb = nullptr, *ws = nullptr;
+};
+
+struct SynthBuffers {
+  float* ws = nullptr;
+  float* styles = nullptr;
+  float* dcoef = nullptr;
+  float* sinv = nullptr;
+  void* act[2] = {nullptr, nullptr};
+  float* img[2] = {nullptr, nullptr};
+  uint8_t* u8 = nullptr;
+  float* noise = nullptr;
+  NoiseParams* params = nullptr;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend() = default;
+  ~CudaBackend() override;
+  const char* name() const override { return "cuda"; }
+  Status prepare(const Network& net, const LoadOptions& options) override;
+  Status mapping(const MappingArgs& args) override;
+  Status synthesis(const SynthesisArgs& args) override;
+
+ private:
+  Status prepare_impl(const Network& net, const LoadOptions& options);
+  Status validate(const Network& net) const;
+  Status mapping_impl(const MappingArgs& args);
+  Status synthesis_impl(const SynthesisArgs& args);
+  void carve_mapping(Carver* c, int n, MapBuffers* b) const;
+  void carve_synthesis(Carver* c, int n, SynthBuffers* b) const;
+  Status ensure_mapping_pool(int n);
+  Status ensure_synthesis_pool(int want);
+  Status enqueue_synthesis(int n, NoiseMode mode);
+  Status run_synthesis(int n, NoiseMode mode);
+  void clear_graphs();
+  template <class T>
+  const T* wptr(size_t off) const {
+    return off == kNone ? nullptr : reinterpret_cast<const T*>(weights_.get() + off);
+  }
+
+  const Network* net_ = nullptr;
+  bool ready_ = false;
+  int dev_ = 0;
+  ActType act_ = ActType::F32;
+  cudaStream_t stream_ = nullptr;
+  bool use_graphs_ = true;
+
+  DeviceMem weights_;
+  // mapping
+  bool has_embed_ = false;
+  FcStep embed_;
+  std::vector<FcStep> fcs_;
+  size_t w_avg_ = kNone;
+  int map_width_ = 0;  // widest mapping vector
+  // synthesis
+  StyleDevice style_dev_;
+  size_t affine_W_ = kNone, affine_b_ = kNone, affine_tiles_ = kNone, wsq_ = kNone, demod_tiles_ = kNone;
+  size_t const_ = kNone;
+  std::vector<ConvStep> convs_;
+  std::vector<RgbStep> rgbs_;
+  std::vector<Step> steps_;
+  int64_t max_act_ = 0;  // elements per sample of the largest activation
+  int final_img_ = 0;    // which of the two image buffers holds the result
+
+  DeviceMem map_pool_;
+  int map_cap_ = 0;
+  MapBuffers mb_;
+  DeviceMem synth_pool_;
+  int synth_cap_ = 0;
+  SynthBuffers sb_;
+  std::map<std::pair<int, int>, cudaGraphExec_t> graphs_;
+};
+
+CudaBackend::~CudaBackend() {
+  if (!ready_ && stream_ == nullptr) return;
+  cudaSetDevice(dev_);
+  if (stream_) cudaStreamSynchronize(stream_);
+  clear_graphs();
+  weights_.reset();
+  map_pool_.reset();
+  synth_pool_.reset();
+  if (stream_) cudaStreamDestroy(stream_);
+  cudaGetLastError();  // leave no error behind for the process
+}
+
+void CudaBackend::clear_graphs() {
+  for (auto& kv : graphs_) cudaGraphExecDestroy(kv.second);
+  graphs_.clear();
+}
+
+Status CudaBackend::prepare(const Network& net, const LoadOptions& options) {
+  try {
+    return prepare_impl(net, options);
+  } catch (const std::exception& e) {
+    return Status::Error(std::string("cuda backend: prepare failed: ") + e.what());
+  }
+}
+
+Status CudaBackend::mapping(const MappingArgs& args) {
+  try {
+    return mapping_impl(args);
+  } catch (const std::exception& e) {
+    return Status::Error(std::string("cuda backend: mapping failed: ") + e.what());
+  }
+}
+
+Status CudaBackend::synthesis(const SynthesisArgs& args) {
+  try {
+    return synthesis_impl(args);
+  } catch (const std::exception& e) {
+    return Status::Error(std::string("cuda backend: synthesis failed: ") + e.what());
+  }
+}
+
+Status CudaBackend::validate(const Network& net) const {
+  const MappingDesc& m = net.mapping;
+  if (m.fcs.empty()) return Status::Error("cuda backend: the mapping network has no layers");
+  const int in0 = m.z_dim + (m.has_embed ? m.embed.out : 0);
+  if (m.fcs.front().in != in0)
+    return Status::Error("cuda backend: mapping fc0 takes " + std::to_string(m.fcs.front().in) + " features, expected " +
+                         std::to_string(in0));
+  for (size_t i = 1; i < m.fcs.size(); ++i)
+    if (m.fcs[i].in != m.fcs[i - 1].out) return Status::Error("cuda backend: mapping layer sizes do not chain");
+  if (m.fcs.back().out != m.w_dim) return Status::Error("cuda backend: the last mapping layer does not output w_dim");
+  if (m.has_embed && (m.embed.in != m.c_dim || m.c_dim <= 0))
+    return Status::Error("cuda backend: the label embedding does not take c_dim features");
+  if (net.layers.empty() || net.const_input == nullptr)
+    return Status::Error("cuda backend: the synthesis network is empty");
+  if (net.info.img_channels < 1 || net.info.img_channels > 4)
+    return Status::Error("cuda backend: 1 to 4 image channels are supported, the model has " +
+                         std::to_string(net.info.img_channels));
+  int ch = net.const_ch, res = 4, img_res = 0;
+  for (const LayerDesc& L : net.layers) {
+    if (L.kind == LayerDesc::Conv) {
+      if (L.ksize != 3 || (L.up != 1 && L.up != 2) || L.in_res != res || L.out_res != res * L.up || L.in_ch != ch)
+        return Status::Error("cuda backend: unsupported conv layer " + L.name);
+      ch = L.out_ch;
+      res = L.out_res;
+    } else {
+      if (L.ksize != 1 || L.up != 1 || L.in_res != res || L.in_ch != ch || L.out_ch != net.info.img_channels ||
+          (img_res != 0 && res != 2 * img_res) || (img_res == 0 && res != 4))
+        return Status::Error("cuda backend: unsupported toRGB layer " + L.name);
+      img_res = res;
+    }
+    if (L.in_ch * 4 > 12288 || net.mapping.w_dim > 12288)
+      return Status::Error("cuda backend: layer " + L.name + " is too wide");
+  }
+  if (img_res != net.info.img_resolution || net.layers.back().kind != LayerDesc::ToRGB)
+    return Status::Error("cuda backend: the last layer must be the toRGB at the image resolution");
+  return Status::Ok();
+}
+
+Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options) {
+  if (ready_) return Status::Error("cuda backend: prepare called twice");
+  FG_RETURN_IF_ERROR(validate(net));
+  net_ = &net;
+
+  std::string why;
+  if (!cuda_backend_available(&why)) return Status::Error("cuda backend unavailable: " + why);
+  int count = 0;
+  FG_CUDA_CHECK(cudaGetDeviceCount(&count));
+  if (options.device_index < 0 || options.device_index >= count)
+    return Status::Error("cuda backend: device_index " + std::to_string(options.device_index) + " out of range (" +
+                         std::to_string(count) + " CUDA device" + (count == 1 ? "" : "s") + ")");
+  dev_ = options.device_index;
+  FG_CUDA_CHECK(cudaSetDevice(dev_));
+  int major = 0, minor = 0;
+  FG_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev_));
+  FG_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev_));
+  const int cc = major * 10 + minor;
+  const std::string cc_str = std::to_string(major) + "." + std::to_string(minor);
+  if (cc < 75)
+    return Status::Error("cuda backend: device " + std::to_string(dev_) + " has compute capability " + cc_str +
+                         "; 7.5 or newer is required");
+  act_ = options.precision == Precision::FP32   ? ActType::F32
+         : options.precision == Precision::FP16 ? ActType::F16
+                                                : ActType::BF16;
+  if (act_ == ActType::BF16 && cc < 80)
+    return Status::Error(std::string("cuda backend: precision ") + precision_name(options.precision) +
+                         " needs compute capability 8.0 or newer; device " + std::to_string(dev_) + " has " + cc_str);
+  const char* graphs_env = std::getenv("FACEGAN_CUDA_GRAPHS");
+  use_graphs_ = !(graphs_env && std::strcmp(graphs_env, "0") == 0);
+  FG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+
+  Blob blob;
+  std::vector<RowTile> tiles;
+
+  // ---- mapping
+  const MappingDesc& m = net.mapping;
+  auto add_fc = [&](const FcDesc& fc, FcStep* s) {
+    s->in = fc.in;
+    s->out = fc.out;
+    s->W = blob.add(fc.W, (size_t)fc.in * fc.out * sizeof(float));
+    s->b = blob.add(fc.b, (size_t)fc.out * sizeof(float));
+    s->lrelu = fc.lrelu ? 1 : 0;
+    RowTile seg;
+    seg.K = fc.in;
+    seg.ld = fc.in;
+    seg.w_gain = fc.w_gain;
+    seg.b_gain = fc.b_gain;
+    tiles.clear();
+    split_rows(seg, fc.out, kRowsPerTile, &tiles);
+    s->tiles = blob.add_vec(tiles);
+    s->num_tiles = (int)tiles.size();
+  };
+  has_embed_ = m.has_embed;
+  map_width_ = m.z_dim + (m.has_embed ? m.embed.out : 0);
+  if (has_embed_) add_fc(m.embed, &embed_);
+  fcs_.resize(m.fcs.size());
+  for (size_t i = 0; i < m.fcs.size(); ++i) {
+    add_fc(m.fcs[i], &fcs_[i]);
+    map_width_ = std::max(map_width_, m.fcs[i].out);
+  }
+  w_avg_ = blob.add(m.w_avg, (size_t)m.w_dim * sizeof(float));
+
+  // ---- styles and demodulation
+  StylePlan sp;
+  std::string err;
+  if (!build_style_plan(net, kRowsPerTile, &sp, &err)) return Status::Error("cuda backend: " + err);
+  affine_W_ = blob.add_vec(sp.affine_W);
+  affine_b_ = blob.add_vec(sp.affine_b);
+  affine_tiles_ = blob.add_vec(sp.affine_tiles);
+  wsq_ = blob.add_vec(sp.wsq);
+  demod_tiles_ = blob.add_vec(sp.demod_tiles);
+  style_dev_.num_affine_tiles = (int)sp.affine_tiles.size();
+  style_dev_.max_K_affine = max_tile_K(sp.affine_tiles);
+  style_dev_.num_demod_tiles = (int)sp.demod_tiles.size();
+  style_dev_.max_K_demod = max_tile_K(sp.demod_tiles);
+  style_dev_.w_dim = sp.w_dim;
+  style_dev_.num_ws = sp.num_ws;
+  style_dev_.style_dim = sp.style_dim;
+  style_dev_.demod_dim = sp.demod_dim;
+  style_dev_.num_conv = sp.num_conv;
+
+  // ---- const input, NHWC [4][4][C] in the activation type
+  {
+    std::vector<float> c((size_t)16 * net.const_ch);
+    for (int ch = 0; ch < net.const_ch; ++ch)
+      for (int p = 0; p < 16; ++p) c[(size_t)p * net.const_ch + ch] = net.const_input[(size_t)ch * 16 + p];
+    const_ = add_act_values(&blob, c, act_);
+  }
+
+  // ---- layers
+  int rgb_count = 0;
+  for (size_t li = 0; li < net.layers.size(); ++li) {
+    const LayerDesc& L = net.layers[li];
+    if (L.kind == LayerDesc::Conv) {
+      ConvStep s;
+      s.g.batch = 0;
+      s.g.H = s.g.W = L.in_res;
+      s.g.Cin = L.in_ch;
+      s.g.Cout = L.out_ch;
+      s.g.up = L.up;
+      s.g.ks = 3;
+      const int K = geom_K(s.g), N = geom_N(s.g);
+      s.tile = choose_conv_tile(act_, N);
+      s.Kpad = conv_tile_kpad(s.tile, K);
+      s.Npad = conv_tile_npad(s.tile, N);
+      if (act_ == ActType::F32) {
+        std::vector<float> B((size_t)s.Kpad * s.Npad);
+        pack_b_kmajor(s.g, L.weight, s.Kpad, s.Npad, B.data());
+        s.w = blob.add_vec(B);
+      } else {
+        std::vector<float> B((size_t)s.Kpad * s.Npad), colscale(s.Npad);
+        pack_b_nmajor_scaled(s.g, L.weight, s.Kpad, s.Npad, B.data(), colscale.data());
+        s.w = add_act_values(&blob, B, act_);
+        s.colscale = blob.add_vec(colscale);
+      }
+      s.bias = blob.add(L.bias, (size_t)L.out_ch * sizeof(float));
+      if (L.noise_const) s.noise_const = blob.add(L.noise_const, (size_t)L.out_res * L.out_res * sizeof(float));
+      s.noise_strength = L.noise_strength;
+      s.style_off = L.style_offset;
+      s.conv_idx = sp.conv_index[li];
+      s.d_off = sp.d_off[li];
+      s.activate = L.activate ? 1 : 0;
+      s.clamp = L.clamp;
+      max_act_ = std::max(max_act_, (int64_t)L.out_res * L.out_res * L.out_ch);
+      steps_.push_back({true, (int)convs_.size()});
+      convs_.push_back(s);
+    } else {
+      RgbStep r;
+      r.R = L.out_res;
+      r.Cin = L.in_ch;
+      r.Cimg = L.out_ch;
+      r.w = blob.add(L.weight, (size_t)L.out_ch * L.in_ch * sizeof(float));
+      r.bias = blob.add(L.bias, (size_t)L.out_ch * sizeof(float));
+      r.style_off = L.style_offset;
+      r.clamp = L.clamp;
+      steps_.push_back({false, (int)rgbs_.size()});
+      rgbs_.push_back(r);
+      ++rgb_count;
+    }
+  }
+  final_img_ = (rgb_count - 1) & 1;
+
+  // ---- upload
+  const std::vector<uint8_t>& data = blob.data();
+  FG_CUDA_CHECK(weights_.alloc(data.size()));
+  FG_CUDA_CHECK(cudaMemcpy(weights_.get(), data.data(), data.size(), cudaMemcpyHostToDevice));
+  style_dev_.affine_W = wptr<float>(affine_W_);
+  style_dev_.affine_b = wptr<float>(affine_b_);
+  style_dev_.affine_tiles = wptr<RowTile>(affine_tiles_);
+  style_dev_.wsq = wptr<float>(wsq_);
+  style_dev_.demod_tiles = wptr<RowTile>(demod_tiles_);
+  ready_ = true;
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mapping
+
+void CudaBackend::carve_mapping(Carver* c, int n, MapBuffers* b) const {
+  const MappingDesc& m = net_->mapping;
+  b->z = c->take<float>((size_t)n * std::max(1, m.z_dim));
+  b->c = c->take<float>((size_t)n * std::max(1, m.c_dim));
+  b->e = c->take<float>((size_t)n * map_width_);
+  b->xa = c->take<float>((size_t)n * map_width_);
+  b->xb = c->take<float>((size_t)n * map_width_);
+  b->ws = c->take<float>((size_t)n * m.num_ws * m.w_dim);
+}
+
+Status CudaBackend::ensure_mapping_pool(int n) {
+  if (map_cap_ >= n) return Status::Ok();
+  Carver measure(nullptr);
+  carve_mapping(&measure, n, &mb_);
+  map_cap_ = 0;
+  FG_CUDA_CHECK(map_pool_.alloc(measure.used()));
+  Carver c(map_pool_.get());
+  carve_mapping(&c, n, &mb_);
+  map_cap_ = n;
+  return Status::Ok();
+}
+
+Status CudaBackend::mapping_impl(const MappingArgs& args) {
+  if (!ready_) return Status::Error("cuda backend: not prepared");
+  const MappingDesc& m = net_->mapping;
+  if (args.n < 0) return Status::Error("mapping: n must be >= 0");
+  if (args.n == 0) return Status::Ok();
+  if (!args.z || !args.ws) return Status::Error("mapping: z and ws are required");
+  if (m.c_dim > 0 && !args.c) return Status::Error("mapping: the model is conditional and c is missing");
+  FG_CUDA_CHECK(cudaSetDevice(dev_));
+  const int cutoff = args.truncation_cutoff < 0 ? m.num_ws : std::min(args.truncation_cutoff, m.num_ws);
+  for (int s0 = 0; s0 < args.n; s0 += kMappingChunk) {
+    const int n = std::min(kMappingChunk, args.n - s0);
+    FG_RETURN_IF_ERROR(ensure_mapping_pool(n));
+    FG_CUDA_CHECK(cudaMemcpyAsync(mb_.z, args.z + (size_t)s0 * m.z_dim, (size_t)n * m.z_dim * sizeof(float),
+                                  cudaMemcpyHostToDevice, stream_));
+    const float* e = nullptr;
+    int e_dim = 0;
+    if (has_embed_) {
+      FG_CUDA_CHECK(cudaMemcpyAsync(mb_.c, args.c + (size_t)s0 * m.c_dim, (size_t)n * m.c_dim * sizeof(float),
+                                    cudaMemcpyHostToDevice, stream_));
+      RowsArgs r;
+      r.n = n;
+      r.tiles = wptr<RowTile>(embed_.tiles);
+      r.num_tiles = embed_.num_tiles;
+      r.max_K = embed_.in;
+      r.x = mb_.c;
+      r.x_stride = embed_.in;
+      r.M = wptr<float>(embed_.W);
+      r.bias = wptr<float>(embed_.b);
+      r.y = mb_.e;
+      r.y_stride = embed_.out;
+      r.lrelu = embed_.lrelu;
+      FG_RETURN_IF_ERROR(launch_rows(r, stream_));
+      e = mb_.e;
+      e_dim = embed_.out;
+    }
+    FG_RETURN_IF_ERROR(launch_normalize_concat(n, mb_.z, m.z_dim, e, e_dim, mb_.xa, stream_));
+    float* cur = mb_.xa;
+    for (const FcStep& fc : fcs_) {
+      float* next = cur == mb_.xa ? mb_.xb : mb_.xa;
+      RowsArgs r;
+      r.n = n;
+      r.tiles = wptr<RowTile>(fc.tiles);
+      r.num_tiles = fc.num_tiles;
+      r.max_K = fc.in;
+      r.x = cur;
+      r.x_stride = fc.in;
+      r.M = wptr<float>(fc.W);
+      r.bias = wptr<float>(fc.b);
+      r.y = next;
+      r.y_stride = fc.out;
+      r.lrelu = fc.lrelu;
+      FG_RETURN_IF_ERROR(launch_rows(r, stream_));
+      cur = next;
+    }
+    FG_RETURN_IF_ERROR(launch_broadcast_truncate(n, cur, m.w_dim, m.num_ws, wptr<float>(w_avg_), args.psi, cutoff,
+                                                 mb_.ws, stream_));
+    FG_CUDA_CHECK(cudaMemcpyAsync(args.ws + (size_t)s0 * m.num_ws * m.w_dim, mb_.ws,
+                                  (size_t)n * m.num_ws * m.w_dim * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  }
+  FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthesis
+
+void CudaBackend::carve_synthesis(Carver* c, int n, SynthBuffers* b) const {
+  const ModelInfo& info = net_->info;
+  const size_t plane = (size_t)info.img_resolution * info.img_resolution;
+  b->ws = c->take<float>((size_t)n * style_dev_.num_ws * style_dev_.w_dim);
+  b->styles = c->take<float>((size_t)n * style_dev_.style_dim);
+  b->dcoef = c->take<float>((size_t)n * std::max(1, style_dev_.demod_dim));
+  b->sinv = act_ == ActType::F32 ? nullptr : c->take<float>((size_t)n * std::max(1, style_dev_.num_conv));
+  for (int i = 0; i < 2; ++i) b->act[i] = c->take<uint8_t>((size_t)n * max_act_ * act_size(act_));
+  for (int i = 0; i < 2; ++i) b->img[i] = c->take<float>((size_t)n * info.img_channels * plane);
+  b->u8 = c->take<uint8_t>((size_t)n * info.img_channels * plane);
+  b->noise = c->take<float>((size_t)n * plane);
+  b->params = c->take<NoiseParams>(1);
+}
+
+// Makes the synthesis pool hold at least min(want, what fits) samples; synth_cap_ says how many.
+Status CudaBackend::ensure_synthesis_pool(int want) {
+  // GEMM rows are int (n * H * W): keep a chunk's pixel count at most 2^30.
+  const int64_t plane = (int64_t)net_->info.img_resolution * net_->info.img_resolution;
+  want = (int)std::min<int64_t>(want, std::max<int64_t>(1, ((int64_t)1 << 30) / plane));
+  if (synth_cap_ >= want) return Status::Ok();
+  Carver one(nullptr), two(nullptr);
+  SynthBuffers tmp;
+  carve_synthesis(&one, 1, &tmp);
+  carve_synthesis(&two, 2, &tmp);
+  const size_t per_sample = std::max<size_t>(1, two.used() - one.used());
+  const size_t fixed = one.used() > per_sample ? one.used() - per_sample : 0;
+  size_t free_b = 0, total_b = 0;
+  FG_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  const size_t avail = (size_t)((double)(free_b + synth_pool_.size()) * 0.8);
+  int target = want;
+  if (avail > fixed) target = (int)std::min<size_t>((size_t)want, std::max<size_t>(1, (avail - fixed) / per_sample));
+  else target = 1;
+  if (target <= synth_cap_) return Status::Ok();  // the current pool is as large as is sensible
+
+  clear_graphs();  // they hold the old buffers' addresses
+  synth_cap_ = 0;
+  synth_pool_.reset();
+  for (;;) {
+    Carver measure(nullptr);
+    carve_synthesis(&measure, target, &sb_);
+    const cudaError_t e = synth_pool_.alloc(measure.used());
+    if (e == cudaSuccess) break;
+    cudaGetLastError();
+    if (e != cudaErrorMemoryAllocation || target == 1)
+      return cuda_error(e, "cudaMalloc(synthesis pool)", __FILE__, __LINE__);
+    target = (target + 1) / 2;
+  }
+  Carver c(synth_pool_.get());
+  carve_synthesis(&c, target, &sb_);
+  synth_cap_ = target;
+  return Status::Ok();
+}
+
+Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
+  FG_RETURN_IF_ERROR(launch_styles(style_dev_, n, sb_.ws, sb_.styles, sb_.dcoef, sb_.sinv, stream_));
+  const void* x = wptr<uint8_t>(const_);
+  int64_t x_bstride = 0;
+  int cur_act = -1;
+  const float* img_prev = nullptr;
+  int img_next = 0;
+  for (const Step& st : steps_) {
+    if (st.conv) {
+      const ConvStep& s = convs_[st.idx];
+      const int out_act = cur_act == 0 ? 1 : 0;
+      ConvArgs a;
+      a.g = s.g;
+      a.g.batch = n;
+      a.x = x;
+      a.x_bstride = x_bstride;
+      a.styles = sb_.styles;
+      a.style_stride = style_dev_.style_dim;
+      a.style_off = s.style_off;
+      if (sb_.sinv) {
+        a.sinv = sb_.sinv;
+        a.sinv_stride = style_dev_.num_conv;
+        a.sinv_off = s.conv_idx;
+      }
+      a.w = wptr<uint8_t>(s.w);
+      a.Kpad = s.Kpad;
+      a.Npad = s.Npad;
+      a.colscale = wptr<float>(s.colscale);
+      if (s.d_off >= 0) {
+        a.dcoef = sb_.dcoef;
+        a.d_stride = style_dev_.demod_dim;
+        a.d_off = s.d_off;
+      }
+      const int out_plane = geom_OH(s.g) * geom_OW(s.g);
+      if (mode == NoiseMode::Const && s.noise_const != kNone) {
+        a.noise = wptr<float>(s.noise_const);
+        a.noise_bstride = 0;
+      } else if (mode == NoiseMode::Random) {
+        FG_RETURN_IF_ERROR(launch_noise(n, out_plane, s.conv_idx, sb_.params, sb_.noise, stream_));
+        a.noise = sb_.noise;
+        a.noise_bstride = out_plane;
+      }
+      a.noise_strength = s.noise_strength;
+      a.bias = wptr<float>(s.bias);
+      a.activate = s.activate;
+      a.clamp = s.clamp;
+      a.y = sb_.act[out_act];
+      FG_RETURN_IF_ERROR(launch_modconv(a, act_, s.tile, stream_));
+      x = sb_.act[out_act];
+      x_bstride = (int64_t)out_plane * s.g.Cout;
+      cur_act = out_act;
+    } else {
+      const RgbStep& r = rgbs_[st.idx];
+      ToRgbArgs a;
+      a.n = n;
+      a.R = r.R;
+      a.Cin = r.Cin;
+      a.Cimg = r.Cimg;
+      a.x = x;
+      a.styles = sb_.styles;
+      a.style_stride = style_dev_.style_dim;
+      a.style_off = r.style_off;
+      a.weight = wptr<float>(r.w);
+      a.bias = wptr<float>(r.bias);
+      a.clamp = r.clamp;
+      a.img_prev = img_prev;
+      a.img = sb_.img[img_next];
+      a.u8 = r.R == net_->info.img_resolution ? sb_.u8 : nullptr;
+      FG_RETURN_IF_ERROR(launch_torgb(a, act_, stream_));
+      img_prev = sb_.img[img_next];
+      img_next ^= 1;
+    }
+  }
+  return Status::Ok();
+}
+
+Status CudaBackend::run_synthesis(int n, NoiseMode mode) {
+  if (!use_graphs_) return enqueue_synthesis(n, mode);
+  const std::pair<int, int> key(n, (int)mode);
+  auto it = graphs_.find(key);
+  if (it == graphs_.end()) {
+    if (graphs_.size() >= kMaxGraphs) clear_graphs();
+    FG_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    const Status st = enqueue_synthesis(n, mode);
+    cudaGraph_t graph = nullptr;
+    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+    if (!st.ok) {
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      return st;
+    }
+    FG_CUDA_CHECK(end);
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    FG_CUDA_CHECK(inst);
+    it = graphs_.emplace(key, exec).first;
+  }
+  FG_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  return Status::Ok();
+}
+
+Status CudaBackend::synthesis_impl(const SynthesisArgs& args) {
+  if (!ready_) return Status::Error("cuda backend: not prepared");
+  if (args.n < 0) return Status::Error("synthesis: n must be >= 0");
+  if (args.n == 0) return Status::Ok();
+  if (!args.ws) return Status::Error("synthesis: ws is required");
+  FG_CUDA_CHECK(cudaSetDevice(dev_));
+  const ModelInfo& info = net_->info;
+  const size_t ws_row = (size_t)style_dev_.num_ws * style_dev_.w_dim;
+  const size_t img_elems = (size_t)info.img_channels * info.img_resolution * info.img_resolution;
+  FG_RETURN_IF_ERROR(ensure_synthesis_pool(args.n));
+  for (int s0 = 0; s0 < args.n; s0 += synth_cap_) {
+    const int n = std::min(synth_cap_, args.n - s0);
+    FG_CUDA_CHECK(cudaMemcpyAsync(sb_.ws, args.ws + (size_t)s0 * ws_row, (size_t)n * ws_row * sizeof(float),
+                                  cudaMemcpyHostToDevice, stream_));
+    if (args.noise == NoiseMode::Random) {
+      NoiseParams p;
+      p.seed = args.noise_seed;
+      p.sample_base = s0;
+      p.pad = 0;
+      FG_CUDA_CHECK(cudaMemcpyAsync(sb_.params, &p, sizeof(p), cudaMemcpyHostToDevice, stream_));
+      // &p is pageable: the copy is staged before cudaMemcpyAsync returns.
+    }
+    FG_RETURN_IF_ERROR(run_synthesis(n, args.noise));
+    if (args.img)
+      FG_CUDA_CHECK(cudaMemcpyAsync(args.img + (size_t)s0 * img_elems, sb_.img[final_img_], (size_t)n * img_elems * sizeof(float),
+                                    cudaMemcpyDeviceToHost, stream_));
+    if (args.img_u8)
+      FG_CUDA_CHECK(cudaMemcpyAsync(args.img_u8 + (size_t)s0 * img_elems, sb_.u8, (size_t)n * img_elems,
+                                    cudaMemcpyDeviceToHost, stream_));
+  }
+  FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace cuda
+
+bool cuda_backend_available(std::string* why_not) {
+  auto fail = [&](std::string why) {
+    if (why_not) *why_not = std::move(why);
+    return false;
+  };
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    switch (e) {
+      case cudaErrorNoDevice: return fail("no CUDA device");
+      case cudaErrorInsufficientDriver:
+        return fail("no CUDA driver, or one older than this build's CUDA " + std::to_string(CUDART_VERSION / 1000) +
+                    "." + std::to_string(CUDART_VERSION % 1000 / 10) + " runtime");
+      default:
+        return fail(std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+    }
+  }
+  if (count <= 0) return fail("no CUDA device");
+  for (int d = 0; d < count; ++d) {
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, d) != cudaSuccess) {
+      cudaGetLastError();
+      continue;
+    }
+    if (major * 10 + minor >= 75) return true;
+  }
+  return fail("no CUDA device of compute capability 7.5 or newer");
+}
+
+std::unique_ptr<Backend> create_cuda_backend() { return std::unique_ptr<Backend>(new cuda::CudaBackend()); }
+
+}  // namespace facegan

@@ -1,0 +1,120 @@
+// facegan CUDA backend: the arguments and launchers of every kernel family (one .cu each). All
+// pointers are device pointers; every launcher enqueues on `stream` and returns a Status.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "facegan.h"
+#include "indexing.cuh"
+#include "plan.h"
+
+namespace facegan {
+namespace cuda {
+
+enum class ActType { F32, F16, BF16 };
+
+// ---- gemv.cu: batched row dot products (mapping FC layers, all affines, all demod coefficients)
+struct RowsArgs {
+  int n = 0;                    // samples
+  int demod = 0;                // 0: FC mode, 1: demodulation mode (see RowTile)
+  const RowTile* tiles = nullptr;
+  int num_tiles = 0;
+  int max_K = 0;                // largest K over the tiles (sizes shared memory)
+  const float* x = nullptr;
+  int x_stride = 0;
+  const float* M = nullptr;
+  const float* bias = nullptr;  // FC mode
+  float* y = nullptr;
+  int y_stride = 0;
+  int lrelu = 0;                // FC mode: lrelu(0.2) * sqrt(2)
+  // demod mode, 16-bit convs: d is multiplied by max_i |s_i| and sinv[b*sinv_stride + aux]
+  // receives 1 / max_i |s_i| (the conv scales its input by s * sinv, keeping it within +-1 * x).
+  float* sinv = nullptr;
+  int sinv_stride = 0;
+};
+Status launch_rows(const RowsArgs& a, cudaStream_t stream);
+
+// ---- mapping.cu
+// x0[b] = [z[b] * rsqrt(mean(z[b]^2) + 1e-8), e[b] * rsqrt(mean(e[b]^2) + 1e-8)] (e: the embedded
+// label, e_dim = 0 when unconditional).
+Status launch_normalize_concat(int n, const float* z, int z_dim, const float* e, int e_dim, float* x0,
+                               cudaStream_t stream);
+// ws[b, r, :] = r < cutoff ? lerp(w_avg, w[b], psi) : w[b]  (psi == 1: plain broadcast)
+Status launch_broadcast_truncate(int n, const float* w, int w_dim, int num_ws, const float* w_avg,
+                                 float psi, int cutoff, float* ws, cudaStream_t stream);
+
+// ---- modconv.cu: modulated 3x3 conv (up 1) or fused polyphase up-conv (up 2), implicit GEMM
+struct ConvArgs {
+  ConvGeom g;
+  const void* x = nullptr;      // NHWC input, ActType elements
+  int64_t x_bstride = 0;        // elements per sample (0: one input broadcast over the batch)
+  const float* styles = nullptr;  // s[b*style_stride + style_off + c]
+  int style_stride = 0, style_off = 0;
+  const float* sinv = nullptr;  // optional per-sample input scale sinv[b*sinv_stride + sinv_off]
+  int sinv_stride = 0, sinv_off = 0;
+  const void* w = nullptr;      // packed B: F32 [Kpad][Npad]; F16/BF16 [Npad][Kpad]
+  int Kpad = 0, Npad = 0;
+  const float* colscale = nullptr;  // optional [Npad]
+  const float* dcoef = nullptr;     // optional d[b*d_stride + d_off + o]
+  int d_stride = 0, d_off = 0;
+  const float* noise = nullptr;     // optional noise[b*noise_bstride + Y*OW + X]
+  int64_t noise_bstride = 0;
+  float noise_strength = 0.0f;
+  const float* bias = nullptr;      // [Cout]
+  int activate = 1;
+  float slope = 0.2f, gain = 1.41421356237309515f, clamp = -1.0f;
+  void* y = nullptr;                // NHWC output at up*H x up*W
+};
+enum class ConvTile { Ffma, MmaWide, MmaNarrow };
+// The tile configuration and the padding of the packed weights for a layer.
+ConvTile choose_conv_tile(ActType t, int N);
+int conv_tile_kpad(ConvTile tile, int K);
+int conv_tile_npad(ConvTile tile, int N);
+Status launch_modconv(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t stream);
+
+// ---- torgb.cu: 1x1 modulated conv (no demod) + bias + clamp + the x2 skip upsample, one pass
+struct ToRgbArgs {
+  int n = 0, R = 0, Cin = 0, Cimg = 0;  // Cimg <= 4
+  const void* x = nullptr;              // NHWC [n, R, R, Cin], ActType elements
+  const float* styles = nullptr;
+  int style_stride = 0, style_off = 0;
+  const float* weight = nullptr;        // [Cimg][Cin]
+  const float* bias = nullptr;          // [Cimg]
+  float clamp = -1.0f;
+  const float* img_prev = nullptr;      // NCHW [n, Cimg, R/2, R/2], or null (first block)
+  float* img = nullptr;                 // NCHW [n, Cimg, R, R]
+  uint8_t* u8 = nullptr;                // optional NHWC [n, R, R, Cimg]
+};
+Status launch_torgb(const ToRgbArgs& a, ActType t, cudaStream_t stream);
+
+// ---- noise.cu: N(0,1) planes [n][plane] from Philox4x32-10 (see noise_counter). The seed is
+// read from device memory (so a captured graph replays with a new seed); sample b of the launch
+// uses counter sample index sample_base[0] + b.
+struct NoiseParams {
+  uint64_t seed;
+  int32_t sample_base;
+  int32_t pad;
+};
+Status launch_noise(int n, int plane, int layer, const NoiseParams* params, float* out, cudaStream_t stream);
+
+// ---- styles.cu: every affine, then every demodulation coefficient (two row-dot launches), from
+// the device copy of a StylePlan (plan.h).
+struct StyleDevice {
+  const float* affine_W = nullptr;
+  const float* affine_b = nullptr;
+  const RowTile* affine_tiles = nullptr;
+  int num_affine_tiles = 0, max_K_affine = 0;
+  const float* wsq = nullptr;
+  const RowTile* demod_tiles = nullptr;
+  int num_demod_tiles = 0, max_K_demod = 0;
+  int w_dim = 0, num_ws = 0, style_dim = 0, demod_dim = 0, num_conv = 0;
+};
+// ws: [n][num_ws][w_dim]; styles: [n][style_dim]; dcoef: [n][demod_dim]; sinv: [n][num_conv] for the
+// 16-bit paths, nullptr for FP32.
+Status launch_styles(const StyleDevice& p, int n, const float* ws, float* styles, float* dcoef, float* sinv,
+                     cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace facegan

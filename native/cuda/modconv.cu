@@ -1,0 +1,407 @@
+// Modulated 3x3 convolution as an implicit GEMM, for both conv kinds of a synthesis block:
+//   up = 1: C[m][j] = sum_k A[m][k] B[k][j], A = im2col(x * s) of the output grid, B = W (fixed,
+//           packed once at load and shared by the whole batch);
+//   up = 2: the transposed conv + [1,3,3,1]^2 FIR, fused polyphase: the 4 output phases are 4*Cout
+//           GEMM columns over the low-resolution input, B = the combined 3x3 kernels of each phase
+//           (indexing.cuh: conv_b_value); no (2H+1)^2 buffer, no separate blur pass.
+// The input channels are scaled by the sample's style while A is loaded; the epilogue applies
+// x colscale (16-bit weight scaling), x d[b, o] (demodulation), + noise * strength, + bias,
+// lrelu * sqrt(2), clamp, and stores NHWC.
+//
+// Paths: FP32 FFMA (64x64 tiles, 4x4 per thread) and FP16 / BF16 tensor cores (mma.sync
+// m16n8k16 with fp32 accumulation, ldmatrix from padded shared tiles; two tile shapes: 128x128
+// and 128x32 for narrow layers). For the 16-bit paths the backend pre-scales as the official
+// code does: the stored weights are divided by their column's max |w| (colscale), the styles by
+// their max |s| per sample and layer (sinv; d carries the factor back), so no fp16 operand can
+// overflow.
+#include "common.cuh"
+#include "kernels.h"
+
+namespace facegan {
+namespace cuda {
+
+ConvTile choose_conv_tile(ActType t, int N) {
+  if (t == ActType::F32) return ConvTile::Ffma;
+  return N <= 64 ? ConvTile::MmaNarrow : ConvTile::MmaWide;
+}
+
+int conv_tile_kpad(ConvTile tile, int K) {
+  return round_up(K, tile == ConvTile::Ffma ? FfmaCfg::BK : MmaCfgWide::BK);
+}
+
+int conv_tile_npad(ConvTile tile, int N) {
+  switch (tile) {
+    case ConvTile::Ffma: return round_up(N, FfmaCfg::BN);
+    case ConvTile::MmaWide: return round_up(N, MmaCfgWide::BN);
+    case ConvTile::MmaNarrow: return round_up(N, MmaCfgNarrow::BN);
+  }
+  return N;
+}
+
+namespace {
+
+// The epilogue of one output element (row pixel p, column j).
+template <typename T>
+__device__ __forceinline__ void conv_store(const ConvArgs& a, const Pixel& p, int j, float acc) {
+  const OutCol oc = gemm_col_out(a.g, j);
+  float v = acc;
+  if (a.colscale) v *= a.colscale[j];
+  if (a.dcoef) v *= a.dcoef[(int64_t)p.b * a.d_stride + a.d_off + oc.o];
+  if (a.noise) v += a.noise[(int64_t)p.b * a.noise_bstride + gemm_out_pixel(a.g, p, oc)] * a.noise_strength;
+  v += a.bias[oc.o];
+  v = act_clamp(v, a.activate != 0, a.slope, a.gain, a.clamp);
+  static_cast<T*>(a.y)[gemm_out_offset(a.g, p, oc)] = Act<T>::from_float(v);
+}
+
+// ---------------------------------------------------------------------------------------------
+// FP32 FFMA path.
+
+__global__ void __launch_bounds__(FfmaCfg::THREADS) modconv_ffma_kernel(const ConvArgs a) {
+  constexpr int BM = FfmaCfg::BM, BN = FfmaCfg::BN, BK = FfmaCfg::BK;
+  constexpr int TM = FfmaCfg::TM, TN = FfmaCfg::TN;
+  __shared__ __align__(16) float As[2][BK][BM + FfmaCfg::APAD];
+  __shared__ __align__(16) float Bs[2][BK][BN];
+
+  const ConvGeom& g = a.g;
+  const int tid = threadIdx.x;
+  const int M = geom_M(g), N = geom_N(g), K = geom_K(g);
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const float* __restrict__ x = static_cast<const float*>(a.x);
+  const float* __restrict__ wp = static_cast<const float*>(a.w);
+  const bool vec4 = (g.Cin & 3) == 0;
+
+  int arow, akq;
+  ffma_a_coord(tid, &arow, &akq);
+  const bool aok = m0 + arow < M;
+  const Pixel ap = gemm_row_pixel(g, aok ? m0 + arow : 0);
+  const float* srow = a.styles + (int64_t)ap.b * a.style_stride + a.style_off;
+  int bk, bnq;
+  ffma_b_coord(tid, &bk, &bnq);
+
+  float areg[4];
+  float4 breg;
+  auto load = [&](int k0) {
+    const int k = k0 + akq;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) areg[e] = 0.0f;
+    if (aok) {
+      if (vec4) {
+        if (k < K) {
+          const Tap t = gemm_k_tap(g, k);
+          const int64_t off = gemm_a_offset_tap(g, ap, t, a.x_bstride);
+          if (off >= 0) {
+            const float4 v = *reinterpret_cast<const float4*>(x + off);
+            areg[0] = v.x * __ldg(srow + t.c);
+            areg[1] = v.y * __ldg(srow + t.c + 1);
+            areg[2] = v.z * __ldg(srow + t.c + 2);
+            areg[3] = v.w * __ldg(srow + t.c + 3);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          if (k + e < K) {
+            const Tap t = gemm_k_tap(g, k + e);
+            const int64_t off = gemm_a_offset_tap(g, ap, t, a.x_bstride);
+            if (off >= 0) areg[e] = x[off] * __ldg(srow + t.c);
+          }
+        }
+      }
+    }
+    breg = *reinterpret_cast<const float4*>(wp + (int64_t)(k0 + bk) * a.Npad + n0 + bnq);
+  };
+  auto store = [&](int buf) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) As[buf][akq + e][arow] = areg[e];
+    *reinterpret_cast<float4*>(&Bs[buf][bk][bnq]) = breg;
+  };
+
+  float acc[TM][TN];
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+  int r0, c0;
+  ffma_thread_origin(tid, &r0, &c0);
+
+  const int nk = a.Kpad / BK;
+  load(0);
+  store(0);
+  __syncthreads();
+  for (int kt = 0; kt < nk; ++kt) {
+    const int cur = kt & 1;
+    if (kt + 1 < nk) load((kt + 1) * BK);
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+      const float4 av = *reinterpret_cast<const float4*>(&As[cur][kk][r0]);
+      const float4 bv = *reinterpret_cast<const float4*>(&Bs[cur][kk][c0]);
+      const float ar[4] = {av.x, av.y, av.z, av.w};
+      const float br[4] = {bv.x, bv.y, bv.z, bv.w};
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(ar[i], br[j], acc[i][j]);
+    }
+    if (kt + 1 < nk) store(cur ^ 1);
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int i = 0; i < TM; ++i) {
+    const int m = m0 + r0 + i;
+    if (m >= M) continue;
+    const Pixel p = gemm_row_pixel(g, m);
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+      const int col = n0 + c0 + j;
+      if (col < N) conv_store<float>(a, p, col, acc[i][j]);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// FP16 / BF16 tensor-core path.
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void* smem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr)
+               : "memory");
+#else
+  (void)smem;
+  r[0] = r[1] = r[2] = r[3] = 0u;
+#endif
+}
+
+// D = A * B + D for one m16n8k16 tile (f32 accumulators).
+template <typename T>
+__device__ __forceinline__ void mma_16816(float d[4], const uint32_t a[4], const uint32_t b[2]);
+
+template <>
+__device__ __forceinline__ void mma_16816<__half>(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
+  // Turing: two m16n8k8 (k 0-7: a0, a1, b0; k 8-15: a2, a3, b1).
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(b[0]));
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[2]), "r"(a[3]), "r"(b[1]));
+#else
+  (void)d; (void)a; (void)b;
+#endif
+}
+
+template <>
+__device__ __forceinline__ void mma_16816<__nv_bfloat16>(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#elif defined(__CUDA_ARCH__)
+  // bf16 tensor cores need sm_80; the backend never launches this path on older GPUs.
+  (void)d; (void)a; (void)b;
+  __trap();
+#else
+  (void)d; (void)a; (void)b;
+#endif
+}
+
+template <typename T, class Cfg>
+__global__ void __launch_bounds__(Cfg::THREADS) modconv_mma_kernel(const ConvArgs a) {
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, LDS = Cfg::LDS;
+  constexpr int MI = Cfg::MI, NI = Cfg::NI, AV = Cfg::A_VECS, BV = Cfg::B_VECS;
+  __shared__ __align__(16) T As[2][BM][LDS];
+  __shared__ __align__(16) T Bs[2][BN][LDS];
+
+  const ConvGeom& g = a.g;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int M = geom_M(g), N = geom_N(g), K = geom_K(g);
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const T* __restrict__ x = static_cast<const T*>(a.x);
+  const T* __restrict__ wp = static_cast<const T*>(a.w);
+  const bool vec8 = (g.Cin & 7) == 0;
+
+  // Per loader vector: its tile row and k offset are fixed for the whole K loop.
+  int arow[AV], akc[AV];
+  Pixel ap[AV];
+  bool aok[AV];
+  const float* srow[AV];
+  float ascale[AV];
+#pragma unroll
+  for (int i = 0; i < AV; ++i) {
+    tile_vec_coord(tid + i * Cfg::THREADS, &arow[i], &akc[i]);
+    aok[i] = m0 + arow[i] < M;
+    ap[i] = gemm_row_pixel(g, aok[i] ? m0 + arow[i] : 0);
+    srow[i] = a.styles + (int64_t)ap[i].b * a.style_stride + a.style_off;
+    ascale[i] = a.sinv ? a.sinv[(int64_t)ap[i].b * a.sinv_stride + a.sinv_off] : 1.0f;
+  }
+  int brow[BV], bkc[BV];
+#pragma unroll
+  for (int i = 0; i < BV; ++i) tile_vec_coord(tid + i * Cfg::THREADS, &brow[i], &bkc[i]);
+
+  uint4 areg[AV], breg[BV];
+  auto load = [&](int k0) {
+#pragma unroll
+    for (int i = 0; i < AV; ++i) {
+      uint4 out = make_uint4(0u, 0u, 0u, 0u);
+      T* ov = reinterpret_cast<T*>(&out);
+      const int k = k0 + akc[i];
+      if (aok[i]) {
+        if (vec8) {
+          if (k < K) {
+            const Tap t = gemm_k_tap(g, k);
+            const int64_t off = gemm_a_offset_tap(g, ap[i], t, a.x_bstride);
+            if (off >= 0) {
+              const uint4 raw = *reinterpret_cast<const uint4*>(x + off);
+              const T* rv = reinterpret_cast<const T*>(&raw);
+              const float* s = srow[i] + t.c;
+#pragma unroll
+              for (int e = 0; e < 8; ++e)
+                ov[e] = Act<T>::from_float(Act<T>::to_float(rv[e]) * (__ldg(s + e) * ascale[i]));
+            }
+          }
+        } else {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            if (k + e < K) {
+              const Tap t = gemm_k_tap(g, k + e);
+              const int64_t off = gemm_a_offset_tap(g, ap[i], t, a.x_bstride);
+              if (off >= 0)
+                ov[e] = Act<T>::from_float(Act<T>::to_float(x[off]) * (__ldg(srow[i] + t.c) * ascale[i]));
+            }
+          }
+        }
+      }
+      areg[i] = out;
+    }
+#pragma unroll
+    for (int i = 0; i < BV; ++i)
+      breg[i] = *reinterpret_cast<const uint4*>(wp + (int64_t)(n0 + brow[i]) * a.Kpad + k0 + bkc[i]);
+  };
+  auto store = [&](int buf) {
+#pragma unroll
+    for (int i = 0; i < AV; ++i) *reinterpret_cast<uint4*>(&As[buf][arow[i]][akc[i]]) = areg[i];
+#pragma unroll
+    for (int i = 0; i < BV; ++i) *reinterpret_cast<uint4*>(&Bs[buf][brow[i]][bkc[i]]) = breg[i];
+  };
+
+  int wm0, wn0;
+  warp_tile_origin(warp, Cfg::WARPS_N, Cfg::WM, Cfg::WN, &wm0, &wn0);
+  int la_r, la_c, lb_n, lb_k;
+  ldsm_a_addr(lane, &la_r, &la_c);
+  ldsm_b_addr(lane, &lb_n, &lb_k);
+
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
+
+  const int nk = a.Kpad / BK;
+  load(0);
+  store(0);
+  __syncthreads();
+  for (int kt = 0; kt < nk; ++kt) {
+    const int cur = kt & 1;
+    if (kt + 1 < nk) load((kt + 1) * BK);
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+      uint32_t af[MI][4], bf[NI][2];
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi) ldsm_x4(af[mi], &As[cur][wm0 + mi * 16 + la_r][kk + la_c]);
+#pragma unroll
+      for (int p = 0; p < NI / 2; ++p) {
+        uint32_t r[4];
+        ldsm_x4(r, &Bs[cur][wn0 + p * 16 + lb_n][kk + lb_k]);
+        bf[2 * p][0] = r[0];
+        bf[2 * p][1] = r[1];
+        bf[2 * p + 1][0] = r[2];
+        bf[2 * p + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < NI; ++ni) mma_16816<T>(acc[mi][ni], af[mi], bf[ni]);
+    }
+    if (kt + 1 < nk) store(cur ^ 1);
+    __syncthreads();
+  }
+
+  // Epilogue: element e of acc[mi][ni] is C[row][col] of mma_c_elem; rows e < 2 and e >= 2.
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      int r, c;
+      mma_c_elem(lane, 2 * h, &r, &c);
+      const int m = m0 + wm0 + mi * 16 + r;
+      if (m >= M) continue;
+      const Pixel p = gemm_row_pixel(g, m);
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          int rr, cc;
+          mma_c_elem(lane, 2 * h + e, &rr, &cc);
+          const int col = n0 + wn0 + ni * 8 + cc;
+          if (col < N) conv_store<T>(a, p, col, acc[mi][ni][2 * h + e]);
+        }
+      }
+    }
+  }
+}
+
+template <typename T, class Cfg>
+Status launch_mma(const ConvArgs& a, cudaStream_t stream) {
+  const dim3 grid(ceil_div(geom_M(a.g), Cfg::BM), a.Npad / Cfg::BN);
+  modconv_mma_kernel<T, Cfg><<<grid, Cfg::THREADS, 0, stream>>>(a);
+  FG_CUDA_CHECK_LAUNCH("modconv_mma_kernel");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status launch_modconv(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t stream) {
+  const int M = geom_M(a.g);
+  if (M <= 0) return Status::Ok();
+  if (a.Kpad != conv_tile_kpad(tile, geom_K(a.g)) || a.Npad != conv_tile_npad(tile, geom_N(a.g)))
+    return Status::Error("modconv: packed weights do not match the tile configuration");
+  if ((tile == ConvTile::Ffma) != (t == ActType::F32))
+    return Status::Error("modconv: tile configuration does not match the precision");
+  const int grid_y = a.Npad / (tile == ConvTile::Ffma ? FfmaCfg::BN
+                               : tile == ConvTile::MmaWide ? MmaCfgWide::BN : MmaCfgNarrow::BN);
+  if (grid_y > 65535) return Status::Error("modconv: too many output channels");
+  switch (tile) {
+    case ConvTile::Ffma: {
+      const dim3 grid(ceil_div(M, FfmaCfg::BM), grid_y);
+      modconv_ffma_kernel<<<grid, FfmaCfg::THREADS, 0, stream>>>(a);
+      FG_CUDA_CHECK_LAUNCH("modconv_ffma_kernel");
+      return Status::Ok();
+    }
+    case ConvTile::MmaWide:
+      return t == ActType::F16 ? launch_mma<__half, MmaCfgWide>(a, stream)
+                               : launch_mma<__nv_bfloat16, MmaCfgWide>(a, stream);
+    case ConvTile::MmaNarrow:
+      return t == ActType::F16 ? launch_mma<__half, MmaCfgNarrow>(a, stream)
+                               : launch_mma<__nv_bfloat16, MmaCfgNarrow>(a, stream);
+  }
+  return Status::Error("modconv: unknown tile configuration");
+}
+
+}  // namespace cuda
+}  // namespace facegan

@@ -1,0 +1,95 @@
+// ToRGB of a synthesis block, in one pass per output pixel: the 1x1 modulated conv without
+// demodulation (x * s, then the fixed [Cimg][Cin] weight), + bias, clamp, + the x2 upsampled image
+// of the previous block (indexing.cuh: up2_taps), written as the running NCHW float image and,
+// for the last block, as the final uint8 HWC image (clamp(x*127.5+128, 0, 255) truncated).
+#include "common.cuh"
+#include "kernels.h"
+
+namespace facegan {
+namespace cuda {
+namespace {
+
+constexpr int kRgbThreads = 256;
+constexpr int kMaxImgChannels = 4;
+
+template <typename T>
+__global__ void __launch_bounds__(kRgbThreads) torgb_kernel(const ToRgbArgs a) {
+  extern __shared__ float wsh[];  // [Cimg][Cin]
+  for (int i = threadIdx.x; i < a.Cimg * a.Cin; i += blockDim.x) wsh[i] = a.weight[i];
+  __syncthreads();
+  const int64_t plane = (int64_t)a.R * a.R;
+  const int64_t pix = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (pix >= (int64_t)a.n * plane) return;
+  const int b = (int)(pix / plane);
+  const int rem = (int)(pix - b * plane);
+  const int Y = rem / a.R, X = rem - (rem / a.R) * a.R;
+
+  const T* xp = static_cast<const T*>(a.x) + pix * a.Cin;
+  const float* s = a.styles + (int64_t)b * a.style_stride + a.style_off;
+  float acc[kMaxImgChannels] = {0.0f, 0.0f, 0.0f, 0.0f};
+  constexpr int VEC = 16 / sizeof(T);
+  if (a.Cin % VEC == 0) {
+    for (int i0 = 0; i0 < a.Cin; i0 += VEC) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(xp + i0);
+      const T* rv = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) {
+        const float v = Act<T>::to_float(rv[e]) * __ldg(s + i0 + e);
+#pragma unroll
+        for (int c = 0; c < kMaxImgChannels; ++c)
+          if (c < a.Cimg) acc[c] = fmaf(v, wsh[c * a.Cin + i0 + e], acc[c]);
+      }
+    }
+  } else {
+    for (int i = 0; i < a.Cin; ++i) {
+      const float v = Act<T>::to_float(xp[i]) * __ldg(s + i);
+#pragma unroll
+      for (int c = 0; c < kMaxImgChannels; ++c)
+        if (c < a.Cimg) acc[c] = fmaf(v, wsh[c * a.Cin + i], acc[c]);
+    }
+  }
+
+  const int Rl = a.R / 2;
+  const Up2Taps ty = up2_taps(Y, Rl), tx = up2_taps(X, Rl);
+#pragma unroll
+  for (int c = 0; c < kMaxImgChannels; ++c) {
+    if (c >= a.Cimg) break;
+    float v = act_clamp(acc[c] + a.bias[c], false, 0.0f, 1.0f, a.clamp);
+    if (a.img_prev) {
+      const float* P = a.img_prev + ((int64_t)b * a.Cimg + c) * Rl * Rl;
+      const float up = ty.w0 * (tx.w0 * P[ty.i0 * Rl + tx.i0] + tx.w1 * P[ty.i0 * Rl + tx.i1]) +
+                       ty.w1 * (tx.w0 * P[ty.i1 * Rl + tx.i0] + tx.w1 * P[ty.i1 * Rl + tx.i1]);
+      v = up + v;
+    }
+    a.img[((int64_t)b * a.Cimg + c) * plane + rem] = v;
+    if (a.u8) a.u8[pix * a.Cimg + c] = float_to_u8(v);
+  }
+}
+
+template <typename T>
+Status launch_typed(const ToRgbArgs& a, cudaStream_t stream) {
+  const int64_t total = (int64_t)a.n * a.R * a.R;
+  const int64_t blocks = (total + kRgbThreads - 1) / kRgbThreads;
+  if (blocks > 0x7fffffff) return Status::Error("torgb: batch too large");
+  const size_t smem = (size_t)a.Cimg * a.Cin * sizeof(float);
+  torgb_kernel<T><<<(unsigned)blocks, kRgbThreads, smem, stream>>>(a);
+  FG_CUDA_CHECK_LAUNCH("torgb_kernel");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status launch_torgb(const ToRgbArgs& a, ActType t, cudaStream_t stream) {
+  if (a.n <= 0) return Status::Ok();
+  if (a.Cimg < 1 || a.Cimg > kMaxImgChannels) return Status::Error("torgb: 1 to 4 image channels supported");
+  if ((size_t)a.Cimg * a.Cin * sizeof(float) > 48 * 1024) return Status::Error("torgb: too many input channels");
+  switch (t) {
+    case ActType::F32: return launch_typed<float>(a, stream);
+    case ActType::F16: return launch_typed<__half>(a, stream);
+    case ActType::BF16: return launch_typed<__nv_bfloat16>(a, stream);
+  }
+  return Status::Error("torgb: unknown activation type");
+}
+
+}  // namespace cuda
+}  // namespace facegan
