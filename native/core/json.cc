@@ -259,8 +259,7 @@ class Parser {
     double d = 0.0;
     auto r = std::from_chars(start, p_, d);
     if (r.ec == std::errc::result_out_of_range) {
-      // Overflow → ±inf is not representable in JSON semantics we accept; underflow → 0.
-      if (!std::isfinite(d) || std::fabs(d) > 1.0) return fail("number out of range");
+      return fail("number out of range");  // overflow or underflow of a double
     } else if (r.ec != std::errc() || r.ptr != p_) {
       return fail("invalid number");
     }
