@@ -53,11 +53,6 @@ function isGeneratorStateDict(v: PyValue | undefined): boolean {
   return v instanceof PyDict && v.has('input.input') && v.has('style.1.weight');
 }
 
-/** True when `value` (an unpickled torch.save object) is a rosinality checkpoint or generator state dict. */
-export function isRosinalityCheckpoint(value: PyValue): boolean {
-  return value instanceof PyDict && (value.has('g_ema') || isGeneratorStateDict(value));
-}
-
 /**
  * Reads a rosinality `.pt` file from memory: a PyTorch zip archive or a legacy (pre-1.6)
  * `torch.save` stream.
