@@ -46,24 +46,31 @@ class Buf {
   ~Buf() { release(); }
   Buf(const Buf&) = delete;
   Buf& operator=(const Buf&) = delete;
-  Buf(Buf&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+  Buf(Buf&& o) noexcept : base_(o.base_), p_(o.p_), n_(o.n_) { o.base_ = o.p_ = nullptr; o.n_ = 0; }
   float* data() { return p_; }
   const float* data() const { return p_; }
   size_t size() const { return n_; }
-  void reserve(size_t n) {  // grow-only, throws std::bad_alloc
+  // Grow-only, throws std::bad_alloc. Every buffer has kPadFront zero floats before data() and
+  // kPadBack after its end, so kernels may read one element past either end of a row.
+  void reserve(size_t n) {
     if (n <= n_) return;
     release();
-    p_ = static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t(64)));
+    base_ = static_cast<float*>(::operator new((n + kPadFront + kPadBack) * sizeof(float), std::align_val_t(64)));
+    std::memset(base_, 0, kPadFront * sizeof(float));
+    std::memset(base_ + kPadFront + n, 0, kPadBack * sizeof(float));
+    p_ = base_ + kPadFront;
     n_ = n;
   }
   void zero() { if (n_) std::memset(p_, 0, n_ * sizeof(float)); }
 
  private:
+  static constexpr size_t kPadFront = 16, kPadBack = 32;
   void release() {
-    if (p_) ::operator delete(p_, std::align_val_t(64));
-    p_ = nullptr;
+    if (base_) ::operator delete(base_, std::align_val_t(64));
+    base_ = p_ = nullptr;
     n_ = 0;
   }
+  float* base_ = nullptr;
   float* p_ = nullptr;
   size_t n_ = 0;
 };
@@ -631,11 +638,12 @@ class CpuBackend : public Backend {
         WinoInArgs wa;
         wa.xi_stride = vxs;
         wa.W = W;
-        for (const ColSeg& sg : sc.segs) {
-          const float* base = in + size_t(sg.img) * in_stride;
-          const float* srow = S + size_t(sg.img) * net_->style_dim + L.style_offset;
-          for (int kk = 0; kk < kcur; ++kk) {
-            const int c = kb + kk;
+        // Channel-major so that each channel's rows stream through once per block.
+        for (int kk = 0; kk < kcur; ++kk) {
+          const int c = kb + kk;
+          for (const ColSeg& sg : sc.segs) {
+            const float* base = in + size_t(sg.img) * in_stride;
+            const float* srow = S + size_t(sg.img) * net_->style_dim + L.style_offset;
             const float* plane = base + size_t(c) * HW;
             for (int r = 0; r < 4; ++r) {
               const int y = 2 * sg.y - 1 + r;

@@ -47,7 +47,9 @@ struct EpilogueArgs {
 struct WinoInArgs {
   float* dst;            // plane ξ = 0 at the run's first tile; tiles of a run are contiguous
   size_t xi_stride;      // floats between planes
-  const float* rows[4];  // input rows 2ty−1 … 2ty+2 at x = 0 (nullptr: outside the image)
+  // Input rows 2ty−1 … 2ty+2 at x = 0 (nullptr: outside the image). Reading one float before
+  // x = 0 and one after x = W − 1 must be safe (the values read there are masked out).
+  const float* rows[4];
   float s;               // style of this channel
   int W;                 // input width
   int tx0, len;          // first tile column and number of tiles (len ≤ 128)

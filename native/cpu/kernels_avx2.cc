@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels.h"
 
@@ -17,6 +18,8 @@ static inline V vset1(float x) { return _mm256_set1_ps(x); }
 static inline V vzero() { return _mm256_setzero_ps(); }
 static inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }
 static inline V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
+static inline V vand(V a, V b) { return _mm256_and_ps(a, b); }
+static inline V vloadmask(const uint32_t* p) { return _mm256_castsi256_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 static inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
 static inline V vmax(V a, V b) { return _mm256_max_ps(a, b); }
 static inline V vmin(V a, V b) { return _mm256_min_ps(a, b); }

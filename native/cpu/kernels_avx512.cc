@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels.h"
 
@@ -17,6 +18,8 @@ static inline V vset1(float x) { return _mm512_set1_ps(x); }
 static inline V vzero() { return _mm512_setzero_ps(); }
 static inline V vadd(V a, V b) { return _mm512_add_ps(a, b); }
 static inline V vsub(V a, V b) { return _mm512_sub_ps(a, b); }
+static inline V vand(V a, V b) { return _mm512_and_ps(a, b); }
+static inline V vloadmask(const uint32_t* p) { return _mm512_castsi512_ps(_mm512_loadu_si512(p)); }
 static inline V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
 // maskz forms: GCC 12 warns about the undefined pass-through operand of the plain ones.
 static inline V vmax(V a, V b) { return _mm512_maskz_max_ps(__mmask16(0xFFFF), a, b); }

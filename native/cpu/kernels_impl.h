@@ -6,7 +6,7 @@
 //   V vadd(V, V), V vmul(V, V), V vfma(V a, V b, V c) (a·b + c), V vmax(V, V), V vmin(V, V),
 //   void vinterleave(V a, V b, V* lo, V* hi)   lo = a0 b0 a1 b1 …, hi = the upper halves
 //   void vdeinterleave(const float* p, V* even, V* odd)   from 2·VL floats at p
-//   V vsub(V, V)
+//   V vsub(V, V), V vand(V, V) (bitwise), V vloadmask(const uint32_t*) (VL words as a vector)
 //   constexpr int kMR, kNV;           GEMM tile: kMR rows × kNV·VL columns
 // Everything here has internal linkage (static) so that the variants never collide.
 
@@ -276,45 +276,17 @@ static inline void wino_in_store(float* dst, size_t xs, const V (&d)[4][4]) {
   }
 }
 
-static void wino_in(const WinoInArgs& a) {
-  const int len = a.len;
-  const size_t xs = a.xi_stride;
-  const int x0 = 2 * a.tx0 - 1;  // first source column
-  const int nvec = len / VL * VL;
-  // Fast path: every source column of the vector part inside the row (no zero padding needed).
-  const bool interior = x0 >= 0 && x0 + 2 * nvec + 2 <= a.W;
-  if (interior && nvec) {
-    const V vs = vset1(a.s);
-    for (int j = 0; j < nvec; j += VL) {
-      V d[4][4];
-      for (int r = 0; r < 4; ++r) {
-        const float* row = a.rows[r];
-        if (!row) {
-          d[r][0] = d[r][1] = d[r][2] = d[r][3] = vzero();
-          continue;
-        }
-        const float* p = row + x0 + 2 * j;
-        V o0, e0, o1, e1;
-        vdeinterleave(p, &o0, &e0);      // x[2t−1], x[2t]
-        vdeinterleave(p + 2, &o1, &e1);  // x[2t+1], x[2t+2]
-        d[r][0] = vmul(o0, vs);
-        d[r][1] = vmul(e0, vs);
-        d[r][2] = vmul(o1, vs);
-        d[r][3] = vmul(e1, vs);
-      }
-      wino_in_store(a.dst + j, xs, d);
-    }
-    if (nvec == len) return;
-  }
-  // General path: a zero-padded, scaled copy of each source row, split into even / odd columns.
+// Tiles [ja, jb) of a run through a zero-padded, scaled copy of each source row split into
+// even / odd columns (any position, image edges included).
+static void wino_in_general(const WinoInArgs& a, int ja, int jb) {
   constexpr int kMaxLen = 128;
   constexpr int kT = 2 * kMaxLen + 2 + 2 * VL;
   constexpr int kEO = kMaxLen + 1 + VL;
   alignas(64) float T[kT];
   alignas(64) float E[4][kEO], O[4][kEO];
-  const int j0 = interior ? nvec : 0;  // first tile still to do
-  const int n = len - j0;
-  const int xs0 = x0 + 2 * j0;
+  const size_t xs = a.xi_stride;
+  const int n = jb - ja;
+  const int xs0 = 2 * (a.tx0 + ja) - 1;
   const int n2 = 2 * (n + 1);
   const int n2p = (n2 + 2 * VL - 1) / (2 * VL) * (2 * VL);
   for (int r = 0; r < 4; ++r) {
@@ -348,7 +320,7 @@ static void wino_in(const WinoInArgs& a) {
       d[r][2] = vload(&O[r][j + 1]);
       d[r][3] = vload(&E[r][j + 1]);
     }
-    wino_in_store(a.dst + j0 + j, xs, d);
+    wino_in_store(a.dst + ja + j, xs, d);
   }
   for (; j < n; ++j) {
     float t[4][4];
@@ -359,7 +331,7 @@ static void wino_in(const WinoInArgs& a) {
       t[r][2] = d2 - d1;
       t[r][3] = d1 - d3;
     }
-    float* dst = a.dst + j0 + j;
+    float* dst = a.dst + ja + j;
     for (int c = 0; c < 4; ++c) {
       dst[(0 * 4 + c) * xs] = t[0][c] - t[2][c];
       dst[(1 * 4 + c) * xs] = t[1][c] + t[2][c];
@@ -367,6 +339,48 @@ static void wino_in(const WinoInArgs& a) {
       dst[(3 * 4 + c) * xs] = t[1][c] - t[3][c];
     }
   }
+}
+
+// Lane masks: loading VL words at kMaskFirstOff + 15 gives lane 0 cleared, the rest set;
+// at kMaskLastOff + 16 − VL + 1, the last lane cleared.
+alignas(64) static const uint32_t kMaskFirstOff[32] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                       ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u,
+                                                       ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u};
+alignas(64) static const uint32_t kMaskLastOff[32] = {~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u,
+                                                      ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u,
+                                                      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+static void wino_in(const WinoInArgs& a) {
+  const int len = a.len, TW = a.W / 2;
+  const int x0 = 2 * a.tx0 - 1;  // source column of tile 0's first tap
+  const int nfull = len / VL * VL;
+  const V vs = vset1(a.s);
+  const V first_off = vloadmask(kMaskFirstOff + 15);
+  const V last_off = vloadmask(kMaskLastOff + 16 - VL + 1);
+  for (int j = 0; j < nfull; j += VL) {
+    const bool left = x0 + 2 * j < 0;          // tile 0 of the row: x[−1] is padding
+    const bool right = a.tx0 + j + VL == TW;    // last tile of the row: x[W] is padding
+    V d[4][4];
+    for (int r = 0; r < 4; ++r) {
+      const float* row = a.rows[r];
+      if (!row) {
+        d[r][0] = d[r][1] = d[r][2] = d[r][3] = vzero();
+        continue;
+      }
+      const float* p = row + x0 + 2 * j;
+      V o0, e0, o1, e1;
+      vdeinterleave(p, &o0, &e0);      // x[2t−1], x[2t]
+      vdeinterleave(p + 2, &o1, &e1);  // x[2t+1], x[2t+2]
+      if (left) o0 = vand(o0, first_off);
+      if (right) e1 = vand(e1, last_off);
+      d[r][0] = vmul(o0, vs);
+      d[r][1] = vmul(e0, vs);
+      d[r][2] = vmul(o1, vs);
+      d[r][3] = vmul(e1, vs);
+    }
+    wino_in_store(a.dst + j, a.xi_stride, d);
+  }
+  if (nfull < len) wino_in_general(a, nfull, len);
 }
 
 static void wino_out(const WinoOutArgs& a) {

@@ -1,5 +1,7 @@
 // Portable kernel variant: plain C++ on 4-float "vectors" (the compiler may use SSE / NEON).
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 #include "kernels.h"
 
@@ -49,6 +51,22 @@ static inline void vinterleave(V a, V b, V* lo, V* hi) {
     hi->f[2 * i] = a.f[VL / 2 + i];
     hi->f[2 * i + 1] = b.f[VL / 2 + i];
   }
+}
+static inline V vand(V a, V b) {
+  V r;
+  for (int i = 0; i < VL; ++i) {
+    uint32_t x, y;
+    std::memcpy(&x, &a.f[i], 4);
+    std::memcpy(&y, &b.f[i], 4);
+    x &= y;
+    std::memcpy(&r.f[i], &x, 4);
+  }
+  return r;
+}
+static inline V vloadmask(const uint32_t* p) {
+  V r;
+  for (int i = 0; i < VL; ++i) std::memcpy(&r.f[i], &p[i], 4);
+  return r;
 }
 static inline void vdeinterleave(const float* p, V* even, V* odd) {
   for (int i = 0; i < VL; ++i) {
