@@ -29,6 +29,10 @@
 #include <stdexcept>
 #include <thread>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "backend.h"
 #include "common.h"
 #include "kernels.h"
@@ -46,7 +50,11 @@ class Buf {
   ~Buf() { release(); }
   Buf(const Buf&) = delete;
   Buf& operator=(const Buf&) = delete;
-  Buf(Buf&& o) noexcept : base_(o.base_), p_(o.p_), n_(o.n_) { o.base_ = o.p_ = nullptr; o.n_ = 0; }
+  Buf(Buf&& o) noexcept : huge_(o.huge_), base_(o.base_), p_(o.p_), n_(o.n_) {
+    o.base_ = o.p_ = nullptr;
+    o.n_ = 0;
+    o.huge_ = false;
+  }
   float* data() { return p_; }
   const float* data() const { return p_; }
   size_t size() const { return n_; }
@@ -55,7 +63,22 @@ class Buf {
   void reserve(size_t n) {
     if (n <= n_) return;
     release();
-    base_ = static_cast<float*>(::operator new((n + kPadFront + kPadBack) * sizeof(float), std::align_val_t(64)));
+    const size_t bytes = (n + kPadFront + kPadBack) * sizeof(float);
+#if defined(__linux__)
+    if (bytes >= (size_t(4) << 20)) {
+      // Large activation buffers: 2 MB aligned and backed by transparent huge pages when the
+      // system allows it (fewer TLB misses on the strided plane accesses, cheaper first touch).
+      void* p = nullptr;
+      const size_t rounded = (bytes + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
+      if (posix_memalign(&p, size_t(2) << 20, rounded) != 0 || !p) throw std::bad_alloc();
+      madvise(p, rounded, MADV_HUGEPAGE);
+      huge_ = true;
+      base_ = static_cast<float*>(p);
+    } else
+#endif
+    {
+      base_ = static_cast<float*>(::operator new(bytes, std::align_val_t(64)));
+    }
     std::memset(base_, 0, kPadFront * sizeof(float));
     std::memset(base_ + kPadFront + n, 0, kPadBack * sizeof(float));
     p_ = base_ + kPadFront;
@@ -66,10 +89,15 @@ class Buf {
  private:
   static constexpr size_t kPadFront = 16, kPadBack = 32;
   void release() {
-    if (base_) ::operator delete(base_, std::align_val_t(64));
+    if (base_) {
+      if (huge_) std::free(base_);
+      else ::operator delete(base_, std::align_val_t(64));
+    }
     base_ = p_ = nullptr;
     n_ = 0;
+    huge_ = false;
   }
+  bool huge_ = false;
   float* base_ = nullptr;
   float* p_ = nullptr;
   size_t n_ = 0;
