@@ -485,8 +485,7 @@ class CpuBackend : public Backend {
   }
 
   // Column segments for columns [j0, j1) of a batch-flattened (img, y, x) space.
-  void build_segs(std::vector<ColSeg>& segs, int j0, int j1, int HW, int W) const {
-    const int NR = ks_->NR;
+  void build_segs(std::vector<ColSeg>& segs, int j0, int j1, int HW, int W, int NR) const {
     segs.clear();
     int j = j0;
     while (j < j1) {
@@ -508,31 +507,62 @@ class CpuBackend : public Backend {
     e->act = L.activate;
   }
 
+  // C[(p − p0)·MR …][…] (+)= A panels [p0, p1) (each K·MR floats, K-block offset kb) × the packed
+  // B block (npan panels of nr columns, kcur deep). `small`: the small-N kernels (nr = NR_small).
+  void gemm_block(const float* A, int K, int kb, int kcur, int p0, int p1, const float* Bp, int npan, bool small,
+                  float* C, size_t ldc, bool accumulate) const {
+    const int MR = ks_->MR;
+    if (small) {
+      const int nr = ks_->NR_small, P = ks_->small_panels;
+      for (int p = p0; p < p1; p += P) {
+        const int np = std::min(P, p1 - p);
+        const float* Ap = A + (size_t(p) * K + kb) * MR;
+        float* Cp = C + size_t(p - p0) * MR * ldc;
+        for (int jp = 0; jp < npan; ++jp)
+          ks_->gemm_small[np](kcur, Ap, size_t(K) * MR, Bp + size_t(jp) * kcur * nr, Cp + size_t(jp) * nr, ldc,
+                              accumulate);
+      }
+      return;
+    }
+    const int NR = ks_->NR;
+    for (int p = p0; p < p1; ++p) {
+      const float* Ap = A + (size_t(p) * K + kb) * MR;
+      float* Cp = C + size_t(p - p0) * MR * ldc;
+      for (int jp = 0; jp < npan; ++jp)
+        ks_->gemm(kcur, Ap, Bp + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, accumulate);
+    }
+  }
+
+  // Few columns: the small-N kernels waste less of their tile.
+  bool use_small(int ncols) const { return ncols < 2 * ks_->NR && ks_->NR_small < ks_->NR; }
+
   void conv3x3(const ConvPrep& cp, const float* in, size_t in_stride, float* out, size_t out_stride, int nb,
                const float* S, const float* D, NoiseMode mode, const float* noise) {
     const LayerDesc& L = *cp.L;
     const int H = L.out_res, W = H, HW = H * W, Co = L.out_ch, K = cp.K;
-    const int MR = ks_->MR, NR = ks_->NR;
+    const int MR = ks_->MR;
     const int Ntot = nb * HW;
+    const bool small = use_small(Ntot);
+    const int NR = small ? ks_->NR_small : ks_->NR;
+    const int pstep = small ? ks_->small_panels : 1;
     const int nc = std::min(int(round_up(size_t(Ntot), size_t(NR))), nc_target_);
     const int ncol = ceil_div(Ntot, nc);
     const int Mp = cp.group_panels[0];
     int nm = 1;
-    while (ncol * nm < 2 * pool_->size() && Mp >= 2 * nm * 2) nm *= 2;
-    const int mchunk = ceil_div(Mp, nm);
-    const int T = pool_->size();
-    (void)T;
+    while (ncol * nm < 2 * pool_->size() && Mp >= 2 * nm * 2 * pstep) nm *= 2;
+    const int mchunk = int(round_up(size_t(ceil_div(Mp, nm)), size_t(pstep)));
     run_or_throw(ncol * nm, [&](int t, int tid) {
       Scratch& sc = scratch_[size_t(tid)];
       const int ci = t / nm, mi = t % nm;
       const int j0 = ci * nc, j1 = std::min(Ntot, j0 + nc), ncols = j1 - j0;
       const int p0 = mi * mchunk, p1 = std::min(Mp, p0 + mchunk);
       if (p0 >= p1) return;
-      build_segs(sc.segs, j0, j1, HW, W);
+      build_segs(sc.segs, j0, j1, HW, W, NR);
       const int npan = ceil_div(ncols, NR);
       const size_t ldc = size_t(npan) * NR;
       float* C = sc.C.data();
       PackBArgs pa;
+      pa.nr = NR;
       pa.Bp = sc.Bp.data();
       pa.taps = 9;
       pa.segs = sc.segs.data();
@@ -549,12 +579,7 @@ class CpuBackend : public Backend {
         pa.kc = kcur;
         pa.k0 = kb;
         ks_->pack_b(pa);
-        for (int p = p0; p < p1; ++p) {
-          const float* Ap = cp.A.data() + (size_t(p) * K + kb) * MR;
-          float* Cp = C + size_t(p - p0) * MR * ldc;
-          for (int jp = 0; jp < npan; ++jp)
-            ks_->gemm(kcur, Ap, pa.Bp + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, kb > 0);
-        }
+        gemm_block(cp.A.data(), K, kb, kcur, p0, p1, pa.Bp, npan, small, C, ldc, kb > 0);
       }
       const int o_end = std::min(Co, p1 * MR);
       EpilogueArgs e;
@@ -741,7 +766,7 @@ class CpuBackend : public Backend {
     const LayerDesc& L = *cp.L;
     const int H = L.in_res, W = H, Ci = L.in_ch, Co = L.out_ch;
     const int OW = 2 * W, OHW = OW * OW;
-    const int MR = ks_->MR, NR = ks_->NR, K = Ci;
+    const int K = Ci;
     const int ipt = std::min(cp.ipt, nb);
     const int nic = ceil_div(nb, ipt);
     int rc = 1;
@@ -784,6 +809,9 @@ class CpuBackend : public Backend {
       for (int g0 = rs; g0 < re; g0 += G) {
         const int g1 = std::min(re, g0 + G), rows = g1 - g0;
         // Columns: images i0..i1, rows g0..g1, all x. Segments split at panel edges.
+        const bool small = use_small(nimg * (g1 - g0) * W);
+        const int NR = small ? ks_->NR_small : ks_->NR;
+        pa.nr = NR;
         sc.segs.clear();
         int col = 0;
         for (int il = 0; il < nimg; ++il)
@@ -808,12 +836,7 @@ class CpuBackend : public Backend {
           pa.kc = kcur;
           pa.k0 = kb;
           ks_->pack_b(pa);
-          for (int p = 0; p < panels; ++p) {
-            const float* Ap = Ag + (size_t(p) * K + kb) * MR;
-            float* Cp = C + size_t(p) * MR * ldc;
-            for (int jp = 0; jp < npan; ++jp)
-              ks_->gemm(kcur, Ap, pa.Bp + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, kb > 0);
-          }
+          gemm_block(Ag, K, kb, kcur, 0, panels, pa.Bp, npan, small, C, ldc, kb > 0);
         }
         // Horizontal pass into the Z ring.
         for (int il = 0; il < nimg; ++il)

@@ -19,7 +19,8 @@ struct ColSeg {
 };
 
 struct PackBArgs {
-  float* Bp;           // out: [ceil(ncols/NR)][kc][NR] panels
+  float* Bp;           // out: [ceil(ncols/nr)][kc][nr] panels
+  int nr;              // panel width: NR, or NR_small for the small-N kernels
   int kc;              // rows of this K block
   int k0;              // first K row of the block
   int taps;            // 9: K row = c·9 + ky·3 + kx (3×3, padding 1); 1: K row = c
@@ -74,6 +75,11 @@ struct KernelSet {
 
   // C[MR×NR] (+)= Σ_k A[k][0..MR) ⊗ B[k][0..NR); A, B packed panels, C row-major (ldc).
   void (*gemm)(int kc, const float* A, const float* B, float* C, size_t ldc, int accumulate);
+  // Small-N variant (few pixels, e.g. the 4² and 8² layers): p ≤ small_panels consecutive A
+  // panels (stride `astride` floats) at once against an NR_small-wide B panel:
+  // C[p·MR × NR_small] (+)= …; gemm_small[p] for p = 1 … small_panels.
+  int NR_small, small_panels;
+  void (*gemm_small[4])(int kc, const float* A, size_t astride, const float* B, float* C, size_t ldc, int accumulate);
   // im2col / 1×1 packing of the scaled input (x · s[c]) into NR-wide panels.
   void (*pack_b)(const PackBArgs& a);
   // dst[i] = act(src[i]·d + noise[i]·strength + bias), clamped.

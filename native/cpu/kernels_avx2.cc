@@ -38,6 +38,7 @@ static inline void vdeinterleave(const float* p, V* even, V* odd) {
   *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
 }
 constexpr int kMR = 6, kNV = 2;
+constexpr int kSmallP = 2, kSmallNV = 1;  // 12 × 8
 
 #include "kernels_impl.h"
 

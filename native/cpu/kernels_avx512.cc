@@ -39,6 +39,7 @@ static inline void vdeinterleave(const float* p, V* even, V* odd) {
   *odd = _mm512_permutex2var_ps(a, io, b);
 }
 constexpr int kMR = 8, kNV = 3;
+constexpr int kSmallP = 3, kSmallNV = 1;  // 24 × 16
 
 #include "kernels_impl.h"
 

@@ -8,6 +8,7 @@
 //   void vdeinterleave(const float* p, V* even, V* odd)   from 2·VL floats at p
 //   V vsub(V, V), V vand(V, V) (bitwise), V vloadmask(const uint32_t*) (VL words as a vector)
 //   constexpr int kMR, kNV;           GEMM tile: kMR rows × kNV·VL columns
+//   constexpr int kSmallP, kSmallNV;  small-N tile: kSmallP panels of kMR rows × kSmallNV·VL columns
 // Everything here has internal linkage (static) so that the variants never collide.
 
 static constexpr int kNR = kNV * VL;
@@ -39,6 +40,36 @@ static void gemm_tile(int kc, const float* __restrict A, const float* __restrict
     for (int v = 0; v < NV; ++v) vstore(C + size_t(i) * ldc + size_t(v) * VL, acc[i][v]);
 }
 
+// P panels of MR rows (A + i·astride) × NV·VL columns: the small-N kernel.
+template <int P, int NV>
+static void gemm_small_tile(int kc, const float* __restrict A, size_t astride, const float* __restrict B,
+                            float* __restrict C, size_t ldc, int accumulate) {
+  constexpr int MR = kMR, NR = NV * VL, R = P * MR;
+  V acc[R][NV];
+  if (accumulate) {
+    for (int i = 0; i < R; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v] = vload(C + size_t(i) * ldc + size_t(v) * VL);
+  } else {
+    for (int i = 0; i < R; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v] = vzero();
+  }
+  const float* Ap[P];
+  for (int p = 0; p < P; ++p) Ap[p] = A + size_t(p) * astride;
+  for (int k = 0; k < kc; ++k) {
+    V b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = vload(B + v * VL);
+    for (int p = 0; p < P; ++p)
+      for (int i = 0; i < MR; ++i) {
+        V a = vset1(Ap[p][i]);
+        for (int v = 0; v < NV; ++v) acc[p * MR + i][v] = vfma(a, b[v], acc[p * MR + i][v]);
+      }
+    for (int p = 0; p < P; ++p) Ap[p] += MR;
+    B += NR;
+  }
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < NV; ++v) vstore(C + size_t(i) * ldc + size_t(v) * VL, acc[i][v]);
+}
+
 // dst[t] = src[t]·s for t < n.
 static inline void scale_copy(float* __restrict dst, const float* __restrict src, int n, float s) {
   V vs = vset1(s);
@@ -52,7 +83,7 @@ static inline void scale_copy(float* __restrict dst, const float* __restrict src
 }
 
 static void pack_b(const PackBArgs& a) {
-  const int NR = kNR;
+  const int NR = a.nr;
   const int npanels = (a.ncols + NR - 1) / NR;
   const int tail = npanels * NR - a.ncols;
   if (tail) {
@@ -426,7 +457,21 @@ static void wino_out(const WinoOutArgs& a) {
 }
 
 static const KernelSet* make_kernel_set(const char* name) {
-  static const KernelSet ks = {name,      kMR,       kNR,        &gemm_tile<kMR, kNV>, &pack_b, &epilogue,
-                               &upconv_h, &upconv_v, &torgb_row, &dot,                 &wino_in, &wino_out};
+  static const KernelSet ks = {name,
+                               kMR,
+                               kNR,
+                               &gemm_tile<kMR, kNV>,
+                               kSmallNV * VL,
+                               kSmallP,
+                               {nullptr, &gemm_small_tile<1, kSmallNV>, &gemm_small_tile<kSmallP >= 2 ? 2 : 1, kSmallNV>,
+                                &gemm_small_tile<kSmallP >= 3 ? 3 : 1, kSmallNV>},
+                               &pack_b,
+                               &epilogue,
+                               &upconv_h,
+                               &upconv_v,
+                               &torgb_row,
+                               &dot,
+                               &wino_in,
+                               &wino_out};
   return &ks;
 }

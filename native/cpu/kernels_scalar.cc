@@ -75,6 +75,7 @@ static inline void vdeinterleave(const float* p, V* even, V* odd) {
   }
 }
 constexpr int kMR = 4, kNV = 2;
+constexpr int kSmallP = 2, kSmallNV = 1;  // 8 × 4
 
 #include "kernels_impl.h"
 
