@@ -5,6 +5,7 @@
  *   facegan convert SRC.pkl DST.safetensors [--half]
  *   facegan info MODEL
  *   facegan pull ID
+ *   facegan export-onnx MODEL OUT.onnx [--graphs two]
  *   facegan backends
  */
 import fs from 'node:fs';
@@ -22,6 +23,7 @@ const USAGE = `Usage:
   facegan convert SRC DST.safetensors [--half]
   facegan info [MODEL]
   facegan pull ID
+  facegan export-onnx MODEL OUT.onnx [--graphs one|two] [--opset N] [--noise const|none] [--trunc-cutoff K]
   facegan backends
 
 Seeds LIST: comma-separated numbers and ranges, e.g. 0-9,42.
@@ -125,6 +127,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'pull':
         await cmdPull(rest);
         return 0;
+      case 'export-onnx': {
+        const { exportOnnxCli } = await import('./onnx/index.js');
+        await exportOnnxCli(rest);
+        return 0;
+      }
       case 'backends': {
         const b = availableBackends();
         console.log(`available: ${b.backends.join(', ')}${b.unavailable ? `\nunavailable: ${b.unavailable}` : ''}`);

@@ -153,6 +153,16 @@ export class Generator {
   }
 
   /**
+   * Writes this generator as a standard ONNX graph (z → image, or two graphs z → ws and
+   * ws → image with `graphs: 'two'`), built from the weights file it was loaded from.
+   */
+  async exportOnnx(dst: string, options?: import('./onnx/index.js').ExportOnnxOptions): Promise<import('./onnx/index.js').ExportOnnxResult> {
+    this.#shape();
+    const { exportOnnx } = await import('./onnx/index.js');
+    return exportOnnx(this.info.source, dst, options);
+  }
+
+  /**
    * Frees the engine. Calls not yet started (and every later call) reject with ERR_DISPOSED; a
    * native call already running completes first, and the engine's memory goes when it ends.
    */
