@@ -125,3 +125,30 @@ describeFixtures('API on tiny32', () => {
     g.dispose(); // twice is harmless
   });
 });
+
+describeFixtures('gen.exportOnnx', () => {
+  it('writes an ONNX graph that ONNX Runtime runs to the same image', async () => {
+    const ort = await import('onnxruntime-node');
+    const gen = await loadGenerator(fixturePath('tiny32.pkl'), { device: 'cpu' });
+    const dst = path.join(os.tmpdir(), `facegan-export-${process.pid}.onnx`);
+    try {
+      const result = await gen.exportOnnx(dst);
+      expect(result.files).toEqual([dst]);
+      const z = Float32Array.from(gen.zFromSeed(11));
+      const [want] = await gen.generate({ z, psi: 0.7, output: 'float32' });
+      const session = await ort.InferenceSession.create(dst);
+      const out = await session.run({
+        z: new ort.Tensor('float32', z, [1, gen.info.zDim]),
+        psi: new ort.Tensor('float32', Float32Array.of(0.7), []),
+      });
+      const got = out[session.outputNames[0]].data as Float32Array;
+      let worst = 0;
+      for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want.data[i]));
+      expect(got.length).toBe(want.data.length);
+      expect(worst).toBeLessThanOrEqual(1e-4);
+    } finally {
+      gen.dispose();
+      fs.rmSync(dst, { force: true });
+    }
+  });
+});
