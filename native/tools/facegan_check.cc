@@ -498,6 +498,89 @@ int run_self_test(const Opts& o) {
     ck.line(ok == int(cases.size()), "safetensors reader",
             std::to_string(ok) + "/" + std::to_string(cases.size()) + " files judged right");
   }
+  // Loading and calling with bad inputs: every failure is a Status naming the problem.
+  {
+    tools::RandomModelSpec spec;
+    tools::random_model_spec("gray16", &spec);
+    tools::RandomModel m;
+    tools::make_random_model(spec, 3, &m);
+    LoadOptions lo;
+    lo.num_threads = o.threads;
+    int ok = 0, n = 0;
+    auto expect_fail = [&](const std::string& what, const Status& st, const char* needle) {
+      ++n;
+      if (!st && st.message.find(needle) != std::string::npos) ++ok;
+      else std::printf("      %s: %s\n", what.c_str(), st ? "accepted" : st.message.c_str());
+    };
+    std::unique_ptr<Generator> g;
+    expect_fail("bad json", Generator::create("{", m.tensors, lo, &g), "config");
+    expect_fail("arch", Generator::create("{\"arch\":\"progan9\"}", m.tensors, lo, &g), "arch");
+    {
+      auto t = m.tensors;
+      t.pop_back();
+      expect_fail("missing tensor", Generator::create(m.config_json, t, lo, &g), "missing tensor");
+    }
+    {
+      auto t = m.tensors;
+      t[3].shape[0] += 1;
+      expect_fail("bad shape", Generator::create(m.config_json, t, lo, &g), t[3].name.c_str());
+    }
+    {
+      auto t = m.tensors;
+      t.push_back(t[0]);
+      t.back().name = "synthesis.b8.extra";
+      expect_fail("unknown tensor", Generator::create(m.config_json, t, lo, &g), "synthesis.b8.extra");
+    }
+    {
+      auto t = m.tensors;
+      t[2].nbytes -= 4;
+      expect_fail("short data", Generator::create(m.config_json, t, lo, &g), t[2].name.c_str());
+    }
+    {
+      LoadOptions bad = lo;
+      bad.backend = "tpu";
+      expect_fail("backend", Generator::create(m.config_json, m.tensors, bad, &g), "unknown backend");
+    }
+    Status st = Generator::create(m.config_json, m.tensors, lo, &g);
+    ++n;
+    if (st) ++ok;
+    else std::printf("      valid model rejected: %s\n", st.message.c_str());
+    if (st) {
+      const ModelInfo& mi = g->info();
+      std::vector<float> z(size_t(mi.z_dim), 0.5f), ws(size_t(mi.num_ws) * mi.w_dim);
+      MappingArgs ma;
+      ma.n = 1;
+      ma.z = z.data();
+      ma.ws = ws.data();
+      MappingArgs b = ma;
+      b.n = 0;
+      expect_fail("n = 0", g->mapping(b), "n must be");
+      b = ma;
+      b.n = 1025;
+      expect_fail("n = 1025", g->mapping(b), "n must be");
+      b = ma;
+      b.z = nullptr;
+      expect_fail("null z", g->mapping(b), "z is null");
+      b = ma;
+      b.psi = NAN;
+      expect_fail("psi NaN", g->mapping(b), "psi");
+      b = ma;
+      b.truncation_cutoff = mi.num_ws + 1;
+      expect_fail("cutoff", g->mapping(b), "cutoff");
+      SynthesisArgs sa;
+      sa.n = 1;
+      sa.ws = ws.data();
+      expect_fail("no output", g->synthesis(sa), "no output");
+      sa.ws = nullptr;
+      std::vector<float> img(size_t(mi.img_channels) * mi.img_resolution * mi.img_resolution);
+      sa.img = img.data();
+      expect_fail("null ws", g->synthesis(sa), "ws is null");
+      sa.ws = ws.data();
+      sa.noise = NoiseMode(7);
+      expect_fail("noise mode", g->synthesis(sa), "noise");
+    }
+    ck.line(ok == n, "API argument checks", std::to_string(ok) + "/" + std::to_string(n) + " cases reported right");
+  }
   // The CPU engine with each kernel variant against the reference engine.
   const facegan::cpu::KernelSet* sets[8];
   int nsets = facegan::cpu::kernel_sets(sets, 8);
