@@ -1,12 +1,23 @@
 // The optimised CPU engine ("cpu").
 //
-// Layout: activations NCHW float32. Every modulated 3×3 convolution runs as "scale the input
-// channels by s, convolve with the fixed weights, scale the output channels by d": the fixed
-// weights are packed once (prepare) into the GEMM micro-kernel's panel layout and shared by
-// the whole batch; the style scaling happens while packing the input (im2col) panels; the
-// demodulation d[n,o] = rsqrt(Σ_i s[n,i]²·Wsq[o,i] + 1e-8) uses Wsq = Σ_k W[o,i,k]² precomputed
-// at load; ×d, noise, bias, lrelu·√2 and the clamp are applied on the GEMM output tile while it
-// is hot in cache.
+// Layout: activations NCHW float32, whole sub-batches at a time (bounded by a memory budget).
+// Work is split into tasks run by a small persistent thread pool; the inner loops are the
+// kernels of kernels.h, chosen at run time by cpuid (AVX-512, AVX2+FMA or portable C++).
+//
+// Every modulated convolution runs as "scale the input channels by s, convolve with the fixed
+// weights, scale the output channels by d": the weights are transformed / packed once at load
+// and shared by the whole batch; s is applied while the input is packed or transformed;
+// d[n,o] = rsqrt(Σ_i s[n,i]²·Wsq[o,i] + 1e-8) uses Wsq = Σ_k W[o,i,k]² precomputed at load;
+// ×d, noise, bias, lrelu·√2 and the clamp are applied to the GEMM result while it is in cache.
+//
+// 3×3 convolutions (up 1):
+//  - Winograd F(2×2, 3×3) from 8² up when a call has ≥ 256 tiles (always from 32² up): 16
+//    GEMMs U[ξ] (C_out × C_in, precomputed G·g·Gᵀ) × V[ξ] (C_in × tiles), 4 MACs per output
+//    pixel instead of 9; input transform fused with the style scaling, output transform with
+//    the epilogue and (when the task holds every output channel) with the following ToRGB and
+//    the skip upsampling of the previous image, so the activations are not read twice.
+//  - otherwise (4², small batches at 8²/16²) an im2col-packed GEMM with the register-blocked
+//    micro-kernel, or the small-N kernels when there are only a few pixels.
 //
 // Up-convolutions (transposed 3×3 stride 2, then the [1,3,3,1]² FIR, gain 4, padding 1) run as
 // a 1×1 GEMM Y[(o,ky,kx), pixel] = Σ_c W[o,c,ky,kx]·s[c]·x[c, pixel] over the low-resolution
@@ -17,7 +28,11 @@
 // (Folding the FIR into four polyphase 3×3 kernels is the same function but costs 4× the MACs
 // of this scheme: 36 instead of 9 per input pixel and channel pair.)
 //
-// ToRGB (1×1 modulated, no demodulation) is fused with the ×2 upsampling of the previous image.
+// ToRGB (1×1 modulated, no demodulation) runs fused as above, or as its own pass with the skip
+// upsampling (out[2j] = .25·x[j−1] + .75·x[j], out[2j+1] = .75·x[j] + .25·x[j+1]).
+//
+// Environment knobs (for experiments and checks): FACEGAN_CPU_ISA=scalar|avx2|avx512,
+// FACEGAN_CPU_WINOGRAD=0, FACEGAN_CPU_FUSE_RGB=0, FACEGAN_CPU_PROFILE=1 (per-layer timings).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
