@@ -32,7 +32,8 @@
 // upsampling (out[2j] = .25·x[j−1] + .75·x[j], out[2j+1] = .75·x[j] + .25·x[j+1]).
 //
 // Environment knobs (for experiments and checks): FACEGAN_CPU_ISA=scalar|avx2|avx512,
-// FACEGAN_CPU_WINOGRAD=0, FACEGAN_CPU_FUSE_RGB=0, FACEGAN_CPU_PROFILE=1 (per-layer timings).
+// FACEGAN_CPU_WINOGRAD=0, FACEGAN_CPU_FUSE_RGB=0, FACEGAN_CPU_STREAM_KB=N (non-temporal stores
+// for up-conv outputs of at least N KiB; 0 = never), FACEGAN_CPU_PROFILE=1 (per-layer timings).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -179,6 +180,7 @@ class CpuBackend : public Backend {
     const bool use_wino = !(wenv && wenv[0] == '0');
     const char* fenv = std::getenv("FACEGAN_CPU_FUSE_RGB");
     fuse_rgb_ = !(fenv && fenv[0] == '0');
+    stream_min_ = size_t(env_int("FACEGAN_CPU_STREAM_KB", 32 << 10)) << 10;
     size_t max_cols = size_t(nc_target_), max_crows = 0, max_z = 0, max_bp = 0;
     max_act_ = size_t(net.const_ch) * 16;
     size_t demod_total = 0;
@@ -334,6 +336,7 @@ class CpuBackend : public Backend {
   Buf act_[2], img_[2], styles_, demod_, noise_, zero_block_;
   std::vector<float> rgbw_;
   bool fuse_rgb_ = true;
+  size_t stream_min_ = 0;  // bytes of an up-conv output (sub-batch) from which to store non-temporally
 
   const ConvPrep& conv_of(int layer_index) const {
     for (const auto& c : convs_)
@@ -792,6 +795,8 @@ class CpuBackend : public Backend {
     }
     const int ntasks = nic * cp.ngroups * rc;
     const size_t ZB = size_t(6) * W;  // floats per (row, channel) Z block
+    // Outputs much larger than the caches: write around them (read back only by the next layer).
+    const bool stream = stream_min_ > 0 && size_t(nb) * Co * OHW * sizeof(float) >= stream_min_;
     const float* zero = zero_block_.data();
     run_or_throw(ntasks, [&](int t, int tid) {
       Scratch& sc = scratch_[size_t(tid)];
@@ -882,6 +887,7 @@ class CpuBackend : public Backend {
                 const float* nz = mode == NoiseMode::Const ? L.noise_const + pix
                                 : mode == NoiseMode::Random ? noise + size_t(img) * OHW + pix : nullptr;
                 epi_args(&e, L, nz, d, o);
+                e.stream = stream;
                 ks_->upconv_v(out + size_t(img) * out_stride + size_t(o) * OHW + pix, zm, zc, zp, W, ph, e);
               }
             }
@@ -889,6 +895,7 @@ class CpuBackend : public Backend {
           }
         }
       }
+      if (stream) ks_->store_fence();
     });
   }
 

@@ -41,6 +41,7 @@ struct EpilogueArgs {
   const float* noise;   // per output pixel, or nullptr
   float clamp;          // < 0: none
   bool act;             // lrelu(0.2)·√2
+  bool stream = false;  // non-temporal stores where aligned (outputs far larger than the caches)
 };
 
 // Winograd F(2×2, 3×3) input transform of one input channel over a run of tiles of one tile
@@ -98,6 +99,8 @@ struct KernelSet {
   float (*dot)(const float* a, const float* b, int n);
   void (*wino_in)(const WinoInArgs& a);
   void (*wino_out)(const WinoOutArgs& a);
+  // Orders this thread's non-temporal stores before later stores (call at the end of a task).
+  void (*store_fence)();
 };
 
 // Available variants, best first (always ends with the scalar one).

@@ -14,6 +14,8 @@ constexpr int VL = 8;
 typedef __m256 V;
 static inline V vload(const float* p) { return _mm256_loadu_ps(p); }
 static inline void vstore(float* p, V a) { _mm256_storeu_ps(p, a); }
+static inline void vstream(float* p, V a) { _mm256_stream_ps(p, a); }
+static void vfence() { _mm_sfence(); }
 static inline V vset1(float x) { return _mm256_set1_ps(x); }
 static inline V vzero() { return _mm256_setzero_ps(); }
 static inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }

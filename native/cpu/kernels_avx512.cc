@@ -14,6 +14,8 @@ constexpr int VL = 16;
 typedef __m512 V;
 static inline V vload(const float* p) { return _mm512_loadu_ps(p); }
 static inline void vstore(float* p, V a) { _mm512_storeu_ps(p, a); }
+static inline void vstream(float* p, V a) { _mm512_stream_ps(p, a); }
+static void vfence() { _mm_sfence(); }
 static inline V vset1(float x) { return _mm512_set1_ps(x); }
 static inline V vzero() { return _mm512_setzero_ps(); }
 static inline V vadd(V a, V b) { return _mm512_add_ps(a, b); }

@@ -6,6 +6,7 @@
 //   V vadd(V, V), V vmul(V, V), V vfma(V a, V b, V c) (a·b + c), V vmax(V, V), V vmin(V, V),
 //   void vinterleave(V a, V b, V* lo, V* hi)   lo = a0 b0 a1 b1 …, hi = the upper halves
 //   void vdeinterleave(const float* p, V* even, V* odd)   from 2·VL floats at p
+//   void vstream(float*, V) (non-temporal, p aligned to VL floats), void vfence()
 //   V vsub(V, V), V vand(V, V) (bitwise), V vloadmask(const uint32_t*) (VL words as a vector)
 //   constexpr int kMR, kNV;           GEMM tile: kMR rows × kNV·VL columns
 //   constexpr int kSmallP, kSmallNV;  small-N tile: kSmallP panels of kMR rows × kSmallNV·VL columns
@@ -206,6 +207,7 @@ static void upconv_v(float* __restrict dst, const float* zm, const float* zc, co
   // Column phase p of a ky block is at offset p·W.
   const EpiVec ev(e);
   const V q = vset1(0.25f), t = vset1(0.75f);
+  const bool stream = e.stream && (reinterpret_cast<uintptr_t>(dst) % (VL * sizeof(float))) == 0;
   int n = 0;
   for (; n + VL <= W; n += VL) {
     V p0 = vfma(q, vadd(vadd(vload(qa + n), vload(qb + n)), vload(qc + n)),
@@ -216,8 +218,13 @@ static void upconv_v(float* __restrict dst, const float* zm, const float* zc, co
     V lo, hi;
     vinterleave(p0, p1, &lo, &hi);
     const float* nz = e.noise ? e.noise + 2 * n : nullptr;
-    vstore(dst + 2 * n, ev.apply(lo, nz));
-    vstore(dst + 2 * n + VL, ev.apply(hi, nz ? nz + VL : nullptr));
+    if (stream) {
+      vstream(dst + 2 * n, ev.apply(lo, nz));
+      vstream(dst + 2 * n + VL, ev.apply(hi, nz ? nz + VL : nullptr));
+    } else {
+      vstore(dst + 2 * n, ev.apply(lo, nz));
+      vstore(dst + 2 * n + VL, ev.apply(hi, nz ? nz + VL : nullptr));
+    }
   }
   for (; n < W; ++n) {
     for (int p = 0; p < 2; ++p) {
@@ -472,6 +479,7 @@ static const KernelSet* make_kernel_set(const char* name) {
                                &torgb_row,
                                &dot,
                                &wino_in,
-                               &wino_out};
+                               &wino_out,
+                               &vfence};
   return &ks;
 }

@@ -1,4 +1,5 @@
 // Portable kernel variant: plain C++ on 4-float "vectors" (the compiler may use SSE / NEON).
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -21,6 +22,8 @@ static inline V vload(const float* p) {
 static inline void vstore(float* p, V a) {
   for (int i = 0; i < VL; ++i) p[i] = a.f[i];
 }
+static inline void vstream(float* p, V a) { vstore(p, a); }
+static void vfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 static inline V vset1(float x) {
   V r;
   for (int i = 0; i < VL; ++i) r.f[i] = x;
