@@ -125,6 +125,17 @@ constexpr int kWinoMinTiles = 256;   // below it, Winograd's weight traffic outw
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
 
+// CPU time of the calling thread in ms (0 where unavailable); for FACEGAN_CPU_PROFILE only.
+double thread_cpu_ms() {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) * 1e-6;
+#else
+  return 0.0;
+#endif
+}
+
 struct ConvPrep {
   const LayerDesc* L = nullptr;
   int index = 0;  // layer index in the network (for noise streams)
@@ -399,12 +410,7 @@ class CpuBackend : public Backend {
     int img_cur = -1, img_res = 0;
     static const bool profile = std::getenv("FACEGAN_CPU_PROFILE") != nullptr;
     const auto batch_t0 = std::chrono::steady_clock::now();
-    double batch_c0 = 0.0;
-    if (profile) {
-      timespec ts;
-      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-      batch_c0 = ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-    }
+    const double batch_c0 = profile ? thread_cpu_ms() : 0.0;
     int skip_layer = -1;  // a ToRGB already run fused into the previous convolution
     for (int li = 0; li < nl; ++li) {
       const LayerDesc& L = net.layers[size_t(li)];
@@ -414,15 +420,6 @@ class CpuBackend : public Backend {
         int nb;
         std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
         double c0 = thread_cpu_ms();
-        static double thread_cpu_ms() {
-#if defined(CLOCK_THREAD_CPUTIME_ID)
-          timespec ts;
-          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-          return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-#else
-          return 0.0;
-#endif
-        }
         ~Report() {
           if (!profile) return;
           double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -483,13 +480,10 @@ class CpuBackend : public Backend {
         img_res = L.out_res;
       }
     }
-    if (profile) {
-      timespec ts;
-      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    if (profile)
       std::fprintf(stderr, "  total: %.2f ms wall, %.2f ms caller cpu (batch %d)\n",
                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - batch_t0).count(),
-                   ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6 - batch_c0, nb);
-    }
+                   thread_cpu_ms() - batch_c0, nb);
     // Outputs.
     const float* fimg = img_[img_cur].data();
     const size_t isz = size_t(IC) * R * R;

@@ -427,6 +427,15 @@ int run_compare(const Opts& o) {
   return ck.fail ? 1 : 0;
 }
 
+void set_env(const char* name, const char* value) {
+#if defined(_WIN32)
+  _putenv_s(name, value ? value : "");
+#else
+  if (value) setenv(name, value, 1);
+  else unsetenv(name);
+#endif
+}
+
 // Builds a safetensors image: header JSON then `data_len` zero bytes.
 std::string make_st(const std::string& header, size_t data_len) {
   std::string f(8, '\0');
@@ -587,7 +596,7 @@ int run_self_test(const Opts& o) {
   const char* prev = std::getenv("FACEGAN_CPU_ISA");
   std::string saved = prev ? prev : "";
   for (int k = 0; k < nsets && k < 8; ++k) {
-    setenv("FACEGAN_CPU_ISA", sets[k]->name, 1);
+    set_env("FACEGAN_CPU_ISA", sets[k]->name);
     for (const char* cfg : {"gray16", "tiny", "tinyc", "wide256"}) {
       for (int batch : {1, 3}) {
         Opts c = o;
@@ -603,8 +612,7 @@ int run_self_test(const Opts& o) {
       }
     }
   }
-  if (prev) setenv("FACEGAN_CPU_ISA", saved.c_str(), 1);
-  else unsetenv("FACEGAN_CPU_ISA");
+  set_env("FACEGAN_CPU_ISA", prev ? saved.c_str() : nullptr);
   std::printf("self-test summary: %s  %d passed, %d failed\n", ck.fail ? "FAIL" : "PASS", ck.pass, ck.fail);
   return ck.fail ? 1 : 0;
 }
