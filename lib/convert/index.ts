@@ -1,20 +1,24 @@
 /**
  * Checkpoint reading and conversion: StyleGAN2 network pickles (StyleGAN2-ADA / StyleGAN3-repo
- * PyTorch, TensorFlow StyleGAN2) and facegan safetensors files → `{ config, tensors }` with the
- * canonical names of docs/weights-format.md, and conversion to facegan safetensors.
+ * PyTorch, TensorFlow StyleGAN2), rosinality `.pt` files, ProGAN TensorFlow.js graph models and
+ * facegan safetensors files → `{ config, tensors }` with the canonical names of
+ * docs/weights-format.md (StyleGAN2) and docs/progan.md (ProGAN), and conversion to facegan
+ * safetensors.
  *
  * Nothing here runs Python or executes anything from a file: pickles are read by a restricted
  * reader with an allow-list of data-only globals (see `NETWORK_PICKLE_GLOBALS`).
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { FaceganError, invalidOption } from '../errors.js';
 import {
   bfloat16ToFloat32, float16ToFloat32, float32ToFloat16, looksLikeSafetensors, readSafetensors, writeSafetensors,
   type SafetensorsTensor,
 } from '../safetensors.js';
 import { listGlobals, unpickle } from './pickle.js';
+import { proganTensorShapes, validateProganConfig, validateProganTensors, type ProganConfig } from './progan.js';
 import { readRosinalityCheckpoint } from './rosinality.js';
+import { readTfjsGraphModel } from './tfjs.js';
 import { isLegacyTorchStream } from './torch.js';
 import {
   NETWORK_PICKLE_GLOBALS, checkResampleFilter, convertNetworkPickle, expectedTensorShapes, isResampleFilterName,
@@ -23,11 +27,15 @@ import {
 } from './stylegan2.js';
 
 export type { Float32Tensor, StyleGAN2Config } from './stylegan2.js';
+export type { ProganConfig } from './progan.js';
+
+/** The configuration of any generator this library runs. */
+export type GeneratorConfig = StyleGAN2Config | ProganConfig;
 export { channelsAt, blockResolutions, expectedTensorShapes, validateConfig, validateTensorShapes } from './stylegan2.js';
 
 /** A generator read from any supported file, every tensor float32. */
 export interface Checkpoint {
-  config: StyleGAN2Config;
+  config: GeneratorConfig;
   /** Exactly the canonical tensors, in canonical order. */
   tensors: Map<string, Float32Tensor>;
   /**
@@ -36,7 +44,7 @@ export interface Checkpoint {
    */
   source: string;
   /** How this file was read (`zip`: a PyTorch zip archive, i.e. a torch.save `.pt` file). */
-  format: 'pickle' | 'safetensors' | 'zip';
+  format: 'pickle' | 'safetensors' | 'zip' | 'tfjs';
 }
 
 /** A tensor of a facegan safetensors file: F16/BF16 data are `Uint16Array`s of raw bits. */
@@ -45,7 +53,7 @@ export type ModelTensor =
   | { dtype: 'F16' | 'BF16'; shape: number[]; data: Uint16Array };
 
 export interface SafetensorsModel {
-  config: StyleGAN2Config;
+  config: GeneratorConfig;
   /** The canonical tensors, in canonical order, as views into the buffer where aligned. */
   tensors: Map<string, ModelTensor>;
   /** The `source` recorded in the file (informational; '' when absent). */
@@ -103,12 +111,21 @@ export function readSafetensorsModel(buffer: Uint8Array): SafetensorsModel {
   } catch (err) {
     throw new FaceganError('ERR_CORRUPT_FILE', 'Corrupt facegan file: __metadata__.config is not valid JSON', { cause: err });
   }
-  const config = validateConfig(raw);
-  const present = new Map<string, ModelTensor>();
   for (const [name, t] of file.tensors) {
     if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') {
       throw new FaceganError('ERR_CORRUPT_FILE', `Corrupt facegan file: tensor ${name} has dtype ${t.dtype} (expected F32, F16 or BF16)`);
     }
+  }
+  const tensors = new Map<string, ModelTensor>();
+  if ((raw as { arch?: unknown } | null)?.arch === 'progan') {
+    const config = validateProganConfig(raw);
+    validateProganTensors(config, file.tensors);
+    for (const name of proganTensorShapes(config).keys()) tensors.set(name, file.tensors.get(name) as ModelTensor);
+    return { config, tensors, source: meta.source ?? '', metadata: meta };
+  }
+  const config = validateConfig(raw);
+  const present = new Map<string, ModelTensor>();
+  for (const [name, t] of file.tensors) {
     if (isResampleFilterName(name)) {
       checkResampleFilter(name, t.shape, toFloat32(t));
       continue;
@@ -116,7 +133,6 @@ export function readSafetensorsModel(buffer: Uint8Array): SafetensorsModel {
     present.set(name, t as ModelTensor);
   }
   validateTensorShapes(config, present);
-  const tensors = new Map<string, ModelTensor>();
   for (const name of expectedTensorShapes(config).keys()) tensors.set(name, present.get(name)!);
   return { config, tensors, source: meta.source ?? '', metadata: meta };
 }
@@ -171,7 +187,8 @@ async function readInput(src: string): Promise<Buffer> {
 }
 
 /**
- * Reads a checkpoint from a path or a buffer: a facegan safetensors file, a StyleGAN2-ADA /
+ * Reads a checkpoint from a path or a buffer: a facegan safetensors file (StyleGAN2 or ProGAN), a
+ * TensorFlow.js ProGAN graph model (a directory or its model.json; paths only), a StyleGAN2-ADA /
  * StyleGAN3-repo PyTorch network pickle (uses `G_ema`), a TensorFlow StyleGAN2 pickle (uses
  * `Gs`) or a rosinality stylegan2-pytorch `.pt` checkpoint (uses `g_ema` and `latent_avg`; zip or
  * legacy torch.save format, see docs/rosinality.md). Tensors are float32; for a safetensors F32
@@ -182,13 +199,19 @@ async function readInput(src: string): Promise<Buffer> {
 export async function readCheckpoint(src: string | Uint8Array): Promise<Checkpoint> {
   if (typeof src === 'string') {
     if (src.length === 0) throw invalidOption('src', 'a file path or a Buffer', src);
+    if (src.endsWith('.json') || (await stat(src).then((st) => st.isDirectory(), () => false))) {
+      // A TensorFlow.js graph model (model.json + shards): the ProGAN reader.
+      const g = await readTfjsGraphModel(src);
+      return { config: g.config, tensors: g.tensors, source: 'tfjs graph model', format: 'tfjs' };
+    }
     return readCheckpointBuffer(await readInput(src));
   }
   if (src instanceof Uint8Array) return readCheckpointBuffer(src);
   throw invalidOption('src', 'a file path or a Buffer', src);
 }
 
-function configJson(config: StyleGAN2Config): string {
+function configJson(config: GeneratorConfig): string {
+  if (config.arch === 'progan') return JSON.stringify(config);
   const c = config;
   return JSON.stringify({
     arch: c.arch, z_dim: c.z_dim, w_dim: c.w_dim, c_dim: c.c_dim,
@@ -205,13 +228,24 @@ function configJson(config: StyleGAN2Config): string {
  * range is an error rather than an infinity.
  */
 export function serializeModel(
-  model: { config: StyleGAN2Config; tensors: ReadonlyMap<string, Float32Tensor>; source: string },
+  model: { config: GeneratorConfig; tensors: ReadonlyMap<string, Float32Tensor>; source: string },
   options: { half?: boolean } = {},
 ): Buffer {
-  const config = validateConfig(model.config);
-  validateTensorShapes(config, model.tensors);
+  let config: GeneratorConfig;
+  let names: Iterable<string>;
+  if (model.config?.arch === 'progan') {
+    const progan = validateProganConfig(model.config);
+    validateProganTensors(progan, model.tensors);
+    config = progan;
+    names = proganTensorShapes(progan).keys();
+  } else {
+    const stylegan = validateConfig(model.config);
+    validateTensorShapes(stylegan, model.tensors);
+    config = stylegan;
+    names = expectedTensorShapes(stylegan).keys();
+  }
   const out = new Map<string, SafetensorsTensor>();
-  for (const name of expectedTensorShapes(config).keys()) {
+  for (const name of names) {
     const t = model.tensors.get(name)!;
     if (!(t.data instanceof Float32Array) || t.data.length !== t.shape.reduce((a, b) => a * b, 1)) {
       throw invalidOption(`tensors.get('${name}').data`, 'a Float32Array matching its shape', t.data);

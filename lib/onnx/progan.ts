@@ -8,62 +8,16 @@
  *   per block: nearest ×2 (Resize), conv0, conv1 (each conv + bias, lrelu, pixnorm)
  *   v = conv1x1(a) + b
  */
-import { FaceganError } from '../errors.js';
-import type { ProganConfig } from '../convert/tfjs.js';
+import { validateProganConfig, validateProganTensors, type ProganConfig } from '../convert/progan.js';
 import { GraphBuilder } from './builder.js';
 import type { OnnxModel } from './model.js';
 
 type Tensors = ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: Float32Array }>;
 
-/** Every canonical ProGAN tensor with its shape (docs/progan.md), in canonical order. */
-export function proganTensorShapes(config: ProganConfig): Map<string, number[]> {
-  const C = config.channels;
-  const m = new Map<string, number[]>();
-  m.set('progan.dense.weight', [16 * C[0]!, config.z_dim]);
-  m.set('progan.dense.bias', [C[0]!]);
-  m.set('progan.b4.conv1.weight', [C[0]!, C[0]!, 3, 3]);
-  m.set('progan.b4.conv1.bias', [C[0]!]);
-  for (let i = 1; i < C.length; i++) {
-    const r = 4 << i;
-    m.set(`progan.b${r}.conv0.weight`, [C[i]!, C[i - 1]!, 3, 3]);
-    m.set(`progan.b${r}.conv0.bias`, [C[i]!]);
-    m.set(`progan.b${r}.conv1.weight`, [C[i]!, C[i]!, 3, 3]);
-    m.set(`progan.b${r}.conv1.bias`, [C[i]!]);
-  }
-  m.set('progan.torgb.weight', [config.img_channels, C[C.length - 1]!, 1, 1]);
-  m.set('progan.torgb.bias', [config.img_channels]);
-  return m;
-}
-
-function unsupported(message: string): FaceganError {
-  return new FaceganError('ERR_UNSUPPORTED_ARCH', `ONNX export: ${message}`);
-}
-
-/** Checks the parts of a ProGAN config the exporter relies on, and the tensors' shapes. */
+/** Checks the config and the tensors' shapes (shared with the facegan-file reader). */
 export function checkProgan(config: ProganConfig, tensors: Tensors): void {
-  const R = config.img_resolution;
-  const pos = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v > 0;
-  if (!pos(config.z_dim) || !pos(config.img_channels) || !pos(R) || (R & (R - 1)) !== 0 || R < 4) {
-    throw new FaceganError('ERR_CORRUPT_FILE', 'ONNX export: invalid ProGAN config (z_dim, img_channels, img_resolution)');
-  }
-  if (!Array.isArray(config.channels) || config.channels.length !== Math.log2(R) - 1 || !config.channels.every(pos)) {
-    throw new FaceganError('ERR_CORRUPT_FILE', `ONNX export: ProGAN config has ${config.channels?.length} channel counts for resolution ${R}`);
-  }
-  if (config.weight_gain !== 1) throw unsupported(`ProGAN weight_gain ${config.weight_gain} (only 1: gains folded into the weights)`);
-  if (config.upsample !== 'nearest') throw unsupported(`ProGAN upsample ${JSON.stringify(config.upsample)} (only 'nearest')`);
-  if (config.normalize_latent !== true) throw unsupported('ProGAN without latent normalisation');
-  if (!(config.lrelu_slope >= 0 && config.lrelu_slope < 1) || !(config.pixelnorm_eps > 0)) {
-    throw new FaceganError('ERR_CORRUPT_FILE', 'ONNX export: invalid ProGAN lrelu_slope / pixelnorm_eps');
-  }
-  const expected = proganTensorShapes(config);
-  for (const [name, shape] of expected) {
-    const t = tensors.get(name);
-    if (!t) throw new FaceganError('ERR_CORRUPT_FILE', `Missing tensor ${name}`);
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new FaceganError('ERR_CORRUPT_FILE', `Tensor ${name} has shape [${t.shape.join(', ')}] but the config requires [${shape.join(', ')}]`);
-    }
-  }
-  for (const name of tensors.keys()) if (!expected.has(name)) throw new FaceganError('ERR_CORRUPT_FILE', `Unexpected tensor ${JSON.stringify(name)} for this ProGAN config`);
+  validateProganConfig(config);
+  validateProganTensors(config, tensors);
 }
 
 export function proganToOnnx(config: ProganConfig, tensors: Tensors, opts: { opset: number; producerVersion: string }): OnnxModel {

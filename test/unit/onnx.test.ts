@@ -20,7 +20,7 @@ import {
   twoGraphPaths, validateOnnx, type ExportOnnxOptions,
 } from '../../lib/onnx/index.js';
 import { Message, readFields, repeatedInts } from '../../lib/onnx/proto.js';
-import { proganTensorShapes } from '../../lib/onnx/progan.js';
+import { proganTensorShapes } from '../../lib/convert/progan.js';
 import { describeFixtures, fixturePath } from '../helpers/fixtures.js';
 import { readGolden, type Golden } from '../helpers/golden.js';
 import { expectImageClose, expectWsClose, maxAbs, maxAbsDiff } from '../helpers/compare.js';
