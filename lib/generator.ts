@@ -97,7 +97,7 @@ export type GenerateOptions = LatentOptions & RenderOptions;
 type ImagesFor<O> = O extends { output: 'float32' } ? FloatImage[] : Image[];
 
 export class Generator {
-  readonly info: GeneratorInfo;
+  readonly info: Readonly<GeneratorInfo>;
   #native: NativeGenerator | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #batchSize: number;
