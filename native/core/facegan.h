@@ -64,6 +64,10 @@ struct SynthesisArgs {
   const float* ws = nullptr;  // n × num_ws × w_dim
   NoiseMode noise = NoiseMode::Const;
   uint64_t noise_seed = 0;     // for NoiseMode::Random
+  // For NoiseMode::Random only: the first image of this call is image #image_offset of the
+  // request. Image i's random noise depends on (noise_seed, image_offset + i) alone, so a request
+  // split into chunks (same noise_seed, image_offset = chunk start) gives the same images.
+  uint32_t image_offset = 0;
   float* img = nullptr;        // out (optional): n × C × H × W float32, unclamped
   uint8_t* img_u8 = nullptr;   // out (optional): n × H × W × C, clamp(img·127.5+128, 0, 255) truncated
 };

@@ -10,14 +10,20 @@
 // d[n,o] = rsqrt(Σ_i s[n,i]²·Wsq[o,i] + 1e-8) uses Wsq = Σ_k W[o,i,k]² precomputed at load;
 // ×d, noise, bias, lrelu·√2 and the clamp are applied to the GEMM result while it is in cache.
 //
+// Batch invariance: an image's bits never depend on the batch size, its position in the batch
+// or the thread count. Every algorithm choice (Winograd or direct, the K blocking, the fused
+// ToRGB) depends on the layer shape only; work is split across threads over output pixels and
+// channels, never inside a reduction; and the kernels give a value the same arithmetic wherever
+// it falls in a run (kernels_impl.h). facegan-check verifies it bit for bit.
+//
 // 3×3 convolutions (up 1):
-//  - Winograd F(2×2, 3×3) from 8² up when a call has ≥ 256 tiles (always from 32² up): 16
+//  - Winograd F(2×2, 3×3) from 16² up (kWinoMinRes): 16
 //    GEMMs U[ξ] (C_out × C_in, precomputed G·g·Gᵀ) × V[ξ] (C_in × tiles), 4 MACs per output
 //    pixel instead of 9; input transform fused with the style scaling, output transform with
 //    the epilogue and (when the task holds every output channel) with the following ToRGB and
 //    the skip upsampling of the previous image, so the activations are not read twice.
-//  - otherwise (4², small batches at 8²/16²) an im2col-packed GEMM with the register-blocked
-//    micro-kernel, or the small-N kernels when there are only a few pixels.
+//  - below (4², 8²) an im2col-packed GEMM with the register-blocked micro-kernel, or the
+//    small-N kernels when there are only a few pixels (the same arithmetic per output).
 //
 // Up-convolutions (transposed 3×3 stride 2, then the [1,3,3,1]² FIR, gain 4, padding 1) run as
 // a 1×1 GEMM Y[(o,ky,kx), pixel] = Σ_c W[o,c,ky,kx]·s[c]·x[c, pixel] over the low-resolution
@@ -32,7 +38,7 @@
 // upsampling (out[2j] = .25·x[j−1] + .75·x[j], out[2j+1] = .75·x[j] + .25·x[j+1]).
 //
 // Environment knobs (for experiments and checks): FACEGAN_CPU_ISA=scalar|avx2|avx512,
-// FACEGAN_CPU_WINOGRAD=0, FACEGAN_CPU_FUSE_RGB=0, FACEGAN_CPU_STREAM_KB=N (non-temporal stores
+// FACEGAN_CPU_WINOGRAD=0, FACEGAN_CPU_WINO_MIN_RES=N, FACEGAN_CPU_FUSE_RGB=0, FACEGAN_CPU_STREAM_KB=N (non-temporal stores
 // for up-conv outputs of at least N KiB; 0 = never), FACEGAN_CPU_PROFILE=1 (per-layer timings).
 #include <algorithm>
 #include <chrono>
@@ -119,8 +125,10 @@ class Buf {
   size_t n_ = 0;
 };
 
-constexpr int kWinoAlwaysRes = 32;  // Winograd only from this resolution up
-constexpr int kWinoMinTiles = 256;   // below it, Winograd's weight traffic outweighs its savings
+// 3×3 convolutions (up 1) run as Winograd from this output resolution up and as the direct
+// GEMM below it. The choice depends on the layer shape only, never on the batch, so that an
+// image's bits do not depend on the batch it is computed in.
+constexpr int kWinoMinRes = 16;
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
@@ -192,6 +200,7 @@ class CpuBackend : public Backend {
     const char* fenv = std::getenv("FACEGAN_CPU_FUSE_RGB");
     fuse_rgb_ = !(fenv && fenv[0] == '0');
     stream_min_ = size_t(env_int("FACEGAN_CPU_STREAM_KB", 32 << 10)) << 10;
+    const int wino_min_res = std::max(4, env_int("FACEGAN_CPU_WINO_MIN_RES", kWinoMinRes));
     size_t max_cols = size_t(nc_target_), max_crows = 0, max_z = 0, max_bp = 0;
     max_act_ = size_t(net.const_ch) * 16;
     size_t demod_total = 0;
@@ -223,10 +232,9 @@ class CpuBackend : public Backend {
         const int panels = ceil_div(Co, MR);
         cp.group_off = {0};
         cp.group_panels = {panels};
-        // Winograd from 8² up; from 32² up (≥ 256 tiles per image) it always wins, so the
-        // direct GEMM's packed weights are kept only below that (small batches pick them).
-        const bool wino = use_wino && L.out_res >= 8;
-        cp.direct = !wino || L.out_res < kWinoAlwaysRes;
+        // One algorithm per layer (see kWinoMinRes).
+        const bool wino = use_wino && L.out_res >= wino_min_res;
+        cp.direct = !wino;
         if (cp.direct) {
           cp.A.reserve(size_t(panels) * MR * cp.K);
           float* A = cp.A.data();
@@ -438,15 +446,15 @@ class CpuBackend : public Backend {
           run_or_throw(nb * chunks, [&](int t, int) {
             const int img = t / chunks, c = t % chunks;
             const size_t b = HW * size_t(c) / size_t(chunks), e = HW * size_t(c + 1) / size_t(chunks);
-            noise_fill(noise_stream_key(a.noise_seed, start + img, li), b, e, noise_.data() + img * HW + b);
+            noise_fill(noise_stream_key(a.noise_seed, int(a.image_offset) + start + img, li), b, e,
+                       noise_.data() + img * HW + b);
           });
           noise = noise_.data();
         }
         const int dst = x_stride ? 1 - cur : 0;
         float* out = act_[dst].data();
         const size_t out_stride = size_t(L.out_ch) * L.out_res * L.out_res;
-        const int tiles = nb * (L.out_res / 2) * (L.out_res / 2);
-        if (L.up == 1 && cp.wino && (!cp.direct || tiles >= kWinoMinTiles)) {
+        if (L.up == 1 && cp.wino) {
           // Fuse the following ToRGB into this convolution when possible.
           FusedRgb fr;
           const bool next_rgb = li + 1 < nl && net.layers[size_t(li + 1)].kind == LayerDesc::ToRGB &&

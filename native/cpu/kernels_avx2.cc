@@ -15,6 +15,10 @@ typedef __m256 V;
 static inline V vload(const float* p) { return _mm256_loadu_ps(p); }
 static inline void vstore(float* p, V a) { _mm256_storeu_ps(p, a); }
 static inline void vstream(float* p, V a) { _mm256_stream_ps(p, a); }
+alignas(64) static const int32_t kLaneMask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+static inline __m256i lane_mask(int n) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLaneMask + 8 - n)); }
+static inline V vloadn(const float* p, int n) { return _mm256_maskload_ps(p, lane_mask(n)); }
+static inline void vstoren(float* p, V a, int n) { _mm256_maskstore_ps(p, lane_mask(n), a); }
 static void vfence() { _mm_sfence(); }
 static inline V vset1(float x) { return _mm256_set1_ps(x); }
 static inline V vzero() { return _mm256_setzero_ps(); }

@@ -15,6 +15,8 @@ typedef __m512 V;
 static inline V vload(const float* p) { return _mm512_loadu_ps(p); }
 static inline void vstore(float* p, V a) { _mm512_storeu_ps(p, a); }
 static inline void vstream(float* p, V a) { _mm512_stream_ps(p, a); }
+static inline V vloadn(const float* p, int n) { return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1u), p); }
+static inline void vstoren(float* p, V a, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1u), a); }
 static void vfence() { _mm_sfence(); }
 static inline V vset1(float x) { return _mm512_set1_ps(x); }
 static inline V vzero() { return _mm512_setzero_ps(); }

@@ -8,9 +8,17 @@
 //   void vdeinterleave(const float* p, V* even, V* odd)   from 2·VL floats at p
 //   void vstream(float*, V) (non-temporal, p aligned to VL floats), void vfence()
 //   V vsub(V, V), V vand(V, V) (bitwise), V vloadmask(const uint32_t*) (VL words as a vector)
+//   V vloadn(const float* p, int n)   lanes [0, n) from p, the others 0 (0 ≤ n ≤ VL; reads only n)
+//   void vstoren(float* p, V, int n)  lanes [0, n) to p (writes only n)
 //   constexpr int kMR, kNV;           GEMM tile: kMR rows × kNV·VL columns
 //   constexpr int kSmallP, kSmallNV;  small-N tile: kSmallP panels of kMR rows × kSmallNV·VL columns
 // Everything here has internal linkage (static) so that the variants never collide.
+//
+// Batch invariance: a value's arithmetic must not depend on where it falls in a run (vector
+// body or tail, first or last tile of a task), because runs are cut where a task's columns
+// begin and end, which depends on the batch. So every tail goes through the same vector code
+// as the body, on partial loads / stores (vloadn / vstoren), never through a scalar variant
+// whose rounding (fused or not) could differ.
 
 static constexpr int kNR = kNV * VL;
 static constexpr float kSqrt2f = 1.41421356237309504880f;
@@ -143,21 +151,26 @@ struct EpiVec {
   explicit EpiVec(const EpilogueArgs& e)
       : d(vset1(e.d)), b(vset1(e.bias)), ns(vset1(e.noise_strength)), slope(vset1(0.2f)), gain(vset1(kSqrt2f)),
         lo(vset1(-e.clamp)), hi(vset1(e.clamp)), noise(e.noise != nullptr), act(e.act), clamp(e.clamp >= 0.0f) {}
-  inline V apply(V v, const float* noise_ptr) const {
+  // nz: the noise values (used only when the layer has noise).
+  inline V apply_n(V v, V nz) const {
     v = vmul(v, d);
-    if (noise) v = vadd(v, vmul(vload(noise_ptr), ns));
+    if (noise) v = vadd(v, vmul(nz, ns));
     v = vadd(v, b);
     if (act) v = vmul(vmax(v, vmul(v, slope)), gain);
     if (clamp) v = vmin(vmax(v, lo), hi);
     return v;
   }
+  inline V apply(V v, const float* noise_ptr) const { return apply_n(v, noise ? vload(noise_ptr) : vzero()); }
 };
 
 static void epilogue(float* __restrict dst, const float* __restrict src, int n, const EpilogueArgs& e) {
   const EpiVec ev(e);
   int i = 0;
   for (; i + VL <= n; i += VL) vstore(dst + i, ev.apply(vload(src + i), e.noise ? e.noise + i : nullptr));
-  for (; i < n; ++i) dst[i] = epi_scalar(src[i], e, e.noise, i);
+  if (i < n) {
+    const int r = n - i;
+    vstoren(dst + i, ev.apply_n(vloadn(src + i, r), e.noise ? vloadn(e.noise + i, r) : vzero()), r);
+  }
 }
 
 // Up-conv horizontal pass (see kernels.h). With f = [1,3,3,1]/4 per axis:
@@ -265,14 +278,23 @@ static void torgb_row(float* out, size_t ostride, const float* act, size_t cstri
         }
       }
     }
-    for (; x < W; ++x) {
+    // The rest one vector at a time (the last one partial), with the same arithmetic per lane.
+    for (; x < W; x += VL) {
+      const int r = W - x < VL ? W - x : VL;
+      V acc[4];
+      for (int j = 0; j < 4; ++j) acc[j] = vzero();
+      for (int c = 0; c < C; ++c) {
+        const float* a = act + size_t(c) * cstride + x;
+        V xv = r == VL ? vload(a) : vloadn(a, r);
+        for (int j = 0; j < kn; ++j) acc[j] = vfma(vset1(w[size_t(k0 + j) * C + c]), xv, acc[j]);
+      }
       for (int j = 0; j < kn; ++j) {
-        float acc = 0.0f;
-        for (int c = 0; c < C; ++c) acc += w[size_t(k0 + j) * C + c] * act[size_t(c) * cstride + x];
-        float v = acc + bias[k0 + j];
-        if (do_clamp) v = v < -clamp ? -clamp : (v > clamp ? clamp : v);
         float* o = out + size_t(k0 + j) * ostride + x;
-        *o = accumulate ? *o + v : v;
+        V v = vadd(acc[j], vset1(bias[k0 + j]));
+        if (do_clamp) v = vmin(vmax(v, lo), hi);
+        if (accumulate) v = vadd(v, r == VL ? vload(o) : vloadn(o, r));
+        if (r == VL) vstore(o, v);
+        else vstoren(o, v, r);
       }
     }
   }
@@ -298,7 +320,7 @@ static float dot(const float* a, const float* b, int n) {
 }
 
 // Winograd F(2×2, 3×3): Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], Aᵀ = [1 1 1 0; 0 1 −1 −1].
-static inline void wino_in_store(float* dst, size_t xs, const V (&d)[4][4]) {
+static inline void wino_in_store(float* dst, size_t xs, const V (&d)[4][4], int n) {
   V t[4][4];
   for (int r = 0; r < 4; ++r) {
     t[r][0] = vsub(d[r][0], d[r][2]);
@@ -306,77 +328,18 @@ static inline void wino_in_store(float* dst, size_t xs, const V (&d)[4][4]) {
     t[r][2] = vsub(d[r][2], d[r][1]);
     t[r][3] = vsub(d[r][1], d[r][3]);
   }
+  V u[4][4];
   for (int c = 0; c < 4; ++c) {
-    vstore(dst + (0 * 4 + c) * xs, vsub(t[0][c], t[2][c]));
-    vstore(dst + (1 * 4 + c) * xs, vadd(t[1][c], t[2][c]));
-    vstore(dst + (2 * 4 + c) * xs, vsub(t[2][c], t[1][c]));
-    vstore(dst + (3 * 4 + c) * xs, vsub(t[1][c], t[3][c]));
+    u[0][c] = vsub(t[0][c], t[2][c]);
+    u[1][c] = vadd(t[1][c], t[2][c]);
+    u[2][c] = vsub(t[2][c], t[1][c]);
+    u[3][c] = vsub(t[1][c], t[3][c]);
   }
-}
-
-// Tiles [ja, jb) of a run through a zero-padded, scaled copy of each source row split into
-// even / odd columns (any position, image edges included).
-static void wino_in_general(const WinoInArgs& a, int ja, int jb) {
-  constexpr int kMaxLen = 128;
-  constexpr int kT = 2 * kMaxLen + 2 + 2 * VL;
-  constexpr int kEO = kMaxLen + 1 + VL;
-  alignas(64) float T[kT];
-  alignas(64) float E[4][kEO], O[4][kEO];
-  const size_t xs = a.xi_stride;
-  const int n = jb - ja;
-  const int xs0 = 2 * (a.tx0 + ja) - 1;
-  const int n2 = 2 * (n + 1);
-  const int n2p = (n2 + 2 * VL - 1) / (2 * VL) * (2 * VL);
-  for (int r = 0; r < 4; ++r) {
-    const float* row = a.rows[r];
-    if (!row) {
-      for (int j = 0; j < n + 1; ++j) E[r][j] = O[r][j] = 0.0f;
-      continue;
-    }
-    int q = 0;
-    while (q < n2 && xs0 + q < 0) T[q++] = 0.0f;
-    int qend = a.W - xs0;
-    if (qend > n2) qend = n2;
-    if (qend > q) {
-      scale_copy(T + q, row + xs0 + q, qend - q, a.s);
-      q = qend;
-    }
-    for (; q < n2p; ++q) T[q] = 0.0f;
-    for (int j = 0; j < n + 1; j += VL) {
-      V ev, od;
-      vdeinterleave(T + 2 * j, &ev, &od);
-      vstore(&O[r][j], ev);  // T[2j] = x[2t − 1]
-      vstore(&E[r][j], od);  // T[2j+1] = x[2t]
-    }
-  }
-  int j = 0;
-  for (; j + VL <= n; j += VL) {
-    V d[4][4];
-    for (int r = 0; r < 4; ++r) {
-      d[r][0] = vload(&O[r][j]);
-      d[r][1] = vload(&E[r][j]);
-      d[r][2] = vload(&O[r][j + 1]);
-      d[r][3] = vload(&E[r][j + 1]);
-    }
-    wino_in_store(a.dst + ja + j, xs, d);
-  }
-  for (; j < n; ++j) {
-    float t[4][4];
-    for (int r = 0; r < 4; ++r) {
-      float d0 = O[r][j], d1 = E[r][j], d2 = O[r][j + 1], d3 = E[r][j + 1];
-      t[r][0] = d0 - d2;
-      t[r][1] = d1 + d2;
-      t[r][2] = d2 - d1;
-      t[r][3] = d1 - d3;
-    }
-    float* dst = a.dst + ja + j;
+  for (int r = 0; r < 4; ++r)
     for (int c = 0; c < 4; ++c) {
-      dst[(0 * 4 + c) * xs] = t[0][c] - t[2][c];
-      dst[(1 * 4 + c) * xs] = t[1][c] + t[2][c];
-      dst[(2 * 4 + c) * xs] = t[2][c] - t[1][c];
-      dst[(3 * 4 + c) * xs] = t[1][c] - t[3][c];
+      if (n == VL) vstore(dst + (r * 4 + c) * xs, u[r][c]);
+      else vstoren(dst + (r * 4 + c) * xs, u[r][c], n);
     }
-  }
 }
 
 // Lane masks: loading VL words at kMaskFirstOff + 15 gives lane 0 cleared, the rest set;
@@ -388,6 +351,30 @@ alignas(64) static const uint32_t kMaskLastOff[32] = {~0u, ~0u, ~0u, ~0u, ~0u, ~
                                                       ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u,
                                                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
+// VL tiles (n of them stored): p[r] points at x[2t − 1] of input row r for the first tile t
+// (nullptr: a zero row); 2·VL + 2 floats are read from each. `left` / `right`: the first /
+// last lane's tile is at the image edge, whose x[−1] / x[W] read there is masked to 0.
+static inline void wino_in_vec(const float* const (&p)[4], V vs, bool left, bool right, V first_off, V last_off,
+                               float* dst, size_t xs, int n) {
+  V d[4][4];
+  for (int r = 0; r < 4; ++r) {
+    if (!p[r]) {
+      d[r][0] = d[r][1] = d[r][2] = d[r][3] = vzero();
+      continue;
+    }
+    V o0, e0, o1, e1;
+    vdeinterleave(p[r], &o0, &e0);      // x[2t−1], x[2t]
+    vdeinterleave(p[r] + 2, &o1, &e1);  // x[2t+1], x[2t+2]
+    if (left) o0 = vand(o0, first_off);
+    if (right) e1 = vand(e1, last_off);
+    d[r][0] = vmul(o0, vs);
+    d[r][1] = vmul(e0, vs);
+    d[r][2] = vmul(o1, vs);
+    d[r][3] = vmul(e1, vs);
+  }
+  wino_in_store(dst, xs, d, n);
+}
+
 static void wino_in(const WinoInArgs& a) {
   const int len = a.len, TW = a.W / 2;
   const int x0 = 2 * a.tx0 - 1;  // source column of tile 0's first tap
@@ -398,27 +385,54 @@ static void wino_in(const WinoInArgs& a) {
   for (int j = 0; j < nfull; j += VL) {
     const bool left = x0 + 2 * j < 0;          // tile 0 of the row: x[−1] is padding
     const bool right = a.tx0 + j + VL == TW;    // last tile of the row: x[W] is padding
-    V d[4][4];
-    for (int r = 0; r < 4; ++r) {
-      const float* row = a.rows[r];
-      if (!row) {
-        d[r][0] = d[r][1] = d[r][2] = d[r][3] = vzero();
-        continue;
-      }
-      const float* p = row + x0 + 2 * j;
-      V o0, e0, o1, e1;
-      vdeinterleave(p, &o0, &e0);      // x[2t−1], x[2t]
-      vdeinterleave(p + 2, &o1, &e1);  // x[2t+1], x[2t+2]
-      if (left) o0 = vand(o0, first_off);
-      if (right) e1 = vand(e1, last_off);
-      d[r][0] = vmul(o0, vs);
-      d[r][1] = vmul(e0, vs);
-      d[r][2] = vmul(o1, vs);
-      d[r][3] = vmul(e1, vs);
-    }
-    wino_in_store(a.dst + j, a.xi_stride, d);
+    const float* p[4];
+    for (int r = 0; r < 4; ++r) p[r] = a.rows[r] ? a.rows[r] + x0 + 2 * j : nullptr;
+    wino_in_vec(p, vs, left, right, first_off, last_off, a.dst + j, a.xi_stride, VL);
   }
-  if (nfull < len) wino_in_general(a, nfull, len);
+  if (nfull < len) {
+    // The last tiles: the same vector code on zero-padded copies of the source columns.
+    const int n = len - nfull;
+    const int xs0 = x0 + 2 * nfull;
+    alignas(64) float T[4][2 * VL + 2 + VL];
+    const float* p[4];
+    for (int r = 0; r < 4; ++r) {
+      p[r] = nullptr;
+      if (!a.rows[r]) continue;
+      for (int q = 0; q < 2 * VL + 2; ++q) {
+        const int x = xs0 + q;
+        T[r][q] = (q < 2 * n + 2 && x >= 0 && x < a.W) ? a.rows[r][x] : 0.0f;
+      }
+      p[r] = T[r];
+    }
+    wino_in_vec(p, vs, false, false, first_off, last_off, a.dst + nfull, a.xi_stride, n);
+  }
+}
+
+// n ≤ VL tiles from m (plane ξ at m + ξ·xs) to 2n outputs of each of the two rows.
+static inline void wino_out_vec(const float* m, size_t xs, int n, float* const (&outs)[2],
+                                const float* const (&noises)[2], const EpiVec& ev) {
+  V u[2][4];
+  for (int c = 0; c < 4; ++c) {
+    V mm[4];
+    for (int i = 0; i < 4; ++i) mm[i] = n == VL ? vload(m + (i * 4 + c) * xs) : vloadn(m + (i * 4 + c) * xs, n);
+    u[0][c] = vadd(vadd(mm[0], mm[1]), mm[2]);
+    u[1][c] = vsub(vsub(mm[1], mm[2]), mm[3]);
+  }
+  const int nlo = 2 * n < VL ? 2 * n : VL, nhi = 2 * n - nlo;
+  for (int r = 0; r < 2; ++r) {
+    V y0 = vadd(vadd(u[r][0], u[r][1]), u[r][2]);
+    V y1 = vsub(vsub(u[r][1], u[r][2]), u[r][3]);
+    V lo, hi;
+    vinterleave(y0, y1, &lo, &hi);
+    const float* nz = noises[r];
+    if (n == VL) {
+      vstore(outs[r], ev.apply_n(lo, nz ? vload(nz) : vzero()));
+      vstore(outs[r] + VL, ev.apply_n(hi, nz ? vload(nz + VL) : vzero()));
+    } else {
+      vstoren(outs[r], ev.apply_n(lo, nz ? vloadn(nz, nlo) : vzero()), nlo);
+      if (nhi > 0) vstoren(outs[r] + VL, ev.apply_n(hi, nz ? vloadn(nz + VL, nhi) : vzero()), nhi);
+    }
+  }
 }
 
 static void wino_out(const WinoOutArgs& a) {
@@ -426,40 +440,11 @@ static void wino_out(const WinoOutArgs& a) {
   EpilogueArgs e = a.e;
   e.noise = a.noise0;  // only its presence matters to EpiVec
   const EpiVec ev(e);
-  float* outs[2] = {a.out0, a.out1};
-  const float* noises[2] = {a.noise0, a.noise1};
-  int j = 0;
-  for (; j + VL <= a.len; j += VL) {
-    const float* m = a.m + j;
-    V u[2][4];
-    for (int c = 0; c < 4; ++c) {
-      V m0 = vload(m + (0 * 4 + c) * xs), m1 = vload(m + (1 * 4 + c) * xs);
-      V m2 = vload(m + (2 * 4 + c) * xs), m3 = vload(m + (3 * 4 + c) * xs);
-      u[0][c] = vadd(vadd(m0, m1), m2);
-      u[1][c] = vsub(vsub(m1, m2), m3);
-    }
-    for (int r = 0; r < 2; ++r) {
-      V y0 = vadd(vadd(u[r][0], u[r][1]), u[r][2]);
-      V y1 = vsub(vsub(u[r][1], u[r][2]), u[r][3]);
-      V lo, hi;
-      vinterleave(y0, y1, &lo, &hi);
-      const float* nz = noises[r] ? noises[r] + 2 * j : nullptr;
-      vstore(outs[r] + 2 * j, ev.apply(lo, nz));
-      vstore(outs[r] + 2 * j + VL, ev.apply(hi, nz ? nz + VL : nullptr));
-    }
-  }
-  for (; j < a.len; ++j) {
-    const float* m = a.m + j;
-    float u[2][4];
-    for (int c = 0; c < 4; ++c) {
-      float m0 = m[(0 * 4 + c) * xs], m1 = m[(1 * 4 + c) * xs], m2 = m[(2 * 4 + c) * xs], m3 = m[(3 * 4 + c) * xs];
-      u[0][c] = m0 + m1 + m2;
-      u[1][c] = m1 - m2 - m3;
-    }
-    for (int r = 0; r < 2; ++r) {
-      float y[2] = {u[r][0] + u[r][1] + u[r][2], u[r][1] - u[r][2] - u[r][3]};
-      for (int q = 0; q < 2; ++q) outs[r][2 * j + q] = epi_scalar(y[q], a.e, noises[r], 2 * j + q);
-    }
+  for (int j = 0; j < a.len; j += VL) {
+    const int n = a.len - j < VL ? a.len - j : VL;
+    float* const outs[2] = {a.out0 + 2 * j, a.out1 + 2 * j};
+    const float* const noises[2] = {a.noise0 ? a.noise0 + 2 * j : nullptr, a.noise1 ? a.noise1 + 2 * j : nullptr};
+    wino_out_vec(a.m + j, xs, n, outs, noises, ev);
   }
 }
 

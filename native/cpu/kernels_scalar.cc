@@ -23,6 +23,14 @@ static inline void vstore(float* p, V a) {
   for (int i = 0; i < VL; ++i) p[i] = a.f[i];
 }
 static inline void vstream(float* p, V a) { vstore(p, a); }
+static inline V vloadn(const float* p, int n) {
+  V r;
+  for (int i = 0; i < VL; ++i) r.f[i] = i < n ? p[i] : 0.0f;
+  return r;
+}
+static inline void vstoren(float* p, V a, int n) {
+  for (int i = 0; i < n; ++i) p[i] = a.f[i];
+}
 static void vfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 static inline V vset1(float x) {
   V r;

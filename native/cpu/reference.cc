@@ -38,7 +38,7 @@ class ReferenceBackend : public Backend {
     std::vector<float> img_out(size_t(IC) * R * R);
     for (int n = 0; n < a.n; ++n) {
       const float* ws = a.ws + size_t(n) * net.info.num_ws * wd;
-      synth_one(ws, a.noise, noise_stream_seed(a, n), n, img_out.data());
+      synth_one(ws, a.noise, a.noise_seed, int(a.image_offset) + n, img_out.data());
       if (a.img) {
         float* dst = a.img + size_t(n) * IC * R * R;
         for (size_t i = 0; i < img_out.size(); ++i) dst[i] = img_out[i];
@@ -50,8 +50,6 @@ class ReferenceBackend : public Backend {
 
  private:
   const Network* net_ = nullptr;
-
-  static uint64_t noise_stream_seed(const SynthesisArgs& a, int) { return a.noise_seed; }
 
   // s[i] = (w · A[i]ᵀ · affine_gain + b[i]) · style_gain
   static void styles(const LayerDesc& L, const float* w, int wd, std::vector<float>* s) {

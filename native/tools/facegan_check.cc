@@ -8,8 +8,12 @@
 //
 // Self-test: numpy_randn against known values, the JSON / safetensors readers against malformed
 // input, then the optimised CPU engine with every kernel variant this CPU supports (scalar, AVX2,
-// AVX-512) against the scalar reference engine (cpu-ref) on small random configs, batches 1 and 3.
+// AVX-512) against the scalar reference engine (cpu-ref) on small random configs, batches 1 and 3;
+// then batch invariance with every kernel variant on the random configs: the mapping, and each
+// image of a batch of 5 bit-identical to the same image in batches of 3 and 1 (const, none and
+// random noise), and with one thread as with the pool.
 //
+// Golden mode also checks batch invariance on the model (seeds 0, 1, 42, 1234, 7, psi 0.7).
 // Golden mode reads GOLDEN_PREFIX.golden.safetensors and GOLDEN_PREFIX.golden.json and prints one
 // line per check, PASS / FAIL against: ws ≤ 1e-5 relative, float images ≤ 1e-4 max abs, uint8
 // ≤ 0.1 % of values off by one and none by more (fp16 / bf16: image PSNR ≥ 40 dB). Exit 1 on any
@@ -160,6 +164,66 @@ struct Checker {
     line(ok, key, buf);
   }
 };
+
+// Batch invariance: every image must come out bit-identical whatever the batch size and its
+// position in the batch. `ws` holds 5 images; they are run as one batch of 5, as batches of 3
+// (permuted, and a contiguous slice) and one by one, in every noise mode, and compared bit for
+// bit (float and uint8). Random noise is keyed by (seed, image_offset + position), so the
+// random-noise runs keep each image's index in the request: contiguous slices with image_offset.
+void check_batch_invariance(Checker& ck, Generator& g, const std::vector<float>& ws5, const std::string& label) {
+  const ModelInfo& mi = g.info();
+  const size_t ws_n = size_t(mi.num_ws) * mi.w_dim;
+  const size_t img_n = size_t(mi.img_channels) * mi.img_resolution * mi.img_resolution;
+  if (ws5.size() != 5 * ws_n) {
+    ck.line(false, label + " batch invariance", "internal: need 5 images of ws");
+    return;
+  }
+  auto run = [&](const std::vector<int>& idx, NoiseMode mode, uint32_t offset, std::vector<float>* img,
+                 std::vector<uint8_t>* u8) -> bool {
+    const int n = int(idx.size());
+    std::vector<float> ws(size_t(n) * ws_n);
+    for (int i = 0; i < n; ++i)
+      std::copy(ws5.begin() + long(size_t(idx[size_t(i)]) * ws_n), ws5.begin() + long(size_t(idx[size_t(i)] + 1) * ws_n),
+                ws.begin() + long(size_t(i) * ws_n));
+    img->assign(size_t(n) * img_n, 0.0f);
+    u8->assign(size_t(n) * img_n, 0);
+    SynthesisArgs a;
+    a.n = n;
+    a.ws = ws.data();
+    a.noise = mode;
+    a.noise_seed = 1234567;
+    a.image_offset = offset;
+    a.img = img->data();
+    a.img_u8 = u8->data();
+    Status st = g.synthesis(a);
+    if (!st) ck.line(false, label + " batch invariance", st.message);
+    return bool(st);
+  };
+  for (NoiseMode mode : {NoiseMode::Const, NoiseMode::None, NoiseMode::Random}) {
+    const char* mname = mode == NoiseMode::Const ? "const" : mode == NoiseMode::None ? "none" : "random";
+    std::vector<float> full, part;
+    std::vector<uint8_t> full8, part8;
+    if (!run({0, 1, 2, 3, 4}, mode, 0, &full, &full8)) return;
+    // (images, image_offset) of each smaller call; image k of the call is image idx[k] of the 5.
+    struct Call { std::vector<int> idx; uint32_t offset; };
+    std::vector<Call> calls;
+    if (mode == NoiseMode::Random) calls = {{{2, 3, 4}, 2}, {{0, 1, 2}, 0}, {{0}, 0}, {{1}, 1}, {{2}, 2}, {{3}, 3}, {{4}, 4}};
+    else calls = {{{4, 0, 2}, 0}, {{1, 3, 1}, 7}, {{0}, 0}, {{1}, 0}, {{2}, 9}, {{3}, 0}, {{4}, 0}};
+    size_t bad = 0, bad8 = 0, total = 0;
+    for (const Call& c : calls) {
+      if (!run(c.idx, mode, c.offset, &part, &part8)) return;
+      for (size_t k = 0; k < c.idx.size(); ++k) {
+        const size_t src = size_t(c.idx[k]) * img_n, dst = k * img_n;
+        bad += std::memcmp(&full[src], &part[dst], img_n * sizeof(float)) != 0;
+        bad8 += std::memcmp(&full8[src], &part8[dst], img_n) != 0;
+        ++total;
+      }
+    }
+    ck.line(bad == 0 && bad8 == 0, label + " batch inv. " + mname,
+            std::to_string(bad) + "/" + std::to_string(total) + " float images, " + std::to_string(bad8) +
+                " uint8 images differ from the batch of 5 (bit-exact; batches 3 and 1)");
+  }
+}
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -340,6 +404,13 @@ int run_golden(const Opts& o) {
       std::vector<float> gimg = as_f32(*tensor(ikey));
       ck.img(ikey, img.data(), gimg.data(), size_t(n) * img_n);
     }
+  }
+  // Batch invariance on this model: seeds 0, 1, 42, 1234, 7 (classes seed % 10).
+  if (!ck.reduced || o.backend.compare(0, 3, "cpu") == 0) {
+    const std::vector<int> seeds = {0, 1, 42, 1234, 7};
+    std::vector<int> classes;
+    for (int sd : seeds) classes.push_back(sd % 10);
+    if (run_mapping(seeds, 0.7f, classes, &ws)) check_batch_invariance(ck, *gen, ws, "model");
   }
   double run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
   std::printf("summary: %s  %d passed, %d failed  (backend %s, %s, %.0f ms)\n", ck.fail ? "FAIL" : "PASS", ck.pass,
@@ -616,6 +687,75 @@ int run_self_test(const Opts& o) {
         std::fflush(stdout);
         if (run_compare(c) != 0) ck.line(false, std::string(sets[k]->name) + " " + cfg, "differs from cpu-ref");
         else ck.line(true, std::string(sets[k]->name) + " " + cfg + " b" + std::to_string(batch), "matches cpu-ref");
+      }
+    }
+  }
+  // Batch invariance of the CPU engine (every kernel variant) on the random configs, and the
+  // same images with one worker thread as with the pool.
+  for (int k = 0; k < nsets && k < 8; ++k) {
+    set_env("FACEGAN_CPU_ISA", sets[k]->name);
+    for (const char* cfg : {"gray16", "tiny", "tinyc", "wide256", "ffhq256"}) {
+      tools::RandomModelSpec spec;
+      tools::random_model_spec(cfg, &spec);
+      tools::RandomModel m;
+      tools::make_random_model(spec, 5, &m);
+      const std::string label = std::string(sets[k]->name) + " " + cfg;
+      std::unique_ptr<Generator> g, g1;
+      LoadOptions lo;
+      lo.num_threads = o.threads;
+      Status st = Generator::create(m.config_json, m.tensors, lo, &g);
+      if (!st) {
+        ck.line(false, label, st.message);
+        continue;
+      }
+      const ModelInfo& mi = g->info();
+      std::vector<float> z(size_t(5) * mi.z_dim), c(size_t(5) * std::max(1, mi.c_dim), 0.0f);
+      std::vector<float> ws(size_t(5) * mi.num_ws * mi.w_dim);
+      for (int i = 0; i < 5; ++i) {
+        std::vector<double> zd(size_t(mi.z_dim));
+        numpy_randn(uint32_t(100 + i), zd.size(), zd.data());
+        for (int j = 0; j < mi.z_dim; ++j) z[size_t(i) * mi.z_dim + j] = float(zd[size_t(j)]);
+        if (mi.c_dim) c[size_t(i) * mi.c_dim + size_t(i % mi.c_dim)] = 1.0f;
+      }
+      MappingArgs ma;
+      ma.n = 5;
+      ma.z = z.data();
+      ma.c = mi.c_dim ? c.data() : nullptr;
+      ma.psi = 0.7f;
+      ma.ws = ws.data();
+      if (!(st = g->mapping(ma))) {
+        ck.line(false, label + " mapping", st.message);
+        continue;
+      }
+      // The mapping too: image i's ws alone equals its row of the batch.
+      {
+        size_t bad = 0;
+        const size_t wn = size_t(mi.num_ws) * mi.w_dim;
+        std::vector<float> one(wn);
+        for (int i = 0; i < 5; ++i) {
+          MappingArgs m1 = ma;
+          m1.n = 1;
+          m1.z = z.data() + size_t(i) * mi.z_dim;
+          m1.c = mi.c_dim ? c.data() + size_t(i) * mi.c_dim : nullptr;
+          m1.ws = one.data();
+          if (!g->mapping(m1) || std::memcmp(one.data(), ws.data() + size_t(i) * wn, wn * 4) != 0) ++bad;
+        }
+        ck.line(bad == 0, label + " mapping batch inv.", std::to_string(bad) + "/5 ws differ (bit-exact)");
+      }
+      check_batch_invariance(ck, *g, ws, label);
+      lo.num_threads = 1;
+      if ((st = Generator::create(m.config_json, m.tensors, lo, &g1))) {
+        std::vector<float> ia(size_t(5) * mi.img_channels * mi.img_resolution * mi.img_resolution), ib(ia.size());
+        SynthesisArgs sa;
+        sa.n = 5;
+        sa.ws = ws.data();
+        sa.noise = NoiseMode::Random;
+        sa.noise_seed = 3;
+        sa.img = ia.data();
+        bool ok = bool(g->synthesis(sa));
+        sa.img = ib.data();
+        ok = ok && bool(g1->synthesis(sa)) && std::memcmp(ia.data(), ib.data(), ia.size() * 4) == 0;
+        ck.line(ok, label + " threads inv.", ok ? "1 thread == the pool (bit-exact)" : "1 thread differs from the pool");
       }
     }
   }
