@@ -735,7 +735,7 @@ Status CudaBackend::synthesis_impl(const SynthesisArgs& args) {
     if (args.noise == NoiseMode::Random) {
       NoiseParams p;
       p.seed = args.noise_seed;
-      p.sample_base = s0;
+      p.image_base = args.image_offset + (uint32_t)s0;  // the request's image index of this chunk's first
       p.pad = 0;
       FG_CUDA_CHECK(cudaMemcpyAsync(sb_.params, &p, sizeof(p), cudaMemcpyHostToDevice, stream_));
       // &p is pageable: the copy is staged before cudaMemcpyAsync returns.

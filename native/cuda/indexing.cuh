@@ -34,6 +34,10 @@ struct ConvGeom {
   int Cin = 0, Cout = 0;
   int up = 1;      // 1: plain 3x3 conv, pad 1; 2: transposed conv + FIR, as 4 polyphase 3x3 convs
   int ks = 3;      // taps per axis of every phase (3)
+  // 0: the input tensor is the H x W grid itself. 1 (up = 1 only): the input tensor is
+  // (H/2) x (W/2) and the grid is its nearest-neighbour x2 upsampling, read on the fly: grid
+  // pixel (y, x) is tensor pixel (y >> 1, x >> 1) (ProGAN's upsample before conv0).
+  int src_shift = 0;
 };
 
 FG_HD int geom_M(const ConvGeom& g) { return g.batch * g.H * g.W; }
@@ -73,11 +77,17 @@ FG_HD Tap gemm_k_tap(const ConvGeom& g, int k) {
   return t;
 }
 
+// Offset of grid pixel (iy, ix) (inside the grid) in one sample of the NHWC input tensor, in
+// pixels: the grid itself, or its nearest-x2 source (src_shift 1).
+FG_HD int64_t grid_src_pixel(const ConvGeom& g, int iy, int ix) {
+  return (int64_t)(iy >> g.src_shift) * (g.W >> g.src_shift) + (ix >> g.src_shift);
+}
+
 // Element offset of the input read by A[m][k] for a decoded tap of k, or -1 in the padding.
 FG_HD int64_t gemm_a_offset_tap(const ConvGeom& g, const Pixel& p, const Tap& t, int64_t in_bstride) {
   const int iy = p.y + t.dy, ix = p.x + t.dx;
   if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) return -1;
-  return (int64_t)p.b * in_bstride + ((int64_t)iy * g.W + ix) * g.Cin + t.c;
+  return (int64_t)p.b * in_bstride + grid_src_pixel(g, iy, ix) * g.Cin + t.c;
 }
 
 // Element offset of A[m][k] in the NHWC input (in_bstride elements per sample; 0 broadcasts one
@@ -322,6 +332,22 @@ FG_HD uint8_t float_to_u8(float v) {
   if (!(t > 0.0f)) t = 0.0f;
   if (t > 255.0f) t = 255.0f;
   return (uint8_t)t;
+}
+
+// ProGAN's pixels, as lib/convert/progan-reference.ts (proganToUint8) computes them:
+// Math.round(min(255, max(0, v * scale + offset))) in double arithmetic (the product of a float and
+// a double rounded once, then the sum rounded once, never fused), halves rounded up, NaN -> 0.
+FG_HD uint8_t float_to_u8_round(float v, double scale, double offset) {
+#if defined(__CUDA_ARCH__)
+  const double t = __dadd_rn(__dmul_rn((double)v, scale), offset);
+#else
+  volatile double prod = (double)v * scale;  // no contraction into an FMA
+  const double t = prod + offset;
+#endif
+  if (!(t > 0.0)) return 0;  // also NaN
+  if (t >= 255.0) return 255;
+  const int r = (int)t;  // floor (t > 0); t - r is exact
+  return (uint8_t)(t - (double)r >= 0.5 ? r + 1 : r);
 }
 
 // torch.lerp(start, end, weight) as ATen computes it (truncation: w_avg.lerp(w, psi)).

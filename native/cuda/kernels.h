@@ -86,18 +86,37 @@ struct ToRgbArgs {
   const float* img_prev = nullptr;      // NCHW [n, Cimg, R/2, R/2], or null (first block)
   float* img = nullptr;                 // NCHW [n, Cimg, R, R]
   uint8_t* u8 = nullptr;                // optional NHWC [n, R, R, Cimg]
+  // How u8 is made from the float image: 0: clamp(v*127.5 + 128, 0, 255) truncated (StyleGAN2,
+  // float_to_u8); 1: round(clamp(v*u8_scale + u8_offset, 0, 255)) (ProGAN, float_to_u8_round).
+  int u8_round = 0;
+  double u8_scale = 127.5, u8_offset = 128.0;
 };
 Status launch_torgb(const ToRgbArgs& a, ActType t, cudaStream_t stream);
 
-// ---- noise.cu: N(0,1) planes [n][plane] from Philox4x32-10 (see noise_counter). The seed is
-// read from device memory (so a captured graph replays with a new seed); sample b of the launch
-// uses counter sample index sample_base[0] + b.
+// ---- noise.cu: N(0,1) planes [n][plane] from Philox4x32-10 (see noise_counter). The seed and
+// the image base are read from device memory, so one captured graph replays with any seed and
+// offset; sample b of the launch is image image_base + b of the request (SynthesisArgs::
+// image_offset + the chunk start + b), as the CPU engines key it (native/cpu/noise.h).
 struct NoiseParams {
   uint64_t seed;
-  int32_t sample_base;
-  int32_t pad;
+  uint32_t image_base;
+  uint32_t pad;
 };
 Status launch_noise(int n, int plane, int layer, const NoiseParams* params, float* out, cudaStream_t stream);
+
+// ---- progan.cu: pixel norm over channels, per pixel (ProGAN): for each of `pixels` rows of C
+// channels, v = src ? lrelu_slope(src + bias) : x (bias optional), x = v / sqrt(mean_c v^2 + eps),
+// stored in the activation type. With src == nullptr, x is normalised in place.
+struct PixNormArgs {
+  int64_t pixels = 0;
+  int C = 0;
+  const float* src = nullptr;   // optional float [pixels][C]
+  const float* bias = nullptr;  // optional [C], with src
+  float slope = 1.0f;           // leaky ReLU slope, with src (1: linear)
+  float eps = 1e-8f;
+  void* x = nullptr;            // [pixels][C], ActType elements
+};
+Status launch_pixnorm(const PixNormArgs& a, ActType t, cudaStream_t stream);
 
 // ---- styles.cu: every affine, then every demodulation coefficient (two row-dot launches), from
 // the device copy of a StylePlan (plan.h).

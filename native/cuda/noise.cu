@@ -1,8 +1,10 @@
 // Random noise planes: N(0,1) from a Philox4x32-10 counter stream (philox.cuh), four normals per
-// Philox block via Box-Muller. Plane element p of (layer, sample b) depends only on the seed, the
-// layer, the absolute sample index and p (indexing.cuh: noise_counter), so neither the batch
-// size nor chunking changes an image's noise. The seed and the sample base are read from device
-// memory so that a captured CUDA graph replays with new values.
+// Philox block via Box-Muller. Plane element p of (conv layer ordinal, image) depends only on the
+// seed, the layer, the image's index in the request and p (indexing.cuh: noise_counter), so
+// neither the batch size nor chunking changes an image's noise, and the values are bit-identical
+// to the CPU engines' (native/cpu/noise.h uses the same functions; philox.cuh's Box-Muller is
+// built from correctly rounded float operations only). The seed and the image base are read from
+// device memory so that a captured CUDA graph replays with new values.
 #include "common.cuh"
 #include "kernels.h"
 #include "philox.cuh"
@@ -19,7 +21,8 @@ __global__ void noise_kernel(int n, int plane, int layer, const NoiseParams* par
   const int p0 = (int)(q - (int64_t)b * groups) * 4;
   uint32_t ctr[4];
   int which;
-  noise_counter(layer, params->sample_base + b, p0, ctr, &which);
+  const uint32_t image = params->image_base + (uint32_t)b;  // wraps like the host's uint32 sum
+  noise_counter(layer, (int)image, p0, ctr, &which);
   float z[4];
   philox_normals4(ctr, params->seed, z);
   float* dst = out + (int64_t)b * plane + p0;

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <random>
@@ -134,8 +135,34 @@ std::vector<float> ref_upconv(const ConvGeom& g, const std::vector<float>& x, in
   return out;
 }
 
+// Elements per sample of a conv's input tensor (the grid, or its nearest-x2 source).
+int64_t in_plane(const ConvGeom& g) { return (int64_t)(g.H >> g.src_shift) * (g.W >> g.src_shift) * g.Cin; }
+
+// Nearest-neighbour x2 upsampling written out (as TF's Tile + BatchToSpaceND does it): the
+// (H/2) x (W/2) source [b][h][w][c] -> [b][2h+dy][2w+dx][c] for dy, dx in {0, 1}.
+std::vector<float> ref_upsample_nearest(const ConvGeom& g, const std::vector<float>& x, int64_t bstride, int nb) {
+  const int h = g.H / 2, w = g.W / 2;
+  std::vector<float> out((size_t)nb * g.H * g.W * g.Cin);
+  for (int b = 0; b < nb; ++b)
+    for (int yy = 0; yy < h; ++yy)
+      for (int xx = 0; xx < w; ++xx)
+        for (int dy = 0; dy < 2; ++dy)
+          for (int dx = 0; dx < 2; ++dx)
+            for (int c = 0; c < g.Cin; ++c)
+              out[(((size_t)b * g.H + 2 * yy + dy) * g.W + 2 * xx + dx) * g.Cin + c] =
+                  x[b * bstride + ((size_t)yy * w + xx) * g.Cin + c];
+  return out;
+}
+
 std::vector<float> ref_modconv(const ConvGeom& g, const std::vector<float>& x, int64_t bstride,
                                const std::vector<float>& s, const std::vector<float>& W) {
+  if (g.src_shift) {  // explicit upsample, then the plain conv over the grid
+    ConvGeom g1 = g;
+    g1.src_shift = 0;
+    const int nb = bstride == 0 ? 1 : g.batch;
+    return ref_conv3x3(g1, ref_upsample_nearest(g, x, bstride, nb), bstride == 0 ? 0 : (int64_t)g.H * g.W * g.Cin,
+                       s, W);
+  }
   return g.up == 1 ? ref_conv3x3(g, x, bstride, s, W) : ref_upconv(g, x, bstride, s, W);
 }
 
@@ -197,9 +224,10 @@ struct ConvCase {
 
 std::vector<ConvCase> conv_cases() {
   std::vector<ConvCase> v;
-  auto add = [&](int batch, int H, int Cin, int Cout, int up, bool bc) {
+  auto add = [&](int batch, int H, int Cin, int Cout, int up, bool bc, int src_shift = 0) {
     ConvCase c;
     c.g.batch = batch; c.g.H = c.g.W = H; c.g.Cin = Cin; c.g.Cout = Cout; c.g.up = up; c.g.ks = 3;
+    c.g.src_shift = src_shift;
     c.broadcast = bc;
     v.push_back(c);
   };
@@ -209,6 +237,10 @@ std::vector<ConvCase> conv_cases() {
   add(2, 4, 8, 6, 2, false);
   add(1, 3, 5, 3, 2, false);
   add(2, 8, 12, 20, 2, false);
+  // ProGAN: nearest x2 upsampling read through the input indexing (src_shift 1).
+  add(2, 8, 8, 16, 1, false, 1);
+  add(3, 6, 5, 7, 1, false, 1);  // Cin not a multiple of 4
+  add(1, 4, 16, 3, 1, false, 1);
   return v;
 }
 
@@ -260,6 +292,55 @@ void test_box_muller() {
   CHECK(noise_normal(1ull << 32, 0, 0, 5) != noise_normal(0, 0, 0, 5), "seed high word");
 }
 
+// The Box-Muller pieces against double precision over their whole input ranges (every 24-bit
+// k of u1 = k / 2^24 and every 24-bit j of u2 = j / 2^24), and pinned values of the noise
+// stream: the keying (counter / key words) and the transform must never change silently, since
+// the CPU engines (native/cpu/noise.h) and the CUDA backend draw the same numbers from them.
+void test_box_muller_exact() {
+  double max_log = 0.0, max_sc = 0.0;
+  for (uint32_t k = 1; k <= (1u << 24); k += (k < 4096 ? 1u : 7u)) {
+    const double ref = std::log((double)k / 16777216.0);
+    const double v = bm_log_k24(k);
+    max_log = std::max(max_log, ref == 0.0 ? std::fabs(v) : std::fabs(v - ref) / std::fabs(ref));
+  }
+  CHECK(bm_log_k24(1u << 24) == 0.0f, "ln 1 = 0");
+  CHECK(max_log < 4e-7, fmt("ln: max relative error %g (limit %g)", max_log, 4e-7));
+  for (uint32_t j = 0; j < (1u << 24); j += (j < 4096 ? 1u : 5u)) {
+    const double th = 6.283185307179586476925 * (double)j / 16777216.0;
+    float sn, cs;
+    bm_sincos_2pi_j24(j, &sn, &cs);
+    max_sc = std::max(max_sc, std::max(std::fabs(sn - std::sin(th)), std::fabs(cs - std::cos(th))));
+  }
+  CHECK(max_sc < 2e-7, fmt("sin / cos: max abs error %g (limit %g)", max_sc, 2e-7));
+  struct Pin {
+    uint64_t seed;
+    int layer;
+    uint32_t image;
+    int p;
+    uint32_t bits;
+  };
+  const Pin pins[] = {
+      // p 0..3: Box-Muller of the Philox4x32-10 KAT block {0,0,0,0} / {0,0}: (0.99113745,
+      // -0.92466278) and (-0.61760905, -0.48206835) in double precision.
+      {0x0ull, 0, 0x0u, 0, 0x3f7dbb2fu},
+      {0x0ull, 0, 0x0u, 1, 0xbf6cb6b3u},
+      {0x0ull, 0, 0x0u, 2, 0xbf1e1ba1u},
+      {0x0ull, 0, 0x0u, 3, 0xbef6d1a9u},
+      {0x2aull, 3, 0x1u, 4097, 0xbeb9e829u},
+      {0x5eedull, 16, 0x7u, 1048575, 0xbf39fa91u},
+      {0xffffffffffffffffull, 1, 0x80000001u, 12345, 0xbf8f1fcbu},
+      {0x123456789abcdefull, 0, 0x0u, 5, 0x3f4b1becu},
+  };
+  for (const Pin& q : pins) {
+    const float z = noise_normal(q.seed, q.layer, (int)q.image, q.p);
+    uint32_t u;
+    std::memcpy(&u, &z, 4);
+    char msg[96];
+    std::snprintf(msg, sizeof msg, "noise value %.9g has bits 0x%08x, pinned 0x%08x", z, (unsigned)u, (unsigned)q.bits);
+    CHECK(u == q.bits, msg);
+  }
+}
+
 void test_noise_counter() {
   // Every plane element maps to a distinct (counter, lane) and the four lanes of a block are
   // four consecutive elements (what noise.cu writes as one float4).
@@ -285,13 +366,14 @@ void test_gemm_index_vs_direct() {
   for (const ConvCase& c : conv_cases()) {
     if (c.g.up != 1) continue;
     const ConvGeom& g = c.g;
-    const int64_t bstride = c.broadcast ? 0 : (int64_t)g.H * g.W * g.Cin;
-    const auto x = random_vec((size_t)(c.broadcast ? 1 : g.batch) * g.H * g.W * g.Cin);
+    const int64_t bstride = c.broadcast ? 0 : in_plane(g);
+    const auto x = random_vec((size_t)(c.broadcast ? 1 : g.batch) * in_plane(g));
     const auto s = random_vec((size_t)g.batch * g.Cin, 0.5f, 2.0f);
     const auto W = random_vec((size_t)g.Cout * g.Cin * 9);
     double rmax;
-    const double d = max_abs_diff(gemm_via_index(g, x, bstride, s, W), ref_conv3x3(g, x, bstride, s, W), &rmax);
-    CHECK(d <= 1e-5 * std::max(1.0, rmax), fmt("max diff %g (ref max %g)", d, rmax));
+    const double d = max_abs_diff(gemm_via_index(g, x, bstride, s, W), ref_modconv(g, x, bstride, s, W), &rmax);
+    CHECK(d <= 1e-5 * std::max(1.0, rmax),
+          "src_shift " + std::to_string(g.src_shift) + fmt(": max diff %g (ref max %g)", d, rmax));
   }
 }
 
@@ -407,6 +489,48 @@ void test_u8_and_lerp() {
   CHECK(lerp_torch(1.0f, 3.0f, 0.7f) == 3.0f - 2.0f * (1.0f - 0.7f), "lerp high branch");
   CHECK(lerp_torch(0.3f, -0.9f, 1.0f) == -0.9f, "psi 1 keeps w");
   CHECK(lerp_torch(0.3f, -0.9f, 0.0f) == 0.3f, "psi 0 gives w_avg");
+}
+
+// proganToUint8 (lib/convert/progan-reference.ts) in JavaScript's terms: x = v * scale + offset in
+// double, Math.max(0, x), Math.min(255, .), Math.round (nearest, halves toward +infinity), stored
+// into a Uint8Array (NaN -> 0).
+uint8_t js_progan_u8(float v, double scale, double offset) {
+  volatile double prod = (double)v * scale;
+  const double x = prod + offset;
+  if (std::isnan(x)) return 0;
+  const double c = std::min(255.0, std::max(0.0, x));
+  const double r = std::floor(c);
+  const double rounded = (c - r > 0.5 || c - r == 0.5) ? r + 1.0 : r;
+  return (uint8_t)rounded;
+}
+
+void test_u8_round() {
+  const double sc = 127.5, off = 63.75;  // docs/progan.md
+  CHECK(float_to_u8_round(0.5f, sc, off) == 128, "127.5 rounds up");
+  CHECK(float_to_u8_round(-0.5f, sc, off) == 0, "0");
+  CHECK(float_to_u8_round(0.25f, sc, off) == 96, "95.625 -> 96");
+  CHECK(float_to_u8_round(1.0f, sc, off) == 191, "191.25 -> 191");
+  CHECK(float_to_u8_round(1.5f, sc, off) == 255 && float_to_u8_round(9.0f, sc, off) == 255, "255 / clamped");
+  CHECK(float_to_u8_round(-3.0f, sc, off) == 0, "clamped at 0");
+  CHECK(float_to_u8_round(std::nanf(""), sc, off) == 0, "NaN -> 0");
+  CHECK(float_to_u8_round(INFINITY, sc, off) == 255 && float_to_u8_round(-INFINITY, sc, off) == 0, "infinities");
+  // Every value whose scaled result is a half-integer (v = (k + 0.5 - offset) / scale where that is
+  // a float) and random values, against the JavaScript semantics.
+  int halves = 0;
+  for (int k = 0; k < 256; ++k) {
+    const float v = (float)((k + 0.5 - off) / sc);
+    if ((double)v * sc + off == k + 0.5) {
+      ++halves;
+      CHECK(float_to_u8_round(v, sc, off) == std::min(255, k + 1), "half-integer rounds up");
+    }
+  }
+  CHECK(halves > 0, "some half-integers are reachable");
+  for (int i = 0; i < 200000; ++i) {
+    const float v = std::uniform_real_distribution<float>(-0.7f, 1.7f)(g_rng);
+    CHECK(float_to_u8_round(v, sc, off) == js_progan_u8(v, sc, off), "scale 127.5, offset 63.75");
+    CHECK(float_to_u8_round(v, 255.0, 0.0) == js_progan_u8(v, 255.0, 0.0), "scale 255, offset 0");
+    CHECK(float_to_u8_round(v, 127.4, 63.1) == js_progan_u8(v, 127.4, 63.1), "inexact scale and offset");
+  }
 }
 
 // Fragment maps: each is a bijection from (lane, element) onto its tile.
@@ -736,13 +860,13 @@ std::vector<float> emulate_ffma_kernel(const ConvGeom& g, const std::vector<floa
 void test_kernel_emulation() {
   for (const ConvCase& c : conv_cases()) {
     const ConvGeom& g = c.g;
-    const int64_t bstride = c.broadcast ? 0 : (int64_t)g.H * g.W * g.Cin;
-    const auto x = random_vec((size_t)(c.broadcast ? 1 : g.batch) * g.H * g.W * g.Cin);
+    const int64_t bstride = c.broadcast ? 0 : in_plane(g);
+    const auto x = random_vec((size_t)(c.broadcast ? 1 : g.batch) * in_plane(g));
     const auto s = random_vec((size_t)g.batch * g.Cin, 0.5f, 2.0f);
     const auto W = random_vec((size_t)g.Cout * g.Cin * 9);
     const auto ref = ref_modconv(g, x, bstride, s, W);
-    const std::string name = "up " + std::to_string(g.up) + " Cin " + std::to_string(g.Cin) + " Cout " +
-                             std::to_string(g.Cout) + ": ";
+    const std::string name = "up " + std::to_string(g.up) + " src_shift " + std::to_string(g.src_shift) + " Cin " +
+                             std::to_string(g.Cin) + " Cout " + std::to_string(g.Cout) + ": ";
     double rmax, d;
     d = max_abs_diff(emulate_ffma_kernel(g, x, bstride, s, W), ref, &rmax);
     CHECK(d <= 1e-4 * std::max(1.0, rmax), name + fmt("FFMA max diff %g (ref max %g)", d, rmax));
@@ -764,6 +888,16 @@ void test_kernel_emulation() {
   CHECK(d <= 1e-4 * std::max(1.0, rmax), fmt("multi-tile MMA max diff %g (ref max %g)", d, rmax));
   d = max_abs_diff(emulate_ffma_kernel(g, x, bstride, s, W), ref, &rmax);
   CHECK(d <= 1e-4 * std::max(1.0, rmax), fmt("multi-tile FFMA max diff %g (ref max %g)", d, rmax));
+  // The same with ProGAN's nearest-x2 input (a 12x12 source read as a 24x24 grid), unmodulated.
+  ConvGeom h;
+  h.batch = 2; h.H = h.W = 24; h.Cin = 24; h.Cout = 40; h.src_shift = 1;
+  const auto xh = random_vec((size_t)h.batch * in_plane(h));
+  const std::vector<float> ones((size_t)h.batch * h.Cin, 1.0f);
+  const auto refh = ref_modconv(h, xh, in_plane(h), ones, W);
+  d = max_abs_diff(emulate_mma_kernel<MmaCfgWide>(h, xh, in_plane(h), ones, W), refh, &rmax);
+  CHECK(d <= 1e-4 * std::max(1.0, rmax), fmt("multi-tile nearest-x2 MMA max diff %g (ref max %g)", d, rmax));
+  d = max_abs_diff(emulate_ffma_kernel(h, xh, in_plane(h), ones, W), refh, &rmax);
+  CHECK(d <= 1e-4 * std::max(1.0, rmax), fmt("multi-tile nearest-x2 FFMA max diff %g (ref max %g)", d, rmax));
 }
 
 void test_row_plans() {
@@ -1174,6 +1308,7 @@ int main() {
   std::printf("facegan-unit: CUDA backend index arithmetic on the CPU\n");
   run_case("philox4x32-10 known-answer vectors", test_philox_kat);
   run_case("box-muller normals", test_box_muller);
+  run_case("box-muller accuracy and pinned noise values", test_box_muller_exact);
   run_case("noise counter mapping", test_noise_counter);
   run_case("implicit GEMM indexing == direct 3x3 conv", test_gemm_index_vs_direct);
   run_case("polyphase up-conv == transposed conv + FIR", test_polyphase_upconv);
@@ -1181,6 +1316,7 @@ int main() {
   run_case("weight packing", test_packing);
   run_case("toRGB x2 skip upsampling == upfirdn2d", test_up2_skip);
   run_case("uint8 conversion and truncation lerp", test_u8_and_lerp);
+  run_case("ProGAN uint8 mapping == proganToUint8", test_u8_round);
   run_case("mma.sync m16n8k16 fragment maps", test_mma_fragments);
   run_case("ldmatrix addresses feed the mma fragments", test_ldmatrix_feeds_mma);
   run_case("tile loaders and warp tiles cover their tiles", test_tile_loaders);
