@@ -146,7 +146,8 @@ double thread_cpu_ms() {
 
 struct ConvPrep {
   const LayerDesc* L = nullptr;
-  int index = 0;  // layer index in the network (for noise streams)
+  int index = 0;    // layer index in the network
+  int ordinal = 0;  // index among the conv layers (keys the random noise, as on the GPU)
   int K = 0;      // GEMM depth: 9·C_in (up 1) or C_in (up 2)
   // Output-channel groups (up 2: GEMM rows (o, ky, kx) of og channels; up 1: one group, rows o).
   int og = 0, ngroups = 0;
@@ -212,6 +213,7 @@ class CpuBackend : public Backend {
       ConvPrep cp;
       cp.L = &L;
       cp.index = int(li);
+      cp.ordinal = int(convs_.size());
       const int Ci = L.in_ch, Co = L.out_ch;
       cp.wsq.assign(size_t(Co) * Ci, 0.0f);
       for (int o = 0; o < Co; ++o)
@@ -446,7 +448,7 @@ class CpuBackend : public Backend {
           run_or_throw(nb * chunks, [&](int t, int) {
             const int img = t / chunks, c = t % chunks;
             const size_t b = HW * size_t(c) / size_t(chunks), e = HW * size_t(c + 1) / size_t(chunks);
-            noise_fill(noise_stream_key(a.noise_seed, int(a.image_offset) + start + img, li), b, e,
+            noise_fill(a.noise_seed, cp.ordinal, a.image_offset + uint32_t(start + img), b, e,
                        noise_.data() + img * HW + b);
           });
           noise = noise_.data();

@@ -38,7 +38,7 @@ class ReferenceBackend : public Backend {
     std::vector<float> img_out(size_t(IC) * R * R);
     for (int n = 0; n < a.n; ++n) {
       const float* ws = a.ws + size_t(n) * net.info.num_ws * wd;
-      synth_one(ws, a.noise, a.noise_seed, int(a.image_offset) + n, img_out.data());
+      synth_one(ws, a.noise, a.noise_seed, a.image_offset + uint32_t(n), img_out.data());
       if (a.img) {
         float* dst = a.img + size_t(n) * IC * R * R;
         for (size_t i = 0; i < img_out.size(); ++i) dst[i] = img_out[i];
@@ -166,19 +166,20 @@ class ReferenceBackend : public Backend {
     return out;
   }
 
-  void synth_one(const float* ws, NoiseMode mode, uint64_t seed, int image, float* out) const {
+  void synth_one(const float* ws, NoiseMode mode, uint64_t seed, uint32_t image, float* out) const {
     const Network& net = *net_;
     const int wd = net.info.w_dim, IC = net.info.img_channels;
     std::vector<float> x(net.const_input, net.const_input + size_t(net.const_ch) * 16), y, s, img, noise;
-    int img_res = 0;
+    int img_res = 0, conv_ordinal = 0;
     for (size_t li = 0; li < net.layers.size(); ++li) {
       const LayerDesc& L = net.layers[li];
       styles(L, ws + size_t(L.w_index) * wd, wd, &s);
       if (L.kind == LayerDesc::Conv) {
         if (mode == NoiseMode::Random) {
           noise.resize(size_t(L.out_res) * L.out_res);
-          noise_fill(noise_stream_key(seed, image, int(li)), 0, noise.size(), noise.data());
+          noise_fill(seed, conv_ordinal, image, 0, noise.size(), noise.data());
         }
+        ++conv_ordinal;
         conv_layer(L, s, x, &y, mode, noise.data());
         x.swap(y);
       } else {

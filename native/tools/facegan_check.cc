@@ -34,6 +34,7 @@
 #include "random_model.h"
 #include "safetensors.h"
 #include "../cpu/kernels.h"
+#include "../cpu/noise.h"
 
 using namespace facegan;
 
@@ -485,14 +486,8 @@ int run_compare(const Opts& o) {
     sa.img_u8 = ub.data();
     if (!(s = gb->synthesis(sa))) { ck.line(false, std::string("synthesis B ") + mname, s.message); continue; }
     auto t2 = std::chrono::steady_clock::now();
+    // Random noise: every engine draws the same Philox stream (native/cpu/noise.h, cuda/noise.cu).
     Stats st = compare(ib.data(), ia.data(), ia.size());
-    // Random noise is the same only between engines sharing native/cpu/noise.h (cpu, cpu-ref).
-    const bool same_noise = o.backend.compare(0, 3, "cpu") == 0 && o.backend_b.compare(0, 3, "cpu") == 0;
-    if (mode == NoiseMode::Random && !same_noise) {
-      std::printf("INFO  %-28s max abs %.3g, PSNR %.2f dB (noise generators differ; not judged)\n", "img random",
-                  st.max_abs, st.psnr());
-      continue;
-    }
     bool ok = ck.reduced ? st.psnr() >= 40.0 : st.max_abs <= 1e-3;
     ck.line(ok, std::string("img ") + mname,
             Checker::fmt("max abs %.3g, PSNR %.2f dB", st.max_abs, st.psnr()) +
@@ -667,6 +662,77 @@ int run_self_test(const Opts& o) {
       expect_fail("noise mode", g->synthesis(sa), "noise");
     }
     ck.line(ok == n, "API argument checks", std::to_string(ok) + "/" + std::to_string(n) + " cases reported right");
+  }
+  // Random noise: the CPU stream is the CUDA backend's Philox stream (noise_normal), any slice.
+  {
+    size_t bad = 0, n = 0;
+    std::vector<float> buf(5000);
+    for (uint64_t seed : {0ull, 99ull, 0x123456789abcdefull})
+      for (int layer : {0, 3})
+        for (uint32_t image : {0u, 1u, 1000u})
+          for (size_t b0 : {size_t(0), size_t(1), size_t(2), size_t(3), size_t(4093)}) {
+            const size_t e0 = b0 + 997;
+            noise_fill(seed, layer, image, b0, e0, buf.data());
+            for (size_t p = b0; p < e0; ++p, ++n)
+              bad += buf[p - b0] != cuda::noise_normal(seed, layer, int(image), int(p));
+          }
+    ck.line(bad == 0, "noise = Philox stream", std::to_string(bad) + "/" + std::to_string(n) +
+                                                    " values differ from noise_normal (bit-exact)");
+  }
+  // The engines key random noise by (seed, conv ordinal, image_offset + index): a model whose
+  // noise_const planes are those Philox planes gives with const noise exactly the random image.
+  for (const char* backend : {"cpu", "cpu-ref"}) {
+    tools::RandomModelSpec spec;
+    tools::random_model_spec("tinyc", &spec);
+    tools::RandomModel m, mc;
+    tools::make_random_model(spec, 21, &m);
+    mc = m;
+    const uint64_t seed = 0xfeedbeef12ull;
+    const uint32_t offset = 6;
+    const int n = 2;
+    for (size_t i = 0; i < mc.tensors.size(); ++i) mc.tensors[i].data = mc.data[i].data();
+    bool ok = true;
+    std::vector<float> ws;
+    LoadOptions lo;
+    lo.backend = backend;
+    lo.num_threads = o.threads;
+    std::unique_ptr<Generator> g;
+    Status st = Generator::create(m.config_json, m.tensors, lo, &g);
+    if (!st) { ck.line(false, std::string("noise keying ") + backend, st.message); continue; }
+    const ModelInfo& mi = g->info();
+    const size_t img_n = size_t(mi.img_channels) * mi.img_resolution * mi.img_resolution;
+    ws.assign(size_t(n) * mi.num_ws * mi.w_dim, 0.0f);
+    for (size_t i = 0; i < ws.size(); ++i) ws[i] = float(int(i * 7919 % 2001) - 1000) * 1e-3f;
+    std::vector<float> out(size_t(n) * img_n);
+    SynthesisArgs sa;
+    sa.n = n;
+    sa.ws = ws.data();
+    sa.noise = NoiseMode::Random;
+    sa.noise_seed = seed;
+    sa.image_offset = offset;
+    sa.img = out.data();
+    ok = ok && bool(g->synthesis(sa));
+    for (int img = 0; img < n && ok; ++img) {
+      // Image img with const noise = the Philox planes of image offset + img.
+      int ordinal = 0;
+      for (size_t i = 0; i < mc.tensors.size(); ++i) {
+        const std::string& name = mc.tensors[i].name;
+        if (name.size() < 12 || name.compare(name.size() - 12, 12, ".noise_const") != 0) continue;
+        noise_fill(seed, ordinal++, offset + uint32_t(img), 0, mc.data[i].size(), mc.data[i].data());
+      }
+      std::unique_ptr<Generator> gc;
+      ok = ok && bool(Generator::create(mc.config_json, mc.tensors, lo, &gc));
+      std::vector<float> one(img_n);
+      SynthesisArgs sc;
+      sc.n = 1;
+      sc.ws = ws.data() + size_t(img) * mi.num_ws * mi.w_dim;
+      sc.noise = NoiseMode::Const;
+      sc.img = one.data();
+      ok = ok && gc && bool(gc->synthesis(sc)) && std::memcmp(one.data(), out.data() + size_t(img) * img_n, img_n * 4) == 0;
+    }
+    ck.line(ok, std::string("noise keying ") + backend,
+            ok ? "random image == const image with the Philox planes of (seed, conv ordinal, image_offset + i)"
+               : "random noise is not keyed as documented");
   }
   // The CPU engine with each kernel variant against the reference engine.
   const facegan::cpu::KernelSet* sets[8];

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "../cpu/noise.h"
 
 namespace facegan {
 namespace tools {
@@ -59,6 +58,30 @@ std::string random_model_names() { return "ffhq1024, ffhq512, ffhq256, tiny, tin
 
 namespace {
 
+// The values the tools' random models have always had: splitmix64 counters + Box-Muller.
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+uint64_t stream_key(uint64_t seed, int stream) {
+  return splitmix64(splitmix64(seed ^ 0x6661636567616e00ull) + uint64_t(uint32_t(stream)));
+}
+
+void normals(uint64_t key, size_t n, float* out) {
+  const double two_pi = 6.283185307179586476925286766559;
+  for (size_t i = 0; i < n; i += 2) {
+    uint64_t r = splitmix64(key + 0x2545F4914F6CDD1Dull * uint64_t(i / 2 + 1));
+    double u1 = (double((r >> 32) & 0xFFFFFFFFu) + 1.0) * (1.0 / 4294967296.0);  // (0, 1]
+    double u2 = double(r & 0xFFFFFFFFu) * (1.0 / 4294967296.0);                  // [0, 1)
+    double rad = std::sqrt(-2.0 * std::log(u1));
+    out[i] = float(rad * std::cos(two_pi * u2));
+    if (i + 1 < n) out[i + 1] = float(rad * std::sin(two_pi * u2));
+  }
+}
+
 struct Maker {
   RandomModel* m;
   uint64_t key;
@@ -69,7 +92,7 @@ struct Maker {
     for (int64_t d : shape) n *= size_t(d);
     m->data.emplace_back(n);
     std::vector<float>& v = m->data.back();
-    noise_fill(noise_stream_key(key, 0, stream++), 0, n, v.data());
+    normals(stream_key(key, stream++), n, v.data());
     for (float& x : v) x = mean + stddev * x;
     TensorView t;
     t.name = name;
