@@ -7,8 +7,8 @@
 //  - image: the image's index in the request, SynthesisArgs::image_offset + its index in the
 //    call, so neither the batch size nor chunking changes an image's noise.
 // Counter-based, so any slice of a plane can be produced independently and in parallel.
-// The CUDA and CPU streams are the same Philox words; the normals can still differ in the last
-// bit or so where the device's logf / sinf / cosf round differently from the host C library's.
+// Box-Muller there is built from correctly rounded, never-contracted float operations, so the
+// CPU and the GPU draw the same bits.
 #pragma once
 
 #include <cstddef>
