@@ -17,9 +17,13 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
+  // Whether the backend runs this architecture (Generator::create asks before prepare).
+  virtual bool supports(Arch arch) const { return arch == Arch::StyleGAN2; }
   // Called once. `net` outlives the backend. Upload / pre-pack weights here.
   virtual Status prepare(const Network& net, const LoadOptions& options) = 0;
   // Host pointers in and out (see MappingArgs / SynthesisArgs). Never called concurrently.
+  // The Generator has checked the arguments against the network (mapping: StyleGAN2 only;
+  // synthesis: ws for StyleGAN2, z for ProGAN).
   virtual Status mapping(const MappingArgs& args) = 0;
   virtual Status synthesis(const SynthesisArgs& args) = 0;
 };

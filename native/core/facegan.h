@@ -35,7 +35,7 @@ enum class NoiseMode { Const, Random, None };
 enum class Precision { FP32, FP16, BF16 };
 
 struct ModelInfo {
-  std::string arch;  // "stylegan2" (later "progan")
+  std::string arch;  // "stylegan2" or "progan" (ProGAN: w_dim = c_dim = num_ws = mapping_layers = 0)
   int z_dim = 0, w_dim = 0, c_dim = 0;
   int img_resolution = 0, img_channels = 0, num_ws = 0;
   int mapping_layers = 0;
@@ -59,17 +59,25 @@ struct MappingArgs {
   float* ws = nullptr;         // out: n × num_ws × w_dim
 };
 
+// The synthesis network. StyleGAN2: the input is ws (from mapping), z must be null. ProGAN
+// (info().arch == "progan"): there is no mapping network; the input is z itself (n × z_dim,
+// normalised inside), ws must be null, and the noise fields are ignored (ProGAN has no noise).
 struct SynthesisArgs {
   int n = 0;
-  const float* ws = nullptr;  // n × num_ws × w_dim
+  const float* ws = nullptr;  // StyleGAN2: n × num_ws × w_dim
+  const float* z = nullptr;   // ProGAN: n × z_dim
   NoiseMode noise = NoiseMode::Const;
   uint64_t noise_seed = 0;     // for NoiseMode::Random
   // For NoiseMode::Random only: the first image of this call is image #image_offset of the
   // request. Image i's random noise depends on (noise_seed, image_offset + i) alone, so a request
   // split into chunks (same noise_seed, image_offset = chunk start) gives the same images.
   uint32_t image_offset = 0;
-  float* img = nullptr;        // out (optional): n × C × H × W float32, unclamped
-  uint8_t* img_u8 = nullptr;   // out (optional): n × H × W × C, clamp(img·127.5+128, 0, 255) truncated
+  float* img = nullptr;        // out (optional): n × C × H × W float32, unclamped (ProGAN: the toRGB value v)
+  // out (optional): n × H × W × C. StyleGAN2: clamp(img·127.5 + 128, 0, 255) truncated (float32
+  // steps, as generate.py). ProGAN: round(clamp(v·scale + offset, 0, 255)) with the config's
+  // output.scale / offset, computed in double and rounded half up (progan-reference.ts
+  // proganToUint8); the TF-Hub clip of v to [0, 1] is never applied.
+  uint8_t* img_u8 = nullptr;
 };
 
 class Backend;
@@ -89,7 +97,9 @@ class Generator {
   const char* backend_name() const;
 
   // Thread-safe: calls on one generator are serialised internally.
+  // mapping: StyleGAN2 only (a ProGAN model has no mapping network: an error).
   Status mapping(const MappingArgs& args);
+  // synthesis: ws → images (StyleGAN2), or z → images (ProGAN); see SynthesisArgs.
   Status synthesis(const SynthesisArgs& args);
 
  private:

@@ -66,6 +66,9 @@ Status Generator::create(const std::string& config_json, const std::vector<Tenso
     if (!s) return s;
     g->impl_->backend = reg->create();
     if (!g->impl_->backend) return Status::Error(std::string("backend ") + reg->name + " could not be created");
+    if (!g->impl_->backend->supports(g->impl_->net->arch))
+      return Status::Error(std::string("backend ") + reg->name + " does not run " + g->impl_->net->info.arch +
+                           " models (yet)");
     s = g->impl_->backend->prepare(*g->impl_->net, options);
     if (!s) return Status::Error(std::string(reg->name) + ": " + s.message);
     *out = std::move(g);
@@ -75,6 +78,8 @@ Status Generator::create(const std::string& config_json, const std::vector<Tenso
 
 Status Generator::mapping(const MappingArgs& args) {
   const ModelInfo& m = impl_->net->info;
+  if (impl_->net->arch != Arch::StyleGAN2)
+    return Status::Error("mapping: a " + m.arch + " model has no mapping network (pass z to synthesis)");
   if (args.n < 1 || args.n > kMaxBatch) return Status::Error("mapping: n must be in [1, 1024]");
   if (!args.z) return Status::Error("mapping: z is null");
   if (!args.ws) return Status::Error("mapping: ws (output) is null");
@@ -90,7 +95,13 @@ Status Generator::mapping(const MappingArgs& args) {
 
 Status Generator::synthesis(const SynthesisArgs& args) {
   if (args.n < 1 || args.n > kMaxBatch) return Status::Error("synthesis: n must be in [1, 1024]");
-  if (!args.ws) return Status::Error("synthesis: ws is null");
+  if (impl_->net->arch == Arch::ProGAN) {
+    if (!args.z) return Status::Error("synthesis: z is null (a progan model takes z, n × z_dim)");
+    if (args.ws) return Status::Error("synthesis: a progan model takes z, not ws");
+  } else {
+    if (!args.ws) return Status::Error("synthesis: ws is null");
+    if (args.z) return Status::Error("synthesis: a stylegan2 model takes ws (from mapping), not z");
+  }
   if (!args.img && !args.img_u8) return Status::Error("synthesis: no output requested (img and img_u8 are null)");
   if (args.noise != NoiseMode::Const && args.noise != NoiseMode::Random && args.noise != NoiseMode::None)
     return Status::Error("synthesis: invalid noise mode");

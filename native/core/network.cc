@@ -56,17 +56,8 @@ Status get_int(const json::Value& cfg, const char* key, int64_t lo, int64_t hi, 
   return Status::Ok();
 }
 
-Status parse_config(const std::string& text, Config* c) {
-  json::Value root;
-  json::Limits lim;
-  lim.max_bytes = 1 << 20;
-  lim.max_depth = 16;
-  Status s = json::parse(text, &root, lim);
-  if (!s) return Status::Error("config: " + s.message);
-  if (!root.is_object()) return Status::Error("config: not a JSON object");
-  const json::Value* arch = root.get("arch");
-  if (!arch || !arch->is_string()) return Status::Error("config: missing \"arch\"");
-  if (arch->str != "stylegan2") return Status::Error("config: unsupported arch " + json::quote(arch->str));
+Status parse_config(const json::Value& root, Config* c) {
+  Status s;
   int64_t v = 0;
 #define FG_INT(key, lo, hi, field)                     \
   if (!(s = get_int(root, key, lo, hi, true, &v))) return s; \
@@ -109,7 +100,8 @@ Status parse_config(const std::string& text, Config* c) {
 
 class Builder {
  public:
-  Builder(const std::vector<TensorView>& tensors, Network* net) : net_(net) {
+  Builder(const std::vector<TensorView>& tensors, Network* net, const char* what = "a StyleGAN2 generator")
+      : net_(net), what_(what) {
     for (size_t i = 0; i < tensors.size(); ++i) by_name_.emplace(tensors[i].name, &tensors[i]);
   }
 
@@ -119,7 +111,7 @@ class Builder {
       if (!seen.insert(t.name).second) return Status::Error("tensor " + json::quote(t.name) + " appears twice");
     for (const auto& t : tensors)
       if (!expected_.count(t.name) && !optional_.count(t.name))
-        return Status::Error("unknown tensor " + json::quote(t.name) + " (not part of a StyleGAN2 generator)");
+        return Status::Error("unknown tensor " + json::quote(t.name) + " (not part of " + what_ + ")");
     for (const auto& kv : expected_)
       if (!by_name_.count(kv.first)) return Status::Error("missing tensor " + json::quote(kv.first));
     return Status::Ok();
@@ -179,16 +171,18 @@ class Builder {
 
  private:
   Network* net_;
+  const char* what_;
   std::map<std::string, const TensorView*> by_name_;
   std::map<std::string, std::vector<int64_t>> expected_;
   std::map<std::string, std::vector<int64_t>> optional_;
 };
 
-Status build(const std::string& config_json, const std::vector<TensorView>& tensors, Network* net) {
+Status build_stylegan2(const json::Value& root, const std::vector<TensorView>& tensors, Network* net) {
   Config cfg;
-  Status s = parse_config(config_json, &cfg);
+  Status s = parse_config(root, &cfg);
   if (!s) return s;
   *net = Network();
+  net->arch = Arch::StyleGAN2;
   net->storage.reserve(tensors.size() + 8);
 
   const int R = cfg.res;
@@ -341,6 +335,7 @@ Status build(const std::string& config_json, const std::vector<TensorView>& tens
       if (!(s = b.load(lp + "noise_strength", &ns))) return s;
       if (!(s = b.load(lp + "noise_const", &L.noise_const))) return s;
       L.noise_strength = ns[0];
+      L.has_noise = true;
       net->layers.push_back(std::move(L));
     }
     LayerDesc T;
@@ -370,6 +365,183 @@ Status build(const std::string& config_json, const std::vector<TensorView>& tens
   net->style_dim = style_off;
   if (w_idx + 1 != cfg.num_ws) return Status::Error("internal: w index count mismatch");
   return Status::Ok();
+}
+
+// ---- ProGAN (docs/progan.md) --------------------------------------------------------------
+
+// A finite number member of an object.
+Status get_number(const json::Value& obj, const std::string& where, const char* key, double* out) {
+  const json::Value* v = obj.get(key);
+  if (!v) return Status::Error("config: missing \"" + where + key + "\"");
+  if (!v->is_number() || !std::isfinite(v->number))
+    return Status::Error("config: \"" + where + key + "\" must be a finite number");
+  *out = v->number;
+  return Status::Ok();
+}
+
+Status build_progan(const json::Value& root, const std::vector<TensorView>& tensors, Network* net) {
+  *net = Network();
+  net->arch = Arch::ProGAN;
+  Status s;
+  int64_t v = 0;
+  if (!(s = get_int(root, "z_dim", 1, 1 << 16, true, &v))) return s;
+  const int Z = int(v);
+  if (!(s = get_int(root, "img_resolution", 4, 1 << 14, true, &v))) return s;
+  const int R = int(v);
+  if (R & (R - 1)) return Status::Error("config: img_resolution must be a power of two");
+  if (!(s = get_int(root, "img_channels", 1, 64, true, &v))) return s;
+  const int IC = int(v);
+  int nres = 0;
+  while ((4 << nres) <= R) ++nres;  // resolutions 4 … R
+  const json::Value* ch = root.get("channels");
+  if (!ch || !ch->is_array()) return Status::Error("config: missing \"channels\" (an array of widths)");
+  if (int(ch->array.size()) != nres)
+    return Status::Error("config: \"channels\" has " + std::to_string(ch->array.size()) + " widths, expected " +
+                         std::to_string(nres) + " (resolutions 4 … " + std::to_string(R) + ")");
+  std::vector<int64_t> C;
+  for (const json::Value& c : ch->array) {
+    if (!c.is_number() || c.number != std::floor(c.number) || c.number < 1 || c.number > (1 << 16))
+      return Status::Error("config: \"channels\" must hold integers in [1, 65536]");
+    C.push_back(int64_t(c.number));
+  }
+  double slope = 0, eps = 0, gain = 0;
+  if (!(s = get_number(root, "", "lrelu_slope", &slope))) return s;
+  if (!(slope >= 0 && slope < 1)) return Status::Error("config: \"lrelu_slope\" must be in [0, 1)");
+  if (!(s = get_number(root, "", "pixelnorm_eps", &eps))) return s;
+  if (!(eps > 0 && eps < 1)) return Status::Error("config: \"pixelnorm_eps\" must be in (0, 1)");
+  if (!(s = get_number(root, "", "weight_gain", &gain))) return s;
+  if (gain != 1) return Status::Error("config: only \"weight_gain\": 1 is supported (gains folded into the weights)");
+  const json::Value* nl = root.get("normalize_latent");
+  if (!nl || nl->type != json::Value::Bool || !nl->boolean)
+    return Status::Error("config: only \"normalize_latent\": true is supported");
+  const json::Value* up = root.get("upsample");
+  if (!up || !up->is_string() || up->str != "nearest")
+    return Status::Error("config: only \"upsample\": \"nearest\" is supported");
+  const json::Value* out = root.get("output");
+  if (!out || !out->is_object()) return Status::Error("config: missing \"output\" (an object)");
+  OutputMap& om = net->output;
+  om.mode = OutputMap::RoundF64;
+  if (!(s = get_number(*out, "output.", "scale", &om.scale))) return s;
+  if (!(s = get_number(*out, "output.", "offset", &om.offset))) return s;
+  if (const json::Value* clip = out->get("tfhub_clip")) {
+    if (!clip->is_array() || clip->array.size() != 2 || !clip->array[0].is_number() || !clip->array[1].is_number() ||
+        !(clip->array[0].number <= clip->array[1].number))
+      return Status::Error("config: \"output.tfhub_clip\" must be [lo, hi] with lo <= hi");
+    om.has_tfhub_clip = true;
+    om.tfhub_clip[0] = clip->array[0].number;
+    om.tfhub_clip[1] = clip->array[1].number;
+  }
+
+  // Tensors, in the file's canonical order.
+  Builder b(tensors, net, "a ProGAN generator");
+  b.expect("progan.dense.weight", {16 * C[0], Z});
+  b.expect("progan.dense.bias", {C[0]});
+  b.expect("progan.b4.conv1.weight", {C[0], C[0], 3, 3});
+  b.expect("progan.b4.conv1.bias", {C[0]});
+  for (int i = 1; i < nres; ++i) {
+    const std::string pre = "progan.b" + std::to_string(4 << i) + ".";
+    b.expect(pre + "conv0.weight", {C[size_t(i)], C[size_t(i - 1)], 3, 3});
+    b.expect(pre + "conv0.bias", {C[size_t(i)]});
+    b.expect(pre + "conv1.weight", {C[size_t(i)], C[size_t(i)], 3, 3});
+    b.expect(pre + "conv1.bias", {C[size_t(i)]});
+  }
+  b.expect("progan.torgb.weight", {IC, C.back(), 1, 1});
+  b.expect("progan.torgb.bias", {IC});
+  if (!(s = b.check_names(tensors))) return s;
+
+  ModelInfo& info = net->info;
+  info.arch = "progan";
+  info.z_dim = Z;
+  info.w_dim = 0;
+  info.c_dim = 0;
+  info.num_ws = 0;
+  info.mapping_layers = 0;
+  info.img_resolution = R;
+  info.img_channels = IC;
+  info.conv_clamp = -1.0f;
+  info.num_params = b.total_expected_numel();
+  net->mapping = MappingDesc();
+  net->mapping.z_dim = Z;
+  net->normalize_latent = true;
+  net->latent_eps = float(eps);
+  net->style_dim = 0;
+
+  auto base = [&](LayerDesc* L) {
+    L->modulated = false;
+    L->demodulate = false;
+    L->activate = true;
+    L->lrelu_slope = float(slope);
+    L->act_gain = 1.0f;
+    L->pixel_norm = true;
+    L->pixel_norm_eps = float(eps);
+    L->has_noise = false;
+    L->clamp = -1.0f;
+  };
+  {
+    LayerDesc D;
+    base(&D);
+    D.kind = LayerDesc::Dense;
+    D.name = "dense";
+    D.in_res = 1;
+    D.out_res = 4;
+    D.in_ch = Z;
+    D.out_ch = int(C[0]);
+    D.ksize = 4;
+    if (!(s = b.load("progan.dense.weight", &D.weight))) return s;
+    if (!(s = b.load("progan.dense.bias", &D.bias))) return s;
+    net->layers.push_back(std::move(D));
+  }
+  for (int i = 0; i < nres; ++i) {
+    const int r = 4 << i;
+    for (int ci = (i == 0 ? 1 : 0); ci < 2; ++ci) {
+      LayerDesc L;
+      base(&L);
+      L.kind = LayerDesc::Conv;
+      L.name = "b" + std::to_string(r) + (ci == 0 ? ".conv0" : ".conv1");
+      L.up = ci == 0 ? 2 : 1;
+      L.resample = LayerDesc::Nearest;
+      L.out_res = r;
+      L.in_res = r / L.up;
+      L.in_ch = int(ci == 0 ? C[size_t(i - 1)] : C[size_t(i)]);
+      L.out_ch = int(C[size_t(i)]);
+      L.ksize = 3;
+      const std::string lp = "progan." + L.name + ".";
+      if (!(s = b.load(lp + "weight", &L.weight))) return s;
+      if (!(s = b.load(lp + "bias", &L.bias))) return s;
+      net->layers.push_back(std::move(L));
+    }
+  }
+  {
+    LayerDesc T;
+    base(&T);
+    T.kind = LayerDesc::ToRGB;
+    T.name = "torgb";
+    T.in_res = T.out_res = R;
+    T.in_ch = int(C.back());
+    T.out_ch = IC;
+    T.ksize = 1;
+    T.activate = false;
+    T.pixel_norm = false;
+    if (!(s = b.load("progan.torgb.weight", &T.weight))) return s;
+    if (!(s = b.load("progan.torgb.bias", &T.bias))) return s;
+    net->layers.push_back(std::move(T));
+  }
+  return Status::Ok();
+}
+
+Status build(const std::string& config_json, const std::vector<TensorView>& tensors, Network* net) {
+  json::Value root;
+  json::Limits lim;
+  lim.max_bytes = 1 << 20;
+  lim.max_depth = 16;
+  Status s = json::parse(config_json, &root, lim);
+  if (!s) return Status::Error("config: " + s.message);
+  if (!root.is_object()) return Status::Error("config: not a JSON object");
+  const json::Value* arch = root.get("arch");
+  if (!arch || !arch->is_string()) return Status::Error("config: missing \"arch\"");
+  if (arch->str == "stylegan2") return build_stylegan2(root, tensors, net);
+  if (arch->str == "progan") return build_progan(root, tensors, net);
+  return Status::Error("config: unsupported arch " + json::quote(arch->str) + " (supported: stylegan2, progan)");
 }
 
 }  // namespace

@@ -7,8 +7,27 @@
 namespace facegan {
 namespace cpu {
 
-void to_u8_hwc(const float* img, int C, int H, int W, uint8_t* out) {
+void to_u8_hwc(const float* img, int C, int H, int W, uint8_t* out, const OutputMap& map) {
   const size_t HW = size_t(H) * W;
+  if (map.mode == OutputMap::RoundF64) {
+    const double scale = map.scale, offset = map.offset;
+    for (size_t p = 0; p < HW; ++p)
+      for (int c = 0; c < C; ++c) {
+        volatile double prod = double(img[size_t(c) * HW + p]) * scale;  // never fused with the add
+        double t = prod + offset;
+        uint8_t u = 0;
+        if (t >= 255.0) {
+          u = 255;
+        } else if (t > 0.0) {  // (NaN → 0)
+          double r = std::floor(t);
+          if (t - r >= 0.5) r += 1.0;  // JavaScript Math.round: half up
+          u = uint8_t(r);
+        }
+        out[p * C + c] = u;
+      }
+    return;
+  }
+  // TruncF32: scale 127.5, offset 128 (the only StyleGAN2 map).
   for (size_t p = 0; p < HW; ++p) {
     for (int c = 0; c < C; ++c) {
       float x = img[size_t(c) * HW + p];

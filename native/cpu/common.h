@@ -11,9 +11,11 @@
 namespace facegan {
 namespace cpu {
 
-// img: C × H × W float → H × W × C uint8 exactly as generate.py: the float32 product x·127.5,
-// then the float32 sum + 128, clamped to [0, 255], truncated (NaN → 0).
-void to_u8_hwc(const float* img, int C, int H, int W, uint8_t* out);
+// img: C × H × W float → H × W × C uint8 by the network's output map (network.h OutputMap).
+// StyleGAN2 (TruncF32) exactly as generate.py: the float32 product x·127.5, then the float32 sum
+// + 128, clamped to [0, 255], truncated. ProGAN (RoundF64) exactly as proganToUint8: x·scale +
+// offset in double, clamped to [0, 255], rounded half up. NaN → 0 in both.
+void to_u8_hwc(const float* img, int C, int H, int W, uint8_t* out, const OutputMap& map = OutputMap());
 
 // The mapping network on float32 (shared by both CPU engines; it is tiny next to synthesis).
 void run_mapping(const Network& net, const MappingArgs& a);

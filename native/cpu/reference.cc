@@ -2,6 +2,10 @@
 // one image at a time, per-sample modulated weights, the transposed convolution materialised
 // at (2H+1)² and then filtered, the skip image upsampled by zero insertion + FIR. Slow on
 // purpose; the judge for the optimised engines.
+//
+// ProGAN: docs/progan.md / lib/convert/progan-reference.ts written out the same way (float32
+// intermediates, float64 accumulation, the same roundings as the TypeScript reference), the
+// nearest ×2 upsampling materialised.
 #include <cmath>
 #include <vector>
 
@@ -20,6 +24,7 @@ const float kF1[4] = {1.0f, 3.0f, 3.0f, 1.0f};
 class ReferenceBackend : public Backend {
  public:
   const char* name() const override { return "cpu-ref"; }
+  bool supports(Arch) const override { return true; }
 
   Status prepare(const Network& net, const LoadOptions& options) override {
     if (options.precision != Precision::FP32) return Status::Error("the cpu-ref backend runs fp32 only");
@@ -37,13 +42,17 @@ class ReferenceBackend : public Backend {
     const int R = net.info.img_resolution, IC = net.info.img_channels, wd = net.info.w_dim;
     std::vector<float> img_out(size_t(IC) * R * R);
     for (int n = 0; n < a.n; ++n) {
-      const float* ws = a.ws + size_t(n) * net.info.num_ws * wd;
-      synth_one(ws, a.noise, a.noise_seed, a.image_offset + uint32_t(n), img_out.data());
+      if (net.arch == Arch::ProGAN) {
+        progan_one(a.z + size_t(n) * net.info.z_dim, img_out.data());
+      } else {
+        const float* ws = a.ws + size_t(n) * net.info.num_ws * wd;
+        synth_one(ws, a.noise, a.noise_seed, a.image_offset + uint32_t(n), img_out.data());
+      }
       if (a.img) {
         float* dst = a.img + size_t(n) * IC * R * R;
         for (size_t i = 0; i < img_out.size(); ++i) dst[i] = img_out[i];
       }
-      if (a.img_u8) cpu::to_u8_hwc(img_out.data(), IC, R, R, a.img_u8 + size_t(n) * IC * R * R);
+      if (a.img_u8) cpu::to_u8_hwc(img_out.data(), IC, R, R, a.img_u8 + size_t(n) * IC * R * R, net.output);
     }
     return Status::Ok();
   }
@@ -165,6 +174,105 @@ class ReferenceBackend : public Backend {
     }
     return out;
   }
+
+  // ---- ProGAN -----------------------------------------------------------------------------
+
+  // x ← x·rsqrt(mean(x²) + eps) over n values at stride `stride` (the TypeScript reference's
+  // roundings: float64 sum of squares, mean rounded to float32, + eps rounded, 1/sqrt rounded).
+  static void pixel_norm(float* x, int n, size_t stride, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; ++i) ss += double(x[size_t(i) * stride]) * double(x[size_t(i) * stride]);
+    const float mean = float(ss / n);
+    const float scale = float(1.0 / std::sqrt(double(float(double(mean) + double(eps)))));
+    for (int i = 0; i < n; ++i) x[size_t(i) * stride] = x[size_t(i) * stride] * scale;
+  }
+
+  // Activation then pixel norm over the channels of every pixel of a [C, HW] map.
+  static void act_norm(const LayerDesc& L, float* a, int C, size_t HW) {
+    if (L.activate)
+      for (size_t i = 0; i < size_t(C) * HW; ++i) {
+        float v = a[i];
+        if (v < 0.0f) v = v * L.lrelu_slope;
+        if (L.act_gain != 1.0f) v = v * L.act_gain;
+        a[i] = v;
+      }
+    if (L.pixel_norm)
+      for (size_t p = 0; p < HW; ++p) pixel_norm(a + p, C, HW, L.pixel_norm_eps);
+  }
+
+  void progan_one(const float* z, float* out) const {
+    const Network& net = *net_;
+    const int Z = net.info.z_dim;
+    std::vector<float> zf(z, z + Z), x, y;
+    if (net.normalize_latent) pixel_norm(zf.data(), Z, 1, net.latent_eps);
+    int res = 0, ch = 0;
+    for (const LayerDesc& L : net.layers) {
+      if (L.kind == LayerDesc::Dense) {
+        // a[o][y][x] = Σ_c W[o·16 + y·4 + x][c]·z[c] + b[o]
+        x.assign(size_t(L.out_ch) * 16, 0.0f);
+        for (int o = 0; o < L.out_ch; ++o)
+          for (int p = 0; p < 16; ++p) {
+            const float* w = L.weight + (size_t(o) * 16 + p) * Z;
+            double s = 0.0;
+            for (int k = 0; k < Z; ++k) s += double(w[k]) * double(zf[size_t(k)]);
+            x[size_t(o) * 16 + p] = float(s + double(L.bias[o]));
+          }
+        res = 4;
+        ch = L.out_ch;
+        act_norm(L, x.data(), ch, 16);
+      } else if (L.kind == LayerDesc::Conv) {
+        // Optional nearest ×2, then a SAME 3×3 cross-correlation + bias.
+        const int H = L.out_res;
+        std::vector<float> src;
+        if (L.up == 2) {
+          src.resize(size_t(L.in_ch) * H * H);
+          for (int c = 0; c < L.in_ch; ++c)
+            for (int yy = 0; yy < H; ++yy)
+              for (int xx = 0; xx < H; ++xx)
+                src[(size_t(c) * H + yy) * H + xx] = x[(size_t(c) * res + yy / 2) * res + xx / 2];
+        } else {
+          src = x;
+        }
+        y.assign(size_t(L.out_ch) * H * H, 0.0f);
+        std::vector<double> acc(size_t(H) * H);
+        for (int o = 0; o < L.out_ch; ++o) {
+          std::fill(acc.begin(), acc.end(), 0.0);
+          for (int c = 0; c < L.in_ch; ++c)
+            for (int ky = 0; ky < 3; ++ky)
+              for (int kx = 0; kx < 3; ++kx) {
+                const double w = L.weight[((size_t(o) * L.in_ch + c) * 3 + ky) * 3 + kx];
+                for (int oy = 0; oy < H; ++oy) {
+                  const int iy = oy + ky - 1;
+                  if (iy < 0 || iy >= H) continue;
+                  const float* row = src.data() + (size_t(c) * H + iy) * H;
+                  double* arow = acc.data() + size_t(oy) * H;
+                  for (int ox = 0; ox < H; ++ox) {
+                    const int ix = ox + kx - 1;
+                    if (ix < 0 || ix >= H) continue;
+                    arow[ox] += w * double(row[ix]);
+                  }
+                }
+              }
+          for (size_t p = 0; p < acc.size(); ++p) y[size_t(o) * H * H + p] = float(acc[p] + double(L.bias[o]));
+        }
+        x.swap(y);
+        res = H;
+        ch = L.out_ch;
+        act_norm(L, x.data(), ch, size_t(H) * H);
+      } else {
+        // ToRGB 1×1 + bias, linear, no clip.
+        const size_t HW = size_t(res) * res;
+        for (int k = 0; k < L.out_ch; ++k)
+          for (size_t p = 0; p < HW; ++p) {
+            double s = 0.0;
+            for (int c = 0; c < ch; ++c) s += double(L.weight[size_t(k) * ch + c]) * double(x[size_t(c) * HW + p]);
+            out[size_t(k) * HW + p] = float(s + double(L.bias[k]));
+          }
+      }
+    }
+  }
+
+  // ---- StyleGAN2 --------------------------------------------------------------------------
 
   void synth_one(const float* ws, NoiseMode mode, uint64_t seed, uint32_t image, float* out) const {
     const Network& net = *net_;
