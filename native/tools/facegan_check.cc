@@ -5,6 +5,7 @@
 //   facegan-check --compare-backends A B --random-config ffhq1024|ffhq256|tiny|... [--batch N]
 //                 [--precision P] [--precision-b P] [--threads N] [--seed S]
 //   facegan-check --self-test [--threads N]
+//   facegan-check --progan [--backend B] MODEL.safetensors test/fixtures/progan/progan-tfjs-outputs.safetensors
 //
 // Self-test: numpy_randn against known values, the JSON / safetensors readers against malformed
 // input, then the optimised CPU engine with every kernel variant this CPU supports (scalar, AVX2,
@@ -59,6 +60,7 @@ struct Opts {
   std::fprintf(stderr,
                "usage: facegan-check [--backend cpu|cuda|cpu-ref] [--precision fp32|fp16|bf16] [--threads N]\n"
                "                     MODEL.safetensors GOLDEN_PREFIX\n"
+               "       facegan-check --progan [--backend B] [--threads N] MODEL.safetensors TFJS_OUTPUTS.safetensors\n"
                "       facegan-check --compare-backends A B --random-config NAME [--batch N] [--seed S]\n"
                "                     [--precision P] [--precision-b P] [--threads N]\n"
                "       facegan-check --self-test [--threads N]\n"
@@ -416,6 +418,140 @@ int run_golden(const Opts& o) {
   double run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
   std::printf("summary: %s  %d passed, %d failed  (backend %s, %s, %.0f ms)\n", ck.fail ? "FAIL" : "PASS", ck.pass,
               ck.fail, gen->backend_name(), precision_name(o.precision), run_ms);
+  return ck.fail ? 1 : 0;
+}
+
+// ProGAN: the engine's toRGB output v vs the tfjs graph's outputs (test/fixtures/progan/
+// progan-tfjs-outputs.safetensors: latents [4, z_dim] F64, images [4, H, W, C] = clip(v, 0, 1)
+// of the float32 source, images_f16w_center32 [4, 32, 32, C] = the same graph run with float16
+// weights, rows / columns [48, 80)). A model whose tensors are all F16 is judged on the crops,
+// any other on the full images; max abs ≤ 1e-4 after the TF-Hub clip. Also: uint8 = the
+// reference's proganToUint8 of v, batch of 4 = one by one (bit-exact), finite values.
+int run_progan(const Opts& o) {
+  std::unique_ptr<SafetensorsFile> mfile, ffile;
+  std::unique_ptr<Generator> gen;
+  auto t0 = std::chrono::steady_clock::now();
+  Status s = load_model(o.model, o, o.precision, &gen, &mfile);
+  if (!s || !(s = SafetensorsFile::open(o.golden, &ffile))) {
+    std::fprintf(stderr, "facegan-check: %s\n", s.message.c_str());
+    return 1;
+  }
+  double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const ModelInfo& mi = gen->info();
+  if (mi.arch != "progan") {
+    std::fprintf(stderr, "facegan-check: %s is a %s model, not progan\n", o.model.c_str(), mi.arch.c_str());
+    return 1;
+  }
+  bool all_f16 = true;
+  for (const auto& e : mfile->entries()) all_f16 = all_f16 && e.dtype == "F16";
+  // The output map, from the config (the engine's uint8 is checked against it).
+  json::Value cfg;
+  double scale = 127.5, offset = 63.75, clip_lo = 0, clip_hi = 1;
+  if (json::parse(*mfile->metadata_value("config"), &cfg) && cfg.get("output")) {
+    const json::Value* out = cfg.get("output");
+    if (out->get("scale")) scale = out->get("scale")->number;
+    if (out->get("offset")) offset = out->get("offset")->number;
+    if (const json::Value* c = out->get("tfhub_clip")) {
+      clip_lo = c->array[0].number;
+      clip_hi = c->array[1].number;
+    }
+  }
+  std::printf("model %s: progan %dx%d, %d channels, z %d, %.2f M params (%s weights); backend %s; loaded in %.0f ms\n",
+              o.model.c_str(), mi.img_resolution, mi.img_resolution, mi.img_channels, mi.z_dim,
+              double(mi.num_params) / 1e6, all_f16 ? "F16" : "not all F16", gen->backend_name(), load_ms);
+  Checker ck;
+  const SafetensorsEntry* lat = ffile->find("latents");
+  const SafetensorsEntry* full = ffile->find("images");
+  const SafetensorsEntry* crop = ffile->find("images_f16w_center32");
+  if (!lat || lat->shape.size() != 2 || lat->shape[1] != mi.z_dim || !full || !crop) {
+    std::fprintf(stderr, "facegan-check: %s lacks latents [N, %d] / images / images_f16w_center32\n", o.golden.c_str(),
+                 mi.z_dim);
+    return 1;
+  }
+  const int n = int(lat->shape[0]), R = mi.img_resolution, IC = mi.img_channels;
+  const size_t img_n = size_t(IC) * R * R;
+  std::vector<float> zd = as_f32(*lat), fimg = as_f32(*full), fcrop = as_f32(*crop);
+  const int cy0 = 48, cw = int(crop->shape[1]);
+  std::vector<float> img(size_t(n) * img_n);
+  std::vector<uint8_t> u8(size_t(n) * img_n);
+  SynthesisArgs a;
+  a.n = n;
+  a.z = zd.data();
+  a.img = img.data();
+  a.img_u8 = u8.data();
+  auto t1 = std::chrono::steady_clock::now();
+  if (!(s = gen->synthesis(a))) {
+    ck.line(false, "synthesis", s.message);
+    return 1;
+  }
+  double run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+  for (int i = 0; i < n; ++i) {
+    const float* v = img.data() + size_t(i) * img_n;  // [C][H][W]
+    auto clipped = [&](int y, int x, int c) {
+      return float(std::min(clip_hi, std::max(clip_lo, double(v[(size_t(c) * R + y) * R + x]))));
+    };
+    Stats sc, sf;
+    std::vector<float> got_c, ref_c, got_f;
+    for (int y = 0; y < cw; ++y)
+      for (int x = 0; x < cw; ++x)
+        for (int c = 0; c < IC; ++c) got_c.push_back(clipped(cy0 + y, cy0 + x, c));
+    sc = compare(got_c.data(), fcrop.data() + size_t(i) * cw * cw * IC, got_c.size());
+    for (int y = 0; y < R; ++y)
+      for (int x = 0; x < R; ++x)
+        for (int c = 0; c < IC; ++c) got_f.push_back(clipped(y, x, c));
+    sf = compare(got_f.data(), fimg.data() + size_t(i) * img_n, got_f.size());
+    const std::string tag = "z[" + std::to_string(i) + "]";
+    if (all_f16) {
+      ck.line(sc.max_abs <= 1e-4, tag + " f16-weight crop", Checker::fmt("max abs %.3g (tol 1e-4) after the TF-Hub clip", sc.max_abs));
+      std::printf("INFO  %-28s max abs %.3g, PSNR %.2f dB (float16 weights vs the float32 source)\n",
+                  (tag + " full image").c_str(), sf.max_abs, sf.psnr());
+    } else {
+      ck.line(sf.max_abs <= 1e-4, tag + " full image", Checker::fmt("max abs %.3g (tol 1e-4) after the TF-Hub clip", sf.max_abs));
+    }
+    // uint8 = round(clamp(v·scale + offset, 0, 255)), as proganToUint8 (double, half up).
+    size_t bad = 0, nonfinite = 0;
+    for (int y = 0; y < R; ++y)
+      for (int x = 0; x < R; ++x)
+        for (int c = 0; c < IC; ++c) {
+          const double t = double(v[(size_t(c) * R + y) * R + x]) * scale + offset;
+          nonfinite += !std::isfinite(t);
+          const double cl = std::min(255.0, std::max(0.0, t));
+          const int want = int(std::floor(cl + 0.5));
+          bad += u8[size_t(i) * img_n + (size_t(y) * R + x) * IC + c] != want;
+        }
+    ck.line(bad == 0 && nonfinite == 0, tag + " uint8 mapping",
+            std::to_string(bad) + " of " + std::to_string(img_n) + " pixels differ from round(clamp(v*" +
+                Checker::fmt("%g + %g", scale, offset) + ", 0, 255))" + (nonfinite ? ", non-finite values" : ""));
+  }
+  // Batch invariance: each latent alone, and the batch reversed.
+  {
+    size_t diff = 0;
+    std::vector<float> one(img_n), rz(zd.size()), rimg(img.size());
+    std::vector<uint8_t> one8(img_n), r8(u8.size());
+    for (int i = 0; i < n; ++i) {
+      SynthesisArgs b = a;
+      b.n = 1;
+      b.z = zd.data() + size_t(i) * mi.z_dim;
+      b.img = one.data();
+      b.img_u8 = one8.data();
+      if (!gen->synthesis(b)) ++diff;
+      diff += std::memcmp(one.data(), img.data() + size_t(i) * img_n, img_n * 4) != 0;
+      diff += std::memcmp(one8.data(), u8.data() + size_t(i) * img_n, img_n) != 0;
+      std::copy(zd.begin() + long(size_t(i) * mi.z_dim), zd.begin() + long(size_t(i + 1) * mi.z_dim),
+                rz.begin() + long(size_t(n - 1 - i) * mi.z_dim));
+    }
+    SynthesisArgs b = a;
+    b.z = rz.data();
+    b.img = rimg.data();
+    b.img_u8 = r8.data();
+    if (!gen->synthesis(b)) ++diff;
+    for (int i = 0; i < n; ++i)
+      diff += std::memcmp(rimg.data() + size_t(n - 1 - i) * img_n, img.data() + size_t(i) * img_n, img_n * 4) != 0;
+    ck.line(diff == 0, "batch invariance", std::to_string(diff) + " differences between the batch of " +
+                                               std::to_string(n) + ", one by one and reversed (bit-exact)");
+  }
+  std::printf("summary: %s  %d passed, %d failed  (backend %s, batch of %d in %.0f ms)\n", ck.fail ? "FAIL" : "PASS",
+              ck.pass, ck.fail, gen->backend_name(), n, run_ms);
   return ck.fail ? 1 : 0;
 }
 
@@ -835,7 +971,7 @@ int run_self_test(const Opts& o) {
 int main(int argc, char** argv) {
   Opts o;
   std::vector<std::string> pos;
-  bool compare_mode = false, self_test = false;
+  bool compare_mode = false, self_test = false, progan = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -848,6 +984,7 @@ int main(int argc, char** argv) {
     else if (a == "--threads") o.threads = std::atoi(next().c_str());
     else if (a == "--compare-backends") { compare_mode = true; o.backend = next(); o.backend_b = next(); }
     else if (a == "--self-test") self_test = true;
+    else if (a == "--progan") progan = true;
     else if (a == "--random-config") o.random_config = next();
     else if (a == "--batch") o.batch = std::atoi(next().c_str());
     else if (a == "--seed") o.seed = std::strtoull(next().c_str(), nullptr, 10);
@@ -864,5 +1001,5 @@ int main(int argc, char** argv) {
   if (pos.size() != 2) usage();
   o.model = pos[0];
   o.golden = pos[1];
-  return run_golden(o);
+  return progan ? run_progan(o) : run_golden(o);
 }
