@@ -128,6 +128,11 @@ export class Generator {
     const c = checkClasses(opts, shape, latents.count);
     const synth = checkSynthesisOptions(opts, shape, latents.count);
     const z = latents.z ?? this.#zForSeeds(latents.seeds!);
+    if (this.info.arch === 'progan') {
+      // No mapping network: z goes straight into the synthesis network.
+      if (trunc.psi !== 1 || trunc.cutoff !== -1) throw invalidOption('psi / truncationCutoff', 'nothing: a ProGAN model has no truncation', opts.psi ?? opts.truncationCutoff);
+      return (await this.#synthesise(z, latents.count, synth, latents.seeds)) as ImagesFor<O>;
+    }
     const ws = await this.#run((g) => g.mapping(z, c, latents.count, trunc.psi, trunc.cutoff));
     return (await this.#synthesise(ws, latents.count, synth, latents.seeds)) as ImagesFor<O>;
   }
@@ -136,6 +141,7 @@ export class Generator {
   async mapping(options: LatentOptions): Promise<Float32Array> {
     const opts = checkObject('options', options);
     const shape = this.#shape();
+    this.#requireMapping('mapping()');
     const latents = checkLatents(opts, shape);
     const trunc = checkTruncation(opts, shape);
     const c = checkClasses(opts, shape, latents.count);
@@ -147,6 +153,7 @@ export class Generator {
   async synthesis<O extends RenderOptions>(ws: Float32Array, options?: O): Promise<ImagesFor<O>> {
     const opts = checkObject('options', options);
     const shape = this.#shape();
+    this.#requireMapping('synthesis(ws)');
     const checked = checkWs(ws, shape);
     const synth = checkSynthesisOptions(opts, shape, checked.count);
     return (await this.#synthesise(checked.ws, checked.count, synth, undefined)) as ImagesFor<O>;
@@ -177,6 +184,12 @@ export class Generator {
     return this.info;
   }
 
+  #requireMapping(what: string): void {
+    if (this.info.arch === 'progan') {
+      throw new FaceganError('ERR_INVALID_OPTION', `${what} needs a StyleGAN2 model; a ProGAN model has no mapping network (use generate())`);
+    }
+  }
+
   #zForSeeds(seeds: number[]): Float32Array {
     const { zDim } = this.info;
     const z = new Float32Array(seeds.length * zDim);
@@ -184,22 +197,23 @@ export class Generator {
     return z;
   }
 
+  /** ws (StyleGAN2) or z (ProGAN) → images, in chunks of the batch size. */
   async #synthesise(
-    ws: Float32Array,
+    input: Float32Array,
     count: number,
     synth: { noiseMode: NoiseMode; noiseSeed: number | undefined; output: OutputKind },
     seeds: number[] | undefined,
   ): Promise<Image[] | FloatImage[]> {
-    const { resolution: size, imageChannels: channels, numWs, wDim } = this.info;
-    const row = numWs * wDim;
+    const { resolution: size, imageChannels: channels, numWs, wDim, zDim, arch } = this.info;
+    const row = arch === 'progan' ? zDim : numWs * wDim;
     const wantFloat = synth.output === 'float32';
     const noiseSeed = synth.noiseSeed ?? Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
     const images: (Image | FloatImage)[] = [];
     for (let start = 0; start < count; start += this.#batchSize) {
       const n = Math.min(this.#batchSize, count - start);
-      const chunk = ws.subarray(start * row, (start + n) * row);
-      // Each chunk gets its own noise stream so that splitting never repeats noise.
-      const out = await this.#run((g) => g.synthesis(chunk, n, synth.noiseMode, noiseSeed + start, wantFloat, !wantFloat));
+      const chunk = input.subarray(start * row, (start + n) * row);
+      // Random noise is keyed by (noiseSeed, image index in the request): chunking changes nothing.
+      const out = await this.#run((g) => g.synthesis(chunk, n, synth.noiseMode, noiseSeed, start, wantFloat, !wantFloat));
       const data = (wantFloat ? out.float32 : out.uint8)!;
       const per = channels * size * size;
       for (let i = 0; i < n; i++) {

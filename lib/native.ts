@@ -48,6 +48,7 @@ export interface NativeGenerator {
     n: number,
     noiseMode: 'const' | 'random' | 'none',
     noiseSeed: number,
+    imageOffset: number,
     wantFloat: boolean,
     wantUint8: boolean,
   ): Promise<{ float32?: Float32Array; uint8?: Uint8Array }>;

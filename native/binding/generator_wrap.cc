@@ -311,27 +311,34 @@ Napi::Value GeneratorWrap::Mapping(const Napi::CallbackInfo& info) {
   return p;
 }
 
-// synthesis(ws: Float32Array, n, noiseMode, noiseSeed, wantFloat, wantU8) → Promise<{float32?, uint8?}>
+// synthesis(wsOrZ: Float32Array, n, noiseMode, noiseSeed, imageOffset, wantFloat, wantU8) → Promise<{float32?, uint8?}>
 Napi::Value GeneratorWrap::Synthesis(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!gen_) FG_THROW_TYPE(env, "generator is disposed");
   const facegan::ModelInfo& m = gen_->info();
-  if (info.Length() < 6 || !IsTypedArrayOf(info[0], napi_float32_array) || !info[1].IsNumber() ||
-      !info[2].IsString() || !info[3].IsNumber() || !info[4].IsBoolean() || !info[5].IsBoolean())
-    FG_THROW_TYPE(env, "synthesis(ws: Float32Array, n, noiseMode, noiseSeed, wantFloat, wantU8)");
+  if (info.Length() < 7 || !IsTypedArrayOf(info[0], napi_float32_array) || !info[1].IsNumber() ||
+      !info[2].IsString() || !info[3].IsNumber() || !info[4].IsNumber() || !info[5].IsBoolean() ||
+      !info[6].IsBoolean())
+    FG_THROW_TYPE(env, "synthesis(ws: Float32Array, n, noiseMode, noiseSeed, imageOffset, wantFloat, wantU8)");
   facegan::SynthesisArgs a;
   a.n = info[1].As<Napi::Number>().Int32Value();
-  Napi::Float32Array ws = info[0].As<Napi::Float32Array>();
-  if (a.n < 1 || ws.ElementLength() != size_t(a.n) * m.num_ws * m.w_dim)
-    FG_THROW_RANGE(env, "ws must hold n × numWs × wDim values");
-  a.ws = ws.Data();
+  // StyleGAN2 synthesises from ws; ProGAN (no mapping network) from z.
+  Napi::Float32Array input = info[0].As<Napi::Float32Array>();
+  const bool from_z = m.arch == "progan";
+  const size_t row = from_z ? size_t(m.z_dim) : size_t(m.num_ws) * m.w_dim;
+  if (a.n < 1 || input.ElementLength() != size_t(a.n) * row)
+    FG_THROW_RANGE(env, from_z ? "z must hold n × zDim values" : "ws must hold n × numWs × wDim values");
+  (from_z ? a.z : a.ws) = input.Data();
   if (!ParseNoise(info[2].As<Napi::String>().Utf8Value(), &a.noise))
     FG_THROW_TYPE(env, "noiseMode must be const, random or none");
   double seed = info[3].As<Napi::Number>().DoubleValue();
   if (!(seed >= 0 && seed <= 9007199254740991.0)) FG_THROW_RANGE(env, "noiseSeed must be a safe integer ≥ 0");
   a.noise_seed = uint64_t(seed);
-  bool want_float = info[4].As<Napi::Boolean>().Value();
-  bool want_u8 = info[5].As<Napi::Boolean>().Value();
+  double offset = info[4].As<Napi::Number>().DoubleValue();
+  if (!(offset >= 0 && offset <= 4294967295.0)) FG_THROW_RANGE(env, "imageOffset must be an integer in [0, 2^32)");
+  a.image_offset = uint32_t(offset);
+  bool want_float = info[5].As<Napi::Boolean>().Value();
+  bool want_u8 = info[6].As<Napi::Boolean>().Value();
   auto* job = new SynthesisJob(env, gen_, a, want_float, want_u8);
   job->Keep(info[0]);
   Napi::Promise p = job->Promise();
