@@ -37,6 +37,11 @@
 // ToRGB (1×1 modulated, no demodulation) runs fused as above, or as its own pass with the skip
 // upsampling (out[2j] = .25·x[j−1] + .75·x[j], out[2j+1] = .75·x[j] + .25·x[j+1]).
 //
+// ProGAN (run_batch_progan): the latent pixel norm, the dense 4×4 start (dot products), then the
+// same 3×3 convolutions with unit styles and demodulation (×1 is exact) and no noise, each
+// followed by a pixel-norm pass over the channels (kernel pixel_norm); the first conv of a block
+// reads the nearest ×2 upsampled input; the final ToRGB is linear, with no skip image.
+//
 // Environment knobs (for experiments and checks): FACEGAN_CPU_ISA=scalar|avx2|avx512,
 // FACEGAN_CPU_WINOGRAD=0, FACEGAN_CPU_WINO_MIN_RES=N, FACEGAN_CPU_FUSE_RGB=0, FACEGAN_CPU_STREAM_KB=N (non-temporal stores
 // for up-conv outputs of at least N KiB; 0 = never), FACEGAN_CPU_PROFILE=1 (per-layer timings).
@@ -182,6 +187,7 @@ struct Scratch {
 class CpuBackend : public Backend {
  public:
   const char* name() const override { return "cpu"; }
+  bool supports(Arch) const override { return true; }
 
   Status prepare(const Network& net, const LoadOptions& options) override {
     if (options.precision != Precision::FP32)
@@ -210,6 +216,9 @@ class CpuBackend : public Backend {
       max_act_ = std::max(max_act_, size_t(L.out_ch) * L.out_res * L.out_res);
       max_act_ = std::max(max_act_, size_t(L.in_ch) * L.in_res * L.in_res);
       if (L.kind != LayerDesc::Conv) continue;
+      max_ch_ = std::max(max_ch_, size_t(L.in_ch));
+      if (L.up == 2 && L.resample == LayerDesc::Nearest)
+        max_up_ = std::max(max_up_, size_t(L.in_ch) * L.out_res * L.out_res);
       ConvPrep cp;
       cp.L = &L;
       cp.index = int(li);
@@ -227,7 +236,8 @@ class CpuBackend : public Backend {
         }
       cp.demod_off = demod_total;
       demod_total += size_t(Co);
-      if (L.up == 1) {
+      if (L.up == 1 || L.resample == LayerDesc::Nearest) {
+        // (ProGAN's nearest ×2 + 3×3: the plain 3×3 conv on the upsampled grid.)
         cp.K = 9 * Ci;
         cp.og = Co;
         cp.ngroups = 1;
@@ -302,6 +312,10 @@ class CpuBackend : public Backend {
     int max_res = net.info.img_resolution;
     zero_block_.reserve(size_t(6) * max_res);
     zero_block_.zero();
+    // Unmodulated layers (ProGAN) run the same kernels with s = 1 and d = 1 (exact).
+    for (const LayerDesc& L : net.layers) max_ch_ = std::max(max_ch_, size_t(L.in_ch));
+    ones_.reserve(std::max<size_t>(max_ch_, 1));
+    std::fill(ones_.data(), ones_.data() + ones_.size(), 1.0f);
 
     pool_.reset(new ThreadPool(nt));
     scratch_.resize(size_t(pool_->size()));
@@ -333,13 +347,13 @@ class CpuBackend : public Backend {
     const Network& net = *net_;
     const int R = net.info.img_resolution, IC = net.info.img_channels;
     // Sub-batches bounded by memory: two activation buffers + images per sample.
-    const size_t per_img = (2 * max_act_ + 2 * size_t(IC) * R * R + size_t(R) * R) * sizeof(float);
+    const size_t per_img = (2 * max_act_ + max_up_ + 2 * size_t(IC) * R * R + size_t(R) * R) * sizeof(float);
     const size_t budget = size_t(768) << 20;
     int nb_max = int(std::max<size_t>(1, std::min<size_t>(size_t(a.n), budget / per_img)));
     nb_max = std::min(nb_max, 64);
     for (int start = 0; start < a.n; start += nb_max) {
       const int nb = std::min(nb_max, a.n - start);
-      Status s = run_batch(a, start, nb);
+      Status s = net.arch == Arch::ProGAN ? run_batch_progan(a, start, nb) : run_batch(a, start, nb);
       if (!s) return s;
     }
     return Status::Ok();
@@ -354,7 +368,8 @@ class CpuBackend : public Backend {
   int kc_ = 256;
   int nc_target_ = 384;
   size_t max_act_ = 0, max_cols_ = 0, max_z_ = 0, demod_total_ = 0, max_cbuf_ = 0;
-  Buf act_[2], img_[2], styles_, demod_, noise_, zero_block_;
+  size_t max_up_ = 0, max_ch_ = 0;  // nearest-upsampled input (ProGAN); widest layer input
+  Buf act_[2], img_[2], styles_, demod_, noise_, zero_block_, up_, ones_, zn_;
   std::vector<float> rgbw_;
   bool fuse_rgb_ = true;
   size_t stream_min_ = 0;  // bytes of an up-conv output (sub-batch) from which to store non-temporally
@@ -524,9 +539,137 @@ class CpuBackend : public Backend {
     e->d = d;
     e->bias = L.bias[o];
     e->noise_strength = L.noise_strength;
-    e->noise = noise_row;
+    e->noise = L.has_noise ? noise_row : nullptr;
     e->clamp = L.clamp;
     e->act = L.activate;
+    e->slope = L.lrelu_slope;
+    e->gain = L.act_gain;
+  }
+
+  // ---- ProGAN (docs/progan.md): dense start, then plain 3×3 convs (s = 1, d = 1, no noise)
+  // with leaky ReLU and a pixel norm, the first of each block on the nearest ×2 upsampled
+  // input, then one linear ToRGB. The convolutions are the StyleGAN2 kernels with unit styles.
+  Status run_batch_progan(const SynthesisArgs& a, int start, int nb) {
+    const Network& net = *net_;
+    const int R = net.info.img_resolution, IC = net.info.img_channels, Z = net.info.z_dim;
+    act_[0].reserve(size_t(nb) * max_act_);
+    act_[1].reserve(size_t(nb) * max_act_);
+    if (max_up_) up_.reserve(size_t(nb) * max_up_);
+    img_[0].reserve(size_t(nb) * IC * R * R);
+    demod_.reserve(size_t(nb) * std::max<size_t>(demod_total_, 1));
+    std::fill(demod_.data(), demod_.data() + demod_.size(), 1.0f);
+    zn_.reserve(size_t(nb) * Z);
+    const float* S = ones_.data();
+    const float* D = demod_.data();
+    static const bool profile = std::getenv("FACEGAN_CPU_PROFILE") != nullptr;
+    const auto batch_t0 = std::chrono::steady_clock::now();
+    // The latent pixel norm (per image; the float64 sum of squares as the reference).
+    for (int img = 0; img < nb; ++img) {
+      const float* z = a.z + size_t(start + img) * Z;
+      float* zn = zn_.data() + size_t(img) * Z;
+      std::memcpy(zn, z, size_t(Z) * sizeof(float));
+      if (net.normalize_latent) {
+        double ss = 0.0;
+        for (int k = 0; k < Z; ++k) ss += double(zn[k]) * double(zn[k]);
+        const float mean = float(ss / Z);
+        const float sc = float(1.0 / std::sqrt(double(float(double(mean) + double(net.latent_eps)))));
+        for (int k = 0; k < Z; ++k) zn[k] = zn[k] * sc;
+      }
+    }
+    const float* x = nullptr;
+    size_t x_stride = 0;
+    int cur = 0;
+    for (const LayerDesc& L : net.layers) {
+      const auto t0 = std::chrono::steady_clock::now();
+      if (L.kind == LayerDesc::Dense) {
+        // a[o][p] = W[o·16 + p] · ẑ + b[o], lrelu, then the pixel norm of the 16 pixels.
+        const int C = L.out_ch;
+        float* out = act_[0].data();
+        const size_t ostride = size_t(C) * 16;
+        const int per = 64;  // output channels per task
+        const int chunks = ceil_div(C, per);
+        run_or_throw(nb * chunks, [&](int t, int) {
+          const int img = t / chunks, o0 = (t % chunks) * per, o1 = std::min(C, o0 + per);
+          const float* zn = zn_.data() + size_t(img) * Z;
+          float* oi = out + size_t(img) * ostride;
+          for (int o = o0; o < o1; ++o)
+            for (int p = 0; p < 16; ++p) {
+              float v = ks_->dot(L.weight + (size_t(o) * 16 + p) * Z, zn, Z) + L.bias[o];
+              if (L.activate) {
+                v = v < 0.0f ? v * L.lrelu_slope : v;
+                if (L.act_gain != 1.0f) v = v * L.act_gain;
+              }
+              oi[size_t(o) * 16 + p] = v;
+            }
+        });
+        if (L.pixel_norm)
+          run_or_throw(nb, [&](int img, int) { ks_->pixel_norm(out + size_t(img) * ostride, 16, C, 16, L.pixel_norm_eps); });
+        x = out;
+        x_stride = ostride;
+        cur = 0;
+      } else if (L.kind == LayerDesc::Conv) {
+        const ConvPrep& cp = conv_of(int(&L - net.layers.data()));
+        const int H = L.out_res, HW = H * H;
+        const float* in = x;
+        size_t in_stride = x_stride;
+        if (L.up == 2) {
+          // Nearest ×2 into up_: row y of the 2H grid is input row y/2, each value twice.
+          const int h = L.in_res, Ci = L.in_ch;
+          float* up = up_.data();
+          const size_t ustride = size_t(Ci) * HW;
+          const int cper = std::max(1, 16384 / HW);
+          const int chunks = ceil_div(Ci, cper);
+          run_or_throw(nb * chunks, [&](int t, int) {
+            const int img = t / chunks, c0 = (t % chunks) * cper, c1 = std::min(Ci, c0 + cper);
+            for (int c = c0; c < c1; ++c) {
+              const float* src = x + size_t(img) * x_stride + size_t(c) * h * h;
+              float* dst = up + size_t(img) * ustride + size_t(c) * HW;
+              for (int yy = 0; yy < h; ++yy) {
+                float* r0 = dst + size_t(2 * yy) * H;
+                for (int xx = 0; xx < h; ++xx) r0[2 * xx] = r0[2 * xx + 1] = src[size_t(yy) * h + xx];
+                std::memcpy(r0 + H, r0, size_t(H) * sizeof(float));
+              }
+            }
+          });
+          in = up;
+          in_stride = ustride;
+        }
+        const int dst = 1 - cur;
+        float* out = act_[dst].data();
+        const size_t out_stride = size_t(L.out_ch) * HW;
+        if (cp.wino) conv3x3_wino(cp, in, in_stride, out, out_stride, nb, S, D, NoiseMode::None, nullptr, nullptr);
+        else conv3x3(cp, in, in_stride, out, out_stride, nb, S, D, NoiseMode::None, nullptr);
+        if (L.pixel_norm) {
+          const int pchunk = 1024;
+          const int chunks = ceil_div(HW, pchunk);
+          run_or_throw(nb * chunks, [&](int t, int) {
+            const int img = t / chunks, p0 = (t % chunks) * pchunk, n = std::min(pchunk, HW - p0);
+            ks_->pixel_norm(out + size_t(img) * out_stride + p0, size_t(HW), L.out_ch, n, L.pixel_norm_eps);
+          });
+        }
+        x = out;
+        x_stride = out_stride;
+        cur = dst;
+      } else {
+        torgb(L, x, x_stride, nullptr, 0, img_[0].data(), nb, S);
+      }
+      if (profile) {
+        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        double macs = double(L.in_ch) * L.out_ch * L.ksize * L.ksize * L.out_res * L.out_res * nb;
+        if (L.kind == LayerDesc::Dense) macs = double(L.in_ch) * L.out_ch * 16 * nb;
+        std::fprintf(stderr, "  %-12s %4d->%4d %4d^2  %8.2f ms  %6.1f GFLOP/s\n", L.name.c_str(), L.in_ch, L.out_ch,
+                     L.out_res, ms, 2e-6 * macs / ms);
+      }
+    }
+    if (profile)
+      std::fprintf(stderr, "  total: %.2f ms wall (batch %d)\n",
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - batch_t0).count(), nb);
+    const float* fimg = img_[0].data();
+    const size_t isz = size_t(IC) * R * R;
+    if (a.img) std::memcpy(a.img + size_t(start) * isz, fimg, size_t(nb) * isz * sizeof(float));
+    if (a.img_u8)
+      run_or_throw(nb, [&](int t, int) { to_u8_hwc(fimg + size_t(t) * isz, IC, R, R, a.img_u8 + size_t(start + t) * isz, net.output); });
+    return Status::Ok();
   }
 
   // C[(p − p0)·MR …][…] (+)= A panels [p0, p1) (each K·MR floats, K-block offset kb) × the packed

@@ -40,8 +40,10 @@ struct EpilogueArgs {
   float noise_strength;
   const float* noise;   // per output pixel, or nullptr
   float clamp;          // < 0: none
-  bool act;             // lrelu(0.2)·√2
+  bool act;             // lrelu: max(v, slope·v)·gain
   bool stream = false;  // non-temporal stores where aligned (outputs far larger than the caches)
+  float slope = 0.2f;   // StyleGAN2 0.2 / √2; ProGAN the config's slope / 1
+  float gain = 1.41421356237309504880f;
 };
 
 // Winograd F(2×2, 3×3) input transform of one input channel over a run of tiles of one tile
@@ -101,6 +103,9 @@ struct KernelSet {
   void (*wino_out)(const WinoOutArgs& a);
   // Orders this thread's non-temporal stores before later stores (call at the end of a task).
   void (*store_fence)();
+  // Pixel norm (ProGAN) of n consecutive pixels: x[c·cstride + p] ← x[c·cstride + p] · r[p],
+  // r[p] = 1 / sqrt(Σ_c x[c·cstride + p]² / C + eps), for p < n (the sum in channel order).
+  void (*pixel_norm)(float* x, size_t cstride, int C, int n, float eps);
 };
 
 // Available variants, best first (always ends with the scalar one).

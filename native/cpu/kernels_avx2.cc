@@ -1,6 +1,7 @@
 // AVX2 + FMA kernel variant (compiled with -mavx2 -mfma -mf16c; used only when cpuid has them).
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 

@@ -1,6 +1,7 @@
 // AVX-512 (F/BW/VL/DQ) kernel variant (compiled with -mavx512*; used only when cpuid has them).
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 

@@ -140,23 +140,30 @@ static inline float epi_scalar(float v, const EpilogueArgs& e, const float* nois
   v *= e.d;
   if (noise) v += noise[i] * e.noise_strength;
   v += e.bias;
-  if (e.act) v = (v < 0.0f ? v * 0.2f : v) * kSqrt2f;
+  if (e.act) {
+    v = v < 0.0f ? v * e.slope : v;
+    if (e.gain != 1.0f) v = v * e.gain;
+  }
   if (e.clamp >= 0.0f) v = v < -e.clamp ? -e.clamp : (v > e.clamp ? e.clamp : v);
   return v;
 }
 
 struct EpiVec {
   V d, b, ns, slope, gain, lo, hi;
-  bool noise, act, clamp;
+  bool noise, act, has_gain, clamp;
   explicit EpiVec(const EpilogueArgs& e)
-      : d(vset1(e.d)), b(vset1(e.bias)), ns(vset1(e.noise_strength)), slope(vset1(0.2f)), gain(vset1(kSqrt2f)),
-        lo(vset1(-e.clamp)), hi(vset1(e.clamp)), noise(e.noise != nullptr), act(e.act), clamp(e.clamp >= 0.0f) {}
+      : d(vset1(e.d)), b(vset1(e.bias)), ns(vset1(e.noise_strength)), slope(vset1(e.slope)), gain(vset1(e.gain)),
+        lo(vset1(-e.clamp)), hi(vset1(e.clamp)), noise(e.noise != nullptr), act(e.act), has_gain(e.gain != 1.0f),
+        clamp(e.clamp >= 0.0f) {}
   // nz: the noise values (used only when the layer has noise).
   inline V apply_n(V v, V nz) const {
     v = vmul(v, d);
     if (noise) v = vadd(v, vmul(nz, ns));
     v = vadd(v, b);
-    if (act) v = vmul(vmax(v, vmul(v, slope)), gain);
+    if (act) {
+      v = vmax(v, vmul(v, slope));
+      if (has_gain) v = vmul(v, gain);
+    }
     if (clamp) v = vmin(vmax(v, lo), hi);
     return v;
   }
@@ -448,6 +455,37 @@ static void wino_out(const WinoOutArgs& a) {
   }
 }
 
+static void pixel_norm(float* x, size_t cstride, int C, int n, float eps) {
+  constexpr int kChunk = 4 * VL;
+  alignas(64) float r[kChunk];
+  const float fc = float(C);
+  for (int p0 = 0; p0 < n; p0 += kChunk) {
+    const int m = n - p0 < kChunk ? n - p0 : kChunk;
+    // Σ_c x², one vector per VL pixels (the last one partial), channel by channel.
+    V ss[4] = {vzero(), vzero(), vzero(), vzero()};
+    const int nv = (m + VL - 1) / VL;
+    for (int c = 0; c < C; ++c) {
+      const float* xc = x + size_t(c) * cstride + p0;
+      for (int v = 0; v < nv; ++v) {
+        const int k = m - v * VL < VL ? m - v * VL : VL;
+        V xv = k == VL ? vload(xc + v * VL) : vloadn(xc + v * VL, k);
+        ss[v] = vfma(xv, xv, ss[v]);
+      }
+    }
+    for (int v = 0; v < nv; ++v) vstore(r + v * VL, ss[v]);
+    // (A division, not a product: nothing here can be contracted into an FMA.)
+    for (int q = 0; q < m; ++q) r[q] = 1.0f / std::sqrt(r[q] / fc + eps);
+    for (int c = 0; c < C; ++c) {
+      float* xc = x + size_t(c) * cstride + p0;
+      for (int v = 0; v < nv; ++v) {
+        const int k = m - v * VL < VL ? m - v * VL : VL;
+        if (k == VL) vstore(xc + v * VL, vmul(vload(xc + v * VL), vload(r + v * VL)));
+        else vstoren(xc + v * VL, vmul(vloadn(xc + v * VL, k), vload(r + v * VL)), k);
+      }
+    }
+  }
+}
+
 static const KernelSet* make_kernel_set(const char* name) {
   static const KernelSet ks = {name,
                                kMR,
@@ -465,6 +503,7 @@ static const KernelSet* make_kernel_set(const char* name) {
                                &dot,
                                &wino_in,
                                &wino_out,
-                               &vfence};
+                               &vfence,
+                               &pixel_norm};
   return &ks;
 }

@@ -1,5 +1,6 @@
 // Portable kernel variant: plain C++ on 4-float "vectors" (the compiler may use SSE / NEON).
 #include <atomic>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>

@@ -3,7 +3,8 @@
 //   facegan-bench [--backend B] [--precision P] [--threads N] [--config ffhq1024|ffhq256|MODEL.safetensors]
 //                 [--batch 1,4,16] [--iters K] [--noise const|none|random] [--mapping]
 //
-// Named configs use random weights of that shape. For each batch size: one warm-up call, then K
+// Named configs use random weights of that shape. ProGAN models (arch progan) have no mapping:
+// synthesis takes z directly (--mapping is ignored). For each batch size: one warm-up call, then K
 // timed calls; prints img/s and ms/image (best and mean).
 #include <algorithm>
 #include <chrono>
@@ -136,14 +137,16 @@ int main(int argc, char** argv) {
     m.c = mi.c_dim ? c.data() : nullptr;
     m.psi = 0.7f;
     m.ws = ws.data();
+    const bool progan = mi.arch == "progan";  // no mapping: synthesis takes z
     SynthesisArgs sa;
     sa.n = b;
-    sa.ws = ws.data();
+    if (progan) sa.z = z.data();
+    else sa.ws = ws.data();
     sa.noise = noise;
     sa.img_u8 = u8.data();
     auto once = [&]() -> double {
       auto a = std::chrono::steady_clock::now();
-      Status st = with_mapping ? gen->mapping(m) : Status::Ok();
+      Status st = with_mapping && !progan ? gen->mapping(m) : Status::Ok();
       if (st) st = gen->synthesis(sa);
       if (!st) {
         std::fprintf(stderr, "facegan-bench: %s\n", st.message.c_str());
@@ -151,7 +154,7 @@ int main(int argc, char** argv) {
       }
       return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count();
     };
-    if (!(s = gen->mapping(m))) {
+    if (!progan && !(s = gen->mapping(m))) {
       std::fprintf(stderr, "facegan-bench: %s\n", s.message.c_str());
       return 1;
     }

@@ -10,6 +10,7 @@
 // Self-test: numpy_randn against known values, the JSON / safetensors readers against malformed
 // input, then the optimised CPU engine with every kernel variant this CPU supports (scalar, AVX2,
 // AVX-512) against the scalar reference engine (cpu-ref) on small random configs, batches 1 and 3;
+// the random configs include ProGAN ones (progan-tiny, progan-wide; progan128 for invariance);
 // then batch invariance with every kernel variant on the random configs: the mapping, and each
 // image of a batch of 5 bit-identical to the same image in batches of 3 and 1 (const, none and
 // random noise), and with one thread as with the pool.
@@ -173,9 +174,12 @@ struct Checker {
 // (permuted, and a contiguous slice) and one by one, in every noise mode, and compared bit for
 // bit (float and uint8). Random noise is keyed by (seed, image_offset + position), so the
 // random-noise runs keep each image's index in the request: contiguous slices with image_offset.
+// `ws5`: 5 images of the synthesis input: ws (StyleGAN2) or z (ProGAN, which has no noise: the
+// const run only).
 void check_batch_invariance(Checker& ck, Generator& g, const std::vector<float>& ws5, const std::string& label) {
   const ModelInfo& mi = g.info();
-  const size_t ws_n = size_t(mi.num_ws) * mi.w_dim;
+  const bool progan = mi.arch == "progan";
+  const size_t ws_n = progan ? size_t(mi.z_dim) : size_t(mi.num_ws) * mi.w_dim;
   const size_t img_n = size_t(mi.img_channels) * mi.img_resolution * mi.img_resolution;
   if (ws5.size() != 5 * ws_n) {
     ck.line(false, label + " batch invariance", "internal: need 5 images of ws");
@@ -192,7 +196,7 @@ void check_batch_invariance(Checker& ck, Generator& g, const std::vector<float>&
     u8->assign(size_t(n) * img_n, 0);
     SynthesisArgs a;
     a.n = n;
-    a.ws = ws.data();
+    (progan ? a.z : a.ws) = ws.data();
     a.noise = mode;
     a.noise_seed = 1234567;
     a.image_offset = offset;
@@ -203,6 +207,7 @@ void check_batch_invariance(Checker& ck, Generator& g, const std::vector<float>&
     return bool(st);
   };
   for (NoiseMode mode : {NoiseMode::Const, NoiseMode::None, NoiseMode::Random}) {
+    if (progan && mode != NoiseMode::Const) break;
     const char* mname = mode == NoiseMode::Const ? "const" : mode == NoiseMode::None ? "none" : "random";
     std::vector<float> full, part;
     std::vector<uint8_t> full8, part8;
@@ -591,7 +596,8 @@ int run_compare(const Opts& o) {
   Checker ck;
   ck.reduced = la.precision != Precision::FP32 || lb.precision != Precision::FP32;
   std::vector<float> wsa(size_t(n) * ws_n), wsb(size_t(n) * ws_n);
-  for (int pass = 0; pass < 2; ++pass) {
+  const bool progan = mi.arch == "progan";  // no mapping; synthesis takes z
+  for (int pass = 0; pass < 2 && !progan; ++pass) {
     MappingArgs m;
     m.n = n;
     m.z = z.data();
@@ -608,9 +614,11 @@ int run_compare(const Opts& o) {
     const char* mname = mode == NoiseMode::Const ? "const" : mode == NoiseMode::None ? "none" : "random";
     std::vector<float> ia(size_t(n) * img_n), ib(size_t(n) * img_n);
     std::vector<uint8_t> ua(ia.size()), ub(ia.size());
+    if (progan && mode != NoiseMode::Const) continue;  // (no noise)
     SynthesisArgs sa;
     sa.n = n;
-    sa.ws = wsa.data();
+    if (progan) sa.z = z.data();
+    else sa.ws = wsa.data();
     sa.noise = mode;
     sa.noise_seed = 7;
     sa.img = ia.data();
@@ -877,7 +885,7 @@ int run_self_test(const Opts& o) {
   std::string saved = prev ? prev : "";
   for (int k = 0; k < nsets && k < 8; ++k) {
     set_env("FACEGAN_CPU_ISA", sets[k]->name);
-    for (const char* cfg : {"gray16", "tiny", "tinyc", "wide256"}) {
+    for (const char* cfg : {"gray16", "tiny", "tinyc", "wide256", "progan-tiny", "progan-wide"}) {
       for (int batch : {1, 3}) {
         Opts c = o;
         c.backend = "cpu-ref";
@@ -896,7 +904,7 @@ int run_self_test(const Opts& o) {
   // same images with one worker thread as with the pool.
   for (int k = 0; k < nsets && k < 8; ++k) {
     set_env("FACEGAN_CPU_ISA", sets[k]->name);
-    for (const char* cfg : {"gray16", "tiny", "tinyc", "wide256", "ffhq256"}) {
+    for (const char* cfg : {"gray16", "tiny", "tinyc", "wide256", "ffhq256", "progan-tiny", "progan-wide", "progan128"}) {
       tools::RandomModelSpec spec;
       tools::random_model_spec(cfg, &spec);
       tools::RandomModel m;
@@ -918,6 +926,22 @@ int run_self_test(const Opts& o) {
         numpy_randn(uint32_t(100 + i), zd.size(), zd.data());
         for (int j = 0; j < mi.z_dim; ++j) z[size_t(i) * mi.z_dim + j] = float(zd[size_t(j)]);
         if (mi.c_dim) c[size_t(i) * mi.c_dim + size_t(i % mi.c_dim)] = 1.0f;
+      }
+      if (mi.arch == "progan") {
+        // No mapping: the batch-invariance check runs on z; and one thread as the pool.
+        check_batch_invariance(ck, *g, z, label);
+        lo.num_threads = 1;
+        std::unique_ptr<Generator> g1p;
+        std::vector<float> ia(size_t(5) * mi.img_channels * mi.img_resolution * mi.img_resolution), ib(ia.size());
+        SynthesisArgs sa;
+        sa.n = 5;
+        sa.z = z.data();
+        sa.img = ia.data();
+        bool ok = bool(Generator::create(m.config_json, m.tensors, lo, &g1p)) && bool(g->synthesis(sa));
+        sa.img = ib.data();
+        ok = ok && bool(g1p->synthesis(sa)) && std::memcmp(ia.data(), ib.data(), ia.size() * 4) == 0;
+        ck.line(ok, label + " threads inv.", ok ? "1 thread == the pool (bit-exact)" : "1 thread differs from the pool");
+        continue;
       }
       MappingArgs ma;
       ma.n = 5;

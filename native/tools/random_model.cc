@@ -39,6 +39,20 @@ bool random_model_spec(const std::string& name, RandomModelSpec* s) {
     r.channel_base = 4096;
     r.channel_max = 128;
     r.img_channels = 4;
+  } else if (name == "progan128") {
+    r.progan = true;
+    r.resolution = 128;
+    r.channels = {512, 512, 512, 512, 256, 128};
+  } else if (name == "progan-tiny") {
+    r.progan = true;
+    r.z_dim = 32;
+    r.resolution = 32;
+    r.channels = {32, 24, 16, 8};
+  } else if (name == "progan-wide") {  // the full 128² spatial path, few channels
+    r.progan = true;
+    r.z_dim = 24;
+    r.resolution = 128;
+    r.channels = {16, 16, 16, 12, 8, 8};
   } else if (name == "gray16") {
     r.z_dim = 32;
     r.w_dim = 48;
@@ -54,7 +68,9 @@ bool random_model_spec(const std::string& name, RandomModelSpec* s) {
   return true;
 }
 
-std::string random_model_names() { return "ffhq1024, ffhq512, ffhq256, tiny, tinyc, wide256, gray16"; }
+std::string random_model_names() {
+  return "ffhq1024, ffhq512, ffhq256, tiny, tinyc, wide256, gray16, progan128, progan-tiny, progan-wide";
+}
 
 namespace {
 
@@ -105,8 +121,41 @@ struct Maker {
 
 }  // namespace
 
+static void make_progan(const RandomModelSpec& s, uint64_t seed, RandomModel* out) {
+  std::string ch;
+  for (size_t i = 0; i < s.channels.size(); ++i) ch += (i ? "," : "") + std::to_string(s.channels[i]);
+  out->config_json = "{\"arch\":\"progan\",\"z_dim\":" + std::to_string(s.z_dim) + ",\"img_resolution\":" +
+                     std::to_string(s.resolution) + ",\"img_channels\":" + std::to_string(s.img_channels) +
+                     ",\"channels\":[" + ch + "],\"lrelu_slope\":0.2,\"pixelnorm_eps\":1e-8,"
+                     "\"normalize_latent\":true,\"upsample\":\"nearest\",\"weight_gain\":1,"
+                     "\"output\":{\"tfhub_clip\":[0,1],\"scale\":127.5,\"offset\":63.75}}";
+  out->data.reserve(4 * s.channels.size() + 8);
+  Maker mk{out, seed};
+  // He-initialised effective weights (ProGAN's equalised learning rate folded in).
+  const auto C = s.channels;
+  const int64_t c0 = C[0];
+  mk.add("progan.dense.weight", {16 * c0, s.z_dim}, 0.0f, float(std::sqrt(2.0 / s.z_dim)));
+  mk.add("progan.dense.bias", {c0}, 0.0f, 0.1f);
+  mk.add("progan.b4.conv1.weight", {c0, c0, 3, 3}, 0.0f, float(std::sqrt(2.0 / (9.0 * c0))));
+  mk.add("progan.b4.conv1.bias", {c0}, 0.0f, 0.1f);
+  for (size_t i = 1; i < C.size(); ++i) {
+    const std::string pre = "progan.b" + std::to_string(4 << i) + ".";
+    mk.add(pre + "conv0.weight", {C[i], C[i - 1], 3, 3}, 0.0f, float(std::sqrt(2.0 / (9.0 * C[i - 1]))));
+    mk.add(pre + "conv0.bias", {C[i]}, 0.0f, 0.1f);
+    mk.add(pre + "conv1.weight", {C[i], C[i], 3, 3}, 0.0f, float(std::sqrt(2.0 / (9.0 * C[i]))));
+    mk.add(pre + "conv1.bias", {C[i]}, 0.0f, 0.1f);
+  }
+  mk.add("progan.torgb.weight", {s.img_channels, C.back(), 1, 1}, 0.0f, float(std::sqrt(1.0 / C.back())));
+  mk.add("progan.torgb.bias", {s.img_channels}, 0.5f, 0.1f);
+  for (size_t i = 0; i < out->tensors.size(); ++i) out->tensors[i].data = out->data[i].data();
+}
+
 void make_random_model(const RandomModelSpec& s, uint64_t seed, RandomModel* out) {
   *out = RandomModel();
+  if (s.progan) {
+    make_progan(s, seed, out);
+    return;
+  }
   int log2r = 0;
   while ((1 << log2r) < s.resolution) ++log2r;
   const int num_ws = 2 * log2r - 2;
