@@ -144,21 +144,38 @@ struct ConvStep {
   ConvTile tile = ConvTile::Ffma;
   int Kpad = 0, Npad = 0;
   size_t w = kNone, colscale = kNone, bias = kNone, noise_const = kNone;
+  bool modulated = true;  // false: s = 1 (the ones vector), d = 1
+  bool has_noise = false;
   float noise_strength = 0.0f;
   int style_off = 0, conv_idx = 0, d_off = -1;
   int activate = 1;
-  float clamp = -1.0f;
+  float slope = 0.2f, gain = 1.41421356237309515f, clamp = -1.0f;
+  bool pixel_norm = false;
+  float pn_eps = 1e-8f;
 };
 
 struct RgbStep {
   int R = 0, Cin = 0, Cimg = 0;
   size_t w = kNone, bias = kNone;
+  bool modulated = true;
   int style_off = 0;
   float clamp = -1.0f;
 };
 
+// ProGAN's 4x4 start: a row-dot launch (rows packed in NHWC order, indexing.cuh: dense_src_row)
+// into a float buffer, then bias + leaky ReLU + pixel norm into the first activation.
+struct DenseStep {
+  int in = 0, C = 0;  // z_dim, channels of the 4x4 output
+  size_t w = kNone, bias = kNone, tiles = kNone;
+  int num_tiles = 0;
+  int activate = 1;
+  float slope = 0.2f, gain = 1.0f;
+  bool pixel_norm = true;
+  float pn_eps = 1e-8f;
+};
+
 struct Step {
-  bool conv;
+  enum Kind { Conv, Rgb, Dense } kind;
   int idx;
 };
 
@@ -168,6 +185,9 @@ struct MapBuffers {
 
 struct SynthBuffers {
   float* ws = nullptr;
+  float* z = nullptr;      // ProGAN input [n][z_dim]
+  float* zn = nullptr;     // ProGAN normalised latent
+  float* dense = nullptr;  // ProGAN dense output, float [n][16 * C]
   float* styles = nullptr;
   float* dcoef = nullptr;
   float* sinv = nullptr;
@@ -183,6 +203,7 @@ class CudaBackend final : public Backend {
   CudaBackend() = default;
   ~CudaBackend() override;
   const char* name() const override { return "cuda"; }
+  bool supports(Arch arch) const override { return arch == Arch::StyleGAN2 || arch == Arch::ProGAN; }
   Status prepare(const Network& net, const LoadOptions& options) override;
   Status mapping(const MappingArgs& args) override;
   Status synthesis(const SynthesisArgs& args) override;
@@ -205,6 +226,7 @@ class CudaBackend final : public Backend {
   }
 
   const Network* net_ = nullptr;
+  bool progan_ = false;
   bool ready_ = false;
   int dev_ = 0;
   ActType act_ = ActType::F32;
@@ -222,6 +244,11 @@ class CudaBackend final : public Backend {
   StyleDevice style_dev_;
   size_t affine_W_ = kNone, affine_b_ = kNone, affine_tiles_ = kNone, wsq_ = kNone, demod_tiles_ = kNone;
   size_t const_ = kNone;
+  size_t ones_ = kNone;  // s = 1 for unmodulated layers (style stride 0)
+  DenseStep dense_;
+  bool normalize_latent_ = false;
+  float latent_eps_ = 1e-8f;
+  OutputMap output_;
   std::vector<ConvStep> convs_;
   std::vector<RgbStep> rgbs_;
   std::vector<Step> steps_;
@@ -278,41 +305,68 @@ Status CudaBackend::synthesis(const SynthesisArgs& args) {
   }
 }
 
+// What this backend runs: StyleGAN2 (mapping + const input + modulated convs with noise + skip
+// ToRGBs) and ProGAN (z -> latent norm -> Dense 4x4 -> unmodulated convs with pixel norm, the
+// up-convs on a nearest-x2 input -> one ToRGB). Per layer it reads the description's flags
+// (modulated, demodulate, has_noise, activate / lrelu_slope / act_gain, clamp, pixel_norm, resample),
+// so the checks below are about shapes and about combinations the kernels do not implement.
 Status CudaBackend::validate(const Network& net) const {
-  const MappingDesc& m = net.mapping;
-  if (m.fcs.empty()) return Status::Error("cuda backend: the mapping network has no layers");
-  const int in0 = m.z_dim + (m.has_embed ? m.embed.out : 0);
-  if (m.fcs.front().in != in0)
-    return Status::Error("cuda backend: mapping fc0 takes " + std::to_string(m.fcs.front().in) + " features, expected " +
-                         std::to_string(in0));
-  for (size_t i = 1; i < m.fcs.size(); ++i)
-    if (m.fcs[i].in != m.fcs[i - 1].out) return Status::Error("cuda backend: mapping layer sizes do not chain");
-  if (m.fcs.back().out != m.w_dim) return Status::Error("cuda backend: the last mapping layer does not output w_dim");
-  if (m.has_embed && (m.embed.in != m.c_dim || m.c_dim <= 0))
-    return Status::Error("cuda backend: the label embedding does not take c_dim features");
-  if (net.layers.empty() || net.const_input == nullptr)
-    return Status::Error("cuda backend: the synthesis network is empty");
+  auto err = [](const std::string& m) { return Status::Error("cuda backend: " + m); };
+  if (net.arch != Arch::StyleGAN2 && net.arch != Arch::ProGAN) return err("unsupported architecture");
+  if (net.layers.empty()) return err("the synthesis network is empty");
   if (net.info.img_channels < 1 || net.info.img_channels > 4)
-    return Status::Error("cuda backend: 1 to 4 image channels are supported, the model has " +
-                         std::to_string(net.info.img_channels));
-  int ch = net.const_ch, res = 4, img_res = 0;
-  for (const LayerDesc& L : net.layers) {
+    return err("1 to 4 image channels are supported, the model has " + std::to_string(net.info.img_channels));
+  int ch = 0, res = 0, img_res = 0;
+  size_t first = 0;
+  if (net.arch == Arch::StyleGAN2) {
+    const MappingDesc& m = net.mapping;
+    if (m.fcs.empty()) return err("the mapping network has no layers");
+    const int in0 = m.z_dim + (m.has_embed ? m.embed.out : 0);
+    if (m.fcs.front().in != in0)
+      return err("mapping fc0 takes " + std::to_string(m.fcs.front().in) + " features, expected " +
+                 std::to_string(in0));
+    for (size_t i = 1; i < m.fcs.size(); ++i)
+      if (m.fcs[i].in != m.fcs[i - 1].out) return err("mapping layer sizes do not chain");
+    if (m.fcs.back().out != m.w_dim) return err("the last mapping layer does not output w_dim");
+    if (m.has_embed && (m.embed.in != m.c_dim || m.c_dim <= 0))
+      return err("the label embedding does not take c_dim features");
+    if (m.w_dim > 12288) return err("w_dim is too large");
+    if (net.const_input == nullptr || net.const_ch <= 0) return err("the synthesis network has no const input");
+    ch = net.const_ch;
+    res = 4;
+  } else {
+    const LayerDesc& D = net.layers.front();
+    if (D.kind != LayerDesc::Dense || D.in_ch != net.info.z_dim || D.in_ch <= 0 || D.in_ch > 12288 ||
+        D.in_res != 1 || D.out_res != 4 || D.out_ch <= 0 || D.modulated || D.has_noise || D.clamp >= 0.0f ||
+        !D.weight || !D.bias)
+      return err("the first ProGAN layer must be the dense z -> 4x4 start, unmodulated, without noise or clamp");
+    ch = D.out_ch;
+    res = 4;
+    first = 1;
+  }
+  for (size_t li = first; li < net.layers.size(); ++li) {
+    const LayerDesc& L = net.layers[li];
+    if (L.in_ch <= 0 || L.in_ch > 3072 || L.out_ch <= 0) return err("layer " + L.name + " has unsupported widths");
+    if (!L.modulated && L.demodulate) return err("layer " + L.name + ": demodulation without modulation");
     if (L.kind == LayerDesc::Conv) {
       if (L.ksize != 3 || (L.up != 1 && L.up != 2) || L.in_res != res || L.out_res != res * L.up || L.in_ch != ch)
-        return Status::Error("cuda backend: unsupported conv layer " + L.name);
+        return err("unsupported conv layer " + L.name);
+      if (L.up == 2 && L.resample != LayerDesc::Nearest && L.resample != LayerDesc::TransposedFir)
+        return err("unsupported resampling in " + L.name);
+      if (L.has_noise && !L.noise_const) return err("layer " + L.name + " has noise but no const noise map");
       ch = L.out_ch;
       res = L.out_res;
-    } else {
+    } else if (L.kind == LayerDesc::ToRGB) {
       if (L.ksize != 1 || L.up != 1 || L.in_res != res || L.in_ch != ch || L.out_ch != net.info.img_channels ||
-          (img_res != 0 && res != 2 * img_res) || (img_res == 0 && res != 4))
-        return Status::Error("cuda backend: unsupported toRGB layer " + L.name);
+          (img_res != 0 && res != 2 * img_res) || L.activate || L.pixel_norm || L.has_noise || L.demodulate)
+        return err("unsupported toRGB layer " + L.name);
       img_res = res;
+    } else {
+      return err("a dense layer is only supported as ProGAN's first layer (" + L.name + ")");
     }
-    if (L.in_ch * 4 > 12288 || net.mapping.w_dim > 12288)
-      return Status::Error("cuda backend: layer " + L.name + " is too wide");
   }
   if (img_res != net.info.img_resolution || net.layers.back().kind != LayerDesc::ToRGB)
-    return Status::Error("cuda backend: the last layer must be the toRGB at the image resolution");
+    return err("the last layer must be the toRGB at the image resolution");
   return Status::Ok();
 }
 
@@ -351,7 +405,10 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
   Blob blob;
   std::vector<RowTile> tiles;
 
-  // ---- mapping
+  progan_ = net.arch == Arch::ProGAN;
+  output_ = net.output;
+
+  // ---- mapping (StyleGAN2; ProGAN has none)
   const MappingDesc& m = net.mapping;
   auto add_fc = [&](const FcDesc& fc, FcStep* s) {
     s->in = fc.in;
@@ -369,17 +426,19 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
     s->tiles = blob.add_vec(tiles);
     s->num_tiles = (int)tiles.size();
   };
-  has_embed_ = m.has_embed;
-  map_width_ = m.z_dim + (m.has_embed ? m.embed.out : 0);
-  if (has_embed_) add_fc(m.embed, &embed_);
-  fcs_.resize(m.fcs.size());
-  for (size_t i = 0; i < m.fcs.size(); ++i) {
-    add_fc(m.fcs[i], &fcs_[i]);
-    map_width_ = std::max(map_width_, m.fcs[i].out);
+  if (!progan_) {
+    has_embed_ = m.has_embed;
+    map_width_ = m.z_dim + (m.has_embed ? m.embed.out : 0);
+    if (has_embed_) add_fc(m.embed, &embed_);
+    fcs_.resize(m.fcs.size());
+    for (size_t i = 0; i < m.fcs.size(); ++i) {
+      add_fc(m.fcs[i], &fcs_[i]);
+      map_width_ = std::max(map_width_, m.fcs[i].out);
+    }
+    w_avg_ = blob.add(m.w_avg, (size_t)m.w_dim * sizeof(float));
   }
-  w_avg_ = blob.add(m.w_avg, (size_t)m.w_dim * sizeof(float));
 
-  // ---- styles and demodulation
+  // ---- styles and demodulation (modulated layers only; empty for ProGAN)
   StylePlan sp;
   std::string err;
   if (!build_style_plan(net, kRowsPerTile, &sp, &err)) return Status::Error("cuda backend: " + err);
@@ -398,26 +457,56 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
   style_dev_.demod_dim = sp.demod_dim;
   style_dev_.num_conv = sp.num_conv;
 
-  // ---- const input, NHWC [4][4][C] in the activation type
-  {
+  // ---- const input (StyleGAN2), NHWC [4][4][C] in the activation type
+  if (!progan_) {
     std::vector<float> c((size_t)16 * net.const_ch);
     for (int ch = 0; ch < net.const_ch; ++ch)
       for (int p = 0; p < 16; ++p) c[(size_t)p * net.const_ch + ch] = net.const_input[(size_t)ch * 16 + p];
     const_ = add_act_values(&blob, c, act_);
   }
 
+  // ---- s = 1 for the unmodulated layers (read with a style stride of 0)
+  {
+    int widest = 0;
+    for (const LayerDesc& L : net.layers)
+      if (!L.modulated && L.kind != LayerDesc::Dense) widest = std::max(widest, L.in_ch);
+    if (widest > 0) ones_ = blob.add_vec(std::vector<float>((size_t)widest, 1.0f));
+  }
+
   // ---- layers
+  normalize_latent_ = progan_ && net.normalize_latent;
+  latent_eps_ = net.latent_eps;
   int rgb_count = 0;
   for (size_t li = 0; li < net.layers.size(); ++li) {
     const LayerDesc& L = net.layers[li];
-    if (L.kind == LayerDesc::Conv) {
+    if (L.kind == LayerDesc::Dense) {
+      DenseStep& d = dense_;
+      d.in = L.in_ch;
+      d.C = L.out_ch;
+      const int rows = 16 * L.out_ch;
+      std::vector<float> W((size_t)rows * L.in_ch);
+      for (int r = 0; r < rows; ++r)
+        std::memcpy(W.data() + (size_t)r * L.in_ch, L.weight + (size_t)dense_src_row(r, L.out_ch) * L.in_ch,
+                    (size_t)L.in_ch * sizeof(float));
+      d.w = blob.add_vec(W);
+      d.bias = blob.add(L.bias, (size_t)L.out_ch * sizeof(float));
+      RowTile seg;
+      seg.K = L.in_ch;
+      seg.ld = L.in_ch;
+      tiles.clear();
+      split_rows(seg, rows, kRowsPerTile, &tiles);
+      d.tiles = blob.add_vec(tiles);
+      d.num_tiles = (int)tiles.size();
+      d.activate = L.activate ? 1 : 0;
+      d.slope = L.lrelu_slope;
+      d.gain = L.act_gain;
+      d.pixel_norm = L.pixel_norm;
+      d.pn_eps = L.pixel_norm_eps;
+      max_act_ = std::max(max_act_, (int64_t)16 * L.out_ch);
+      steps_.push_back({Step::Dense, 0});
+    } else if (L.kind == LayerDesc::Conv) {
       ConvStep s;
-      s.g.batch = 0;
-      s.g.H = s.g.W = L.in_res;
-      s.g.Cin = L.in_ch;
-      s.g.Cout = L.out_ch;
-      s.g.up = L.up;
-      s.g.ks = 3;
+      s.g = conv_layer_geom(L);  // (ProGAN's nearest x2 up-conv reads its input through src_shift)
       const int K = geom_K(s.g), N = geom_N(s.g);
       s.tile = choose_conv_tile(act_, N);
       s.Kpad = conv_tile_kpad(s.tile, K);
@@ -433,15 +522,22 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
         s.colscale = blob.add_vec(colscale);
       }
       s.bias = blob.add(L.bias, (size_t)L.out_ch * sizeof(float));
-      if (L.noise_const) s.noise_const = blob.add(L.noise_const, (size_t)L.out_res * L.out_res * sizeof(float));
+      s.modulated = L.modulated;
+      s.has_noise = L.has_noise;
+      if (L.has_noise && L.noise_const)
+        s.noise_const = blob.add(L.noise_const, (size_t)L.out_res * L.out_res * sizeof(float));
       s.noise_strength = L.noise_strength;
       s.style_off = L.style_offset;
       s.conv_idx = sp.conv_index[li];
       s.d_off = sp.d_off[li];
       s.activate = L.activate ? 1 : 0;
+      s.slope = L.lrelu_slope;
+      s.gain = L.act_gain;
       s.clamp = L.clamp;
+      s.pixel_norm = L.pixel_norm;
+      s.pn_eps = L.pixel_norm_eps;
       max_act_ = std::max(max_act_, (int64_t)L.out_res * L.out_res * L.out_ch);
-      steps_.push_back({true, (int)convs_.size()});
+      steps_.push_back({Step::Conv, (int)convs_.size()});
       convs_.push_back(s);
     } else {
       RgbStep r;
@@ -450,9 +546,10 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
       r.Cimg = L.out_ch;
       r.w = blob.add(L.weight, (size_t)L.out_ch * L.in_ch * sizeof(float));
       r.bias = blob.add(L.bias, (size_t)L.out_ch * sizeof(float));
+      r.modulated = L.modulated;
       r.style_off = L.style_offset;
       r.clamp = L.clamp;
-      steps_.push_back({false, (int)rgbs_.size()});
+      steps_.push_back({Step::Rgb, (int)rgbs_.size()});
       rgbs_.push_back(r);
       ++rgb_count;
     }
@@ -499,6 +596,7 @@ Status CudaBackend::ensure_mapping_pool(int n) {
 
 Status CudaBackend::mapping_impl(const MappingArgs& args) {
   if (!ready_) return Status::Error("cuda backend: not prepared");
+  if (progan_) return Status::Error("mapping: a ProGAN model has no mapping network");
   const MappingDesc& m = net_->mapping;
   if (args.n < 0) return Status::Error("mapping: n must be >= 0");
   if (args.n == 0) return Status::Ok();
@@ -567,13 +665,19 @@ void CudaBackend::carve_synthesis(Carver* c, int n, SynthBuffers* b) const {
   const ModelInfo& info = net_->info;
   const size_t plane = (size_t)info.img_resolution * info.img_resolution;
   b->ws = c->take<float>((size_t)n * style_dev_.num_ws * style_dev_.w_dim);
+  const size_t zd = progan_ ? (size_t)info.z_dim : 0;
+  b->z = c->take<float>((size_t)n * zd);
+  b->zn = c->take<float>((size_t)n * zd);
+  b->dense = c->take<float>(progan_ ? (size_t)n * 16 * dense_.C : 0);
   b->styles = c->take<float>((size_t)n * style_dev_.style_dim);
   b->dcoef = c->take<float>((size_t)n * std::max(1, style_dev_.demod_dim));
   b->sinv = act_ == ActType::F32 ? nullptr : c->take<float>((size_t)n * std::max(1, style_dev_.num_conv));
   for (int i = 0; i < 2; ++i) b->act[i] = c->take<uint8_t>((size_t)n * max_act_ * act_size(act_));
   for (int i = 0; i < 2; ++i) b->img[i] = c->take<float>((size_t)n * info.img_channels * plane);
   b->u8 = c->take<uint8_t>((size_t)n * info.img_channels * plane);
-  b->noise = c->take<float>((size_t)n * plane);
+  bool noise = false;
+  for (const ConvStep& s : convs_) noise = noise || s.has_noise;
+  b->noise = c->take<float>(noise ? (size_t)n * plane : 0);
   b->params = c->take<NoiseParams>(1);
 }
 
@@ -617,14 +721,61 @@ Status CudaBackend::ensure_synthesis_pool(int want) {
 }
 
 Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
-  FG_RETURN_IF_ERROR(launch_styles(style_dev_, n, sb_.ws, sb_.styles, sb_.dcoef, sb_.sinv, stream_));
-  const void* x = wptr<uint8_t>(const_);
+  const void* x = nullptr;
   int64_t x_bstride = 0;
   int cur_act = -1;
+  if (progan_) {
+    // z -> z / sqrt(mean(z^2) + eps) (float), then the dense rows (float), then bias + leaky ReLU +
+    // pixel norm into the first activation [n][4][4][C].
+    const float* zin = sb_.z;
+    if (normalize_latent_) {
+      PixNormArgs pz;
+      pz.pixels = n;
+      pz.C = dense_.in;
+      pz.src = sb_.z;
+      pz.normalize = 1;
+      pz.eps = latent_eps_;
+      pz.x = sb_.zn;
+      FG_RETURN_IF_ERROR(launch_pixnorm(pz, ActType::F32, stream_));
+      zin = sb_.zn;
+    }
+    RowsArgs r;
+    r.n = n;
+    r.tiles = wptr<RowTile>(dense_.tiles);
+    r.num_tiles = dense_.num_tiles;
+    r.max_K = dense_.in;
+    r.x = zin;
+    r.x_stride = dense_.in;
+    r.M = wptr<float>(dense_.w);
+    r.bias = nullptr;
+    r.y = sb_.dense;
+    r.y_stride = 16 * dense_.C;
+    r.lrelu = 0;
+    FG_RETURN_IF_ERROR(launch_rows(r, stream_));
+    PixNormArgs pd;
+    pd.pixels = (int64_t)n * 16;
+    pd.C = dense_.C;
+    pd.src = sb_.dense;
+    pd.bias = wptr<float>(dense_.bias);
+    pd.activate = dense_.activate;
+    pd.slope = dense_.slope;
+    pd.gain = dense_.gain;
+    pd.normalize = dense_.pixel_norm ? 1 : 0;
+    pd.eps = dense_.pn_eps;
+    pd.x = sb_.act[0];
+    FG_RETURN_IF_ERROR(launch_pixnorm(pd, act_, stream_));
+    x = sb_.act[0];
+    x_bstride = (int64_t)16 * dense_.C;
+    cur_act = 0;
+  } else {
+    FG_RETURN_IF_ERROR(launch_styles(style_dev_, n, sb_.ws, sb_.styles, sb_.dcoef, sb_.sinv, stream_));
+    x = wptr<uint8_t>(const_);
+  }
   const float* img_prev = nullptr;
   int img_next = 0;
   for (const Step& st : steps_) {
-    if (st.conv) {
+    if (st.kind == Step::Dense) continue;  // done above
+    if (st.kind == Step::Conv) {
       const ConvStep& s = convs_[st.idx];
       const int out_act = cur_act == 0 ? 1 : 0;
       ConvArgs a;
@@ -632,28 +783,34 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       a.g.batch = n;
       a.x = x;
       a.x_bstride = x_bstride;
-      a.styles = sb_.styles;
-      a.style_stride = style_dev_.style_dim;
-      a.style_off = s.style_off;
-      if (sb_.sinv) {
-        a.sinv = sb_.sinv;
-        a.sinv_stride = style_dev_.num_conv;
-        a.sinv_off = s.conv_idx;
+      if (s.modulated) {
+        a.styles = sb_.styles;
+        a.style_stride = style_dev_.style_dim;
+        a.style_off = s.style_off;
+      } else {
+        a.styles = wptr<float>(ones_);
+        a.style_stride = 0;
+        a.style_off = 0;
+      }
+      if (s.d_off >= 0) {
+        a.dcoef = sb_.dcoef;
+        a.d_stride = style_dev_.demod_dim;
+        a.d_off = s.d_off;
+        if (sb_.sinv) {  // 16-bit: the demod launch wrote 1 / max|s| for this layer
+          a.sinv = sb_.sinv;
+          a.sinv_stride = style_dev_.num_conv;
+          a.sinv_off = s.conv_idx;
+        }
       }
       a.w = wptr<uint8_t>(s.w);
       a.Kpad = s.Kpad;
       a.Npad = s.Npad;
       a.colscale = wptr<float>(s.colscale);
-      if (s.d_off >= 0) {
-        a.dcoef = sb_.dcoef;
-        a.d_stride = style_dev_.demod_dim;
-        a.d_off = s.d_off;
-      }
       const int out_plane = geom_OH(s.g) * geom_OW(s.g);
-      if (mode == NoiseMode::Const && s.noise_const != kNone) {
+      if (s.has_noise && mode == NoiseMode::Const) {
         a.noise = wptr<float>(s.noise_const);
         a.noise_bstride = 0;
-      } else if (mode == NoiseMode::Random) {
+      } else if (s.has_noise && mode == NoiseMode::Random) {
         FG_RETURN_IF_ERROR(launch_noise(n, out_plane, s.conv_idx, sb_.params, sb_.noise, stream_));
         a.noise = sb_.noise;
         a.noise_bstride = out_plane;
@@ -661,9 +818,19 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       a.noise_strength = s.noise_strength;
       a.bias = wptr<float>(s.bias);
       a.activate = s.activate;
+      a.slope = s.slope;
+      a.gain = s.gain;
       a.clamp = s.clamp;
       a.y = sb_.act[out_act];
       FG_RETURN_IF_ERROR(launch_modconv(a, act_, s.tile, stream_));
+      if (s.pixel_norm) {
+        PixNormArgs pn;
+        pn.pixels = (int64_t)n * out_plane;
+        pn.C = s.g.Cout;
+        pn.eps = s.pn_eps;
+        pn.x = sb_.act[out_act];
+        FG_RETURN_IF_ERROR(launch_pixnorm(pn, act_, stream_));
+      }
       x = sb_.act[out_act];
       x_bstride = (int64_t)out_plane * s.g.Cout;
       cur_act = out_act;
@@ -675,15 +842,24 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       a.Cin = r.Cin;
       a.Cimg = r.Cimg;
       a.x = x;
-      a.styles = sb_.styles;
-      a.style_stride = style_dev_.style_dim;
-      a.style_off = r.style_off;
+      if (r.modulated) {
+        a.styles = sb_.styles;
+        a.style_stride = style_dev_.style_dim;
+        a.style_off = r.style_off;
+      } else {
+        a.styles = wptr<float>(ones_);
+        a.style_stride = 0;
+        a.style_off = 0;
+      }
       a.weight = wptr<float>(r.w);
       a.bias = wptr<float>(r.bias);
       a.clamp = r.clamp;
       a.img_prev = img_prev;
       a.img = sb_.img[img_next];
       a.u8 = r.R == net_->info.img_resolution ? sb_.u8 : nullptr;
+      a.u8_round = output_.mode == OutputMap::RoundF64 ? 1 : 0;
+      a.u8_scale = output_.scale;
+      a.u8_offset = output_.offset;
       FG_RETURN_IF_ERROR(launch_torgb(a, act_, stream_));
       img_prev = sb_.img[img_next];
       img_next ^= 1;
@@ -694,7 +870,7 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
 
 Status CudaBackend::run_synthesis(int n, NoiseMode mode) {
   if (!use_graphs_) return enqueue_synthesis(n, mode);
-  const std::pair<int, int> key(n, (int)mode);
+  const std::pair<int, int> key(n, progan_ ? 0 : (int)mode);  // ProGAN has no noise
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
     if (graphs_.size() >= kMaxGraphs) clear_graphs();
@@ -722,17 +898,21 @@ Status CudaBackend::synthesis_impl(const SynthesisArgs& args) {
   if (!ready_) return Status::Error("cuda backend: not prepared");
   if (args.n < 0) return Status::Error("synthesis: n must be >= 0");
   if (args.n == 0) return Status::Ok();
-  if (!args.ws) return Status::Error("synthesis: ws is required");
+  if (progan_ ? !args.z : !args.ws)
+    return Status::Error(progan_ ? "synthesis: z is required (ProGAN)" : "synthesis: ws is required");
   FG_CUDA_CHECK(cudaSetDevice(dev_));
   const ModelInfo& info = net_->info;
-  const size_t ws_row = (size_t)style_dev_.num_ws * style_dev_.w_dim;
+  // One sample's input: ws rows (StyleGAN2) or z (ProGAN).
+  const size_t in_row = progan_ ? (size_t)info.z_dim : (size_t)style_dev_.num_ws * style_dev_.w_dim;
+  const float* in = progan_ ? args.z : args.ws;
   const size_t img_elems = (size_t)info.img_channels * info.img_resolution * info.img_resolution;
   FG_RETURN_IF_ERROR(ensure_synthesis_pool(args.n));
+  float* in_dev = progan_ ? sb_.z : sb_.ws;  // after the pool is (re)carved
   for (int s0 = 0; s0 < args.n; s0 += synth_cap_) {
     const int n = std::min(synth_cap_, args.n - s0);
-    FG_CUDA_CHECK(cudaMemcpyAsync(sb_.ws, args.ws + (size_t)s0 * ws_row, (size_t)n * ws_row * sizeof(float),
+    FG_CUDA_CHECK(cudaMemcpyAsync(in_dev, in + (size_t)s0 * in_row, (size_t)n * in_row * sizeof(float),
                                   cudaMemcpyHostToDevice, stream_));
-    if (args.noise == NoiseMode::Random) {
+    if (!progan_ && args.noise == NoiseMode::Random) {
       NoiseParams p;
       p.seed = args.noise_seed;
       p.image_base = args.image_offset + (uint32_t)s0;  // the request's image index of this chunk's first
@@ -740,7 +920,7 @@ Status CudaBackend::synthesis_impl(const SynthesisArgs& args) {
       FG_CUDA_CHECK(cudaMemcpyAsync(sb_.params, &p, sizeof(p), cudaMemcpyHostToDevice, stream_));
       // &p is pageable: the copy is staged before cudaMemcpyAsync returns.
     }
-    FG_RETURN_IF_ERROR(run_synthesis(n, args.noise));
+    FG_RETURN_IF_ERROR(run_synthesis(n, progan_ ? NoiseMode::None : args.noise));
     if (args.img)
       FG_CUDA_CHECK(cudaMemcpyAsync(args.img + (size_t)s0 * img_elems, sb_.img[final_img_], (size_t)n * img_elems * sizeof(float),
                                     cudaMemcpyDeviceToHost, stream_));

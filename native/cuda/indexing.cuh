@@ -319,20 +319,32 @@ FG_HD void noise_counter(int layer, int b, int p, uint32_t ctr[4], int* which) {
 }
 
 // ------------------------------------------------------------------------------------------
+// ProGAN's dense 4x4 start (network.h, LayerDesc::Dense): a[o][y][x] = sum_c W[o*16 + y*4 + x][c] z[c]
+// + b[o]. The backend runs it as a row-dot product per output row and stores the rows in NHWC
+// order, row r = (y*4 + x)*C + o, so the activation [4][4][C] comes out directly: packed row r is
+// the stored row dense_src_row(r, C).
+FG_HD int dense_src_row(int r, int C) {
+  const int pix = r / C, o = r - pix * C;
+  return o * 16 + pix;
+}
+
+// ------------------------------------------------------------------------------------------
 // Output and mapping scalars.
 
-// clamp(v * 127.5 + 128, 0, 255) truncated toward zero (NaN -> 0), each step rounded in float.
-FG_HD uint8_t float_to_u8(float v) {
+// clamp(v * scale + offset, 0, 255) truncated toward zero (NaN -> 0), each step rounded in
+// float (network.h OutputMap::TruncF32; StyleGAN2's generate.py: scale 127.5, offset 128).
+FG_HD uint8_t float_to_u8_scaled(float v, float scale, float offset) {
 #if defined(__CUDA_ARCH__)
-  float t = __fadd_rn(__fmul_rn(v, 127.5f), 128.0f);
+  float t = __fadd_rn(__fmul_rn(v, scale), offset);
 #else
-  volatile float prod = v * 127.5f;  // no contraction into an FMA
-  float t = prod + 128.0f;
+  volatile float prod = v * scale;  // no contraction into an FMA
+  float t = prod + offset;
 #endif
   if (!(t > 0.0f)) t = 0.0f;
   if (t > 255.0f) t = 255.0f;
   return (uint8_t)t;
 }
+FG_HD uint8_t float_to_u8(float v) { return float_to_u8_scaled(v, 127.5f, 128.0f); }
 
 // ProGAN's pixels, as lib/convert/progan-reference.ts (proganToUint8) computes them:
 // Math.round(min(255, max(0, v * scale + offset))) in double arithmetic (the product of a float and

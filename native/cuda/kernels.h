@@ -86,8 +86,9 @@ struct ToRgbArgs {
   const float* img_prev = nullptr;      // NCHW [n, Cimg, R/2, R/2], or null (first block)
   float* img = nullptr;                 // NCHW [n, Cimg, R, R]
   uint8_t* u8 = nullptr;                // optional NHWC [n, R, R, Cimg]
-  // How u8 is made from the float image: 0: clamp(v*127.5 + 128, 0, 255) truncated (StyleGAN2,
-  // float_to_u8); 1: round(clamp(v*u8_scale + u8_offset, 0, 255)) (ProGAN, float_to_u8_round).
+  // How u8 is made from the float image (network.h OutputMap): 0: clamp(v*scale + offset, 0, 255)
+  // truncated, float steps (StyleGAN2, float_to_u8_scaled); 1: round(clamp(v*scale + offset, 0,
+  // 255)) in double, halves up (ProGAN, float_to_u8_round).
   int u8_round = 0;
   double u8_scale = 127.5, u8_offset = 128.0;
 };
@@ -104,15 +105,18 @@ struct NoiseParams {
 };
 Status launch_noise(int n, int plane, int layer, const NoiseParams* params, float* out, cudaStream_t stream);
 
-// ---- progan.cu: pixel norm over channels, per pixel (ProGAN): for each of `pixels` rows of C
-// channels, v = src ? lrelu_slope(src + bias) : x (bias optional), x = v / sqrt(mean_c v^2 + eps),
-// stored in the activation type. With src == nullptr, x is normalised in place.
+// ---- progan.cu: ProGAN's pixel norm over channels, per pixel. For each of `pixels` rows of C
+// channels: v = src ? act(src + bias) : x (bias optional; act = lrelu(slope)*gain when activate,
+// else identity); x = normalize ? v / sqrt(mean_c v^2 + eps) : v, stored in the activation type.
+// With src == nullptr, x is normalised in place.
 struct PixNormArgs {
   int64_t pixels = 0;
   int C = 0;
   const float* src = nullptr;   // optional float [pixels][C]
   const float* bias = nullptr;  // optional [C], with src
-  float slope = 1.0f;           // leaky ReLU slope, with src (1: linear)
+  int activate = 0;             // with src
+  float slope = 0.2f, gain = 1.0f;
+  int normalize = 1;
   float eps = 1e-8f;
   void* x = nullptr;            // [pixels][C], ActType elements
 };

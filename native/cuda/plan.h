@@ -51,6 +51,30 @@ inline int rows_samples_per_block(int n, int K) {
 }
 
 // ------------------------------------------------------------------------------------------
+// The implicit-GEMM geometry of a conv layer of the description (batch filled per launch):
+//  - up 1: the 3x3 conv (pad 1) over the in_res grid;
+//  - up 2, TransposedFir (StyleGAN2): 4 polyphase phases over the in_res input (conv_b_value);
+//  - up 2, Nearest (ProGAN): the plain 3x3 conv over the out_res grid, its input read through
+//    src_shift 1 (grid pixel (y, x) = input pixel (y/2, x/2)): no upsampled buffer.
+inline ConvGeom conv_layer_geom(const LayerDesc& L) {
+  ConvGeom g;
+  g.batch = 0;
+  g.Cin = L.in_ch;
+  g.Cout = L.out_ch;
+  g.ks = 3;
+  if (L.up == 2 && L.resample == LayerDesc::Nearest) {
+    g.H = g.W = L.out_res;
+    g.up = 1;
+    g.src_shift = 1;
+  } else {
+    g.H = g.W = L.in_res;
+    g.up = L.up;
+    g.src_shift = 0;
+  }
+  return g;
+}
+
+// ------------------------------------------------------------------------------------------
 // Weight packing for the implicit GEMM (B[k][j] = conv_b_value).
 
 // Visits every B[k][j] (k < K, j < N) once, one (o, c) weight slice at a time: f(k, j, value).
@@ -115,7 +139,8 @@ struct StylePlan {
   std::vector<float> wsq;
   std::vector<RowTile> demod_tiles;
   int demod_dim = 0, num_conv = 0;
-  std::vector<int> conv_index;  // per layer: ordinal among the conv layers, -1 for ToRGB
+  std::vector<int> conv_index;  // per layer: ordinal among the conv layers (the noise streams' layer
+                                // number, native/cpu/noise.h), -1 for ToRGB and Dense
   std::vector<int> d_off;       // per layer: offset of its coefficients in a row of d, -1 if none
 };
 
@@ -130,6 +155,11 @@ inline bool build_style_plan(const Network& net, int rows_per_tile, StylePlan* p
   int64_t wsq_size = 0;
   for (size_t li = 0; li < net.layers.size(); ++li) {
     const LayerDesc& L = net.layers[li];
+    if (!L.modulated) {  // ProGAN (s = 1, d = 1): no affine, no demodulation
+      p->conv_index.push_back(L.kind == LayerDesc::Conv ? p->num_conv++ : -1);
+      p->d_off.push_back(-1);
+      continue;
+    }
     if (L.style_offset < 0 || L.in_ch <= 0 || L.style_offset + L.in_ch > net.style_dim) {
       *err = L.name + ": style row [" + std::to_string(L.style_offset) + ", " +
              std::to_string(L.style_offset + L.in_ch) + ") outside style_dim " + std::to_string(net.style_dim);

@@ -1,7 +1,7 @@
 // ProGAN's pixel norm over channels, per pixel: x <- x * 1/sqrt(mean_c x^2 + eps), used on the
-// latent (one "pixel" of z_dim channels per sample), after the dense 4x4 start (with its bias and
-// leaky ReLU applied here, reading the row-dot kernel's float output) and after every conv (whose
-// epilogue already added the bias and applied the leaky ReLU; normalised in place). One warp per
+// latent (one "pixel" of z_dim channels per sample, float in and out), after the dense 4x4 start
+// (its bias and leaky ReLU applied here, reading the row-dot kernel's float output) and after
+// every conv (whose epilogue already added the bias and applied the leaky ReLU; in place). One warp per
 // pixel; lanes stride over the channels (coalesced); the sum of squares is taken in float from the
 // values as stored, the scale is applied in float and the result rounded once to the storage type.
 #include "common.cuh"
@@ -24,8 +24,13 @@ __global__ void __launch_bounds__(kPixNormThreads) pixnorm_kernel(const PixNormA
   auto value = [&](int c) -> float {
     if (!src) return Act<T>::to_float(x[c]);
     float v = src[c] + (a.bias ? a.bias[c] : 0.0f);
-    return v < 0.0f ? v * a.slope : v;
+    if (a.activate) v = (v < 0.0f ? v * a.slope : v) * a.gain;
+    return v;
   };
+  if (!a.normalize) {
+    for (int c = lane; c < C; c += 32) x[c] = Act<T>::from_float(value(c));
+    return;
+  }
   float ss = 0.0f;
   for (int c = lane; c < C; c += 32) {
     const float v = value(c);

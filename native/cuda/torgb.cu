@@ -62,7 +62,8 @@ __global__ void __launch_bounds__(kRgbThreads) torgb_kernel(const ToRgbArgs a) {
       v = up + v;
     }
     a.img[((int64_t)b * a.Cimg + c) * plane + rem] = v;
-    if (a.u8) a.u8[pix * a.Cimg + c] = a.u8_round ? float_to_u8_round(v, a.u8_scale, a.u8_offset) : float_to_u8(v);
+    if (a.u8) a.u8[pix * a.Cimg + c] = a.u8_round ? float_to_u8_round(v, a.u8_scale, a.u8_offset)
+                                        : float_to_u8_scaled(v, (float)a.u8_scale, (float)a.u8_offset);
   }
 }
 
