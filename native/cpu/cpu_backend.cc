@@ -161,8 +161,11 @@ struct ConvPrep {
   Buf A;                          // packed weights
   std::vector<float> wsq;         // [C_out][C_in] Σ_k W²
   size_t demod_off = 0;           // into the per-batch demodulation buffer
-  // Winograd F(2×2, 3×3) (up 1, resolution ≥ 8): U[ξ][panel][C_in][MR] = (G·g·Gᵀ)[ξ].
+  // Winograd F(2×2, 3×3) (up 1, resolution ≥ 16): U[ξ][panel][C_in][MR] = (G·g·Gᵀ)[ξ].
+  // Nearest ×2 + 3×3 (ProGAN, output ≥ 16): the polyphase F(2×2, 2×2) form (wino_up, 36 planes).
   bool wino = false, direct = true;  // which forms are prepared (up 1)
+  bool wino_up = false;
+  int nxi = 16;                      // Winograd planes
   Buf U;
   int wg_rows = 0, wg_kc = 0, wg_nt = 0;  // M rows per task, K block, tiles per task
   // Up-conv scheduling (fixed per layer).
@@ -217,8 +220,6 @@ class CpuBackend : public Backend {
       max_act_ = std::max(max_act_, size_t(L.in_ch) * L.in_res * L.in_res);
       if (L.kind != LayerDesc::Conv) continue;
       max_ch_ = std::max(max_ch_, size_t(L.in_ch));
-      if (L.up == 2 && L.resample == LayerDesc::Nearest)
-        max_up_ = std::max(max_up_, size_t(L.in_ch) * L.out_res * L.out_res);
       ConvPrep cp;
       cp.L = &L;
       cp.index = int(li);
@@ -244,9 +245,17 @@ class CpuBackend : public Backend {
         const int panels = ceil_div(Co, MR);
         cp.group_off = {0};
         cp.group_panels = {panels};
-        // One algorithm per layer (see kWinoMinRes).
+        // One algorithm per layer (see kWinoMinRes). Nearest ×2 layers: the polyphase Winograd
+        // form on the low-resolution input, or the plain conv on the upsampled grid.
         const bool wino = use_wino && L.out_res >= wino_min_res;
         cp.direct = !wino;
+        if (L.up == 2 && wino) {
+          cp.direct = false;
+          prepare_wino_up(cp, &max_cols, &max_bp);
+          convs_.push_back(std::move(cp));
+          continue;
+        }
+        if (L.up == 2) max_up_ = std::max(max_up_, size_t(L.in_ch) * L.out_res * L.out_res);
         if (cp.direct) {
           cp.A.reserve(size_t(panels) * MR * cp.K);
           float* A = cp.A.data();
@@ -612,7 +621,7 @@ class CpuBackend : public Backend {
         const int H = L.out_res, HW = H * H;
         const float* in = x;
         size_t in_stride = x_stride;
-        if (L.up == 2) {
+        if (L.up == 2 && !cp.wino_up) {
           // Nearest ×2 into up_: row y of the 2H grid is input row y/2, each value twice.
           const int h = L.in_res, Ci = L.in_ch;
           float* up = up_.data();
@@ -637,9 +646,10 @@ class CpuBackend : public Backend {
         const int dst = 1 - cur;
         float* out = act_[dst].data();
         const size_t out_stride = size_t(L.out_ch) * HW;
-        if (cp.wino) conv3x3_wino(cp, in, in_stride, out, out_stride, nb, S, D, NoiseMode::None, nullptr, nullptr);
+        bool normed = false;
+        if (cp.wino) conv3x3_wino(cp, in, in_stride, out, out_stride, nb, S, D, NoiseMode::None, nullptr, nullptr, &normed);
         else conv3x3(cp, in, in_stride, out, out_stride, nb, S, D, NoiseMode::None, nullptr);
-        if (L.pixel_norm) {
+        if (L.pixel_norm && !normed) {
           const int pchunk = 1024;
           const int chunks = ceil_div(HW, pchunk);
           run_or_throw(nb * chunks, [&](int t, int) {
@@ -804,11 +814,75 @@ class CpuBackend : public Backend {
     max_cbuf_ = std::max(max_cbuf_, size_t(16) * cp.wg_rows * cp.wg_nt);
   }
 
-  // Returns true when it also ran `rgb` (fusion needs every output channel in one task).
-  bool conv3x3_wino(const ConvPrep& cp, const float* in, size_t in_stride, float* out, size_t out_stride, int nb,
-                    const float* S, const float* D, NoiseMode mode, const float* noise, const FusedRgb* rgb) {
+  // Nearest ×2 + 3×3 as polyphase Winograd F(2×2, 2×2) (kernels.h): per phase (py, px) the 2×2
+  // kernel k = the sums of the 3×3 taps reading the same input pixel (rows: py 0 → {g0, g1 + g2},
+  // py 1 → {g0 + g1, g2}; columns likewise), U = G·k·Gᵀ with G = [1 0; 1 1; 0 1], 36 planes.
+  void prepare_wino_up(ConvPrep& cp, size_t* max_cols, size_t* max_bp) {
     const LayerDesc& L = *cp.L;
-    const int H = L.out_res, W = H, HW = H * W, Ci = L.in_ch, Co = L.out_ch;
+    const int MR = ks_->MR, NR = ks_->NR, Ci = L.in_ch, Co = L.out_ch;
+    const int Mp = ceil_div(Co, MR);
+    cp.wino = cp.wino_up = true;
+    cp.nxi = 36;
+    cp.U.reserve(size_t(36) * Mp * MR * Ci);
+    float* U = cp.U.data();
+    // S[phase][a][k]: which 3×3 taps k fold into 2×2 tap a.
+    static const int S[2][2][3] = {{{1, 0, 0}, {0, 1, 1}}, {{1, 1, 0}, {0, 0, 1}}};
+    static const double G[3][2] = {{1, 0}, {1, 1}, {0, 1}};
+    for (int p = 0; p < Mp; ++p)
+      for (int i = 0; i < MR; ++i) {
+        const int o = p * MR + i;
+        for (int c = 0; c < Ci; ++c) {
+          double u[4][3][3] = {};
+          if (o < Co) {
+            const float* g = L.weight + (size_t(o) * Ci + c) * 9;
+            for (int py = 0; py < 2; ++py)
+              for (int px = 0; px < 2; ++px) {
+                double k[2][2] = {};
+                for (int a = 0; a < 2; ++a)
+                  for (int b = 0; b < 2; ++b)
+                    for (int ky = 0; ky < 3; ++ky)
+                      for (int kx = 0; kx < 3; ++kx)
+                        if (S[py][a][ky] && S[px][b][kx]) k[a][b] += double(g[ky * 3 + kx]);
+                for (int al = 0; al < 3; ++al)
+                  for (int be = 0; be < 3; ++be) {
+                    double v = 0.0;
+                    for (int a = 0; a < 2; ++a)
+                      for (int b = 0; b < 2; ++b) v += G[al][a] * k[a][b] * G[be][b];
+                    u[py * 2 + px][al][be] = v;
+                  }
+              }
+          }
+          for (int xi = 0; xi < 36; ++xi)
+            U[((size_t(xi) * Mp + p) * Ci + c) * MR + i] = float(u[xi / 9][(xi % 9) / 3][xi % 3]);
+        }
+      }
+    // Blocking: V (36·kc·NT) and the accumulators (36·rows·NT) should stay in L2.
+    // (Measured on ProGAN-128, AVX-512, batch 4: every output channel in one task, K blocks of
+    // 256, one NR-wide column panel per task beat smaller row blocks / K blocks / wider tasks.)
+    cp.wg_rows = std::min(Mp * MR, int(round_up(size_t(env_int("FACEGAN_WGU_ROWS", 512)), size_t(MR))));
+    cp.wg_kc = std::min(Ci, env_int("FACEGAN_WGU_KC", 256));
+    const int budget = env_int("FACEGAN_WGU_BUDGET", 1024);
+    int nt = budget / (cp.wg_kc + cp.wg_rows);
+    nt = std::max(NR, nt / NR * NR);
+    const int tiles = (L.in_res / 2) * (L.in_res / 2);
+    cp.wg_nt = std::min(nt, int(round_up(size_t(tiles), size_t(NR))) * 64);
+    *max_cols = std::max(*max_cols, size_t(cp.wg_nt));
+    *max_bp = std::max(*max_bp, size_t(36) * cp.wg_kc * cp.wg_nt);
+    max_cbuf_ = std::max(max_cbuf_, size_t(36) * cp.wg_rows * cp.wg_nt);
+  }
+
+  // Returns true when it also ran `rgb` (fusion needs every output channel in one task).
+  // `norm`: also apply the layer's pixel norm to the pixels each task wrote when the task holds
+  // every output channel (returned in *normed; otherwise the caller runs the pixel-norm pass).
+  bool conv3x3_wino(const ConvPrep& cp, const float* in, size_t in_stride, float* out, size_t out_stride, int nb,
+                    const float* S, const float* D, NoiseMode mode, const float* noise, const FusedRgb* rgb,
+                    bool* normed = nullptr) {
+    const LayerDesc& L = *cp.L;
+    // The tile grid: the output (F(2×2, 3×3)) or the low-resolution input (polyphase up).
+    const bool up = cp.wino_up;
+    const int NX = cp.nxi;
+    const int H = L.in_res, W = H, HW = H * W, Ci = L.in_ch, Co = L.out_ch;
+    const int OW = L.out_res, OHW = OW * OW;
     const int MR = ks_->MR, NR = ks_->NR;
     const int TW = W / 2, TPI = (H / 2) * TW, Ttot = nb * TPI;
     const int Mp = ceil_div(Co, MR);
@@ -821,7 +895,9 @@ class CpuBackend : public Backend {
       nt = std::max(NR, int(round_up(size_t(nt / 2), size_t(NR))));
       ntc = ceil_div(Ttot, nt);
     }
-    if (nmc != 1) rgb = nullptr;
+    if (nmc != 1 || up) rgb = nullptr;
+    const bool norm = normed && L.pixel_norm && nmc == 1;
+    if (normed) *normed = norm;
     run_or_throw(ntc * nmc, [&](int t, int tid) {
       Scratch& sc = scratch_[size_t(tid)];
       const int ti = t / nmc, mi = t % nmc;
@@ -848,7 +924,7 @@ class CpuBackend : public Backend {
         const size_t vxs = size_t(kcur) * ldc;  // ξ stride of V
         if (ncols % NR) {
           const int tail = NR - ncols % NR;
-          for (int xi = 0; xi < 16; ++xi)
+          for (int xi = 0; xi < NX; ++xi)
             for (int kk = 0; kk < kcur; ++kk)
               std::memset(Vp + xi * vxs + size_t(npan - 1) * kcur * NR + size_t(kk) * NR + (NR - tail), 0,
                           sizeof(float) * size_t(tail));
@@ -871,10 +947,11 @@ class CpuBackend : public Backend {
             wa.tx0 = sg.x0;
             wa.len = sg.len;
             wa.dst = Vp + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR;
-            ks_->wino_in(wa);
+            if (up) ks_->wino_up_in(wa);
+            else ks_->wino_in(wa);
           }
         }
-        for (int xi = 0; xi < 16; ++xi) {
+        for (int xi = 0; xi < NX; ++xi) {
           const float* Ux = cp.U.data() + size_t(xi) * Mp * MR * Ci;
           for (int p = p0; p < p1; ++p) {
             const float* Ap = Ux + (size_t(p) * Ci + kb) * MR;
@@ -886,6 +963,27 @@ class CpuBackend : public Backend {
         }
       }
       const int o_end = std::min(Co, p1 * MR);
+      if (up) {
+        WinoUpOutArgs wu;
+        wu.xi_stride = cxs;
+        for (int o = p0 * MR; o < o_end; ++o) {
+          const float* crow = C + size_t(o - p0 * MR) * ldc;
+          for (const ColSeg& sg : sc.segs) {
+            float* ob = out + size_t(sg.img) * out_stride + size_t(o) * OHW + size_t(4 * sg.y) * OW + 4 * sg.x0;
+            for (int r = 0; r < 4; ++r) wu.out[r] = ob + size_t(r) * OW;
+            wu.m = crow + sg.col;
+            wu.len = sg.len;
+            epi_args(&wu.e, L, nullptr, D[size_t(sg.img) * demod_total_ + cp.demod_off + o], o);
+            ks_->wino_up_out(wu);
+          }
+        }
+        if (norm)
+          for (const ColSeg& sg : sc.segs)
+            for (int r = 0; r < 4; ++r)
+              ks_->pixel_norm(out + size_t(sg.img) * out_stride + size_t(4 * sg.y + r) * OW + 4 * sg.x0, size_t(OHW), Co,
+                              4 * sg.len, L.pixel_norm_eps);
+        return;
+      }
       WinoOutArgs wo;
       wo.xi_stride = cxs;
       for (int o = p0 * MR; o < o_end; ++o) {
@@ -905,6 +1003,11 @@ class CpuBackend : public Backend {
           ks_->wino_out(wo);
         }
       }
+      if (norm)
+        for (const ColSeg& sg : sc.segs)
+          for (int r = 0; r < 2; ++r)
+            ks_->pixel_norm(out + size_t(sg.img) * out_stride + size_t(2 * sg.y + r) * W + 2 * sg.x0, size_t(HW), Co,
+                            2 * sg.len, L.pixel_norm_eps);
       if (rgb) {
         // ToRGB on the rows just written (still in cache), plus the upsampled skip image.
         const LayerDesc& R = *rgb->L;

@@ -72,6 +72,20 @@ struct WinoOutArgs {
   const float* noise1;
 };
 
+// Nearest ×2 upsampling + 3×3 conv (ProGAN) as four polyphase 2×2 convolutions on the low-
+// resolution grid, each by Winograd F(2×2, 2×2) (9 products per 2×2 outputs instead of 16):
+// wino_up_in takes the same 4×4 input patches as wino_in (WinoInArgs) and writes 36 planes
+// ξ = phase·9 + 3α + β (phase = 2·py + px); the GEMMs use U[ξ] = G·k_phase·Gᵀ, G = [1 0; 1 1;
+// 0 1], k_phase the 2×2 sums of the 3×3 kernel taps that fall on the same input pixel.
+// wino_up_out turns a run of tiles back into output rows 4·ty … 4·ty+3 from column 4·tx0.
+struct WinoUpOutArgs {
+  float* out[4];         // output rows 4·ty + r at column 4·tx0
+  const float* m;        // plane ξ = 0 of the GEMM result at the run's first tile
+  size_t xi_stride;
+  int len;               // tiles
+  EpilogueArgs e;        // no noise (e.noise ignored)
+};
+
 struct KernelSet {
   const char* name;
   int MR, NR;  // GEMM register tile: MR rows (weights) × NR columns (pixels)
@@ -106,6 +120,8 @@ struct KernelSet {
   // Pixel norm (ProGAN) of n consecutive pixels: x[c·cstride + p] ← x[c·cstride + p] · r[p],
   // r[p] = 1 / sqrt(Σ_c x[c·cstride + p]² / C + eps), for p < n (the sum in channel order).
   void (*pixel_norm)(float* x, size_t cstride, int C, int n, float eps);
+  void (*wino_up_in)(const WinoInArgs& a);
+  void (*wino_up_out)(const WinoUpOutArgs& a);
 };
 
 // Available variants, best first (always ends with the scalar one).

@@ -358,9 +358,47 @@ alignas(64) static const uint32_t kMaskLastOff[32] = {~0u, ~0u, ~0u, ~0u, ~0u, ~
                                                       ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u, ~0u,
                                                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
+// Nearest ×2 + 3×3 as four polyphase 2×2 convolutions on the low-resolution grid, each by
+// Winograd F(2×2, 2×2) (kernels.h, WinoUpOutArgs): the 4×4 input patch d (rows / columns
+// 2t−1 … 2t+2) gives per phase (py, px) the 3×3 sub-patch at offset (py, px), transformed by
+// Bᵀ = [1 −1 0; 0 1 0; 0 −1 1] on both sides, stored as plane ξ = (2·py + px)·9 + 3α + β.
+static inline void wino_up_in_store(float* dst, size_t xs, const V (&d)[4][4], int n) {
+  V t[6][4];  // row combinations: py 0 → (d0 − d1, d1, d2 − d1), py 1 → (d1 − d2, d2, d3 − d2)
+  for (int c = 0; c < 4; ++c) {
+    t[0][c] = vsub(d[0][c], d[1][c]);
+    t[1][c] = d[1][c];
+    t[2][c] = vsub(d[2][c], d[1][c]);
+    t[3][c] = vsub(d[1][c], d[2][c]);
+    t[4][c] = d[2][c];
+    t[5][c] = vsub(d[3][c], d[2][c]);
+  }
+  for (int py = 0; py < 2; ++py)
+    for (int px = 0; px < 2; ++px)
+      for (int a = 0; a < 3; ++a) {
+        const V* r = t[py * 3 + a];
+        V u[3];
+        if (px == 0) {
+          u[0] = vsub(r[0], r[1]);
+          u[1] = r[1];
+          u[2] = vsub(r[2], r[1]);
+        } else {
+          u[0] = vsub(r[1], r[2]);
+          u[1] = r[2];
+          u[2] = vsub(r[3], r[2]);
+        }
+        float* o = dst + size_t((py * 2 + px) * 9 + a * 3) * xs;
+        for (int b = 0; b < 3; ++b) {
+          if (n == VL) vstore(o + b * xs, u[b]);
+          else vstoren(o + b * xs, u[b], n);
+        }
+      }
+}
+
 // VL tiles (n of them stored): p[r] points at x[2t − 1] of input row r for the first tile t
 // (nullptr: a zero row); 2·VL + 2 floats are read from each. `left` / `right`: the first /
 // last lane's tile is at the image edge, whose x[−1] / x[W] read there is masked to 0.
+// UP: the polyphase F(2×2, 2×2) transform (36 planes) instead of F(2×2, 3×3) (16 planes).
+template <bool UP>
 static inline void wino_in_vec(const float* const (&p)[4], V vs, bool left, bool right, V first_off, V last_off,
                                float* dst, size_t xs, int n) {
   V d[4][4];
@@ -379,10 +417,12 @@ static inline void wino_in_vec(const float* const (&p)[4], V vs, bool left, bool
     d[r][2] = vmul(o1, vs);
     d[r][3] = vmul(e1, vs);
   }
-  wino_in_store(dst, xs, d, n);
+  if (UP) wino_up_in_store(dst, xs, d, n);
+  else wino_in_store(dst, xs, d, n);
 }
 
-static void wino_in(const WinoInArgs& a) {
+template <bool UP>
+static void wino_in_impl(const WinoInArgs& a) {
   const int len = a.len, TW = a.W / 2;
   const int x0 = 2 * a.tx0 - 1;  // source column of tile 0's first tap
   const int nfull = len / VL * VL;
@@ -394,7 +434,7 @@ static void wino_in(const WinoInArgs& a) {
     const bool right = a.tx0 + j + VL == TW;    // last tile of the row: x[W] is padding
     const float* p[4];
     for (int r = 0; r < 4; ++r) p[r] = a.rows[r] ? a.rows[r] + x0 + 2 * j : nullptr;
-    wino_in_vec(p, vs, left, right, first_off, last_off, a.dst + j, a.xi_stride, VL);
+    wino_in_vec<UP>(p, vs, left, right, first_off, last_off, a.dst + j, a.xi_stride, VL);
   }
   if (nfull < len) {
     // The last tiles: the same vector code on zero-padded copies of the source columns.
@@ -411,9 +451,12 @@ static void wino_in(const WinoInArgs& a) {
       }
       p[r] = T[r];
     }
-    wino_in_vec(p, vs, false, false, first_off, last_off, a.dst + nfull, a.xi_stride, n);
+    wino_in_vec<UP>(p, vs, false, false, first_off, last_off, a.dst + nfull, a.xi_stride, n);
   }
 }
+
+static void wino_in(const WinoInArgs& a) { wino_in_impl<false>(a); }
+static void wino_up_in(const WinoInArgs& a) { wino_in_impl<true>(a); }
 
 // n ≤ VL tiles from m (plane ξ at m + ξ·xs) to 2n outputs of each of the two rows.
 static inline void wino_out_vec(const float* m, size_t xs, int n, float* const (&outs)[2],
@@ -452,6 +495,53 @@ static void wino_out(const WinoOutArgs& a) {
     float* const outs[2] = {a.out0 + 2 * j, a.out1 + 2 * j};
     const float* const noises[2] = {a.noise0 ? a.noise0 + 2 * j : nullptr, a.noise1 ? a.noise1 + 2 * j : nullptr};
     wino_out_vec(a.m + j, xs, n, outs, noises, ev);
+  }
+}
+
+// Polyphase output: per phase (py, px), Y = Aᵀ·m·A with Aᵀ = [1 1 0; 0 1 1] (2×2 outputs at
+// low-resolution positions (2t + i, 2t' + j)), epilogue, written to output row 4·ty + 2i + py,
+// column 4·t + 2j + px.
+static void wino_up_out(const WinoUpOutArgs& a) {
+  const size_t xs = a.xi_stride;
+  EpilogueArgs e = a.e;
+  e.noise = nullptr;
+  const EpiVec ev(e);
+  for (int j0 = 0; j0 < a.len; j0 += VL) {
+    const int n = a.len - j0 < VL ? a.len - j0 : VL;
+    V y[2][2][2][2];  // [py][px][i][j]
+    for (int ph = 0; ph < 4; ++ph) {
+      const float* m = a.m + j0 + size_t(ph * 9) * xs;
+      V mm[3][3];
+      for (int al = 0; al < 3; ++al)
+        for (int be = 0; be < 3; ++be) {
+          const float* q = m + size_t(al * 3 + be) * xs;
+          mm[al][be] = n == VL ? vload(q) : vloadn(q, n);
+        }
+      V u[2][3];
+      for (int be = 0; be < 3; ++be) {
+        u[0][be] = vadd(mm[0][be], mm[1][be]);
+        u[1][be] = vadd(mm[1][be], mm[2][be]);
+      }
+      for (int i = 0; i < 2; ++i) {
+        y[ph >> 1][ph & 1][i][0] = ev.apply_n(vadd(u[i][0], u[i][1]), vzero());
+        y[ph >> 1][ph & 1][i][1] = ev.apply_n(vadd(u[i][1], u[i][2]), vzero());
+      }
+    }
+    // Row 2i + py holds, per tile, (j 0, px 0), (0, 1), (1, 0), (1, 1): two rounds of interleaving.
+    for (int py = 0; py < 2; ++py)
+      for (int i = 0; i < 2; ++i) {
+        V l1, h1, l2, h2, o[4];
+        vinterleave(y[py][0][i][0], y[py][0][i][1], &l1, &h1);
+        vinterleave(y[py][1][i][0], y[py][1][i][1], &l2, &h2);
+        vinterleave(l1, l2, &o[0], &o[1]);
+        vinterleave(h1, h2, &o[2], &o[3]);
+        float* dst = a.out[2 * i + py] + 4 * j0;
+        for (int q = 0; q < 4; ++q) {
+          const int cnt = 4 * n - q * VL;
+          if (cnt >= VL) vstore(dst + q * VL, o[q]);
+          else if (cnt > 0) vstoren(dst + q * VL, o[q], cnt);
+        }
+      }
   }
 }
 
@@ -504,6 +594,8 @@ static const KernelSet* make_kernel_set(const char* name) {
                                &wino_in,
                                &wino_out,
                                &vfence,
-                               &pixel_norm};
+                               &pixel_norm,
+                               &wino_up_in,
+                               &wino_up_out};
   return &ks;
 }
