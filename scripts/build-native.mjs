@@ -14,14 +14,16 @@ const require = createRequire(import.meta.url);
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 
 const cuda = process.env.FACEGAN_CUDA === '0' ? 'OFF' : 'ON';
-const args = [
-  cmakeJs,
-  process.env.FACEGAN_REBUILD === '1' ? 'rebuild' : 'compile',
+const common = [
   '--parallel', String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length)),
   `--CDFACEGAN_CUDA=${cuda}`,
   `--CDFACEGAN_TOOLS=${process.env.FACEGAN_TOOLS === '1' ? 'ON' : 'OFF'}`,
   ...(process.env.FACEGAN_CUDA_ARCHITECTURES ? [`--CDFACEGAN_CUDA_ARCHITECTURES=${process.env.FACEGAN_CUDA_ARCHITECTURES}`] : []),
   ...process.argv.slice(2),
 ];
-const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
-process.exit(r.status ?? 1);
+// Configure every time (cheap) so that changed options apply to an existing build directory,
+// then build; unchanged objects are reused.
+for (const step of process.env.FACEGAN_REBUILD === '1' ? ['clean', 'configure', 'build'] : ['configure', 'build']) {
+  const r = spawnSync(process.execPath, [cmakeJs, step, ...(step === 'clean' ? [] : common)], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
