@@ -883,8 +883,12 @@ class CpuBackend : public Backend {
     const int NX = cp.nxi;
     const int H = L.in_res, W = H, HW = H * W, Ci = L.in_ch, Co = L.out_ch;
     const int OW = L.out_res, OHW = OW * OW;
-    const int MR = ks_->MR, NR = ks_->NR;
     const int TW = W / 2, TPI = (H / 2) * TW, Ttot = nb * TPI;
+    // Few tiles (small batches at 16², 32²): the small-N GEMM kernels on NR_small-wide panels
+    // waste less of each panel and give the pool more tasks (the same arithmetic per output, so
+    // the choice may follow the batch).
+    const bool small = Ttot < 2 * ks_->NR && ks_->NR_small < ks_->NR;
+    const int MR = ks_->MR, NR = small ? ks_->NR_small : ks_->NR;
     const int Mp = ceil_div(Co, MR);
     const int pan_per = cp.wg_rows / MR;
     int nt = std::min(cp.wg_nt, int(round_up(size_t(Ttot), size_t(NR))));
@@ -957,6 +961,14 @@ class CpuBackend : public Backend {
             const float* Ap = Ux + (size_t(p) * Ci + kb) * MR;
             float* Cp = C + xi * cxs + size_t(p - p0) * MR * ldc;
             const float* Bx = Vp + xi * vxs;
+            if (small) {
+              const int np = std::min(ks_->small_panels, p1 - p);
+              for (int jp = 0; jp < npan; ++jp)
+                ks_->gemm_small[np](kcur, Ap, size_t(Ci) * MR, Bx + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc,
+                                    kb > 0);
+              p += np - 1;
+              continue;
+            }
             for (int jp = 0; jp < npan; ++jp)
               ks_->gemm(kcur, Ap, Bx + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, kb > 0);
           }
