@@ -326,6 +326,18 @@ class CpuBackend : public Backend {
     ones_.reserve(std::max<size_t>(max_ch_, 1));
     std::fill(ones_.data(), ones_.data() + ones_.size(), 1.0f);
 
+    // Mapping weights with their gain applied (float32, once).
+    map_w_.clear();
+    if (net.arch == Arch::StyleGAN2) {
+      auto scaled = [&](const FcDesc& f) {
+        std::vector<float> w(size_t(f.out) * f.in);
+        for (size_t i = 0; i < w.size(); ++i) w[i] = f.W[i] * f.w_gain;
+        map_w_.push_back(std::move(w));
+      };
+      if (net.mapping.has_embed) scaled(net.mapping.embed);
+      for (const FcDesc& f : net.mapping.fcs) scaled(f);
+    }
+
     pool_.reset(new ThreadPool(nt));
     scratch_.resize(size_t(pool_->size()));
     for (auto& s : scratch_) {
@@ -337,17 +349,34 @@ class CpuBackend : public Backend {
     return Status::Ok();
   }
 
+  // The mapping network, one image per task: y = dot(x, W'[o]) + b[o]·b_gain with W' = W·w_gain
+  // rounded to float32 once at load (as the official code forms weight·gain), the dot products
+  // by the vector kernel in a fixed order (so an image's ws never depends on the batch).
   Status mapping(const MappingArgs& a) override {
-    // Tiny next to synthesis; parallel over samples.
-    const int n = a.n;
-    const int chunk = std::max(1, ceil_div(n, pool_->size()));
-    bool ok = pool_->run(ceil_div(n, chunk), [&](int t, int) {
-      MappingArgs s = a;
-      s.n = std::min(chunk, n - t * chunk);
-      s.z = a.z + size_t(t) * chunk * net_->mapping.z_dim;
-      if (a.c) s.c = a.c + size_t(t) * chunk * net_->mapping.c_dim;
-      s.ws = a.ws + size_t(t) * chunk * net_->mapping.num_ws * net_->mapping.w_dim;
-      run_mapping(*net_, s);
+    const MappingDesc& m = net_->mapping;
+    const int zd = m.z_dim, wd = m.w_dim, in0 = zd + (m.has_embed ? wd : 0);
+    bool ok = pool_->run(a.n, [&](int img, int) {
+      std::vector<float> x(static_cast<size_t>(std::max(in0, wd)));
+      std::vector<float> y(static_cast<size_t>(wd)), e(static_cast<size_t>(wd));
+      for (int i = 0; i < zd; ++i) x[size_t(i)] = a.z[size_t(img) * zd + i];
+      normalize_2nd_moment(x.data(), zd);
+      if (m.has_embed) {
+        fc_layer(map_w_[0], m.embed, a.c + size_t(img) * m.c_dim, e.data());
+        normalize_2nd_moment(e.data(), wd);
+        for (int i = 0; i < wd; ++i) x[size_t(zd + i)] = e[size_t(i)];
+      }
+      for (size_t l = 0; l < m.fcs.size(); ++l) {
+        fc_layer(map_w_[l + (m.has_embed ? 1 : 0)], m.fcs[l], x.data(), y.data());
+        std::copy(y.begin(), y.end(), x.begin());
+      }
+      float* out = a.ws + size_t(img) * m.num_ws * wd;
+      const int cutoff = a.truncation_cutoff < 0 ? m.num_ws : a.truncation_cutoff;
+      for (int r = 0; r < m.num_ws; ++r)
+        for (int i = 0; i < wd; ++i) {
+          float v = x[size_t(i)];
+          if (r < cutoff && a.psi != 1.0f) v = lerp_torch(m.w_avg[i], v, a.psi);
+          out[size_t(r) * wd + i] = v;
+        }
     });
     return ok ? Status::Ok() : Status::Error("mapping failed");
   }
@@ -382,6 +411,25 @@ class CpuBackend : public Backend {
   std::vector<float> rgbw_;
   bool fuse_rgb_ = true;
   size_t stream_min_ = 0;  // bytes of an up-conv output (sub-batch) from which to store non-temporally
+
+  std::vector<std::vector<float>> map_w_;  // mapping weights × w_gain: [embed], fc0, fc1, …
+
+  // x ← x · rsqrt(mean(x²) + 1e-8) (as common.cc's reference mapping).
+  static void normalize_2nd_moment(float* x, int n) {
+    double ss = 0.0;
+    for (int i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+    const float mean = float(ss / n);
+    const float k = float(1.0 / std::sqrt(double(mean + 1e-8f)));
+    for (int i = 0; i < n; ++i) x[i] *= k;
+  }
+
+  void fc_layer(const std::vector<float>& Wg, const FcDesc& f, const float* x, float* y) const {
+    for (int o = 0; o < f.out; ++o) {
+      float v = ks_->dot(x, Wg.data() + size_t(o) * f.in, f.in) + f.b[o] * f.b_gain;
+      if (f.lrelu) v = (v < 0.0f ? v * 0.2f : v) * 1.41421356237309504880f;
+      y[o] = v;
+    }
+  }
 
   const ConvPrep& conv_of(int layer_index) const {
     for (const auto& c : convs_)
