@@ -8,9 +8,9 @@
  * Nothing here runs Python or executes anything from a file: pickles are read by a restricted
  * reader with an allow-list of data-only globals (see `NETWORK_PICKLE_GLOBALS`).
  */
-import { randomBytes } from 'node:crypto';
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { FaceganError, invalidOption } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 import {
   bfloat16ToFloat32, float16ToFloat32, float32ToFloat16, looksLikeSafetensors, readSafetensors, writeSafetensors,
   type SafetensorsTensor,
@@ -280,13 +280,5 @@ export async function convertCheckpoint(src: string, dst: string, opts: { half?:
   if (opts === null || typeof opts !== 'object') throw invalidOption('opts', 'an object', opts);
   if (opts.half !== undefined && typeof opts.half !== 'boolean') throw invalidOption('opts.half', 'a boolean', opts.half);
   const ckpt = await readCheckpoint(src);
-  const bytes = serializeModel(ckpt, { half: opts.half === true });
-  const tmp = `${dst}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, dst);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw new FaceganError('ERR_FILE_NOT_FOUND', `Cannot write ${JSON.stringify(dst)}: ${(err as Error).message}`, { cause: err });
-  }
+  await writeFileAtomic(dst, serializeModel(ckpt, { half: opts.half === true }));
 }

@@ -15,13 +15,12 @@
  * ProGAN (config.arch 'progan', docs/progan.md): one graph, `z` [N, z_dim] → `img` [N, C, H, W],
  * the toRGB output v before any clip (pixels: round(clamp(v·output.scale + output.offset, 0, 255))).
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { FaceganError, invalidOption } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 import { readCheckpoint, validateConfig, validateTensorShapes, type StyleGAN2Config } from '../convert/index.js';
 import { checkModel, decodeModel, encodeModel, irVersionForOpset, type DecodedModel, type OnnxModel } from './model.js';
 import { stylegan2ToOnnx, type OnnxNoiseMode } from './stylegan2.js';
@@ -132,19 +131,9 @@ export function buildOnnxModels(model: OnnxSourceModel, options?: ExportOnnxOpti
   return stylegan2ToOnnx(config, model.tensors, { ...opts, producerVersion: producerVersion() }, opts.graphs);
 }
 
-/** Reads a model path: a TensorFlow.js graph model (a directory or model.json) or any checkpoint readCheckpoint reads. */
+/** Reads a model path: anything readCheckpoint reads (a TensorFlow.js ProGAN graph model included). */
 async function readModel(src: string): Promise<OnnxSourceModel> {
   if (typeof src !== 'string' || src.length === 0) throw invalidOption('model', 'a file path', src);
-  let isDir = false;
-  try {
-    isDir = (await stat(src)).isDirectory();
-  } catch {
-    // readCheckpoint reports a missing file.
-  }
-  if (isDir || src.toLowerCase().endsWith('.json')) {
-    const { readTfjsGraphModel } = await import('../convert/tfjs.js');
-    return readTfjsGraphModel(src);
-  }
   return readCheckpoint(src);
 }
 
@@ -159,17 +148,6 @@ export function buildOnnx(model: OnnxSourceModel, options?: ExportOnnxOptions): 
 export function twoGraphPaths(dst: string): { mapping: string; synthesis: string } {
   const base = dst.toLowerCase().endsWith('.onnx') ? dst.slice(0, -5) : dst;
   return { mapping: `${base}.mapping.onnx`, synthesis: `${base}.synthesis.onnx` };
-}
-
-async function writeAtomic(dst: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${dst}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, dst);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw new FaceganError('ERR_FILE_NOT_FOUND', `Cannot write ${JSON.stringify(dst)}: ${(err as Error).message}`, { cause: err });
-  }
 }
 
 /**
@@ -187,13 +165,13 @@ export async function exportOnnx(model: OnnxSourceModel | string, dst: string, o
   const files: string[] = [];
   let bytes = 0;
   if (built.graphs === 'one') {
-    await writeAtomic(dst, built.model);
+    await writeFileAtomic(dst, built.model);
     files.push(dst);
     bytes = built.model.length;
   } else {
     const p = twoGraphPaths(dst);
-    await writeAtomic(p.mapping, built.mapping);
-    await writeAtomic(p.synthesis, built.synthesis);
+    await writeFileAtomic(p.mapping, built.mapping);
+    await writeFileAtomic(p.synthesis, built.synthesis);
     files.push(p.mapping, p.synthesis);
     bytes = built.mapping.length + built.synthesis.length;
   }

@@ -6,21 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableBackends, FaceganError, loadGenerator, type Generator } from '../../lib/index.js';
+import { availableBackends, loadGenerator, type Generator } from '../../lib/index.js';
+import { rejectsWith } from '../helpers/errors.js';
 import { describeFixtures, fixturePath } from '../helpers/fixtures.js';
-
-async function rejectsWith(p: Promise<unknown> | (() => unknown), code: string, message?: RegExp): Promise<FaceganError> {
-  let err: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected a FaceganError ${code}`).toBeInstanceOf(FaceganError);
-  expect((err as FaceganError).code).toBe(code);
-  if (message) expect((err as Error).message).toMatch(message);
-  return err as FaceganError;
-}
 
 describe('loading errors', () => {
   it('rejects a missing file with ERR_FILE_NOT_FOUND', async () => {

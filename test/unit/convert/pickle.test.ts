@@ -12,21 +12,13 @@ import {
 import { NETWORK_PICKLE_GLOBALS } from '../../../lib/convert/stylegan2.js';
 import { FaceganError } from '../../../lib/errors.js';
 import { Float, call, dict, dumps, glob, numpyArray, tup } from './pickle-writer.js';
+import { codeOf } from '../../helpers/errors.js';
 
 const globals = NETWORK_PICKLE_GLOBALS;
 const load = (bytes: Uint8Array): PyValue => unpickle(bytes, { globals }).value;
 const b = (...xs: number[]): Buffer => Buffer.from(xs);
 const ascii = (s: string): Buffer => Buffer.from(s, 'latin1');
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FaceganError);
-    return (err as FaceganError).code;
-  }
-  return 'no error';
-}
 
 describe('pickle reader: values', () => {
   it('reads scalars of every binary opcode', () => {

@@ -3,24 +3,12 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readCheckpoint, readSafetensorsModel, serializeModel } from '../../../lib/convert/index.js';
 import { proganTensorShapes } from '../../../lib/convert/progan.js';
-import { FaceganError } from '../../../lib/errors.js';
+import { rejectsWith } from '../../helpers/errors.js';
 import { readSafetensors, writeSafetensors } from '../../../lib/safetensors.js';
 
 const root = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '../../..');
 const WEIGHTS = path.join(root, 'weights', 'progan-celeba128.safetensors');
 const TINY_GRAPH = path.join(root, 'test', 'fixtures', 'progan', 'tiny-model.json');
-
-function expectCode(fn: () => unknown, code: string, message?: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FaceganError);
-    expect((err as FaceganError).code).toBe(code);
-    if (message) expect((err as Error).message).toMatch(message);
-    return;
-  }
-  throw new Error(`expected ${code}`);
-}
 
 describe('ProGAN files', () => {
   it('reads the embedded default model: config, every canonical tensor, widened to float32', async () => {
@@ -55,9 +43,9 @@ describe('ProGAN files', () => {
       return writeSafetensors(tensors, { ...file.metadata, config: JSON.stringify(config) });
     };
     const config = JSON.parse(file.metadata.config!);
-    expectCode(() => readSafetensorsModel(rewrite({ ...config, channels: [8] })), 'ERR_CORRUPT_FILE', /channels/);
-    expectCode(() => readSafetensorsModel(rewrite({ ...config, upsample: 'bilinear' })), 'ERR_UNSUPPORTED_ARCH', /upsample/);
-    expectCode(() => readSafetensorsModel(rewrite({ ...config, extra: 1 })), 'ERR_CORRUPT_FILE', /extra/);
-    expectCode(() => readSafetensorsModel(rewrite(config, 'progan.torgb.bias')), 'ERR_CORRUPT_FILE', /Missing tensor progan.torgb.bias/);
+    await rejectsWith(() => readSafetensorsModel(rewrite({ ...config, channels: [8] })), 'ERR_CORRUPT_FILE', /channels/);
+    await rejectsWith(() => readSafetensorsModel(rewrite({ ...config, upsample: 'bilinear' })), 'ERR_UNSUPPORTED_ARCH', /upsample/);
+    await rejectsWith(() => readSafetensorsModel(rewrite({ ...config, extra: 1 })), 'ERR_CORRUPT_FILE', /extra/);
+    await rejectsWith(() => readSafetensorsModel(rewrite(config, 'progan.torgb.bias')), 'ERR_CORRUPT_FILE', /Missing tensor progan.torgb.bias/);
   });
 });

@@ -1,22 +1,13 @@
 import { describe, expect, it } from 'vitest';
 
-import { FaceganError } from '../../../lib/errors.js';
 import {
   bfloat16ToFloat32, float16ToFloat32, float32ToFloat16, readSafetensors, writeSafetensors,
   type SafetensorsTensor,
 } from '../../../lib/safetensors.js';
 import { describeFixtures } from '../../helpers/fixtures.js';
 import { readGolden } from '../../helpers/golden.js';
+import { codeOf } from '../../helpers/errors.js';
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FaceganError);
-    return (err as FaceganError).code;
-  }
-  return 'no error';
-}
 
 /** Builds a file from a raw header object and data bytes. */
 function rawFile(header: unknown, data: Uint8Array, headerText = JSON.stringify(header)): Buffer {

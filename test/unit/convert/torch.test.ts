@@ -4,21 +4,12 @@ import { readCheckpoint } from '../../../lib/convert/index.js';
 import { unpickle } from '../../../lib/convert/pickle.js';
 import { NETWORK_PICKLE_GLOBALS } from '../../../lib/convert/stylegan2.js';
 import { TorchStorage, TorchTensor, readLegacyTorchStream } from '../../../lib/convert/torch.js';
-import { FaceganError } from '../../../lib/errors.js';
 import { float32ToFloat16 } from '../../../lib/safetensors.js';
 import { Persid, call, dict, dumps, glob, legacyTorchStream, storagePid, tup, type StorageSpec } from './pickle-writer.js';
+import { codeOf } from '../../helpers/errors.js';
 
 const f32bytes = (xs: number[]): Uint8Array => new Uint8Array(Float32Array.from(xs).buffer);
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(FaceganError);
-    return (err as FaceganError).code;
-  }
-  return 'no error';
-}
 
 /** A tensor over one storage, pickled in an outer pickle via _load_from_bytes. */
 function outerTensor(storage: StorageSpec, offset: number, size: number[], stride: number[]): Buffer {
