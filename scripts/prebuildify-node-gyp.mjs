@@ -10,7 +10,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 
-const out = ['rebuild'];
+// FACEGAN_CUDA=0 builds the CPU-only addon (the main package's prebuilds), as build-native.mjs does.
+const out = ['rebuild', `--CDFACEGAN_CUDA=${process.env.FACEGAN_CUDA === '0' ? 'OFF' : 'ON'}`, '--CDFACEGAN_TOOLS=OFF'];
 for (const arg of process.argv.slice(2)) {
   const [key, value] = arg.split('=');
   if (key === '--target') out.push('--runtime-version', value);
