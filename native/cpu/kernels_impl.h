@@ -335,18 +335,16 @@ static inline void wino_in_store(float* dst, size_t xs, const V (&d)[4][4], int 
     t[r][2] = vsub(d[r][2], d[r][1]);
     t[r][3] = vsub(d[r][1], d[r][3]);
   }
-  V u[4][4];
+  auto st = [n](float* p, V v) {
+    if (n == VL) vstore(p, v);
+    else vstoren(p, v, n);
+  };
   for (int c = 0; c < 4; ++c) {
-    u[0][c] = vsub(t[0][c], t[2][c]);
-    u[1][c] = vadd(t[1][c], t[2][c]);
-    u[2][c] = vsub(t[2][c], t[1][c]);
-    u[3][c] = vsub(t[1][c], t[3][c]);
+    st(dst + (0 * 4 + c) * xs, vsub(t[0][c], t[2][c]));
+    st(dst + (1 * 4 + c) * xs, vadd(t[1][c], t[2][c]));
+    st(dst + (2 * 4 + c) * xs, vsub(t[2][c], t[1][c]));
+    st(dst + (3 * 4 + c) * xs, vsub(t[1][c], t[3][c]));
   }
-  for (int r = 0; r < 4; ++r)
-    for (int c = 0; c < 4; ++c) {
-      if (n == VL) vstore(dst + (r * 4 + c) * xs, u[r][c]);
-      else vstoren(dst + (r * 4 + c) * xs, u[r][c], n);
-    }
 }
 
 // Lane masks: loading VL words at kMaskFirstOff + 15 gives lane 0 cleared, the rest set;
@@ -458,13 +456,14 @@ static void wino_in_impl(const WinoInArgs& a) {
 static void wino_in(const WinoInArgs& a) { wino_in_impl<false>(a); }
 static void wino_up_in(const WinoInArgs& a) { wino_in_impl<true>(a); }
 
-// n ≤ VL tiles from m (plane ξ at m + ξ·xs) to 2n outputs of each of the two rows.
+// n ≤ VL tiles from m (plane ξ at m + ξ·xs) to 2n outputs of each of the two rows (FULL: n = VL).
+template <bool FULL>
 static inline void wino_out_vec(const float* m, size_t xs, int n, float* const (&outs)[2],
                                 const float* const (&noises)[2], const EpiVec& ev) {
   V u[2][4];
   for (int c = 0; c < 4; ++c) {
     V mm[4];
-    for (int i = 0; i < 4; ++i) mm[i] = n == VL ? vload(m + (i * 4 + c) * xs) : vloadn(m + (i * 4 + c) * xs, n);
+    for (int i = 0; i < 4; ++i) mm[i] = FULL ? vload(m + (i * 4 + c) * xs) : vloadn(m + (i * 4 + c) * xs, n);
     u[0][c] = vadd(vadd(mm[0], mm[1]), mm[2]);
     u[1][c] = vsub(vsub(mm[1], mm[2]), mm[3]);
   }
@@ -475,7 +474,7 @@ static inline void wino_out_vec(const float* m, size_t xs, int n, float* const (
     V lo, hi;
     vinterleave(y0, y1, &lo, &hi);
     const float* nz = noises[r];
-    if (n == VL) {
+    if (FULL) {
       vstore(outs[r], ev.apply_n(lo, nz ? vload(nz) : vzero()));
       vstore(outs[r] + VL, ev.apply_n(hi, nz ? vload(nz + VL) : vzero()));
     } else {
@@ -490,11 +489,16 @@ static void wino_out(const WinoOutArgs& a) {
   EpilogueArgs e = a.e;
   e.noise = a.noise0;  // only its presence matters to EpiVec
   const EpiVec ev(e);
-  for (int j = 0; j < a.len; j += VL) {
-    const int n = a.len - j < VL ? a.len - j : VL;
+  int j = 0;
+  for (; j + VL <= a.len; j += VL) {
     float* const outs[2] = {a.out0 + 2 * j, a.out1 + 2 * j};
     const float* const noises[2] = {a.noise0 ? a.noise0 + 2 * j : nullptr, a.noise1 ? a.noise1 + 2 * j : nullptr};
-    wino_out_vec(a.m + j, xs, n, outs, noises, ev);
+    wino_out_vec<true>(a.m + j, xs, VL, outs, noises, ev);
+  }
+  if (j < a.len) {
+    float* const outs[2] = {a.out0 + 2 * j, a.out1 + 2 * j};
+    const float* const noises[2] = {a.noise0 ? a.noise0 + 2 * j : nullptr, a.noise1 ? a.noise1 + 2 * j : nullptr};
+    wino_out_vec<false>(a.m + j, xs, a.len - j, outs, noises, ev);
   }
 }
 
