@@ -120,7 +120,7 @@ function machine() {
 
 function provenance() {
   const commit = sh('git', ['rev-parse', 'HEAD']);
-  const dirty = sh('git', ['status', '--porcelain', '--untracked-files=no']).split('\n').filter(Boolean).map((l) => l.slice(3));
+  const dirty = sh('git', ['diff', '--name-only', 'HEAD']).split('\n').filter(Boolean);
   const addon = path.join(root, 'build', 'Release', 'facegan.node');
   const addonTime = fs.existsSync(addon) ? fs.statSync(addon).mtime.toISOString() : null;
   const lastNative = sh('git', ['log', '-1', '--format=%h %cI', '--', 'native', 'CMakeLists.txt']);
@@ -241,6 +241,9 @@ async function benchModel(spec, backends, results, notes, tmpdir) {
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    // ORT's worker threads otherwise spin after each run and take the cores from the facegan call
+    // that follows in the alternation; facegan's pool sleeps between calls, so this keeps it fair.
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
   const tSession = now() - t1;
   const t2 = now();
@@ -355,7 +358,7 @@ function writeMarkdown(report) {
       `; addon ${p.addon}${p.addon_mtime ? ` built ${p.addon_mtime}` : ''}, last native commit ${p.last_native_commit || 'n/a'}.`,
     '',
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memory_gib} GiB, ${m.platform}; Node ${m.node}; onnxruntime-node ${m.onnxruntime_node}.`,
-    `Threads: ${report.threads} (facegan \`threads\` = ORT \`intraOpNumThreads\`, ORT inter-op 1, sequential, all graph optimisations).`,
+    `Threads: ${report.threads} (facegan \`threads\` = ORT \`intraOpNumThreads\`, ORT inter-op 1, sequential, all graph optimisations, intra-op spinning off so that neither engine's idle threads compete with the other's run).`,
     `Command: \`${report.command}\``,
     '',
     'One call: z [batch, 512] and psi 0.7 → float32 NCHW images with const noise. facegan: `gen.generate({ z, psi, noiseMode: \'const\', output: \'float32\' })`; ' +
