@@ -826,7 +826,7 @@ class CpuBackend : public Backend {
 
   void prepare_wino(ConvPrep& cp, size_t* max_cols, size_t* max_bp) {
     const LayerDesc& L = *cp.L;
-    const int MR = ks_->MR, NR = ks_->NR, Ci = L.in_ch, Co = L.out_ch;
+    const int MR = ks_->MR, Ci = L.in_ch, Co = L.out_ch;
     const int Mp = ceil_div(Co, MR);
     cp.wino = true;
     // Transformed weights U = G·g·Gᵀ, G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], packed per ξ like A.
@@ -850,16 +850,31 @@ class CpuBackend : public Backend {
         }
       }
     // Blocking: V (16·kc·NT) and the accumulators (16·rows·NT) should stay in L2.
-    cp.wg_rows = std::min(Mp * MR, int(round_up(size_t(env_int("FACEGAN_WG_ROWS", 512)), size_t(MR))));
-    cp.wg_kc = std::min(Ci, env_int("FACEGAN_WG_KC", 128));
-    const int budget = env_int("FACEGAN_WG_BUDGET", 20480);
-    int nt = budget / (cp.wg_kc + cp.wg_rows);
+    set_wino_blocking(cp, 16, {"FACEGAN_WG_ROWS", 512}, {"FACEGAN_WG_KC", 128}, {"FACEGAN_WG_BUDGET", 20480},
+                      (L.out_res / 2) * (L.out_res / 2), max_cols, max_bp);
+  }
+
+  // A tuning default that an environment variable may override (for measurements).
+  struct Tunable {
+    const char* env;
+    int fallback;
+  };
+
+  // Blocks a Winograd convolution with `planes` transform planes: rows of output channels and K
+  // blocks per task, and a column count NT such that V (planes·kc·NT) and the accumulators
+  // (planes·rows·NT) stay in L2 (`budget` = NT·(kc + rows)). Grows the shared scratch sizes.
+  void set_wino_blocking(ConvPrep& cp, int planes, Tunable rows, Tunable kc, Tunable budget, int tiles,
+                         size_t* max_cols, size_t* max_bp) {
+    const int MR = ks_->MR, NR = ks_->NR;
+    const int Mp = ceil_div(cp.L->out_ch, MR);
+    cp.wg_rows = std::min(Mp * MR, int(round_up(size_t(env_int(rows.env, rows.fallback)), size_t(MR))));
+    cp.wg_kc = std::min(cp.L->in_ch, env_int(kc.env, kc.fallback));
+    int nt = env_int(budget.env, budget.fallback) / (cp.wg_kc + cp.wg_rows);
     nt = std::max(NR, nt / NR * NR);
-    const int tiles = (L.out_res / 2) * (L.out_res / 2);
     cp.wg_nt = std::min(nt, int(round_up(size_t(tiles), size_t(NR))) * 64);
     *max_cols = std::max(*max_cols, size_t(cp.wg_nt));
-    *max_bp = std::max(*max_bp, size_t(16) * cp.wg_kc * cp.wg_nt);
-    max_cbuf_ = std::max(max_cbuf_, size_t(16) * cp.wg_rows * cp.wg_nt);
+    *max_bp = std::max(*max_bp, size_t(planes) * cp.wg_kc * cp.wg_nt);
+    max_cbuf_ = std::max(max_cbuf_, size_t(planes) * cp.wg_rows * cp.wg_nt);
   }
 
   // Nearest ×2 + 3×3 as polyphase Winograd F(2×2, 2×2) (kernels.h): per phase (py, px) the 2×2
@@ -867,7 +882,7 @@ class CpuBackend : public Backend {
   // py 1 → {g0 + g1, g2}; columns likewise), U = G·k·Gᵀ with G = [1 0; 1 1; 0 1], 36 planes.
   void prepare_wino_up(ConvPrep& cp, size_t* max_cols, size_t* max_bp) {
     const LayerDesc& L = *cp.L;
-    const int MR = ks_->MR, NR = ks_->NR, Ci = L.in_ch, Co = L.out_ch;
+    const int MR = ks_->MR, Ci = L.in_ch, Co = L.out_ch;
     const int Mp = ceil_div(Co, MR);
     cp.wino = cp.wino_up = true;
     cp.nxi = 36;
@@ -907,16 +922,8 @@ class CpuBackend : public Backend {
     // Blocking: V (36·kc·NT) and the accumulators (36·rows·NT) should stay in L2.
     // (Measured on ProGAN-128, AVX-512, batch 4: every output channel in one task, K blocks of
     // 256, one NR-wide column panel per task beat smaller row blocks / K blocks / wider tasks.)
-    cp.wg_rows = std::min(Mp * MR, int(round_up(size_t(env_int("FACEGAN_WGU_ROWS", 512)), size_t(MR))));
-    cp.wg_kc = std::min(Ci, env_int("FACEGAN_WGU_KC", 256));
-    const int budget = env_int("FACEGAN_WGU_BUDGET", 1024);
-    int nt = budget / (cp.wg_kc + cp.wg_rows);
-    nt = std::max(NR, nt / NR * NR);
-    const int tiles = (L.in_res / 2) * (L.in_res / 2);
-    cp.wg_nt = std::min(nt, int(round_up(size_t(tiles), size_t(NR))) * 64);
-    *max_cols = std::max(*max_cols, size_t(cp.wg_nt));
-    *max_bp = std::max(*max_bp, size_t(36) * cp.wg_kc * cp.wg_nt);
-    max_cbuf_ = std::max(max_cbuf_, size_t(36) * cp.wg_rows * cp.wg_nt);
+    set_wino_blocking(cp, 36, {"FACEGAN_WGU_ROWS", 512}, {"FACEGAN_WGU_KC", 256}, {"FACEGAN_WGU_BUDGET", 1024},
+                      (L.in_res / 2) * (L.in_res / 2), max_cols, max_bp);
   }
 
   // Returns true when it also ran `rgb` (fusion needs every output channel in one task).
