@@ -245,6 +245,15 @@ class CudaBackend final : public Backend {
   size_t affine_W_ = kNone, affine_b_ = kNone, affine_tiles_ = kNone, wsq_ = kNone, demod_tiles_ = kNone;
   size_t const_ = kNone;
   size_t ones_ = kNone;  // s = 1 for unmodulated layers (style stride 0)
+
+  // The styles a conv / toRGB launch reads: its slice of the packed per-sample styles, or the
+  // shared row of ones (stride 0) for an unmodulated layer.
+  template <class Args>
+  void set_styles(Args& a, bool modulated, int style_off) const {
+    a.styles = modulated ? sb_.styles : wptr<float>(ones_);
+    a.style_stride = modulated ? style_dev_.style_dim : 0;
+    a.style_off = modulated ? style_off : 0;
+  }
   DenseStep dense_;
   bool normalize_latent_ = false;
   float latent_eps_ = 1e-8f;
@@ -783,15 +792,7 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       a.g.batch = n;
       a.x = x;
       a.x_bstride = x_bstride;
-      if (s.modulated) {
-        a.styles = sb_.styles;
-        a.style_stride = style_dev_.style_dim;
-        a.style_off = s.style_off;
-      } else {
-        a.styles = wptr<float>(ones_);
-        a.style_stride = 0;
-        a.style_off = 0;
-      }
+      set_styles(a, s.modulated, s.style_off);
       if (s.d_off >= 0) {
         a.dcoef = sb_.dcoef;
         a.d_stride = style_dev_.demod_dim;
@@ -842,15 +843,7 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       a.Cin = r.Cin;
       a.Cimg = r.Cimg;
       a.x = x;
-      if (r.modulated) {
-        a.styles = sb_.styles;
-        a.style_stride = style_dev_.style_dim;
-        a.style_off = r.style_off;
-      } else {
-        a.styles = wptr<float>(ones_);
-        a.style_stride = 0;
-        a.style_off = 0;
-      }
+      set_styles(a, r.modulated, r.style_off);
       a.weight = wptr<float>(r.w);
       a.bias = wptr<float>(r.bias);
       a.clamp = r.clamp;
