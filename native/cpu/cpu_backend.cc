@@ -926,6 +926,16 @@ class CpuBackend : public Backend {
                       (L.in_res / 2) * (L.in_res / 2), max_cols, max_bp);
   }
 
+  // The pixel norm over the `tile`×`tile` output blocks of the segments a task just wrote (tile
+  // 2: F(2×2, 3×3) on the output grid; 4: the polyphase up-conv on the input grid).
+  void pixel_norm_tiles(const Scratch& sc, int tile, float* out, size_t out_stride, int OW, int Co, float eps) const {
+    const size_t OHW = size_t(OW) * OW;
+    for (const ColSeg& sg : sc.segs)
+      for (int r = 0; r < tile; ++r)
+        ks_->pixel_norm(out + size_t(sg.img) * out_stride + size_t(tile * sg.y + r) * OW + tile * sg.x0, OHW, Co,
+                        tile * sg.len, eps);
+  }
+
   // Returns true when it also ran `rgb` (fusion needs every output channel in one task).
   // `norm`: also apply the layer's pixel norm to the pixels each task wrote when the task holds
   // every output channel (returned in *normed; otherwise the caller runs the pixel-norm pass).
@@ -1044,11 +1054,7 @@ class CpuBackend : public Backend {
             ks_->wino_up_out(wu);
           }
         }
-        if (norm)
-          for (const ColSeg& sg : sc.segs)
-            for (int r = 0; r < 4; ++r)
-              ks_->pixel_norm(out + size_t(sg.img) * out_stride + size_t(4 * sg.y + r) * OW + 4 * sg.x0, size_t(OHW), Co,
-                              4 * sg.len, L.pixel_norm_eps);
+        if (norm) pixel_norm_tiles(sc, 4, out, out_stride, OW, Co, L.pixel_norm_eps);
         return;
       }
       WinoOutArgs wo;
@@ -1070,11 +1076,7 @@ class CpuBackend : public Backend {
           ks_->wino_out(wo);
         }
       }
-      if (norm)
-        for (const ColSeg& sg : sc.segs)
-          for (int r = 0; r < 2; ++r)
-            ks_->pixel_norm(out + size_t(sg.img) * out_stride + size_t(2 * sg.y + r) * W + 2 * sg.x0, size_t(HW), Co,
-                            2 * sg.len, L.pixel_norm_eps);
+      if (norm) pixel_norm_tiles(sc, 2, out, out_stride, W, Co, L.pixel_norm_eps);
       if (rgb) {
         // ToRGB on the rows just written (still in cache), plus the upsampled skip image.
         const LayerDesc& R = *rgb->L;
