@@ -246,6 +246,23 @@ class CudaBackend final : public Backend {
   size_t const_ = kNone;
   size_t ones_ = kNone;  // s = 1 for unmodulated layers (style stride 0)
 
+  // One fully connected layer of the mapping network (or the class embedding) on n samples.
+  Status run_fc(const FcStep& fc, int n, const float* x, float* y) {
+    RowsArgs r;
+    r.n = n;
+    r.tiles = wptr<RowTile>(fc.tiles);
+    r.num_tiles = fc.num_tiles;
+    r.max_K = fc.in;
+    r.x = x;
+    r.x_stride = fc.in;
+    r.M = wptr<float>(fc.W);
+    r.bias = wptr<float>(fc.b);
+    r.y = y;
+    r.y_stride = fc.out;
+    r.lrelu = fc.lrelu;
+    return launch_rows(r, stream_);
+  }
+
   // The styles a conv / toRGB launch reads: its slice of the packed per-sample styles, or the
   // shared row of ones (stride 0) for an unmodulated layer.
   template <class Args>
@@ -623,19 +640,7 @@ Status CudaBackend::mapping_impl(const MappingArgs& args) {
     if (has_embed_) {
       FG_CUDA_CHECK(cudaMemcpyAsync(mb_.c, args.c + (size_t)s0 * m.c_dim, (size_t)n * m.c_dim * sizeof(float),
                                     cudaMemcpyHostToDevice, stream_));
-      RowsArgs r;
-      r.n = n;
-      r.tiles = wptr<RowTile>(embed_.tiles);
-      r.num_tiles = embed_.num_tiles;
-      r.max_K = embed_.in;
-      r.x = mb_.c;
-      r.x_stride = embed_.in;
-      r.M = wptr<float>(embed_.W);
-      r.bias = wptr<float>(embed_.b);
-      r.y = mb_.e;
-      r.y_stride = embed_.out;
-      r.lrelu = embed_.lrelu;
-      FG_RETURN_IF_ERROR(launch_rows(r, stream_));
+      FG_RETURN_IF_ERROR(run_fc(embed_, n, mb_.c, mb_.e));
       e = mb_.e;
       e_dim = embed_.out;
     }
@@ -643,19 +648,7 @@ Status CudaBackend::mapping_impl(const MappingArgs& args) {
     float* cur = mb_.xa;
     for (const FcStep& fc : fcs_) {
       float* next = cur == mb_.xa ? mb_.xb : mb_.xa;
-      RowsArgs r;
-      r.n = n;
-      r.tiles = wptr<RowTile>(fc.tiles);
-      r.num_tiles = fc.num_tiles;
-      r.max_K = fc.in;
-      r.x = cur;
-      r.x_stride = fc.in;
-      r.M = wptr<float>(fc.W);
-      r.bias = wptr<float>(fc.b);
-      r.y = next;
-      r.y_stride = fc.out;
-      r.lrelu = fc.lrelu;
-      FG_RETURN_IF_ERROR(launch_rows(r, stream_));
+      FG_RETURN_IF_ERROR(run_fc(fc, n, cur, next));
       cur = next;
     }
     FG_RETURN_IF_ERROR(launch_broadcast_truncate(n, cur, m.w_dim, m.num_ws, wptr<float>(w_avg_), args.psi, cutoff,
