@@ -4,7 +4,7 @@
  *   import { generate } from 'facegan-native';
  *   const face = await generate({ seed: 42 });  // { width, height, channels: 3, data: Uint8Array }
  */
-import { checkObject, checkSeed } from './options.js';
+import { checkObject } from './options.js';
 import { DEFAULT_MODEL, loadGenerator, type LoadGeneratorOptions } from './load.js';
 import type { Generator, GenerateOptions, Image } from './generator.js';
 
@@ -67,7 +67,6 @@ export async function generate(options: QuickGenerateOptions = {}): Promise<Imag
   const { model, load, ...rest } = checkObject('options', options) as QuickGenerateOptions;
   const gen = await getGenerator(model ?? DEFAULT_MODEL, load);
   const seed = rest.seed === undefined && rest.z === undefined ? Math.floor(Math.random() * 2 ** 32) : rest.seed;
-  if (seed !== undefined) checkSeed('seed', seed);
   const [image] = await gen.generate({ ...rest, seed, output: 'uint8' });
   return image;
 }
