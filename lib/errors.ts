@@ -24,7 +24,9 @@ export type FaceganErrorCode =
   /** A download failed, was interrupted or did not verify. */
   | 'ERR_DOWNLOAD'
   /** The native engine reported a failure. */
-  | 'ERR_NATIVE';
+  | 'ERR_NATIVE'
+  /** The call's AbortSignal fired before it ran (it was dropped from the queue). */
+  | 'ERR_ABORTED';
 
 export class FaceganError extends Error {
   readonly code: FaceganErrorCode;

@@ -2,6 +2,7 @@
  * load → generate → dispose. A Generator owns one native engine; every call runs off the main
  * thread (an AsyncWorker in the addon) and calls on one generator run one after another.
  */
+import { Batcher, abortError } from './batcher.js';
 import { FaceganError, invalidOption } from './errors.js';
 import { native, type NativeGenerator, type NativeTensor } from './native.js';
 import {
@@ -61,6 +62,8 @@ export interface Image {
   data: Uint8Array;
   /** The seed it came from, when it came from a seed. */
   seed?: number;
+  /** The model that made it (a short name; written into the image's provenance metadata). */
+  model?: string;
 }
 
 /** The raw synthesis output of one image: CHW float32, unclamped, roughly in [−1, 1]. */
@@ -72,7 +75,12 @@ export interface FloatImage {
   seed?: number;
 }
 
-export interface LatentOptions {
+/** Cancellation: a call whose signal aborts before it reaches the engine rejects with ERR_ABORTED and never runs. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface LatentOptions extends CallOptions {
   seed?: number;
   seeds?: number[];
   /** n × zDim latents. */
@@ -85,7 +93,7 @@ export interface LatentOptions {
   classIndex?: number | number[];
 }
 
-export interface RenderOptions {
+export interface RenderOptions extends CallOptions {
   noiseMode?: NoiseMode;
   /** Seed of the noise for noiseMode 'random' (default: a fresh random seed per call). */
   noiseSeed?: number;
@@ -100,13 +108,39 @@ export class Generator {
   readonly info: Readonly<GeneratorInfo>;
   #native: NativeGenerator | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  #randomKeys = 0;
   #batchSize: number;
+  #batcher: Batcher<SynthParams>;
 
   /** @internal use loadGenerator() */
   constructor(engine: NativeGenerator, info: GeneratorInfo, batchSize: number) {
     this.#native = engine;
     this.info = Object.freeze(info);
     this.#batchSize = batchSize;
+    this.#batcher = new Batcher<SynthParams>({
+      maxBatch: batchSize,
+      maxWaitMs: BATCH_WAIT_MS,
+      rowLength: info.arch === 'progan' ? info.zDim : info.numWs * info.wDim,
+      enqueue: (job) => this.#run(job),
+      run: async (p, input, n) => {
+        try {
+          const out = await this.#native!.synthesis(input, n, p.noiseMode, p.noiseSeed, p.offset, p.wantFloat, !p.wantFloat);
+          return { data: (p.wantFloat ? out.float32 : out.uint8)! };
+        } catch (err) {
+          throw err instanceof FaceganError ? err : new FaceganError('ERR_NATIVE', (err as Error)?.message ?? String(err));
+        }
+      },
+    });
+  }
+
+  /** Micro-batching counters: engine calls, images and requests through them, requests dropped by their signal. */
+  get batchStats(): Readonly<{ batches: number; images: number; requests: number; dropped: number; largestBatch: number; waiting: number }> {
+    return { ...this.#batcher.stats, waiting: this.#batcher.waiting };
+  }
+
+  /** Images in one engine call (concurrent requests are gathered up to this many). */
+  get batchSize(): number {
+    return this.#batchSize;
   }
 
   get disposed(): boolean {
@@ -127,14 +161,15 @@ export class Generator {
     const trunc = checkTruncation(opts, shape);
     const c = checkClasses(opts, shape, latents.count);
     const synth = checkSynthesisOptions(opts, shape, latents.count);
+    const signal = checkSignal(opts.signal);
     const z = latents.z ?? this.#zForSeeds(latents.seeds!);
     if (this.info.arch === 'progan') {
       // No mapping network: z goes straight into the synthesis network.
       if (trunc.psi !== 1 || trunc.cutoff !== -1) throw invalidOption('psi / truncationCutoff', 'nothing: a ProGAN model has no truncation', opts.psi ?? opts.truncationCutoff);
-      return (await this.#synthesise(z, latents.count, synth, latents.seeds)) as ImagesFor<O>;
+      return (await this.#synthesise(z, latents.count, synth, latents.seeds, signal)) as ImagesFor<O>;
     }
-    const ws = await this.#run((g) => g.mapping(z, c, latents.count, trunc.psi, trunc.cutoff));
-    return (await this.#synthesise(ws, latents.count, synth, latents.seeds)) as ImagesFor<O>;
+    const ws = await this.#run((g) => g.mapping(z, c, latents.count, trunc.psi, trunc.cutoff), signal);
+    return (await this.#synthesise(ws, latents.count, synth, latents.seeds, signal)) as ImagesFor<O>;
   }
 
   /** Seeds or latents → ws, n × numWs × wDim (truncation applied). */
@@ -145,8 +180,9 @@ export class Generator {
     const latents = checkLatents(opts, shape);
     const trunc = checkTruncation(opts, shape);
     const c = checkClasses(opts, shape, latents.count);
+    const signal = checkSignal(opts.signal);
     const z = latents.z ?? this.#zForSeeds(latents.seeds!);
-    return this.#run((g) => g.mapping(z, c, latents.count, trunc.psi, trunc.cutoff));
+    return this.#run((g) => g.mapping(z, c, latents.count, trunc.psi, trunc.cutoff), signal);
   }
 
   /** ws (n × numWs × wDim) → images. Style mixing is editing rows of ws. */
@@ -156,7 +192,7 @@ export class Generator {
     this.#requireMapping('synthesis(ws)');
     const checked = checkWs(ws, shape);
     const synth = checkSynthesisOptions(opts, shape, checked.count);
-    return (await this.#synthesise(checked.ws, checked.count, synth, undefined)) as ImagesFor<O>;
+    return (await this.#synthesise(checked.ws, checked.count, synth, undefined, checkSignal(opts.signal))) as ImagesFor<O>;
   }
 
   /**
@@ -197,12 +233,16 @@ export class Generator {
     return z;
   }
 
-  /** ws (StyleGAN2) or z (ProGAN) → images, in chunks of the batch size. */
+  /**
+   * ws (StyleGAN2) or z (ProGAN) → images, in chunks of the batch size, through the micro-batcher:
+   * concurrent calls share engine calls (same images as alone: the engine is batch-invariant).
+   */
   async #synthesise(
     input: Float32Array,
     count: number,
     synth: { noiseMode: NoiseMode; noiseSeed: number | undefined; output: OutputKind },
     seeds: number[] | undefined,
+    signal?: AbortSignal,
   ): Promise<Image[] | FloatImage[]> {
     const { resolution: size, imageChannels: channels, numWs, wDim, zDim, arch } = this.info;
     const row = arch === 'progan' ? zDim : numWs * wDim;
@@ -212,25 +252,37 @@ export class Generator {
     for (let start = 0; start < count; start += this.#batchSize) {
       const n = Math.min(this.#batchSize, count - start);
       const chunk = input.subarray(start * row, (start + n) * row);
-      // Random noise is keyed by (noiseSeed, image index in the request): chunking changes nothing.
-      const out = await this.#run((g) => g.synthesis(chunk, n, synth.noiseMode, noiseSeed, start, wantFloat, !wantFloat));
-      const data = (wantFloat ? out.float32 : out.uint8)!;
+      // Random noise is keyed by (noiseSeed, image index in the request): chunking changes nothing,
+      // and such a chunk runs alone (its own key). Const / no noise batches with anyone.
+      const key = synth.noiseMode === 'random' && arch !== 'progan' ? `random:${++this.#randomKeys}` : `${synth.noiseMode}:${synth.output}`;
+      const params: SynthParams = { noiseMode: synth.noiseMode, noiseSeed, offset: start, wantFloat };
+      const share = await this.#batcher.submit(key, params, chunk, n, signal);
+      const data = share.data;
       const per = channels * size * size;
       for (let i = 0; i < n; i++) {
-        const image = { width: size, height: size, channels, data: data.subarray(i * per, (i + 1) * per) } as Image | FloatImage;
+        const at = share.offset + i;
+        const image = { width: size, height: size, channels, data: data.subarray(at * per, (at + 1) * per) } as Image | FloatImage;
         if (seeds) image.seed = seeds[start + i];
+        if (!wantFloat) (image as Image).model = this.modelName;
         images.push(image);
       }
     }
     return images as Image[] | FloatImage[];
   }
 
-  /** Runs one native call after the previous one, with the caller's stack on failure. */
-  #run<T>(call: (g: NativeGenerator) => Promise<T>): Promise<T> {
+  /** A short name of the model: its file name without extension (e.g. 'progan-celeba128'). */
+  get modelName(): string {
+    const base = this.info.source.split(/[\\/]/).pop() ?? this.info.arch;
+    return base.replace(/\.(safetensors|pkl|pt|json)$/i, '').replace(/\.tf$/i, '') || this.info.arch;
+  }
+
+  /** Runs one native call after the previous one, with the caller's stack on failure; dropped if `signal` aborted first. */
+  #run<T>(call: (g: NativeGenerator) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const trace = new Error();
     const job = this.#queue.then(() => {
       const engine = this.#native;
       if (!engine) throw new FaceganError('ERR_DISPOSED', 'This generator has been disposed');
+      if (signal?.aborted) throw abortError(signal);
       return call(engine);
     });
     this.#queue = job.catch(() => undefined);
@@ -241,6 +293,22 @@ export class Generator {
       throw e;
     });
   }
+}
+
+/** How long a request waits for others to share its engine call while the engine is idle (ms). */
+const BATCH_WAIT_MS = 2;
+
+interface SynthParams {
+  noiseMode: NoiseMode;
+  noiseSeed: number;
+  offset: number;
+  wantFloat: boolean;
+}
+
+function checkSignal(v: unknown): AbortSignal | undefined {
+  if (v === undefined) return undefined;
+  if (!(v instanceof AbortSignal)) throw invalidOption('signal', 'an AbortSignal', v);
+  return v;
 }
 
 /** The backends this process can use, best first, and why the others cannot run. */

@@ -1,0 +1,185 @@
+/**
+ * Micro-batching for one Generator: concurrent synthesis requests are gathered into one engine
+ * call, so a service under load runs at the batched rate.
+ *
+ * A request waits at most `maxWaitMs` for company while the engine is idle; while the engine is
+ * busy, requests simply gather until it is free. The batch is formed at the moment the engine
+ * becomes free (late binding): a request that was aborted before that moment is dropped and never
+ * runs. Only requests with the same `key` (same noise mode and output kind) share a batch, and a
+ * batch never holds more than `maxBatch` images. Results go back to their own callers in order.
+ */
+import { FaceganError } from './errors.js';
+
+/** What a batch run returns: one buffer holding the images of every request, in order. */
+export interface BatchOutput<D extends Uint8Array | Float32Array = Uint8Array | Float32Array> {
+  data: D;
+}
+
+/** One request's share of a batch: `data` holds images `[offset, offset + count)` of the batch. */
+export interface BatchShare<D extends Uint8Array | Float32Array = Uint8Array | Float32Array> {
+  data: D;
+  offset: number;
+  /** Images in the whole batch (1 when the request ran alone). */
+  batchImages: number;
+}
+
+interface Pending<P> {
+  key: string;
+  params: P;
+  input: Float32Array;
+  count: number;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  resolve: (share: BatchShare) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface BatcherOptions<P> {
+  /** Most images in one engine call. */
+  maxBatch: number;
+  /** Longest a request waits for others while the engine is idle (ms). */
+  maxWaitMs: number;
+  /** Floats per image in `input`. */
+  rowLength: number;
+  /**
+   * Puts `job` in the engine's queue (after the calls already there). It must reject without
+   * calling `job` when the engine is gone (disposed).
+   */
+  enqueue: (job: () => Promise<void>) => Promise<void>;
+  /** Runs `n` images (inputs concatenated) with the parameters of the batch's first request. */
+  run: (params: P, input: Float32Array, n: number) => Promise<BatchOutput>;
+}
+
+/** The error of a request whose signal aborted before it ran. */
+export function abortError(signal: AbortSignal): FaceganError {
+  const reason: unknown = signal.reason;
+  const why = reason instanceof Error && reason.name === 'TimeoutError' ? 'timed out' : 'was aborted';
+  return new FaceganError('ERR_ABORTED', `The request ${why} before it ran`, { cause: reason });
+}
+
+export class Batcher<P> {
+  readonly #opts: BatcherOptions<P>;
+  #pending: Pending<P>[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #scheduled = false;
+  /** Engine calls made and images run through them (for tests and metrics). */
+  readonly stats = { batches: 0, images: 0, requests: 0, dropped: 0, largestBatch: 0 };
+
+  constructor(options: BatcherOptions<P>) {
+    this.#opts = options;
+  }
+
+  /** Requests waiting for the engine. */
+  get waiting(): number {
+    return this.#pending.length;
+  }
+
+  /** Queues `count` images; resolves with this request's share of its batch's output. */
+  submit(key: string, params: P, input: Float32Array, count: number, signal?: AbortSignal): Promise<BatchShare> {
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    return new Promise<BatchShare>((resolve, reject) => {
+      const p: Pending<P> = { key, params, input, count, signal, onAbort: undefined, resolve, reject };
+      if (signal) {
+        p.onAbort = () => {
+          const i = this.#pending.indexOf(p);
+          if (i < 0) return; // already running: it completes normally
+          this.#pending.splice(i, 1);
+          this.stats.dropped++;
+          reject(abortError(signal));
+        };
+        signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      this.#pending.push(p);
+      this.#wake();
+    });
+  }
+
+  #wake(): void {
+    if (this.#scheduled || this.#pending.length === 0) return;
+    const images = this.#pending.reduce((s, p) => s + p.count, 0);
+    if (images >= this.#opts.maxBatch || this.#opts.maxWaitMs <= 0) {
+      this.#schedule();
+    } else if (!this.#timer) {
+      this.#timer = setTimeout(() => this.#schedule(), this.#opts.maxWaitMs);
+    }
+  }
+
+  #schedule(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    this.#opts
+      .enqueue(async () => {
+        this.#scheduled = false;
+        const batch = this.#take();
+        this.#wake(); // whatever is left (or arrives meanwhile) goes next
+        if (batch.length > 0) await this.#runBatch(batch);
+      })
+      .catch((err: unknown) => {
+        // The engine is gone (disposed): everything still waiting fails the same way.
+        this.#scheduled = false;
+        const waiting = this.#pending;
+        this.#pending = [];
+        for (const p of waiting) this.#settle(p).reject(err);
+      });
+  }
+
+  /** Takes the oldest request and the following ones of the same key, up to maxBatch images. */
+  #take(): Pending<P>[] {
+    if (this.#pending.length === 0) return [];
+    const key = this.#pending[0].key;
+    const batch: Pending<P>[] = [];
+    let images = 0;
+    const rest: Pending<P>[] = [];
+    for (const p of this.#pending) {
+      if (p.key === key && (batch.length === 0 || images + p.count <= this.#opts.maxBatch)) {
+        batch.push(p);
+        images += p.count;
+      } else {
+        rest.push(p);
+      }
+    }
+    this.#pending = rest;
+    for (const p of batch) this.#settle(p);
+    return batch;
+  }
+
+  /** Detaches the abort listener (the request is leaving the queue). */
+  #settle(p: Pending<P>): Pending<P> {
+    if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
+    return p;
+  }
+
+  async #runBatch(batch: Pending<P>[]): Promise<void> {
+    const row = this.#opts.rowLength;
+    const n = batch.reduce((s, p) => s + p.count, 0);
+    let input: Float32Array;
+    if (batch.length === 1) {
+      input = batch[0].input;
+    } else {
+      input = new Float32Array(n * row);
+      let at = 0;
+      for (const p of batch) {
+        input.set(p.input.subarray(0, p.count * row), at * row);
+        at += p.count;
+      }
+    }
+    this.stats.batches++;
+    this.stats.images += n;
+    this.stats.requests += batch.length;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, n);
+    let out: BatchOutput;
+    try {
+      out = await this.#opts.run(batch[0].params, input, n);
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    let offset = 0;
+    for (const p of batch) {
+      p.resolve({ data: out.data, offset, batchImages: n });
+      offset += p.count;
+    }
+  }
+}
