@@ -1,11 +1,37 @@
-/** Encoding generated images with sharp (loaded on first use, so the engine never needs it). */
-import { FaceganError } from './errors.js';
+/**
+ * Encoding generated images with sharp (loaded on first use, so the engine never needs it).
+ *
+ * Every image is written with provenance metadata (see provenance.ts): XMP with IPTC Digital
+ * Source Type `trainedAlgorithmicMedia`, EXIF ImageDescription, and PNG text chunks naming the
+ * model and seed. `{ provenance: false }` is the explicit opt-out.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { FaceganError, invalidOption } from './errors.js';
 import type { Image } from './generator.js';
+import { insertPngChunks, provenanceExif, provenancePngChunks, provenanceXmp, type ProvenanceInfo } from './provenance.js';
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp';
 
+export interface EncodeOptions {
+  /**
+   * The provenance written into the file. Default: on, naming `image.model` and `image.seed`;
+   * an object overrides those fields; `false` writes no provenance metadata at all.
+   */
+  provenance?: ProvenanceInfo | false;
+  /** Resize to size × size pixels (Lanczos) before encoding. */
+  size?: number;
+  /** JPEG / WebP quality 1–100 (sharp's default when absent). */
+  quality?: number;
+}
+
+const EXTENSIONS: Record<string, ImageFormat> = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp' };
+
 async function sharpFor(image: Image) {
   const { default: sharp } = await import('sharp');
+  if (image === null || typeof image !== 'object' || !(image.data instanceof Uint8Array)) {
+    throw invalidOption('image', 'an 8-bit image { width, height, channels, data: Uint8Array }', image);
+  }
   if (image.channels !== 1 && image.channels !== 3) {
     throw new FaceganError('ERR_INVALID_OPTION', `Expected an image with 1 or 3 channels but received ${image.channels}`);
   }
@@ -14,14 +40,48 @@ async function sharpFor(image: Image) {
   });
 }
 
-/** Encodes an 8-bit image as PNG (default), JPEG or WebP. */
-export async function encodeImage(image: Image, format: ImageFormat = 'png'): Promise<Buffer> {
-  const s = await sharpFor(image);
-  return s.toFormat(format).toBuffer();
+/** The provenance for an image under these options (undefined: opted out). */
+export function provenanceFor(image: Pick<Image, 'model' | 'seed'>, options: EncodeOptions = {}): ProvenanceInfo | undefined {
+  if (options.provenance === false) return undefined;
+  if (options.provenance !== undefined && (options.provenance === null || typeof options.provenance !== 'object')) {
+    throw invalidOption('provenance', 'an object or false', options.provenance);
+  }
+  return { model: image.model, seed: image.seed, ...(options.provenance ?? {}) };
 }
 
-/** Writes an 8-bit image to a file; the format follows the extension (.png, .jpg, .webp). */
-export async function saveImage(image: Image, file: string): Promise<void> {
-  const s = await sharpFor(image);
-  await s.toFile(file);
+function checkEncodeOptions(options: EncodeOptions): void {
+  if (options === null || typeof options !== 'object') throw invalidOption('options', 'an object', options);
+  if (options.size !== undefined && (!Number.isInteger(options.size) || options.size < 1 || options.size > 4096)) {
+    throw invalidOption('size', 'an integer in [1, 4096]', options.size);
+  }
+  if (options.quality !== undefined && (!Number.isInteger(options.quality) || options.quality < 1 || options.quality > 100)) {
+    throw invalidOption('quality', 'an integer in [1, 100]', options.quality);
+  }
+}
+
+/** Encodes an 8-bit image as PNG (default), JPEG or WebP, with provenance metadata unless opted out. */
+export async function encodeImage(image: Image, format: ImageFormat = 'png', options: EncodeOptions = {}): Promise<Buffer> {
+  checkEncodeOptions(options);
+  if (!(format in { png: 1, jpeg: 1, webp: 1 })) throw invalidOption('format', "'png', 'jpeg' or 'webp'", format);
+  let s = await sharpFor(image);
+  if (options.size !== undefined && (options.size !== image.width || options.size !== image.height)) {
+    s = s.resize(options.size, options.size, { kernel: 'lanczos3', fit: 'fill' });
+  }
+  s = s.toFormat(format, options.quality === undefined ? {} : { quality: options.quality });
+  const info = provenanceFor(image, options);
+  if (!info) return s.toBuffer();
+  s = s.withExif(provenanceExif(info));
+  // PNG: the XMP goes in an uncompressed iTXt chunk with the other text chunks (libvips would zTXt it).
+  if (format !== 'png') s = s.withXmp(provenanceXmp(info));
+  const out = await s.toBuffer();
+  return format === 'png' ? insertPngChunks(out, provenancePngChunks(info)) : out;
+}
+
+/** Writes an 8-bit image to a file; the format follows the extension (.png, .jpg, .jpeg, .webp). */
+export async function saveImage(image: Image, file: string, options: EncodeOptions = {}): Promise<void> {
+  if (typeof file !== 'string' || file.length === 0) throw invalidOption('file', 'a file path', file);
+  const format = EXTENSIONS[path.extname(file).toLowerCase()];
+  if (!format) throw invalidOption('file', 'a name ending in .png, .jpg, .jpeg or .webp', file);
+  const body = await encodeImage(image, format, options);
+  await fs.writeFile(file, body);
 }

@@ -26,7 +26,8 @@ export {
 } from './generator.js';
 export { DEFAULT_MODEL, loadGenerator, type LoadGeneratorOptions } from './load.js';
 export { convertCheckpoint, readCheckpoint } from './convert/index.js';
-export { encodeImage, saveImage, type ImageFormat } from './image.js';
+export { encodeImage, saveImage, type EncodeOptions, type ImageFormat } from './image.js';
+export { DIGITAL_SOURCE_TYPE, describeProvenance, type ProvenanceInfo } from './provenance.js';
 export {
   catalog,
   cachedModel,
