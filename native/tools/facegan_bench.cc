@@ -1,11 +1,24 @@
 // facegan-bench: synthesis throughput.
 //
 //   facegan-bench [--backend B] [--precision P] [--threads N] [--config ffhq1024|ffhq256|MODEL.safetensors]
-//                 [--batch 1,4,16] [--iters K] [--noise const|none|random] [--mapping]
+//                 [--batch 1,4,16] [--iters K] [--min-ms T] [--noise const|none|random] [--mapping]
+//                 [--dump FILE]
 //
 // Named configs use random weights of that shape. ProGAN models (arch progan) have no mapping:
-// synthesis takes z directly (--mapping is ignored). For each batch size: one warm-up call, then K
-// timed calls; prints img/s and ms/image (best and mean).
+// synthesis takes z directly (--mapping is ignored). For each batch size: one warm-up call (on
+// CUDA it captures the graph), then K timed calls (more until T ms have passed, with --min-ms);
+// prints img/s and ms/image (median, best, mean) and the arithmetic rate: TFLOP/s = 2 × the
+// network's nominal multiply-adds per image (printed at load; FFHQ config-f 1024² ≈ 74.3 GMAC,
+// each up-convolution counted at its input resolution, as ../shared/stylegan2-math.md does; the
+// CUDA backend's fused polyphase up-conv really does 4× that layer's MACs) × images / time.
+// Times are wall-clock per synthesis call (the engine's own synchronisation): they include the
+// upload of ws / z and the download of the uint8 images (n × H × W × C bytes), not the mapping
+// (unless --mapping). One line per batch starts with "RESULT " and holds key=value pairs for
+// scripts (native/cuda/gpu-check.sh).
+//
+// --dump FILE: after timing, one more call per batch size with a float output too; its float
+// images then its uint8 images, batch after batch, are written raw to FILE. Two runs that must
+// agree bit for bit (e.g. FACEGAN_CUDA_GRAPHS=0 vs graphs on) are then compared with cmp.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -37,12 +50,40 @@ double process_cpu_ms() {
 #endif
 }
 
+// Nominal multiply-adds per image, from the tensors' names and shapes (docs/weights-format.md):
+// every 2-D weight [out, in] (mapping FCs, embed, affines, ProGAN's dense) is out·in; a 4-D
+// weight [Cout, Cin, kh, kw] of block bR is Cout·Cin·kh·kw·R², except StyleGAN2's conv0 of a
+// block R > 4 (the up-convolution), counted at its input resolution (R/2)²; ProGAN's torgb is at
+// the image resolution. Demodulation, noise, biases, FIR filters and the skip upsample are not
+// counted (each is O(pixels·channels), not O(pixels·channels²)).
+double nominal_macs(const std::vector<TensorView>& tensors, const ModelInfo& mi) {
+  double macs = 0;
+  for (const TensorView& t : tensors) {
+    const std::string& n = t.name;
+    const size_t w = n.rfind(".weight");
+    if (w == std::string::npos || w + 7 != n.size()) continue;
+    if (t.shape.size() == 2) {
+      macs += double(t.shape[0]) * double(t.shape[1]);
+    } else if (t.shape.size() == 4) {
+      double k = double(t.shape[0]) * double(t.shape[1]) * double(t.shape[2]) * double(t.shape[3]);
+      double r = mi.img_resolution;
+      const size_t b = n.find(".b");
+      if (b != std::string::npos) {
+        r = std::atof(n.c_str() + b + 2);
+        if (mi.arch != "progan" && r > 4 && n.find(".conv0.", b) != std::string::npos) r /= 2;
+      }
+      macs += k * r * r;
+    }
+  }
+  return macs;
+}
+
 [[noreturn]] void usage(const char* msg = nullptr) {
   if (msg) std::fprintf(stderr, "facegan-bench: %s\n", msg);
   std::fprintf(stderr,
                "usage: facegan-bench [--backend B] [--precision fp32|fp16|bf16] [--threads N]\n"
-               "                     [--config NAME|MODEL.safetensors] [--batch 1,4,16] [--iters K]\n"
-               "                     [--noise const|none|random] [--mapping]\n"
+               "                     [--config NAME|MODEL.safetensors] [--batch 1,4,16] [--iters K] [--min-ms T]\n"
+               "                     [--noise const|none|random] [--mapping] [--dump FILE]\n"
                "       named configs (random weights): %s\n",
                tools::random_model_names().c_str());
   std::exit(2);
@@ -55,6 +96,8 @@ int main(int argc, char** argv) {
   std::string config = "ffhq256";
   std::vector<int> batches = {1, 4};
   int iters = 3;
+  double min_ms = 0;
+  std::string dump;
   NoiseMode noise = NoiseMode::Const;
   bool with_mapping = false;
   for (int i = 1; i < argc; ++i) {
@@ -73,6 +116,8 @@ int main(int argc, char** argv) {
     } else if (a == "--threads") lo.num_threads = std::atoi(next().c_str());
     else if (a == "--config") config = next();
     else if (a == "--iters") iters = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--min-ms") min_ms = std::max(0.0, std::atof(next().c_str()));
+    else if (a == "--dump") dump = next();
     else if (a == "--batch") {
       batches.clear();
       std::string s = next();
@@ -87,6 +132,7 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--noise") {
       std::string m = next();
+      if (m != "none" && m != "random" && m != "const") usage("bad --noise");
       noise = m == "none" ? NoiseMode::None : m == "random" ? NoiseMode::Random : NoiseMode::Const;
     } else if (a == "--mapping") with_mapping = true;
     else if (a == "-h" || a == "--help") usage();
@@ -98,10 +144,12 @@ int main(int argc, char** argv) {
   tools::RandomModel model;
   tools::RandomModelSpec spec;
   Status s;
+  double macs = 0;
   auto t0 = std::chrono::steady_clock::now();
   if (tools::random_model_spec(config, &spec)) {
     tools::make_random_model(spec, 1, &model);
     s = Generator::create(model.config_json, model.tensors, lo, &gen);
+    if (s) macs = nominal_macs(model.tensors, gen->info());
     model = tools::RandomModel();  // the generator keeps its own copy
   } else {
     s = SafetensorsFile::open(config, &file);
@@ -110,6 +158,7 @@ int main(int argc, char** argv) {
     const std::string* cfg = s ? file->metadata_value("config") : nullptr;
     if (s && !cfg) s = Status::Error(config + ": no config in __metadata__");
     if (s) s = Generator::create(*cfg, views, lo, &gen);
+    if (s) macs = nominal_macs(views, gen->info());
   }
   if (!s) {
     std::fprintf(stderr, "facegan-bench: %s\n", s.message.c_str());
@@ -117,9 +166,17 @@ int main(int argc, char** argv) {
   }
   double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const ModelInfo& mi = gen->info();
-  std::printf("%s: %dx%d, %.2f M params, backend %s, threads %d, loaded in %.0f ms\n", config.c_str(),
-              mi.img_resolution, mi.img_resolution, double(mi.num_params) / 1e6, gen->backend_name(),
-              lo.num_threads, load_ms);
+  const char* prec = lo.precision == Precision::FP32 ? "fp32" : lo.precision == Precision::FP16 ? "fp16" : "bf16";
+  const char* noise_name = noise == NoiseMode::Const ? "const" : noise == NoiseMode::None ? "none" : "random";
+  std::printf("%s: %dx%d, %.2f M params, %.2f GMAC/image (nominal), backend %s, %s, noise %s, threads %d, "
+              "loaded in %.0f ms\n",
+              config.c_str(), mi.img_resolution, mi.img_resolution, double(mi.num_params) / 1e6, macs / 1e9,
+              gen->backend_name(), prec, noise_name, lo.num_threads, load_ms);
+  std::FILE* dump_file = nullptr;
+  if (!dump.empty() && !(dump_file = std::fopen(dump.c_str(), "wb"))) {
+    std::fprintf(stderr, "facegan-bench: cannot write %s\n", dump.c_str());
+    return 1;
+  }
   const size_t ws_n = size_t(mi.num_ws) * mi.w_dim;
   const size_t img_n = size_t(mi.img_channels) * mi.img_resolution * mi.img_resolution;
   for (int b : batches) {
@@ -143,6 +200,7 @@ int main(int argc, char** argv) {
     if (progan) sa.z = z.data();
     else sa.ws = ws.data();
     sa.noise = noise;
+    sa.noise_seed = 7;
     sa.img_u8 = u8.data();
     auto once = [&]() -> double {
       auto a = std::chrono::steady_clock::now();
@@ -159,19 +217,49 @@ int main(int argc, char** argv) {
       return 1;
     }
     double warm = once();
-    double best = 1e30, total = 0;
+    std::vector<double> times;
+    double total = 0;
     const double c0 = process_cpu_ms();
-    for (int k = 0; k < iters; ++k) {
+    while (int(times.size()) < iters || (total < min_ms && times.size() < 100000)) {
       double t = once();
-      best = std::min(best, t);
+      times.push_back(t);
       total += t;
     }
-    const double cpu = (process_cpu_ms() - c0) / iters / b;
-    double mean = total / iters;
-    std::printf("batch %4d: %8.2f img/s  %9.1f ms/image (best %.1f, mean %.1f ms/call over %d, warm-up %.0f ms; "
-                "process cpu %.1f ms/image)\n",
-                b, 1000.0 * b / mean, mean / b, best / b, mean, iters, warm, cpu);
+    const int k = int(times.size());
+    const double cpu = (process_cpu_ms() - c0) / k / b;
+    std::vector<double> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    const double median = k % 2 ? sorted[size_t(k / 2)] : 0.5 * (sorted[size_t(k / 2 - 1)] + sorted[size_t(k / 2)]);
+    const double best = sorted.front(), mean = total / k;
+    const double img_s = 1000.0 * b / median;
+    const double tflops = macs > 0 ? 2.0 * macs * b / (median * 1e-3) / 1e12 : 0.0;
+    std::printf("batch %4d: %8.2f img/s  %9.2f ms/image  %7.2f TFLOP/s (median %.2f, best %.2f, mean %.2f ms/call "
+                "over %d, warm-up %.0f ms; process cpu %.1f ms/image)\n",
+                b, img_s, median / b, tflops, median, best, mean, k, warm, cpu);
+    std::printf("RESULT backend=%s precision=%s config=%s res=%d batch=%d iters=%d img_s=%.3f ms_img=%.4f "
+                "tflops=%.3f gmac_img=%.3f median_ms=%.4f best_ms=%.4f mean_ms=%.4f warm_ms=%.1f noise=%s\n",
+                gen->backend_name(), prec, config.c_str(), mi.img_resolution, b, k, img_s, median / b, tflops,
+                macs / 1e9, median, best, mean, warm, noise_name);
     std::fflush(stdout);
+    if (dump_file) {
+      std::vector<float> img(size_t(b) * img_n);
+      sa.img = img.data();
+      Status st = gen->synthesis(sa);
+      sa.img = nullptr;
+      if (!st) {
+        std::fprintf(stderr, "facegan-bench: %s\n", st.message.c_str());
+        return 1;
+      }
+      if (std::fwrite(img.data(), 4, img.size(), dump_file) != img.size() ||
+          std::fwrite(u8.data(), 1, u8.size(), dump_file) != u8.size()) {
+        std::fprintf(stderr, "facegan-bench: cannot write %s\n", dump.c_str());
+        return 1;
+      }
+    }
+  }
+  if (dump_file && std::fclose(dump_file) != 0) {
+    std::fprintf(stderr, "facegan-bench: cannot write %s\n", dump.c_str());
+    return 1;
   }
   return 0;
 }
