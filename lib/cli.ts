@@ -26,6 +26,7 @@ const USAGE = `Usage:
   facegan pull ID
   facegan export-onnx MODEL OUT.onnx [--graphs one|two] [--opset N] [--noise const|none] [--trunc-cutoff K]
   facegan serve [--model PATH|ID] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda]
+                [--max-queue 32] [--queue-timeout MS] [--shutdown-timeout MS] [--no-provenance]
   facegan backends
 
 Seeds LIST: comma-separated numbers and ranges, e.g. 0-9,42.
@@ -113,43 +114,9 @@ async function cmdPull(args: string[]): Promise<void> {
   console.log(file);
 }
 
-const PAGE = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>This person does not exist</title>
-<style>body{margin:0;display:grid;place-items:center;min-height:100vh;background:#111;color:#ccc;font:14px sans-serif}
-img{width:min(80vmin,512px);image-rendering:auto;border-radius:8px}</style></head>
-<body><figure><img src="/face.png" alt="A generated face">
-<figcaption>A new face on every refresh. Fixed faces: /face.png?seed=42</figcaption></figure></body></html>`;
-
 async function cmdServe(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: { model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, device: { type: 'string' } },
-  });
-  const http = await import('node:http');
-  const { createFaceHandler } = await import('./server.js');
-  const port = num('port', values.port) ?? 8080;
-  const host = values.host ?? '127.0.0.1';
-  const generator = await loadGenerator(values.model ?? DEFAULT_MODEL, { device: values.device as never });
-  const faces = createFaceHandler({ generator });
-  const server = http.createServer((req, res) => {
-    if (req.url === '/' || req.url === '/index.html') {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-      res.end(PAGE);
-      return;
-    }
-    faces(req, res);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, resolve);
-  });
-  console.log(`facegan: serving ${generator.info.arch} ${generator.info.resolution}px (${generator.info.backend}) on http://${host}:${port}/`);
-  await new Promise<void>((resolve) => {
-    const stop = () => server.close(() => resolve());
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-  generator.dispose();
+  const { serveCommand } = await import('./serve-cli.js');
+  await serveCommand(args);
 }
 
 export async function main(argv: string[]): Promise<number> {
