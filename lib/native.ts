@@ -40,9 +40,20 @@ export interface NativeInfo {
   backend: string;
 }
 
+/**
+ * Cancels the native calls it was given to (createCancelToken()). Failed calls reject with an
+ * Error whose `status` is 'cancelled' (by a token or dispose()) or 'non-finite' (NaN / ±Inf
+ * output); lib/generator.ts maps them to ERR_ABORTED / ERR_DISPOSED and ERR_NON_FINITE.
+ */
+export interface NativeCancelToken {
+  cancel(): void;
+  readonly cancelled: boolean;
+}
+
+/** The engine's calls copy their inputs before they return the Promise. */
 export interface NativeGenerator {
   info(): NativeInfo;
-  mapping(z: Float32Array, c: Float32Array | null, n: number, psi: number, cutoff: number): Promise<Float32Array>;
+  mapping(z: Float32Array, c: Float32Array | null, n: number, psi: number, cutoff: number, cancel?: NativeCancelToken): Promise<Float32Array>;
   synthesis(
     ws: Float32Array,
     n: number,
@@ -51,7 +62,9 @@ export interface NativeGenerator {
     imageOffset: number,
     wantFloat: boolean,
     wantUint8: boolean,
+    cancel?: NativeCancelToken,
   ): Promise<{ float32?: Float32Array; uint8?: Uint8Array }>;
+  /** Cancels the running and queued calls, then frees the engine when the last one ends. */
   dispose(): void;
 }
 
@@ -59,6 +72,7 @@ export interface NativeAddon {
   createGenerator(config: string, tensors: NativeTensor[], options: NativeLoadOptions): Promise<NativeGenerator>;
   availableBackends(): { backends: string[]; unavailable: string };
   numpyRandn(seed: number, count: number): Float64Array;
+  createCancelToken(): NativeCancelToken;
   builtWithCuda: boolean;
 }
 

@@ -50,6 +50,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createGenerator", Napi::Function::New(env, GeneratorWrap::Create, "createGenerator"));
   exports.Set("availableBackends", Napi::Function::New(env, AvailableBackends, "availableBackends"));
   exports.Set("numpyRandn", Napi::Function::New(env, NumpyRandn, "numpyRandn"));
+  exports.Set("createCancelToken", Napi::Function::New(env, CreateCancelToken, "createCancelToken"));
 #ifdef FACEGAN_WITH_CUDA
   exports.Set("builtWithCuda", Napi::Boolean::New(env, true));
 #else

@@ -28,6 +28,15 @@ Napi::ArrayBuffer HandOver(Napi::Env env, void* data, size_t bytes) {
 
 void* AllocOrNull(size_t bytes) { return std::malloc(bytes == 0 ? 1 : bytes); }
 
+// The JS error for a failed Status: its message, and for the kinds lib/ maps to their own
+// codes a `status` property ('cancelled' | 'non-finite').
+Napi::Value StatusError(Napi::Env env, const facegan::Status& s) {
+  Napi::Error e = Napi::Error::New(env, s.message);
+  if (s.code == facegan::StatusCode::Cancelled) e.Set("status", Napi::String::New(env, "cancelled"));
+  if (s.code == facegan::StatusCode::NonFinite) e.Set("status", Napi::String::New(env, "non-finite"));
+  return e.Value();
+}
+
 // Base for every job: a deferred Promise, a Status, and references that keep the JS inputs
 // (read in place) alive until the job is done.
 class Job : public Napi::AsyncWorker {
@@ -40,9 +49,18 @@ class Job : public Napi::AsyncWorker {
   }
 
  protected:
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-  void Fail(const facegan::Status& s) { SetError(s.message); }
+  void OnError(const Napi::Error& e) override {
+    if (failed_) return deferred_.Reject(StatusError(Env(), status_));
+    deferred_.Reject(e.Value());
+  }
+  void Fail(const facegan::Status& s) {
+    status_ = s;
+    failed_ = true;
+    SetError(s.message);
+  }
   Napi::Promise::Deferred deferred_;
+  facegan::Status status_;
+  bool failed_ = false;
 
  private:
   std::vector<Napi::ObjectReference> keep_;
@@ -78,8 +96,16 @@ class CreateJob : public Job {
 
 class MappingJob : public Job {
  public:
-  MappingJob(Napi::Env env, std::shared_ptr<facegan::Generator> gen, facegan::MappingArgs args)
-      : Job(env, "facegan:mapping"), gen_(std::move(gen)), args_(args) {}
+  // z and c are copied here, when the call is made: a later change to the JS arrays (or their
+  // buffers being detached) cannot reach the running job.
+  MappingJob(Napi::Env env, std::shared_ptr<facegan::Generator> gen, facegan::MappingArgs args,
+             std::shared_ptr<facegan::CancelFlag> cancel, size_t z_len, size_t c_len)
+      : Job(env, "facegan:mapping"), gen_(std::move(gen)), args_(args), cancel_(std::move(cancel)),
+        z_(args.z, args.z + z_len), c_(args.c ? args.c : nullptr, args.c ? args.c + c_len : nullptr) {
+    args_.z = z_.data();
+    args_.c = args.c ? c_.data() : nullptr;
+    args_.cancel = cancel_.get();
+  }
 
   void Execute() override {
     const auto& in = gen_->info();
@@ -103,16 +129,24 @@ class MappingJob : public Job {
  private:
   std::shared_ptr<facegan::Generator> gen_;
   facegan::MappingArgs args_;
+  std::shared_ptr<facegan::CancelFlag> cancel_;
+  std::vector<float> z_, c_;
   float* out_ = nullptr;
   size_t bytes_ = 0;
 };
 
 class SynthesisJob : public Job {
  public:
+  // The input (ws or z) is copied here, when the call is made (see MappingJob).
   SynthesisJob(Napi::Env env, std::shared_ptr<facegan::Generator> gen, facegan::SynthesisArgs args,
-               bool want_float, bool want_u8)
+               bool want_float, bool want_u8, std::shared_ptr<facegan::CancelFlag> cancel, size_t in_len)
       : Job(env, "facegan:synthesis"), gen_(std::move(gen)), args_(args),
-        want_float_(want_float), want_u8_(want_u8) {}
+        want_float_(want_float), want_u8_(want_u8), cancel_(std::move(cancel)) {
+    const float* src = args.ws ? args.ws : args.z;
+    input_.assign(src, src + in_len);
+    (args.ws ? args_.ws : args_.z) = input_.data();
+    args_.cancel = cancel_.get();
+  }
 
   void Execute() override {
     const auto& in = gen_->info();
@@ -157,6 +191,8 @@ class SynthesisJob : public Job {
   std::shared_ptr<facegan::Generator> gen_;
   facegan::SynthesisArgs args_;
   bool want_float_, want_u8_;
+  std::shared_ptr<facegan::CancelFlag> cancel_;
+  std::vector<float> input_;
   float* f32_ = nullptr;
   uint8_t* u8_ = nullptr;
   size_t values_ = 0;
@@ -282,7 +318,9 @@ Napi::Value GeneratorWrap::Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// mapping(z: Float32Array, c: Float32Array | null, n, psi, cutoff) → Promise<Float32Array>
+// mapping(z: Float32Array, c: Float32Array | null, n, psi, cutoff, cancelToken?) → Promise<Float32Array>
+// Inputs are copied before this returns. Rejects with an Error whose `status` is 'cancelled'
+// (dispose() or the token) or 'non-finite' (NaN / ±Inf ws).
 Napi::Value GeneratorWrap::Mapping(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!gen_) FG_THROW_TYPE(env, "generator is disposed");
@@ -303,15 +341,16 @@ Napi::Value GeneratorWrap::Mapping(const Napi::CallbackInfo& info) {
     if (c.ElementLength() != size_t(a.n) * m.c_dim) FG_THROW_RANGE(env, "c must hold n × cDim values");
     a.c = c.Data();
   }
-  auto* job = new MappingJob(env, gen_, a);
-  job->Keep(info[0]);
-  job->Keep(info[1]);
+  std::shared_ptr<facegan::CancelFlag> flag = CallFlag(info, 5);
+  if (!flag) return {};
+  auto* job = new MappingJob(env, gen_, a, std::move(flag), size_t(a.n) * m.z_dim, a.c ? size_t(a.n) * m.c_dim : 0);
   Napi::Promise p = job->Promise();
   job->Queue();
   return p;
 }
 
-// synthesis(wsOrZ: Float32Array, n, noiseMode, noiseSeed, imageOffset, wantFloat, wantU8) → Promise<{float32?, uint8?}>
+// synthesis(wsOrZ: Float32Array, n, noiseMode, noiseSeed, imageOffset, wantFloat, wantU8, cancelToken?)
+//   → Promise<{float32?, uint8?}>. The input is copied before this returns; errors as mapping().
 Napi::Value GeneratorWrap::Synthesis(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!gen_) FG_THROW_TYPE(env, "generator is disposed");
@@ -339,16 +378,86 @@ Napi::Value GeneratorWrap::Synthesis(const Napi::CallbackInfo& info) {
   a.image_offset = uint32_t(offset);
   bool want_float = info[5].As<Napi::Boolean>().Value();
   bool want_u8 = info[6].As<Napi::Boolean>().Value();
-  auto* job = new SynthesisJob(env, gen_, a, want_float, want_u8);
-  job->Keep(info[0]);
+  std::shared_ptr<facegan::CancelFlag> flag = CallFlag(info, 7);
+  if (!flag) return {};
+  auto* job = new SynthesisJob(env, gen_, a, want_float, want_u8, std::move(flag), size_t(a.n) * row);
   Napi::Promise p = job->Promise();
   job->Queue();
   return p;
 }
 
+// Cancels every running and queued call of this generator (they reject with status
+// 'cancelled' at the engine's next check), then drops the engine: running jobs hold their own
+// reference, the last one frees it.
 Napi::Value GeneratorWrap::Dispose(const Napi::CallbackInfo& info) {
-  gen_.reset();  // running jobs hold their own reference; the last one frees the engine
+  calls_->Cancel();
+  gen_.reset();
   return info.Env().Undefined();
+}
+
+namespace {
+// The hidden state of a JS cancel token: its group, kept alive by the token object.
+struct TokenState {
+  std::shared_ptr<CancelGroup> group = std::make_shared<CancelGroup>();
+};
+const char kTokenKey[] = "__faceganCancel";
+}  // namespace
+
+std::shared_ptr<facegan::CancelFlag> GeneratorWrap::CallFlag(const Napi::CallbackInfo& info, size_t token_index) {
+  Napi::Env env = info.Env();
+  auto flag = std::make_shared<facegan::CancelFlag>(false);
+  if (info.Length() > token_index && !info[token_index].IsUndefined() && !info[token_index].IsNull()) {
+    Napi::Value t = info[token_index];
+    Napi::Value h = t.IsObject() ? t.As<Napi::Object>().Get(kTokenKey) : env.Undefined();
+    if (!h.IsExternal()) {
+      Napi::TypeError::New(env, "cancelToken must come from createCancelToken()").ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    h.As<Napi::External<TokenState>>().Data()->group->Add(flag);
+  }
+  calls_->Add(flag);
+  return flag;
+}
+
+void CancelGroup::Add(const std::shared_ptr<facegan::CancelFlag>& flag) {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t k = 0;
+  for (auto& w : flags_)
+    if (!w.expired()) flags_[k++] = std::move(w);
+  flags_.resize(k);
+  if (cancelled_) flag->store(true);
+  flags_.push_back(flag);
+}
+
+void CancelGroup::Cancel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  for (auto& w : flags_)
+    if (auto f = w.lock()) f->store(true);
+  flags_.clear();
+}
+
+bool CancelGroup::cancelled() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cancelled_;
+}
+
+Napi::Value CreateCancelToken(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* state = new TokenState();
+  std::shared_ptr<CancelGroup> group = state->group;
+  Napi::Object token = Napi::Object::New(env);
+  token.DefineProperty(Napi::PropertyDescriptor::Value(
+      kTokenKey, Napi::External<TokenState>::New(env, state, [](Napi::Env, TokenState* s) { delete s; }),
+      napi_default));
+  token.Set("cancel", Napi::Function::New(env, [group](const Napi::CallbackInfo& ci) {
+              group->Cancel();
+              return ci.Env().Undefined();
+            }, "cancel"));
+  token.DefineProperty(Napi::PropertyDescriptor::Accessor(
+      env, token, "cancelled", [group](const Napi::CallbackInfo& ci) { return Napi::Boolean::New(ci.Env(), group->cancelled()); },
+      napi_enumerable));
+  return token;
 }
 
 }  // namespace facegan_binding

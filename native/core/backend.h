@@ -24,8 +24,29 @@ class Backend {
   // Host pointers in and out (see MappingArgs / SynthesisArgs). Never called concurrently.
   // The Generator has checked the arguments against the network (mapping: StyleGAN2 only;
   // synthesis: ws for StyleGAN2, z for ProGAN).
+  //
+  // Cancellation (args.cancel, may be null): a backend must test is_cancelled(args.cancel)
+  // before each layer of each (sub-)batch it runs, and may test more often (never per element).
+  // When set, it stops launching work, waits for (or abandons) work in flight, leaves the
+  // outputs undefined and returns Status::Cancelled(). A flag set after the last check does not
+  // have to be honoured (the call then succeeds). Mapping: test it at least once per image or
+  // per call (the mapping network is small). The goal: dispose() / AbortSignal stop a call within
+  // one layer of one chunk, so an abandoned 1024-image request does not run to the end.
+  //
+  // Non-finite output (synthesis): if reports_nonfinite() returns true, then whenever
+  // args.nonfinite_count is non-null the backend must store in *args.nonfinite_count the number
+  // of NaN / ±Inf values of the float32 image of the whole call (n × C × H × W, the values before
+  // any clamp / uint8 conversion; the count may saturate, but must be > 0 iff any value is
+  // non-finite), whether or not args.img was requested. It should count in its last pass over the
+  // image (e.g. the kernel that writes img / img_u8), and return Status::Ok(): the Generator turns
+  // a count > 0 into Status::NonFinite. If reports_nonfinite() is false (the default), the
+  // Generator asks for the float image (allocating it when the caller did not) and scans it
+  // itself, which costs a host copy of the float image per call.
+  // Mapping needs nothing from the backend: the Generator scans the ws it returned.
   virtual Status mapping(const MappingArgs& args) = 0;
   virtual Status synthesis(const SynthesisArgs& args) = 0;
+  // Whether synthesis() fills args.nonfinite_count (see above).
+  virtual bool reports_nonfinite() const { return false; }
 };
 
 // An entry of the backend registry (backend_registry.cc), best first; the CPU is always last.

@@ -2,6 +2,7 @@
 // Used by the N-API binding (native/binding) and by the C++ tools (native/tools).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -10,14 +11,34 @@
 
 namespace facegan {
 
+// What kind of failure a Status is. The binding maps the kinds to distinct JS error codes.
+enum class StatusCode {
+  Ok = 0,
+  Error,      // any failure not listed below (bad argument, out of memory, engine fault)
+  Cancelled,  // the call's cancel flag was set (dispose() / AbortSignal); outputs are undefined
+  NonFinite,  // the computation finished but produced NaN / ±Inf (corrupt weights or absurd config)
+};
+
 // A failure is a message, never an exception across this API and never an abort.
 struct Status {
   bool ok = true;
   std::string message;
+  StatusCode code = StatusCode::Ok;
   static Status Ok() { return {}; }
-  static Status Error(std::string msg) { return {false, std::move(msg)}; }
+  static Status Error(std::string msg) { return {false, std::move(msg), StatusCode::Error}; }
+  static Status Cancelled(std::string msg = "cancelled") { return {false, std::move(msg), StatusCode::Cancelled}; }
+  static Status NonFinite(std::string msg) { return {false, std::move(msg), StatusCode::NonFinite}; }
+  bool cancelled() const { return !ok && code == StatusCode::Cancelled; }
+  bool non_finite() const { return !ok && code == StatusCode::NonFinite; }
   explicit operator bool() const { return ok; }
 };
+
+// A cancel flag a call reads (never writes). Set it (store true, any memory order) from any
+// thread while the call runs; the engine stops at its next check (between layers / sub-batches /
+// images, see backend.h) and the call returns Status::Cancelled. nullptr: not cancellable.
+using CancelFlag = std::atomic<bool>;
+
+inline bool is_cancelled(const CancelFlag* f) { return f && f->load(std::memory_order_relaxed); }
 
 enum class DType { F32, F16, BF16 };
 
@@ -57,6 +78,9 @@ struct MappingArgs {
   float psi = 1.0f;
   int truncation_cutoff = -1;  // truncate rows [0, cutoff); -1 = all rows
   float* ws = nullptr;         // out: n × num_ws × w_dim
+  // Optional: stop early when *cancel becomes true (Status::Cancelled). The Generator scans ws
+  // after the backend returns and answers Status::NonFinite if any value is NaN / ±Inf.
+  const CancelFlag* cancel = nullptr;
 };
 
 // The synthesis network. StyleGAN2: the input is ws (from mapping), z must be null. ProGAN
@@ -78,6 +102,13 @@ struct SynthesisArgs {
   // output.scale / offset, computed in double and rounded half up (progan-reference.ts
   // proganToUint8); the TF-Hub clip of v to [0, 1] is never applied.
   uint8_t* img_u8 = nullptr;
+  // Optional: stop early when *cancel becomes true (Status::Cancelled; outputs undefined).
+  const CancelFlag* cancel = nullptr;
+  // Set by the Generator for the backend (callers leave it null): where a backend that
+  // reports_nonfinite() stores the number of NaN / ±Inf values of the float image of this call
+  // (before any clamp / uint8 conversion). Generator::synthesis answers Status::NonFinite when
+  // it is > 0, so no NaN image is ever handed back as a face. See backend.h.
+  uint64_t* nonfinite_count = nullptr;
 };
 
 class Backend;
@@ -98,8 +129,11 @@ class Generator {
 
   // Thread-safe: calls on one generator are serialised internally.
   // mapping: StyleGAN2 only (a ProGAN model has no mapping network: an error).
+  // Status::NonFinite when any output w is NaN / ±Inf; Status::Cancelled when args.cancel was set.
   Status mapping(const MappingArgs& args);
   // synthesis: ws → images (StyleGAN2), or z → images (ProGAN); see SynthesisArgs.
+  // Status::NonFinite when any value of the float image is NaN / ±Inf (the outputs are then
+  // not meant to be used); Status::Cancelled when args.cancel was set.
   Status synthesis(const SynthesisArgs& args);
 
  private:

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <mutex>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "backend.h"
 #include "facegan.h"
@@ -24,6 +26,11 @@ Status guarded(const char* what, F&& f) {
   } catch (...) {
     return Status::Error(std::string(what) + ": unexpected error");
   }
+}
+size_t count_nonfinite(const float* x, size_t n) {
+  size_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad += std::isfinite(x[i]) ? 0 : 1;
+  return bad;
 }
 }  // namespace
 
@@ -89,8 +96,18 @@ Status Generator::mapping(const MappingArgs& args) {
     return Status::Error("mapping: truncation_cutoff must be -1 (all rows) or in [0, num_ws]");
   MappingArgs a = args;
   if (m.c_dim == 0) a.c = nullptr;
+  if (is_cancelled(a.cancel)) return Status::Cancelled("mapping: cancelled");
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return guarded("mapping", [&] { return impl_->backend->mapping(a); });
+  if (is_cancelled(a.cancel)) return Status::Cancelled("mapping: cancelled");
+  Status s = guarded("mapping", [&] { return impl_->backend->mapping(a); });
+  if (!s) return s;
+  const size_t count = size_t(a.n) * size_t(m.num_ws) * size_t(m.w_dim);
+  const size_t bad = count_nonfinite(a.ws, count);
+  if (bad > 0)
+    return Status::NonFinite("mapping: " + std::to_string(bad) + " of " + std::to_string(count) +
+                             " output values are NaN or infinite (the weights or the config, e.g. "
+                             "mapping_lr_multiplier, give values beyond float32)");
+  return s;
 }
 
 Status Generator::synthesis(const SynthesisArgs& args) {
@@ -105,8 +122,34 @@ Status Generator::synthesis(const SynthesisArgs& args) {
   if (!args.img && !args.img_u8) return Status::Error("synthesis: no output requested (img and img_u8 are null)");
   if (args.noise != NoiseMode::Const && args.noise != NoiseMode::Random && args.noise != NoiseMode::None)
     return Status::Error("synthesis: invalid noise mode");
+  if (args.nonfinite_count) return Status::Error("synthesis: nonfinite_count is set by the Generator, not the caller");
+  if (is_cancelled(args.cancel)) return Status::Cancelled("synthesis: cancelled");
+  const ModelInfo& m = impl_->net->info;
+  const size_t values = size_t(args.n) * size_t(m.img_channels) * size_t(m.img_resolution) * size_t(m.img_resolution);
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return guarded("synthesis", [&] { return impl_->backend->synthesis(args); });
+  if (is_cancelled(args.cancel)) return Status::Cancelled("synthesis: cancelled");
+  SynthesisArgs a = args;
+  uint64_t reported = 0;
+  std::vector<float> scratch;  // the float image for a backend that does not count non-finite values
+  const bool backend_counts = impl_->backend->reports_nonfinite();
+  if (backend_counts) {
+    a.nonfinite_count = &reported;
+  } else if (!a.img) {
+    Status s = guarded("synthesis", [&] {
+      scratch.resize(values);
+      return Status::Ok();
+    });
+    if (!s) return s;
+    a.img = scratch.data();
+  }
+  Status s = guarded("synthesis", [&] { return impl_->backend->synthesis(a); });
+  if (!s) return s;
+  const uint64_t bad = backend_counts ? reported : uint64_t(count_nonfinite(a.img, values));
+  if (bad > 0)
+    return Status::NonFinite("synthesis: " + std::to_string(bad) + " of " + std::to_string(values) +
+                             " image values are NaN or infinite (the weights hold values too large for float32 "
+                             "arithmetic, or the ws / config are extreme)");
+  return s;
 }
 
 }  // namespace facegan

@@ -46,6 +46,7 @@
 // FACEGAN_CPU_WINOGRAD=0, FACEGAN_CPU_WINO_MIN_RES=N, FACEGAN_CPU_FUSE_RGB=0, FACEGAN_CPU_STREAM_KB=N (non-temporal stores
 // for up-conv outputs of at least N KiB; 0 = never), FACEGAN_CPU_PROFILE=1 (per-layer timings).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cmath>
@@ -356,6 +357,7 @@ class CpuBackend : public Backend {
     const MappingDesc& m = net_->mapping;
     const int zd = m.z_dim, wd = m.w_dim, in0 = zd + (m.has_embed ? wd : 0);
     bool ok = pool_->run(a.n, [&](int img, int) {
+      if (is_cancelled(a.cancel)) return;  // checked per image; the call answers Cancelled below
       std::vector<float> x(static_cast<size_t>(std::max(in0, wd)));
       std::vector<float> y(static_cast<size_t>(wd)), e(static_cast<size_t>(wd));
       for (int i = 0; i < zd; ++i) x[size_t(i)] = a.z[size_t(img) * zd + i];
@@ -378,8 +380,11 @@ class CpuBackend : public Backend {
           out[size_t(r) * wd + i] = v;
         }
     });
+    if (is_cancelled(a.cancel)) return Status::Cancelled("mapping: cancelled");
     return ok ? Status::Ok() : Status::Error("mapping failed");
   }
+
+  bool reports_nonfinite() const override { return true; }
 
   Status synthesis(const SynthesisArgs& a) override {
     const Network& net = *net_;
@@ -389,11 +394,13 @@ class CpuBackend : public Backend {
     const size_t budget = size_t(768) << 20;
     int nb_max = int(std::max<size_t>(1, std::min<size_t>(size_t(a.n), budget / per_img)));
     nb_max = std::min(nb_max, 64);
+    std::atomic<uint64_t> bad{0};
     for (int start = 0; start < a.n; start += nb_max) {
       const int nb = std::min(nb_max, a.n - start);
-      Status s = net.arch == Arch::ProGAN ? run_batch_progan(a, start, nb) : run_batch(a, start, nb);
+      Status s = net.arch == Arch::ProGAN ? run_batch_progan(a, start, nb, &bad) : run_batch(a, start, nb, &bad);
       if (!s) return s;
     }
+    if (a.nonfinite_count) *a.nonfinite_count = bad.load();
     return Status::Ok();
   }
 
@@ -441,7 +448,23 @@ class CpuBackend : public Backend {
     if (!pool_->run(ntasks, fn)) throw std::runtime_error("a worker task failed");
   }
 
-  Status run_batch(const SynthesisArgs& a, int start, int nb) {
+  // Writes the outputs of images [start, start + nb) from the float images `fimg` (nb × isz)
+  // and adds the number of NaN / ±Inf values among them to *bad (the backend.h contract).
+  void write_outputs(const SynthesisArgs& a, int start, int nb, const float* fimg, std::atomic<uint64_t>* bad) {
+    const Network& net = *net_;
+    const int R = net.info.img_resolution, IC = net.info.img_channels;
+    const size_t isz = size_t(IC) * R * R;
+    run_or_throw(nb, [&](int t, int) {
+      const float* src = fimg + size_t(t) * isz;
+      uint64_t nf = 0;
+      for (size_t i = 0; i < isz; ++i) nf += std::isfinite(src[i]) ? 0 : 1;
+      if (nf) bad->fetch_add(nf, std::memory_order_relaxed);
+      if (a.img) std::memcpy(a.img + size_t(start + t) * isz, src, isz * sizeof(float));
+      if (a.img_u8) to_u8_hwc(src, IC, R, R, a.img_u8 + size_t(start + t) * isz, net.output);
+    });
+  }
+
+  Status run_batch(const SynthesisArgs& a, int start, int nb, std::atomic<uint64_t>* bad) {
     const Network& net = *net_;
     const int R = net.info.img_resolution, IC = net.info.img_channels, WD = net.info.w_dim;
     const int NW = net.info.num_ws, SD = net.style_dim;
@@ -495,6 +518,7 @@ class CpuBackend : public Backend {
     const double batch_c0 = profile ? thread_cpu_ms() : 0.0;
     int skip_layer = -1;  // a ToRGB already run fused into the previous convolution
     for (int li = 0; li < nl; ++li) {
+      if (is_cancelled(a.cancel)) return Status::Cancelled("synthesis: cancelled");
       const LayerDesc& L = net.layers[size_t(li)];
       if (li == skip_layer) continue;
       struct Report {
@@ -567,14 +591,7 @@ class CpuBackend : public Backend {
                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - batch_t0).count(),
                    thread_cpu_ms() - batch_c0, nb);
     // Outputs.
-    const float* fimg = img_[img_cur].data();
-    const size_t isz = size_t(IC) * R * R;
-    if (a.img) std::memcpy(a.img + size_t(start) * isz, fimg, size_t(nb) * isz * sizeof(float));
-    if (a.img_u8) {
-      run_or_throw(nb, [&](int t, int) {
-        to_u8_hwc(fimg + size_t(t) * isz, IC, R, R, a.img_u8 + size_t(start + t) * isz);
-      });
-    }
+    write_outputs(a, start, nb, img_[img_cur].data(), bad);
     return Status::Ok();
   }
 
@@ -606,7 +623,7 @@ class CpuBackend : public Backend {
   // ---- ProGAN (docs/progan.md): dense start, then plain 3×3 convs (s = 1, d = 1, no noise)
   // with leaky ReLU and a pixel norm, the first of each block on the nearest ×2 upsampled
   // input, then one linear ToRGB. The convolutions are the StyleGAN2 kernels with unit styles.
-  Status run_batch_progan(const SynthesisArgs& a, int start, int nb) {
+  Status run_batch_progan(const SynthesisArgs& a, int start, int nb, std::atomic<uint64_t>* bad) {
     const Network& net = *net_;
     const int R = net.info.img_resolution, IC = net.info.img_channels, Z = net.info.z_dim;
     act_[0].reserve(size_t(nb) * max_act_);
@@ -637,6 +654,7 @@ class CpuBackend : public Backend {
     size_t x_stride = 0;
     int cur = 0;
     for (const LayerDesc& L : net.layers) {
+      if (is_cancelled(a.cancel)) return Status::Cancelled("synthesis: cancelled");
       const auto t0 = std::chrono::steady_clock::now();
       if (L.kind == LayerDesc::Dense) {
         // a[o][p] = W[o·16 + p] · ẑ + b[o], lrelu, then the pixel norm of the 16 pixels.
@@ -722,11 +740,7 @@ class CpuBackend : public Backend {
     if (profile)
       std::fprintf(stderr, "  total: %.2f ms wall (batch %d)\n",
                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - batch_t0).count(), nb);
-    const float* fimg = img_[0].data();
-    const size_t isz = size_t(IC) * R * R;
-    if (a.img) std::memcpy(a.img + size_t(start) * isz, fimg, size_t(nb) * isz * sizeof(float));
-    if (a.img_u8)
-      run_or_throw(nb, [&](int t, int) { to_u8_hwc(fimg + size_t(t) * isz, IC, R, R, a.img_u8 + size_t(start + t) * isz, net.output); });
+    write_outputs(a, start, nb, img_[0].data(), bad);
     return Status::Ok();
   }
 

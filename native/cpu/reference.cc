@@ -33,6 +33,7 @@ class ReferenceBackend : public Backend {
   }
 
   Status mapping(const MappingArgs& a) override {
+    if (is_cancelled(a.cancel)) return Status::Cancelled("mapping: cancelled");
     cpu::run_mapping(*net_, a);
     return Status::Ok();
   }
@@ -41,13 +42,16 @@ class ReferenceBackend : public Backend {
     const Network& net = *net_;
     const int R = net.info.img_resolution, IC = net.info.img_channels, wd = net.info.w_dim;
     std::vector<float> img_out(size_t(IC) * R * R);
+    // Non-finite values: reports_nonfinite() is false, the Generator scans the float image.
     for (int n = 0; n < a.n; ++n) {
+      bool done = false;
       if (net.arch == Arch::ProGAN) {
-        progan_one(a.z + size_t(n) * net.info.z_dim, img_out.data());
+        done = progan_one(a.z + size_t(n) * net.info.z_dim, img_out.data(), a.cancel);
       } else {
         const float* ws = a.ws + size_t(n) * net.info.num_ws * wd;
-        synth_one(ws, a.noise, a.noise_seed, a.image_offset + uint32_t(n), img_out.data());
+        done = synth_one(ws, a.noise, a.noise_seed, a.image_offset + uint32_t(n), img_out.data(), a.cancel);
       }
+      if (!done) return Status::Cancelled("synthesis: cancelled");
       if (a.img) {
         float* dst = a.img + size_t(n) * IC * R * R;
         for (size_t i = 0; i < img_out.size(); ++i) dst[i] = img_out[i];
@@ -200,13 +204,15 @@ class ReferenceBackend : public Backend {
       for (size_t p = 0; p < HW; ++p) pixel_norm(a + p, C, HW, L.pixel_norm_eps);
   }
 
-  void progan_one(const float* z, float* out) const {
+  // False when cancelled (checked before each layer).
+  bool progan_one(const float* z, float* out, const CancelFlag* cancel) const {
     const Network& net = *net_;
     const int Z = net.info.z_dim;
     std::vector<float> zf(z, z + Z), x, y;
     if (net.normalize_latent) pixel_norm(zf.data(), Z, 1, net.latent_eps);
     int res = 0, ch = 0;
     for (const LayerDesc& L : net.layers) {
+      if (is_cancelled(cancel)) return false;
       if (L.kind == LayerDesc::Dense) {
         // a[o][y][x] = Σ_c W[o·16 + y·4 + x][c]·z[c] + b[o]
         x.assign(size_t(L.out_ch) * 16, 0.0f);
@@ -270,16 +276,19 @@ class ReferenceBackend : public Backend {
           }
       }
     }
+    return true;
   }
 
   // ---- StyleGAN2 --------------------------------------------------------------------------
 
-  void synth_one(const float* ws, NoiseMode mode, uint64_t seed, uint32_t image, float* out) const {
+  // False when cancelled (checked before each layer).
+  bool synth_one(const float* ws, NoiseMode mode, uint64_t seed, uint32_t image, float* out, const CancelFlag* cancel) const {
     const Network& net = *net_;
     const int wd = net.info.w_dim, IC = net.info.img_channels;
     std::vector<float> x(net.const_input, net.const_input + size_t(net.const_ch) * 16), y, s, img, noise;
     int img_res = 0, conv_ordinal = 0;
     for (size_t li = 0; li < net.layers.size(); ++li) {
+      if (is_cancelled(cancel)) return false;
       const LayerDesc& L = net.layers[li];
       styles(L, ws + size_t(L.w_index) * wd, wd, &s);
       if (L.kind == LayerDesc::Conv) {
@@ -309,6 +318,7 @@ class ReferenceBackend : public Backend {
       }
     }
     for (size_t i = 0; i < img.size(); ++i) out[i] = img[i];
+    return true;
   }
 };
 
