@@ -40,7 +40,7 @@ export {
 } from './catalog.js';
 export { downloadFile, progressBar, type DownloadOptions, type DownloadProgress } from './download.js';
 export { cacheDir } from './paths.js';
-export { createFaceHandler, type FaceHandlerOptions } from './server.js';
+export { createFaceHandler, createFaceServer, type FaceHandlerOptions, type FaceServer, type FaceServerOptions } from './server.js';
 
 export interface QuickGenerateOptions extends Omit<GenerateOptions, 'seeds' | 'output'> {
   /** A model path or catalogue id (default: the embedded ProGAN-128 CelebA model). */
