@@ -90,7 +90,7 @@ body{margin:0;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-appl
 main{max-width:56rem;margin:0 auto;padding:1rem;display:flex;flex-direction:column;align-items:center;gap:.75rem}
 h1{font-size:clamp(1.3rem,4vw,2rem);margin:.25rem 0;text-align:center}
 figure{margin:0;display:flex;flex-direction:column;align-items:center;gap:.5rem}
-.frame{position:relative;width:min(94vw,72vh,768px);aspect-ratio:1}
+.frame{position:relative;width:min(94vw,66vh,768px);aspect-ratio:1}
 #face{display:block;width:100%;height:100%;border-radius:12px;background:#222;object-fit:cover}
 .badge{position:absolute;left:.6rem;top:.6rem;background:var(--badge);color:var(--badge-fg);font-weight:700;font-size:.85rem;padding:.15rem .5rem;border-radius:6px}
 figcaption{text-align:center;color:var(--muted)}
