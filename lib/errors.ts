@@ -5,6 +5,8 @@
 export type FaceganErrorCode =
   /** The file does not exist or cannot be read. */
   | 'ERR_FILE_NOT_FOUND'
+  /** The file is larger than the input limit (MAX_INPUT_FILE_BYTES, 4 GiB). */
+  | 'ERR_FILE_TOO_LARGE'
   /** The file is not in any format this library reads. */
   | 'ERR_UNKNOWN_FORMAT'
   /** The file is in a known format but its contents are inconsistent or damaged. */
@@ -19,8 +21,15 @@ export type FaceganErrorCode =
   | 'ERR_INVALID_OPTION'
   /** The requested backend (e.g. CUDA) is not available in this process. */
   | 'ERR_BACKEND_UNAVAILABLE'
-  /** The generator was used after dispose(). */
+  /** The generator was used after dispose(), or disposed while the call ran. */
   | 'ERR_DISPOSED'
+  /** The call was cancelled by its AbortSignal. */
+  | 'ERR_ABORTED'
+  /**
+   * The engine produced NaN or infinite values (the weights hold values too large for float32
+   * arithmetic, or the config or inputs are extreme): no image is returned.
+   */
+  | 'ERR_NON_FINITE'
   /** A download failed, was interrupted or did not verify. */
   | 'ERR_DOWNLOAD'
   /** The native engine reported a failure. */
@@ -53,4 +62,24 @@ function describe(value: unknown): string {
  */
 export function invalidOption(name: string, expected: string, received: unknown): FaceganError {
   return new FaceganError('ERR_INVALID_OPTION', `Expected ${expected} for ${name} but received ${describe(received)}`);
+}
+
+/**
+ * The FaceganError for a failed engine call. The addon marks the failures it can tell apart
+ * (`status` on the error, see lib/native.ts): 'non-finite' → ERR_NON_FINITE, 'cancelled' →
+ * ERR_DISPOSED when the generator was disposed, else ERR_ABORTED; anything else → ERR_NATIVE.
+ */
+export function engineError(err: unknown, disposed: boolean): FaceganError {
+  if (err instanceof FaceganError) return err;
+  const message = (err as Error)?.message ?? String(err);
+  const status = (err as { status?: unknown } | null)?.status;
+  if (status === 'non-finite') {
+    return new FaceganError('ERR_NON_FINITE', `The engine produced NaN or infinite values, so no image is returned: ${message}`, { cause: err });
+  }
+  if (status === 'cancelled') {
+    return disposed
+      ? new FaceganError('ERR_DISPOSED', 'The generator was disposed while the call ran', { cause: err })
+      : new FaceganError('ERR_ABORTED', 'The call was aborted while it ran', { cause: err });
+  }
+  return new FaceganError('ERR_NATIVE', message, { cause: err });
 }

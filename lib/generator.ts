@@ -3,7 +3,7 @@
  * thread (an AsyncWorker in the addon) and calls on one generator run one after another.
  */
 import { Batcher, abortError } from './batcher.js';
-import { FaceganError, invalidOption } from './errors.js';
+import { FaceganError, engineError, invalidOption } from './errors.js';
 import { native, type NativeGenerator, type NativeTensor } from './native.js';
 import {
   checkClasses,
@@ -127,7 +127,7 @@ export class Generator {
           const out = await this.#native!.synthesis(input, n, p.noiseMode, p.noiseSeed, p.offset, p.wantFloat, !p.wantFloat);
           return { data: (p.wantFloat ? out.float32 : out.uint8)! };
         } catch (err) {
-          throw err instanceof FaceganError ? err : new FaceganError('ERR_NATIVE', (err as Error)?.message ?? String(err));
+          throw engineError(err, this.#native === undefined);
         }
       },
     });
@@ -206,13 +206,13 @@ export class Generator {
   }
 
   /**
-   * Frees the engine. Calls not yet started (and every later call) reject with ERR_DISPOSED; a
-   * native call already running completes first, and the engine's memory goes when it ends.
+   * Frees the engine. Every call not finished rejects with ERR_DISPOSED: a native call already
+   * running stops at the engine's next layer, and the engine's memory goes when it has.
    */
   dispose(): void {
     const engine = this.#native;
     this.#native = undefined;
-    if (engine) void this.#queue.finally(() => engine.dispose());
+    engine?.dispose();
   }
 
   #shape(): ModelShape {
@@ -288,7 +288,7 @@ export class Generator {
     this.#queue = job.catch(() => undefined);
     return job.catch((err: unknown) => {
       if (err instanceof FaceganError) throw err;
-      const e = new FaceganError('ERR_NATIVE', (err as Error)?.message ?? String(err));
+      const e = engineError(err, this.#native === undefined);
       e.stack = `${e.name}: ${e.message}\n${trace.stack?.split('\n').slice(1).join('\n') ?? ''}`;
       throw e;
     });

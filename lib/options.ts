@@ -3,7 +3,7 @@
  * FaceganError('ERR_INVALID_OPTION') whose message names the option, what is allowed and what
  * was received.
  */
-import { invalidOption } from './errors.js';
+import { FaceganError, invalidOption } from './errors.js';
 
 export type Device = 'auto' | 'cpu' | 'cuda';
 export type Precision = 'fp32' | 'fp16' | 'bf16';
@@ -15,15 +15,47 @@ export const MAX_IMAGES_PER_CALL = 1024;
 /** The most output bytes one call may produce (the images handed back to JS). */
 export const MAX_OUTPUT_BYTES = 2 ** 31;
 const UINT32_LIMIT = 2 ** 32;
+/** Truncation ψ is accepted in [−MAX_PSI, MAX_PSI] (1 = none; useful values lie in [−1, 2]). */
+export const MAX_PSI = 100;
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
 }
 
+/**
+ * Reads an options object once, into a plain snapshot of its enumerable properties (own and
+ * inherited): the options are then checked and used from that snapshot, so a getter cannot
+ * give one value to the checks and another to the engine. A getter or proxy that throws while
+ * it is read gives ERR_INVALID_OPTION (with the thrown error as `cause`).
+ */
 export function checkObject(name: string, v: unknown): Record<string, unknown> {
   if (v === undefined) return {};
   if (!isPlainObject(v)) throw invalidOption(name, 'an object', v);
-  return v;
+  const snapshot: Record<string, unknown> = {};
+  let key = '';
+  try {
+    for (key in v) snapshot[key] = v[key];
+  } catch (err) {
+    throw new FaceganError('ERR_INVALID_OPTION', `Reading ${name}${key ? `.${key}` : ''} threw: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+  return snapshot;
+}
+
+/**
+ * The elements of an array option as a dense copy, read once: a hole (`new Array(3)`, `[1, , 2]`)
+ * or an element getter that throws gives ERR_INVALID_OPTION naming the index.
+ */
+export function denseArray(name: string, arr: readonly unknown[], expected: string): unknown[] {
+  const out = new Array<unknown>(arr.length);
+  for (let i = 0; i < arr.length; i++) {
+    if (!(i in arr)) throw invalidOption(`${name}[${i}]`, `${expected} (the array has a hole there)`, undefined);
+    try {
+      out[i] = arr[i];
+    } catch (err) {
+      throw new FaceganError('ERR_INVALID_OPTION', `Reading ${name}[${i}] threw: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
+  }
+  return out;
 }
 
 export function checkOneOf<T extends string>(name: string, v: unknown, allowed: readonly T[], fallback: T): T {
@@ -79,7 +111,8 @@ export function checkLatents(opts: Record<string, unknown>, shape: ModelShape): 
     if (!Array.isArray(seeds) || seeds.length < 1 || seeds.length > MAX_IMAGES_PER_CALL) {
       throw invalidOption('seeds', `an array of 1 to ${MAX_IMAGES_PER_CALL} seeds`, seeds);
     }
-    return { seeds: seeds.map((s, i) => checkSeed(`seeds[${i}]`, s)), count: seeds.length };
+    const dense = denseArray('seeds', seeds, 'a seed');
+    return { seeds: dense.map((s, i) => checkSeed(`seeds[${i}]`, s)), count: dense.length };
   }
   const z = opts.z;
   if (!(z instanceof Float32Array || z instanceof Float64Array || Array.isArray(z))) {
@@ -90,7 +123,7 @@ export function checkLatents(opts: Record<string, unknown>, shape: ModelShape): 
     throw invalidOption('z', `n × ${shape.zDim} values (zDim = ${shape.zDim})`, z);
   }
   if (n > MAX_IMAGES_PER_CALL) throw invalidOption('z', `at most ${MAX_IMAGES_PER_CALL} latents`, z);
-  const out = Float32Array.from(z as ArrayLike<number>);
+  const out = Float32Array.from((Array.isArray(z) ? denseArray('z', z, 'a finite number') : z) as ArrayLike<number>);
   for (let i = 0; i < out.length; i++) {
     if (!Number.isFinite(out[i])) throw invalidOption(`z[${i}]`, 'a finite number', (z as ArrayLike<number>)[i]);
   }
@@ -104,6 +137,7 @@ export interface TruncationOptions {
 
 export function checkTruncation(opts: Record<string, unknown>, shape: ModelShape): TruncationOptions {
   const psi = checkFinite('psi', opts.psi, 1);
+  if (Math.abs(psi) > MAX_PSI) throw invalidOption('psi', `a number in [${-MAX_PSI}, ${MAX_PSI}]`, psi);
   const c = opts.truncationCutoff;
   const cutoff = c === undefined || c === null ? -1 : checkInteger('truncationCutoff', c, 0, shape.numWs);
   return { psi, cutoff };
@@ -119,12 +153,12 @@ export function checkClasses(opts: Record<string, unknown>, shape: ModelShape, c
   if (ci === undefined) {
     throw invalidOption('classIndex', `an integer in [0, ${shape.cDim - 1}] (this model is conditional)`, ci);
   }
-  const list = Array.isArray(ci) ? ci : new Array<unknown>(count).fill(ci);
+  const list = Array.isArray(ci) ? denseArray('classIndex', ci, `an integer in [0, ${shape.cDim - 1}]`) : new Array<unknown>(count).fill(ci);
   if (list.length !== count) throw invalidOption('classIndex', `a number or an array of ${count} numbers`, ci);
   const c = new Float32Array(count * shape.cDim);
-  list.forEach((v, i) => {
-    c[i * shape.cDim + checkInteger(Array.isArray(ci) ? `classIndex[${i}]` : 'classIndex', v, 0, shape.cDim - 1)] = 1;
-  });
+  for (let i = 0; i < count; i++) {
+    c[i * shape.cDim + checkInteger(Array.isArray(ci) ? `classIndex[${i}]` : 'classIndex', list[i], 0, shape.cDim - 1)] = 1;
+  }
   return c;
 }
 
@@ -146,7 +180,10 @@ export function checkSynthesisOptions(opts: Record<string, unknown>, shape: Mode
   return { noiseMode, noiseSeed, output };
 }
 
-/** ws given to synthesis(): n × numWs × wDim finite float32 values. */
+/**
+ * ws given to synthesis(): n × numWs × wDim finite float32 values. Returns a copy made now (and
+ * checked): changing the caller's array after the call is made changes nothing.
+ */
 export function checkWs(ws: unknown, shape: ModelShape): { ws: Float32Array; count: number } {
   const row = shape.numWs * shape.wDim;
   if (!(ws instanceof Float32Array)) throw invalidOption('ws', `a Float32Array of n × ${shape.numWs} × ${shape.wDim} values`, ws);
@@ -155,8 +192,9 @@ export function checkWs(ws: unknown, shape: ModelShape): { ws: Float32Array; cou
     throw invalidOption('ws', `n × ${shape.numWs} × ${shape.wDim} values`, ws);
   }
   if (n > MAX_IMAGES_PER_CALL) throw invalidOption('ws', `at most ${MAX_IMAGES_PER_CALL} rows of ${row} values`, ws);
-  for (let i = 0; i < ws.length; i++) {
-    if (!Number.isFinite(ws[i])) throw invalidOption(`ws[${i}]`, 'a finite number', ws[i]);
+  const copy = ws.slice();
+  for (let i = 0; i < copy.length; i++) {
+    if (!Number.isFinite(copy[i])) throw invalidOption(`ws[${i}]`, 'a finite number', copy[i]);
   }
-  return { ws, count: n };
+  return { ws: copy, count: n };
 }

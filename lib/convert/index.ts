@@ -8,9 +8,10 @@
  * Nothing here runs Python or executes anything from a file: pickles are read by a restricted
  * reader with an allow-list of data-only globals (see `NETWORK_PICKLE_GLOBALS`).
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { FaceganError, invalidOption } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
+import { readRegularFile, sameFile, writeFileAtomic } from '../files.js';
 import {
   bfloat16ToFloat32, float16ToFloat32, float32ToFloat16, looksLikeSafetensors, readSafetensors, writeSafetensors,
   type SafetensorsTensor,
@@ -138,12 +139,35 @@ export function readSafetensorsModel(buffer: Uint8Array): SafetensorsModel {
 }
 
 /**
+ * Refuses a checkpoint whose weights hold NaN or ±Inf (e.g. a flipped exponent bit): such a file
+ * is damaged, and the engine would only ever give NaN images from it.
+ * @throws FaceganError ERR_CORRUPT_FILE naming the first such tensor and index.
+ */
+export function checkFiniteWeights(tensors: ReadonlyMap<string, { data: Float32Array }>): void {
+  for (const [name, t] of tensors) {
+    const d = t.data;
+    for (let i = 0; i < d.length; i++) {
+      // x - x is 0 for every finite x and NaN for NaN / ±Inf: one test per value.
+      if (d[i]! - d[i]! !== 0) {
+        throw new FaceganError('ERR_CORRUPT_FILE', `Corrupt checkpoint: tensor ${name} holds ${d[i]} at index ${i} (weights must be finite)`);
+      }
+    }
+  }
+}
+
+/**
  * Reads a checkpoint already in memory, sniffing its format by content.
  * @throws FaceganError ERR_UNKNOWN_FORMAT, ERR_TRUNCATED_FILE, ERR_CORRUPT_FILE,
  *   ERR_FORBIDDEN_GLOBAL, ERR_UNSUPPORTED_ARCH.
  */
 export function readCheckpointBuffer(buffer: Uint8Array): Checkpoint {
   if (!(buffer instanceof Uint8Array)) throw invalidOption('src', 'a file path or a Buffer', buffer);
+  const ckpt = decodeCheckpoint(buffer);
+  checkFiniteWeights(ckpt.tensors);
+  return ckpt;
+}
+
+function decodeCheckpoint(buffer: Uint8Array): Checkpoint {
   try {
     switch (sniffFormat(buffer)) {
       case 'safetensors': {
@@ -176,15 +200,6 @@ export function readCheckpointBuffer(buffer: Uint8Array): Checkpoint {
   }
 }
 
-async function readInput(src: string): Promise<Buffer> {
-  try {
-    return await readFile(src);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? (err as Error).message})`;
-    throw new FaceganError('ERR_FILE_NOT_FOUND', `The checkpoint ${JSON.stringify(src)} ${why}`, { cause: err });
-  }
-}
 
 /**
  * Reads a checkpoint from a path or a buffer: a facegan safetensors file (StyleGAN2 or ProGAN), a
@@ -193,8 +208,11 @@ async function readInput(src: string): Promise<Buffer> {
  * `Gs`) or a rosinality stylegan2-pytorch `.pt` checkpoint (uses `g_ema` and `latent_avg`; zip or
  * legacy torch.save format, see docs/rosinality.md). Tensors are float32; for a safetensors F32
  * file read from a buffer they are views into it.
- * @throws FaceganError ERR_FILE_NOT_FOUND, ERR_UNKNOWN_FORMAT, ERR_TRUNCATED_FILE,
- *   ERR_CORRUPT_FILE, ERR_FORBIDDEN_GLOBAL, ERR_UNSUPPORTED_ARCH, ERR_INVALID_OPTION.
+ * Only regular files (and links to them) of at most MAX_INPUT_FILE_BYTES are read; weights must
+ * be finite.
+ * @throws FaceganError ERR_FILE_NOT_FOUND, ERR_FILE_TOO_LARGE, ERR_UNKNOWN_FORMAT (also: not a
+ *   regular file), ERR_TRUNCATED_FILE, ERR_CORRUPT_FILE, ERR_FORBIDDEN_GLOBAL,
+ *   ERR_UNSUPPORTED_ARCH, ERR_INVALID_OPTION.
  */
 export async function readCheckpoint(src: string | Uint8Array): Promise<Checkpoint> {
   if (typeof src === 'string') {
@@ -202,9 +220,10 @@ export async function readCheckpoint(src: string | Uint8Array): Promise<Checkpoi
     if (src.endsWith('.json') || (await stat(src).then((st) => st.isDirectory(), () => false))) {
       // A TensorFlow.js graph model (model.json + shards): the ProGAN reader.
       const g = await readTfjsGraphModel(src);
+      checkFiniteWeights(g.tensors);
       return { config: g.config, tensors: g.tensors, source: 'tfjs graph model', format: 'tfjs' };
     }
-    return readCheckpointBuffer(await readInput(src));
+    return readCheckpointBuffer(await readRegularFile(src, 'checkpoint'));
   }
   if (src instanceof Uint8Array) return readCheckpointBuffer(src);
   throw invalidOption('src', 'a file path or a Buffer', src);
@@ -279,6 +298,11 @@ export async function convertCheckpoint(src: string, dst: string, opts: { half?:
   if (typeof dst !== 'string' || dst.length === 0) throw invalidOption('dst', 'a file path', dst);
   if (opts === null || typeof opts !== 'object') throw invalidOption('opts', 'an object', opts);
   if (opts.half !== undefined && typeof opts.half !== 'boolean') throw invalidOption('opts.half', 'a boolean', opts.half);
+  // Writing over the source (the same path, or a hard / symbolic link to it) would destroy it.
+  const model = await stat(src).then((st) => (st.isDirectory() ? path.join(src, 'model.json') : src), () => src);
+  if (path.resolve(model) === path.resolve(dst) || (await sameFile(model, dst))) {
+    throw invalidOption('dst', `a file other than the source ${JSON.stringify(src)}`, dst);
+  }
   const ckpt = await readCheckpoint(src);
   await writeFileAtomic(dst, serializeModel(ckpt, { half: opts.half === true }));
 }

@@ -20,6 +20,9 @@ function unsupported(message: string): FaceganError {
   return new FaceganError('ERR_UNSUPPORTED_ARCH', `Unsupported ProGAN variant: ${message}`);
 }
 
+/** The largest |output.scale|, |output.offset| and |tfhub_clip| accepted (the original: 127.5, 63.75, [0, 1]). */
+const MAX_OUTPUT_MAP = 1e6;
+
 const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= 1 << 20;
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
@@ -44,7 +47,7 @@ export function validateProganConfig(raw: unknown): ProganConfig {
     throw corrupt(`channels must list ${Math.log2(R) - 1} positive integers (one per resolution 4…${R})`);
   }
   if (!isFiniteNumber(c.lrelu_slope) || c.lrelu_slope < 0 || c.lrelu_slope >= 1) throw corrupt('lrelu_slope must be in [0, 1)');
-  if (!isFiniteNumber(c.pixelnorm_eps) || c.pixelnorm_eps <= 0) throw corrupt('pixelnorm_eps must be a positive number');
+  if (!isFiniteNumber(c.pixelnorm_eps) || c.pixelnorm_eps <= 0 || c.pixelnorm_eps > 1) throw corrupt('pixelnorm_eps must be a number in (0, 1] (the original: 1e-8)');
   if (c.normalize_latent !== true) throw unsupported('a latent without pixel normalisation');
   if (c.upsample !== 'nearest') throw unsupported(`upsample ${JSON.stringify(c.upsample)} (only "nearest")`);
   if (c.weight_gain !== 1) throw unsupported(`weight_gain ${JSON.stringify(c.weight_gain)} (only 1: gains folded into the weights)`);
@@ -54,6 +57,10 @@ export function validateProganConfig(raw: unknown): ProganConfig {
     !Array.isArray(out.tfhub_clip) || out.tfhub_clip.length !== 2 || !out.tfhub_clip.every(isFiniteNumber)
   ) {
     throw corrupt('output must be { tfhub_clip: [lo, hi], scale, offset } with finite numbers');
+  }
+  const bounded = (v: number): boolean => Math.abs(v) <= MAX_OUTPUT_MAP;
+  if (!bounded(out.scale) || !bounded(out.offset) || out.tfhub_clip.some((v) => !bounded(v as number)) || (out.tfhub_clip[0] as number) > (out.tfhub_clip[1] as number)) {
+    throw corrupt(`output.scale, output.offset and output.tfhub_clip must lie in [${-MAX_OUTPUT_MAP}, ${MAX_OUTPUT_MAP}] with tfhub_clip[0] <= tfhub_clip[1]`);
   }
   return raw as ProganConfig;
 }

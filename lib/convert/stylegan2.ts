@@ -90,6 +90,14 @@ function show(v: unknown, depth = 0): string {
  * @throws FaceganError ERR_CORRUPT_FILE naming the first bad field; ERR_UNSUPPORTED_ARCH for an
  *   `arch` other than `stylegan2`.
  */
+/**
+ * The accepted mapping_lr_multiplier (the official value is 0.01): it scales every mapping
+ * weight and bias, and a value far outside this range only ever gives NaN faces.
+ */
+export const MAPPING_LR_RANGE: readonly [number, number] = [1e-6, 10];
+/** The largest conv_clamp accepted (official: 256; null means no clamp). */
+export const MAX_CONV_CLAMP = 65504;
+
 export function validateConfig(raw: unknown): StyleGAN2Config {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw corrupt('Invalid generator config: not an object');
   const c = raw as Record<string, unknown>;
@@ -120,12 +128,14 @@ export function validateConfig(raw: unknown): StyleGAN2Config {
   if (num_ws !== expectedWs) throw corrupt(`Invalid generator config: num_ws must be ${expectedWs} (2·log2(${img_resolution}) − 2) but is ${num_ws}`);
   const mapping_layers = int('mapping_layers', 1);
   const lr = c.mapping_lr_multiplier;
-  if (typeof lr !== 'number' || !Number.isFinite(lr) || lr <= 0) throw corrupt(`Invalid generator config: mapping_lr_multiplier must be a positive number but is ${show(lr)}`);
+  if (typeof lr !== 'number' || !(lr >= MAPPING_LR_RANGE[0] && lr <= MAPPING_LR_RANGE[1])) {
+    throw corrupt(`Invalid generator config: mapping_lr_multiplier must be a number in [${MAPPING_LR_RANGE.join(', ')}] (official models: 0.01) but is ${show(lr)}`);
+  }
   const channel_base = int('channel_base', 1);
   const channel_max = int('channel_max', 1);
   const clamp = c.conv_clamp;
-  if (clamp !== null && (typeof clamp !== 'number' || !Number.isFinite(clamp) || clamp <= 0)) {
-    throw corrupt(`Invalid generator config: conv_clamp must be a positive number or null but is ${show(clamp)}`);
+  if (clamp !== null && (typeof clamp !== 'number' || !(clamp > 0 && clamp <= MAX_CONV_CLAMP))) {
+    throw corrupt(`Invalid generator config: conv_clamp must be a number in (0, ${MAX_CONV_CLAMP}] or null (official models: 256) but is ${show(clamp)}`);
   }
   const num_fp16_res = int('num_fp16_res', 0);
   const config: StyleGAN2Config = {

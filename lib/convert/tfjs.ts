@@ -8,9 +8,10 @@
  * structure (pixel norm → 4×4 dense → [nearest ×2 → conv 3×3]… → 1×1 toRGB → clip); anything else
  * is refused with `ERR_UNSUPPORTED_ARCH` naming the node.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FaceganError } from '../errors.js';
+import { readRegularFile } from '../files.js';
 
 /** The configuration of a ProGAN generator (stored as `__metadata__.config`, see docs/progan.md). */
 export interface ProganConfig {
@@ -111,12 +112,11 @@ function unknownFormat(message: string): FaceganError {
   return new FaceganError('ERR_UNKNOWN_FORMAT', `Not a readable TensorFlow.js graph model: ${message}`);
 }
 
-async function readOrThrow(file: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    throw new FaceganError('ERR_FILE_NOT_FOUND', `Cannot read ${what} ${file}: ${(err as Error).message}`, { cause: err });
-  }
+/** The largest model.json read (the graph description; the weights are in the shards). */
+const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
+
+async function readOrThrow(file: string, what: string, limit?: number): Promise<Buffer> {
+  return readRegularFile(file, what, limit);
 }
 
 /** Resolves a directory or a model.json path to the model.json path. */
@@ -424,7 +424,7 @@ function f32(c: ConstValue): Float32Array {
  */
 export async function readTfjsGraphModel(modelPath: string): Promise<TfjsGraphModel> {
   const jsonPath = await resolveModelJson(modelPath);
-  const raw = await readOrThrow(jsonPath, 'model.json');
+  const raw = await readOrThrow(jsonPath, 'model.json', MAX_MODEL_JSON_BYTES);
   let model: Record<string, unknown>;
   try {
     model = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
