@@ -158,7 +158,7 @@ if [ $MODE = list ]; then
   echo "  steps (timeout s, needs):"
   for i in "${!NAMES[@]}"; do
     n=${NAMES[$i]}
-    if [ -n "$ONLY" ] && [ "$n" != configure ] && [ "$n" != build ] && ! [[ $n =~ $ONLY ]]; then continue; fi
+    if [ -n "$ONLY" ] && [ "$n" != env ] && [ "$n" != configure ] && [ "$n" != build ] && ! [[ $n =~ $ONLY ]]; then continue; fi
     printf '  %2d  %-30s %4s  %-9s %s\n' $((i + 1)) "$n" "${TMOS[$i]}" "${REQS[$i]}" "${CMDS[$i]}"
   done
   echo "  (needs: configure/build = an earlier step passed; torch = python3 imports torch with CUDA; sanitizer = compute-sanitizer found)"
