@@ -4,10 +4,10 @@ import path from 'node:path';
 import { readCheckpoint } from './convert/index.js';
 import { FaceganError, invalidOption } from './errors.js';
 import { createGenerator, type Generator, type LoadOptions } from './generator.js';
-import { packageRoot, type NativeTensor } from './native.js';
+import { defaultModelFile, type NativeTensor } from './native.js';
 
-/** The model that generate() and the CLI use when none is named. */
-export const DEFAULT_MODEL = path.join(packageRoot, 'weights', 'progan-celeba128.safetensors');
+/** The model that generate() and the CLI use when none is named (the weights package's file). */
+export const DEFAULT_MODEL = defaultModelFile();
 
 export interface LoadGeneratorOptions extends LoadOptions {
   /** Called while a catalogue model downloads. */

@@ -1,10 +1,20 @@
 /**
  * The typed shape of the raw addon (native/binding/addon.cc) and the one place it is loaded.
  *
- * Load order: a local build (build/Release) → the optional CUDA package → the CPU prebuild
- * shipped in prebuilds/. If all fail, one error lists every attempt and the command that fixes it.
+ * The addon ships in per-platform packages, installed by npm as optionalDependencies whose
+ * os / cpu / libc fields match this machine (see npm/ and README "Install"). Load order:
+ *
+ *   1. a local build, <package>/build/Release/facegan.node (a clone, or `npx facegan build-native`);
+ *   2. @facegan-native/<platform>-<arch>-cuda, when installed and an NVIDIA driver is present
+ *      (kept only if its CUDA backend is usable, or when there is no CPU package to fall back on);
+ *   3. @facegan-native/<platform>-<arch>, the CPU build;
+ *   4. nothing loads: one FaceganError (ERR_NATIVE) lists every attempt and what to do, as a
+ *      consumer: reinstall with optional dependencies, or build from source.
+ *
+ * Nothing is loaded until the first call that needs the engine, so `import` never fails.
  */
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,35 +89,161 @@ export interface NativeAddon {
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 
-let cached: NativeAddon | undefined;
+/** Platforms with a published binary package (npm/<name>); the message names them. */
+export const PREBUILT_PLATFORMS = ['linux-x64', 'linux-x64-cuda', 'linux-arm64', 'darwin-arm64', 'darwin-x64', 'win32-x64'] as const;
 
-/** The addon, loaded once. Throws a FaceganError listing every attempt when none loads. */
-export function native(): NativeAddon {
-  if (cached) return cached;
-  const attempts: string[] = [];
-  const tryLoad = (label: string, load: () => unknown): NativeAddon | undefined => {
+/** The embedded default model: the weights package, or weights/ in a clone of the repository. */
+export function defaultModelFile(): string {
+  try {
+    return require.resolve('@facegan-native/weights-progan-celeba128/progan-celeba128.safetensors');
+  } catch {
+    return path.join(packageRoot, 'weights', 'progan-celeba128.safetensors');
+  }
+}
+
+/** One attempt of the loader: what it tried and how it ended. */
+export interface NativeAttempt {
+  candidate: string;
+  result: 'loaded' | 'skipped' | 'failed';
+  detail: string;
+}
+
+export interface NativeEnvironment {
+  platform: NodeJS.Platform;
+  arch: string;
+  /** 'glibc' or 'musl' on Linux, undefined elsewhere. */
+  libc?: 'glibc' | 'musl';
+  /** Whether an NVIDIA driver seems present (Linux: /proc/driver/nvidia/version; Windows: nvcuda.dll). */
+  nvidiaDriver: boolean;
+  /** The directory of the facegan-native package (for the local build). */
+  root: string;
+  /** Loads a .node file or a package by name (Node's require by default). */
+  load: (idOrPath: string) => unknown;
+  /** Whether a package is installed (resolvable) — distinguishes "not installed" from "failed". */
+  installed: (name: string) => boolean;
+}
+
+function detectLibc(): 'glibc' | 'musl' | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return header?.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
+function detectNvidiaDriver(): boolean {
+  if (process.env.FACEGAN_NO_CUDA_PACKAGE === '1') return false;
+  if (process.platform === 'linux') return fs.existsSync('/proc/driver/nvidia/version');
+  if (process.platform === 'win32') return fs.existsSync(path.join(process.env.SystemRoot ?? 'C:\\Windows', 'System32', 'nvcuda.dll'));
+  return false;
+}
+
+export function currentEnvironment(): NativeEnvironment {
+  return {
+    platform: process.platform,
+    arch: process.arch,
+    libc: detectLibc(),
+    nvidiaDriver: detectNvidiaDriver(),
+    root: packageRoot,
+    load: (id) => require(id),
+    installed: (name) => {
+      try {
+        require.resolve(`${name}/package.json`);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+const firstLine = (err: unknown): string => String((err as Error)?.message ?? err).split('\n')[0];
+
+function looksLikeAddon(x: unknown): x is NativeAddon {
+  const a = x as NativeAddon | undefined;
+  return !!a && typeof a.createGenerator === 'function' && typeof a.availableBackends === 'function' && typeof a.numpyRandn === 'function';
+}
+
+/**
+ * Finds and loads the addon for `env` in the documented order. Returns the addon and the attempts,
+ * or throws ERR_NATIVE with the one message that lists them and says what to do.
+ */
+export function loadNative(env: NativeEnvironment = currentEnvironment()): { addon: NativeAddon; attempts: NativeAttempt[] } {
+  const attempts: NativeAttempt[] = [];
+  const tag = `${env.platform}-${env.arch}${env.libc === 'musl' ? '-musl' : ''}`;
+  const tryLoad = (candidate: string, id: string): NativeAddon | undefined => {
     try {
-      return load() as NativeAddon;
+      const addon = env.load(id);
+      if (!looksLikeAddon(addon)) throw new Error('it loaded but is not a facegan addon (missing exports)');
+      // A binary that loads but cannot run its own code (wrong CPU, broken build) fails here.
+      addon.numpyRandn(0, 1);
+      attempts.push({ candidate, result: 'loaded', detail: id });
+      return addon;
     } catch (err) {
-      attempts.push(`${label}: ${(err as Error).message.split('\n')[0]}`);
+      attempts.push({ candidate, result: 'failed', detail: firstLine(err) });
       return undefined;
     }
   };
-  const local = path.join(packageRoot, 'build', 'Release', 'facegan.node');
-  cached =
-    (fs.existsSync(local) ? tryLoad(`local build ${local}`, () => require(local)) : undefined) ??
-    tryLoad('CUDA package @facegan-native/linux-x64-cuda', () => {
-      const dir = path.dirname(require.resolve(`@facegan-native/${process.platform}-${process.arch}-cuda/package.json`));
-      return require('node-gyp-build')(dir);
-    }) ??
-    tryLoad(`prebuild in ${path.join(packageRoot, 'prebuilds')}`, () => require('node-gyp-build')(packageRoot));
-  if (!cached) {
-    throw new FaceganError(
-      'ERR_NATIVE',
-      `Could not load the facegan-native addon for ${process.platform}-${process.arch} (Node ${process.versions.node}).\n` +
-        attempts.map((a) => `  - ${a}`).join('\n') +
-        `\nBuild it from source with: npm run build:native (needs CMake and a C++17 compiler).`,
-    );
+
+  // 1. A local build.
+  const local = path.join(env.root, 'build', 'Release', 'facegan.node');
+  if (fs.existsSync(local)) {
+    const addon = tryLoad('local build', local);
+    if (addon) return { addon, attempts };
+  } else {
+    attempts.push({ candidate: 'local build', result: 'skipped', detail: `${local} does not exist` });
   }
+
+  // 2. The CUDA package, when a driver is there.
+  const cudaPkg = `@facegan-native/${tag}-cuda`;
+  const cpuPkg = `@facegan-native/${tag}`;
+  let cudaFallback: NativeAddon | undefined;
+  if (!env.installed(cudaPkg)) {
+    attempts.push({ candidate: cudaPkg, result: 'skipped', detail: 'not installed' });
+  } else if (!env.nvidiaDriver) {
+    attempts.push({ candidate: cudaPkg, result: 'skipped', detail: 'no NVIDIA driver found' });
+  } else {
+    const addon = tryLoad(cudaPkg, cudaPkg);
+    if (addon) {
+      const b = addon.availableBackends();
+      if (b.backends.includes('cuda') || !env.installed(cpuPkg)) return { addon, attempts };
+      attempts[attempts.length - 1] = { candidate: cudaPkg, result: 'skipped', detail: `loaded, but CUDA is not usable: ${b.unavailable}` };
+      cudaFallback = addon;
+    }
+  }
+
+  // 3. The CPU package.
+  if (env.installed(cpuPkg)) {
+    const addon = tryLoad(cpuPkg, cpuPkg);
+    if (addon) return { addon, attempts };
+  } else {
+    attempts.push({ candidate: cpuPkg, result: 'skipped', detail: 'not installed' });
+  }
+  if (cudaFallback) return { addon: cudaFallback, attempts };
+
+  // 4. Nothing: one message.
+  throw new FaceganError('ERR_NATIVE', nativeLoadMessage(env, tag, attempts));
+}
+
+export function nativeLoadMessage(env: NativeEnvironment, tag: string, attempts: NativeAttempt[]): string {
+  const where = `${tag}${env.libc === 'glibc' ? ' (glibc)' : ''}, Node ${process.versions.node}`;
+  const supported = (PREBUILT_PLATFORMS as readonly string[]).includes(tag);
+  return [
+    `facegan-native could not load its native addon on ${where}. Tried, in order:`,
+    ...attempts.map((a, i) => `  ${i + 1}. ${a.candidate}: ${a.result === 'skipped' ? a.detail : `${a.result}: ${a.detail}`}`),
+    'To fix it:',
+    supported
+      ? `  - Reinstall so that npm installs @facegan-native/${tag}: \`npm install facegan-native\` without --omit=optional / --no-optional` +
+        ' (a package-lock.json made on another platform can leave it out: delete it and node_modules, then install again).'
+      : `  - No prebuilt binary is published for ${tag} (there are for ${PREBUILT_PLATFORMS.join(', ')}).`,
+    '  - Or build it from source (needs CMake >= 3.18 and a C++17 compiler):' +
+      ' `npm install --save-dev cmake-js` then `npx facegan build-native`.',
+    `  (${os.type()} ${os.release()}; details: README "Install".)`,
+  ].join('\n');
+}
+
+let cached: NativeAddon | undefined;
+
+/** The addon, loaded once. Throws a FaceganError (ERR_NATIVE) listing every attempt when none loads. */
+export function native(): NativeAddon {
+  if (!cached) cached = loadNative().addon;
   return cached;
 }

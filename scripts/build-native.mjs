@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds the native addon with cmake-js into build/Release/facegan.node.
+// Builds the native addon with cmake-js into build/Release/facegan.node (`npm run build:native` in a
+// clone; `npx facegan build-native` in a project that installed facegan-native).
 // The CUDA backend is compiled when CMake finds a CUDA toolkit (set FACEGAN_CUDA=0 to skip it).
 // FACEGAN_TOOLS=1 also builds the C++ check / bench / unit executables into build/bin.
 // Extra arguments are passed to cmake-js (e.g. --debug).
@@ -11,7 +12,17 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+let cmakeJs;
+try {
+  cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+} catch {
+  console.error(
+    'facegan build-native: cmake-js is not installed. Install it next to facegan-native\n' +
+      '  npm install --save-dev cmake-js\n' +
+      'and make sure CMake >= 3.18 and a C++17 compiler are on the PATH, then run this again.',
+  );
+  process.exit(1);
+}
 
 const cuda = process.env.FACEGAN_CUDA === '0' ? 'OFF' : 'ON';
 const common = [
