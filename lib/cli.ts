@@ -20,13 +20,16 @@ import { DEFAULT_MODEL, loadGenerator } from './load.js';
 const USAGE = `Usage:
   facegan generate [--model PATH|ID] [--seed N | --seeds LIST] [--psi X] [--trunc-cutoff K]
                    [--noise const|random|none] [--class K] [--device auto|cpu|cuda]
-                   [-o FILE.png | --outdir DIR]
+                   [-o FILE.png | --outdir DIR] [--grid [--grid-cols N] -o grid.png]
   facegan convert SRC DST.safetensors [--half]
   facegan info [MODEL]
   facegan pull ID
   facegan export-onnx MODEL OUT.onnx [--graphs one|two] [--opset N] [--noise const|none] [--trunc-cutoff K]
   facegan serve [--model PATH|ID] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda]
                 [--max-queue 32] [--queue-timeout MS] [--shutdown-timeout MS] [--no-provenance]
+  facegan interpolate [--model PATH|ID] --from SEED --to SEED [--steps 60] [--space z|w] [--method slerp|lerp]
+                      [--psi X] [--fps 24] [--size N] (-o walk.webp | --frames DIR)
+  facegan mix [--model PATH|ID] --rows 1,2,3 --cols 4,5,6 [--styles coarse|middle|fine|A-B] [--psi X] [-o mix.png]
   facegan backends
 
 Seeds LIST: comma-separated numbers and ranges, e.g. 0-9,42.
@@ -65,9 +68,16 @@ async function cmdGenerate(args: string[]): Promise<void> {
       device: { type: 'string' },
       output: { type: 'string', short: 'o' },
       outdir: { type: 'string' },
+      grid: { type: 'boolean' },
+      'grid-cols': { type: 'string' },
     },
   });
   const seeds = values.seeds !== undefined ? parseSeeds(values.seeds) : [num('seed', values.seed) ?? Math.floor(Math.random() * 2 ** 32)];
+  if (values.grid) {
+    const { generateGridCommand } = await import('./cli-media.js');
+    await generateGridCommand(values, seeds);
+    return;
+  }
   const gen = await loadGenerator(values.model ?? DEFAULT_MODEL, { device: values.device as never });
   try {
     const images = await gen.generate({
@@ -140,6 +150,12 @@ export async function main(argv: string[]): Promise<number> {
         await exportOnnxCli(rest);
         return 0;
       }
+      case 'interpolate':
+        await (await import('./cli-media.js')).interpolateCommand(rest);
+        return 0;
+      case 'mix':
+        await (await import('./cli-media.js')).mixCommand(rest);
+        return 0;
       case 'serve':
         await cmdServe(rest);
         return 0;

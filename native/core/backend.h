@@ -61,6 +61,9 @@ struct BackendReg {
 };
 
 const std::vector<BackendReg>& backend_registry();
+// Adds a backend at run time (before any Generator is created): the C++ tools register the
+// emulated CUDA backend "cuda-emu" (native/cuda/emu) this way; the addon never does.
+void register_backend(const BackendReg& reg);
 
 // Defined by native/cpu.
 std::unique_ptr<Backend> create_cpu_backend();

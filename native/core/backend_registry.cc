@@ -18,11 +18,18 @@ std::vector<BackendReg> make_registry() {
   return r;
 }
 
+std::vector<BackendReg>& mutable_registry() {
+  static std::vector<BackendReg> registry = make_registry();
+  return registry;
+}
 }  // namespace
 
-const std::vector<BackendReg>& backend_registry() {
-  static const std::vector<BackendReg> registry = make_registry();
-  return registry;
+const std::vector<BackendReg>& backend_registry() { return mutable_registry(); }
+
+void register_backend(const BackendReg& reg) {
+  for (const BackendReg& r : mutable_registry())
+    if (std::string(r.name) == reg.name) return;
+  mutable_registry().push_back(reg);
 }
 
 std::vector<std::string> available_backends(std::string* why_not) {

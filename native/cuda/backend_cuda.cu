@@ -585,7 +585,10 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
   // ---- upload
   const std::vector<uint8_t>& data = blob.data();
   FG_CUDA_CHECK(weights_.alloc(data.size()));
-  FG_CUDA_CHECK(cudaMemcpy(weights_.get(), data.data(), data.size(), cudaMemcpyHostToDevice));
+  // On the compute stream: a synchronous cudaMemcpy runs on the legacy default stream, which a
+  // non-blocking stream does not wait for (its DMA may still be in flight when a kernel reads).
+  FG_CUDA_CHECK(cudaMemcpyAsync(weights_.get(), data.data(), data.size(), cudaMemcpyHostToDevice, stream_));
+  FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
   style_dev_.affine_W = wptr<float>(affine_W_);
   style_dev_.affine_b = wptr<float>(affine_b_);
   style_dev_.affine_tiles = wptr<RowTile>(affine_tiles_);

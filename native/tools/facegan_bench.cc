@@ -33,6 +33,9 @@
 #endif
 
 #include "facegan.h"
+#ifdef FACEGAN_WITH_CUDA_EMU
+#include "emu_backend.h"  // backend "cuda-emu": the CUDA sources on the CPU emulator
+#endif
 #include "random_model.h"
 #include "safetensors.h"
 
@@ -92,6 +95,9 @@ double nominal_macs(const std::vector<TensorView>& tensors, const ModelInfo& mi)
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef FACEGAN_WITH_CUDA_EMU
+  facegan::register_cuda_emu_backend();
+#endif
   LoadOptions lo;
   std::string config = "ffhq256";
   std::vector<int> batches = {1, 4};

@@ -33,6 +33,9 @@
 #include <vector>
 
 #include "facegan.h"
+#ifdef FACEGAN_WITH_CUDA_EMU
+#include "emu_backend.h"  // backend "cuda-emu": the CUDA sources on the CPU emulator
+#endif
 #include "json.h"
 #include "random_model.h"
 #include "safetensors.h"
@@ -997,6 +1000,9 @@ int run_self_test(const Opts& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef FACEGAN_WITH_CUDA_EMU
+  facegan::register_cuda_emu_backend();
+#endif
   Opts o;
   std::vector<std::string> pos;
   bool compare_mode = false, self_test = false, progan = false;

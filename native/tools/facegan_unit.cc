@@ -22,6 +22,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -36,7 +37,12 @@
 #include "../cuda/indexing.cuh"
 #include "../cuda/philox.cuh"
 #include "../cuda/plan.h"
+#include "conv_ref.h"
 #include "backend.h"
+#ifdef FACEGAN_WITH_CUDA_EMU
+#include "kernel_tests.h"  // the CUDA kernels run by the emulator
+#include "emu_backend.h"  // backend "cuda-emu": the CUDA sources on the CPU emulator
+#endif
 #ifdef FACEGAN_WITH_CUDA
 #include "../cuda/kernels.h"  // launch_noise, for the device-vs-host noise bits check
 #endif
@@ -89,62 +95,8 @@ std::string fmt(const char* f, double a, double b) {
 // ---------------------------------------------------------------------------------------------
 // Naive references (activations NHWC, weights [Cout][Cin][3][3], styles [b][Cin]).
 
-// out[b][y][x][o] = sum x[b][y+ky-1][x+kx-1][c] * s[b][c] * W[o][c][ky][kx] (bstride 0: shared input)
-std::vector<float> ref_conv3x3(const ConvGeom& g, const std::vector<float>& x, int64_t bstride,
-                               const std::vector<float>& s, const std::vector<float>& W) {
-  std::vector<float> out((size_t)g.batch * g.H * g.W * g.Cout, 0.0f);
-  for (int b = 0; b < g.batch; ++b)
-    for (int y = 0; y < g.H; ++y)
-      for (int xx = 0; xx < g.W; ++xx)
-        for (int o = 0; o < g.Cout; ++o) {
-          double acc = 0.0;
-          for (int ky = 0; ky < 3; ++ky)
-            for (int kx = 0; kx < 3; ++kx) {
-              const int iy = y + ky - 1, ix = xx + kx - 1;
-              if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
-              for (int c = 0; c < g.Cin; ++c)
-                acc += (double)x[b * bstride + ((size_t)iy * g.W + ix) * g.Cin + c] * s[(size_t)b * g.Cin + c] *
-                       W[(((size_t)o * g.Cin + c) * 3 + ky) * 3 + kx];
-            }
-          out[(((size_t)b * g.H + y) * g.W + xx) * g.Cout + o] = (float)acc;
-        }
-  return out;
-}
-
-// Transposed conv (stride 2, no padding) -> (2H+1)^2, then FIR [1,3,3,1]^2/64 * 4 with padding 1
-// -> (2H)^2. Output NHWC.
-std::vector<float> ref_upconv(const ConvGeom& g, const std::vector<float>& x, int64_t bstride,
-                              const std::vector<float>& s, const std::vector<float>& W) {
-  const int T = 2 * g.H + 1, O = 2 * g.H;
-  std::vector<double> t((size_t)T * T);
-  std::vector<float> out((size_t)g.batch * O * O * g.Cout, 0.0f);
-  const double f1[4] = {1, 3, 3, 1};
-  for (int b = 0; b < g.batch; ++b)
-    for (int o = 0; o < g.Cout; ++o) {
-      std::fill(t.begin(), t.end(), 0.0);
-      for (int i = 0; i < g.H; ++i)
-        for (int j = 0; j < g.W; ++j)
-          for (int c = 0; c < g.Cin; ++c) {
-            const double v = (double)x[b * bstride + ((size_t)i * g.W + j) * g.Cin + c] * s[(size_t)b * g.Cin + c];
-            for (int kh = 0; kh < 3; ++kh)
-              for (int kw = 0; kw < 3; ++kw)
-                t[(size_t)(2 * i + kh) * T + (2 * j + kw)] += v * W[(((size_t)o * g.Cin + c) * 3 + kh) * 3 + kw];
-          }
-      // upfirdn2d: pad 1, correlate with the flipped (symmetric) 4x4 filter, gain 4.
-      for (int Y = 0; Y < O; ++Y)
-        for (int X = 0; X < O; ++X) {
-          double acc = 0.0;
-          for (int a = 0; a < 4; ++a)
-            for (int c = 0; c < 4; ++c) {
-              const int ty = Y + a - 1, tx = X + c - 1;
-              if (ty < 0 || ty >= T || tx < 0 || tx >= T) continue;
-              acc += t[(size_t)ty * T + tx] * f1[a] * f1[c] / 64.0 * 4.0;
-            }
-          out[(((size_t)b * O + Y) * O + X) * g.Cout + o] = (float)acc;
-        }
-    }
-  return out;
-}
+using testref::ref_conv3x3;
+using testref::ref_upconv;
 
 // Elements per sample of a conv's input tensor (the grid, or its nearest-x2 source).
 int64_t in_plane(const ConvGeom& g) { return (int64_t)(g.H >> g.src_shift) * (g.W >> g.src_shift) * g.Cin; }
@@ -1861,9 +1813,27 @@ void test_cuda_progan() {
 }
 #endif
 
+#ifdef FACEGAN_WITH_CUDA_EMU
+// The CUDA kernels themselves (native/cuda/*.cu), executed by the CPU emulator, each family
+// against a naive reference: one line per kernel case.
+void run_emulated_kernel_tests() {
+  emu_tests::Results results;
+  const char* quick = std::getenv("FACEGAN_EMU_QUICK");
+  emu_tests::run_kernel_tests(&results, quick && std::string(quick) == "1");
+  for (const auto& r : results) {
+    if (r.ok) ++g_passed;
+    else ++g_failed;
+    std::printf("  %-5s emulated %s: %s\n", r.ok ? "ok" : "FAIL", r.name.c_str(), r.detail.c_str());
+  }
+}
+#endif
+
 }  // namespace
 
 int main() {
+#ifdef FACEGAN_WITH_CUDA_EMU
+  facegan::register_cuda_emu_backend();
+#endif
   std::printf("facegan-unit: CUDA backend index arithmetic on the CPU (and end to end on a GPU)\n");
   run_case("philox4x32-10 known-answer vectors", test_philox_kat);
   run_case("box-muller normals", test_box_muller);
@@ -1889,6 +1859,9 @@ int main() {
   run_case("host reference == core cpu-ref engine (tiny network)", test_host_reference_vs_cpu_ref);
   run_case("ProGAN spec forward == core cpu-ref engine (tiny ProGAN)", test_progan_host_vs_cpu_ref);
   run_case("ProGAN pipeline emulation (backend geometry + kernels) == cpu-ref", test_progan_pipeline_emulation);
+#ifdef FACEGAN_WITH_CUDA_EMU
+  run_emulated_kernel_tests();
+#endif
 #ifdef FACEGAN_WITH_CUDA
   run_case("CUDA backend (end to end when a GPU is present)", test_cuda_backend);
   run_case("CUDA noise kernel == CPU noise_fill, bits (GPU only)", test_cuda_noise_bits);

@@ -1,0 +1,51 @@
+// fg_emu control: what tests use to steer and observe the emulator (plain C++, no CUDA types), so
+// that code outside the emulator build (native/tools) can include it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace fg_emu {
+
+struct Config {
+  // Fake device memory: cudaMalloc fails with cudaErrorMemoryAllocation past it, cudaMemGetInfo
+  // reports it (env FACEGAN_EMU_MEMORY, bytes; default 4 GiB).
+  size_t device_memory = size_t(4) << 30;
+  // The Nth cudaMalloc from now fails (1 = the next one); 0 = none (env FACEGAN_EMU_FAIL_MALLOC).
+  int fail_malloc_at = 0;
+  // Order in which a block's threads are resumed between barriers: 0 forward, 1 reverse, 2 seeded
+  // shuffle (env FACEGAN_EMU_SCHEDULE=forward|reverse|shuffle).
+  int schedule = 0;
+  // Number of devices reported (env FACEGAN_EMU_DEVICES; 0 behaves as a machine without a GPU).
+  int devices = 1;
+  // Compute capability reported (env FACEGAN_EMU_CC, e.g. 80; the device code paths compiled in
+  // are those of __CUDA_ARCH__, see CMakeLists.txt).
+  int cc = 80;
+};
+Config& config();
+
+struct Stats {
+  uint64_t launches = 0;       // kernel launches executed (graph replays included)
+  uint64_t blocks = 0;         // blocks executed
+  uint64_t graph_launches = 0;
+  uint64_t mallocs = 0;
+  size_t bytes_in_use = 0;     // device memory allocated now
+  size_t peak_bytes = 0;
+};
+Stats stats();
+
+// The message of the last fault a kernel raised (deadlock, trap, shared-memory bounds, ...), with
+// the kernel, block and thread; empty when none.
+std::string fault_message();
+
+// Clears errors, frees every allocation and stream, resets the configuration from the
+// environment (cudaDeviceReset does the same).
+void reset();
+
+// The emulator's binary16 / bfloat16 conversions (for cross-checks against the CUDA toolkit's).
+uint16_t float_to_half_bits(float f);
+float half_bits_to_float(uint16_t h);
+uint16_t float_to_bf16_bits(float f);
+
+}  // namespace fg_emu

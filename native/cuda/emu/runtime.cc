@@ -1,0 +1,1272 @@
+// fg_emu runtime: fibers, the block scheduler, barriers and warp collectives, block-scope memory,
+// the CUDA runtime API subset (memory, copies, streams, events, stream capture and graphs, device
+// attributes, errors) and the checkers. See fg_emu.h for the model.
+//
+// Memory model of the emulated device (chosen to make ordering bugs loud, within what CUDA allows):
+//  - cudaMalloc memory starts filled with 0xFF bytes (NaN as float, half and bfloat16);
+//  - a synchronous cudaMemcpy from pageable host memory to the device may, per the CUDA docs,
+//    return before the DMA completes; here its data lands only when the legacy default stream is
+//    next synchronised with other work (an op on the legacy stream or a blocking stream, a device
+//    or legacy-stream synchronisation, cudaFree). Kernels on a non-blocking stream do not wait for
+//    it and read the NaN fill instead;
+//  - copies between the device and pinned host memory (cudaMallocHost) are truly asynchronous:
+//    they run at the next operation on their stream or at its synchronisation, not at the call;
+//  - a fault inside a kernel (trap, deadlock, shared-memory bounds) is reported at the next
+//    synchronising call, not at the launch, and is sticky until cudaDeviceReset, as on a GPU.
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cuda_bf16.h"
+#include "cuda_fp16.h"
+#include "cuda_runtime.h"
+#include "emu_control.h"
+#include "emu_internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define FG_EMU_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+extern "C" {
+void* __tsan_get_current_fiber(void);
+void* __tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void* fiber);
+void __tsan_switch_to_fiber(void* fiber, unsigned flags);
+void __tsan_set_fiber_name(void* fiber, const char* name);
+void __tsan_acquire(void* addr);
+void __tsan_release(void* addr);
+}
+#define FG_EMU_TSAN 1
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Context switch. x86-64 System V: save the callee-saved registers, MXCSR and the x87 control word
+// on the old stack, swap stack pointers, restore. A fresh stack is laid out so that the first
+// switch "returns" into fg_emu_fiber_trampoline with a 16-byte aligned stack.
+#if defined(__x86_64__)
+extern "C" void fg_emu_switch(void** save_sp, void* load_sp);
+extern "C" void fg_emu_fiber_trampoline();
+extern "C" void fg_emu_fiber_main();
+asm(R"(
+.text
+.globl fg_emu_switch
+.type fg_emu_switch,@function
+fg_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size fg_emu_switch,.-fg_emu_switch
+.globl fg_emu_fiber_trampoline
+.type fg_emu_fiber_trampoline,@function
+fg_emu_fiber_trampoline:
+  call fg_emu_fiber_main
+  ud2
+.size fg_emu_fiber_trampoline,.-fg_emu_fiber_trampoline
+.section .note.GNU-stack,"",@progbits
+.text
+)");
+#else
+#include <ucontext.h>
+extern "C" void fg_emu_fiber_main();
+#endif
+
+namespace fg_emu {
+
+thread_local ThreadCtx* tls_thread = nullptr;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Configuration, statistics, errors.
+
+Config g_config;
+bool g_config_loaded = false;
+Stats g_stats;
+std::recursive_mutex g_mu;  // the emulated device is used by one host thread at a time
+
+void load_config() {
+  g_config = Config();
+  if (const char* v = getenv("FACEGAN_EMU_MEMORY")) g_config.device_memory = (size_t)strtoull(v, nullptr, 10);
+  if (const char* v = getenv("FACEGAN_EMU_FAIL_MALLOC")) g_config.fail_malloc_at = atoi(v);
+  if (const char* v = getenv("FACEGAN_EMU_SCHEDULE")) {
+    g_config.schedule = !strcmp(v, "reverse") ? 1 : !strcmp(v, "shuffle") ? 2 : 0;
+  }
+  if (const char* v = getenv("FACEGAN_EMU_DEVICES")) g_config.devices = atoi(v);
+  if (const char* v = getenv("FACEGAN_EMU_CC")) g_config.cc = atoi(v);
+  g_config_loaded = true;
+}
+
+Config& cfg() {
+  if (!g_config_loaded) load_config();
+  return g_config;
+}
+
+cudaError_t g_last_error = cudaSuccess;  // non-sticky (cudaGetLastError clears it)
+cudaError_t g_pending_fault = cudaSuccess;  // raised by a kernel, reported at the next sync
+cudaError_t g_sticky = cudaSuccess;         // after it was reported
+std::string g_fault_msg;
+
+cudaError_t set_error(cudaError_t e) {
+  if (e != cudaSuccess && g_last_error == cudaSuccess) g_last_error = e;
+  return e;
+}
+
+// A synchronising call: reports a pending kernel fault, which then sticks.
+cudaError_t sync_point() {
+  if (g_pending_fault != cudaSuccess) {
+    g_sticky = g_pending_fault;
+    g_pending_fault = cudaSuccess;
+  }
+  return g_sticky;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device memory.
+
+struct Alloc {
+  size_t bytes;
+};
+std::map<uintptr_t, Alloc> g_allocs;  // device allocations by start address
+struct HostAlloc {
+  size_t bytes;
+};
+std::map<uintptr_t, HostAlloc> g_pinned;
+
+bool is_pinned(const void* p, size_t bytes) {
+  const uintptr_t a = (uintptr_t)p;
+  auto it = g_pinned.upper_bound(a);
+  if (it == g_pinned.begin()) return false;
+  --it;
+  return a >= it->first && a + bytes <= it->first + it->second.bytes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams, deferred copies, capture.
+
+struct Node {
+  enum Kind { Kernel, Copy, Set } kind = Kernel;
+  std::string name;
+  void (*key)() = nullptr;
+  LaunchCfg lc;
+  std::function<void()> body;
+  void* dst = nullptr;
+  const void* src = nullptr;
+  size_t bytes = 0;
+  int value = 0;
+};
+
+struct Graph {
+  std::vector<Node> nodes;
+};
+
+struct Stream {
+  unsigned flags = 0;
+  bool capturing = false;
+  bool invalidated = false;
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
+  Graph* graph = nullptr;
+  // Pinned copies enqueued and not yet run (truly asynchronous).
+  std::vector<std::function<void()>> deferred;
+};
+
+Stream g_legacy;  // stream 0 / cudaStreamLegacy
+std::set<Stream*> g_streams;
+int g_active_captures = 0;  // global / thread-local mode captures in progress
+
+struct PendingLegacyCopy {
+  void* dst;
+  std::vector<uint8_t> data;
+};
+std::vector<PendingLegacyCopy> g_legacy_pending;
+
+Stream* get_stream(cudaStream_t s) {
+  if (s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread) return &g_legacy;
+  Stream* st = reinterpret_cast<Stream*>(s);
+  return g_streams.count(st) ? st : nullptr;
+}
+
+bool syncs_with_legacy(const Stream* st) { return st == &g_legacy || (st->flags & cudaStreamNonBlocking) == 0; }
+
+void flush_legacy() {
+  for (PendingLegacyCopy& c : g_legacy_pending) memcpy(c.dst, c.data.data(), c.data.size());
+  g_legacy_pending.clear();
+}
+
+void flush_stream(Stream* st) {
+  std::vector<std::function<void()>> q;
+  q.swap(st->deferred);
+  for (auto& f : q) f();
+}
+
+// Everything an operation enqueued on `st` is ordered after.
+void before_op(Stream* st) {
+  if (syncs_with_legacy(st)) {
+    flush_legacy();
+    for (Stream* o : g_streams)
+      if (syncs_with_legacy(o)) flush_stream(o);
+    flush_stream(&g_legacy);
+  }
+  flush_stream(st);
+}
+
+void flush_all() {
+  flush_legacy();
+  flush_stream(&g_legacy);
+  for (Stream* o : g_streams) flush_stream(o);
+}
+
+// A call CUDA prohibits while a global / thread-local capture is in progress: invalidates it.
+bool unsafe_during_capture() {
+  if (g_active_captures == 0) return false;
+  for (Stream* s : g_streams)
+    if (s->capturing && s->mode != cudaStreamCaptureModeRelaxed) s->invalidated = true;
+  set_error(cudaErrorStreamCaptureUnsupported);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fibers and the block scheduler.
+
+enum class FState { Runnable, AtBarrier, AtWarp, Done };
+
+struct Fiber {
+  void* sp = nullptr;
+  char* stack = nullptr;
+  size_t stack_bytes = 0;
+  ThreadCtx ctx;
+  FState state = FState::Done;
+  const void* barrier_site = nullptr;
+#if !defined(__x86_64__)
+  ucontext_t uc;
+#endif
+#ifdef FG_EMU_ASAN
+  void* fake_stack = nullptr;
+#endif
+#ifdef FG_EMU_TSAN
+  void* tsan = nullptr;
+#endif
+};
+
+struct Region {
+  void* p;
+  size_t bytes;
+  const char* name;
+};
+
+#if defined(FG_EMU_ASAN) || defined(FG_EMU_TSAN)
+constexpr size_t kStackBytes = 512 * 1024;
+#else
+constexpr size_t kStackBytes = 128 * 1024;
+#endif
+
+struct Worker {
+  void* sched_sp = nullptr;
+#if !defined(__x86_64__)
+  ucontext_t sched_uc;
+#endif
+#ifdef FG_EMU_ASAN
+  const void* sched_stack_bottom = nullptr;
+  size_t sched_stack_size = 0;
+  void* sched_fake = nullptr;
+#endif
+#ifdef FG_EMU_TSAN
+  void* sched_tsan = nullptr;
+#endif
+  std::vector<std::unique_ptr<Fiber>> fibers;
+  Fiber* cur = nullptr;
+  // The launch and block being run.
+  const char* kernel = nullptr;
+  void (*key)() = nullptr;
+  const std::function<void()>* body = nullptr;
+  int nthreads = 0;
+  dim3 bidx;
+  std::vector<Region> regions;  // this block's shared memory (index 0: dynamic)
+  size_t static_bytes = 0, smem_limit = 0;
+  std::vector<uint8_t> dyn;
+  size_t dyn_bytes = 0;
+  std::vector<LaneSlot> lanes;  // one per thread
+  std::vector<unsigned> warp_arrived;
+  bool failed = false;
+  int barrier_gen = 0;
+  char sync_objs[4];  // addresses for ThreadSanitizer's happens-before annotations
+  std::vector<char> warp_sync;
+};
+
+Worker g_worker;
+[[maybe_unused]] char g_launch_begin_sync, g_launch_end_sync;
+
+std::string dim_str(dim3 d) {
+  return "(" + std::to_string(d.x) + "," + std::to_string(d.y) + "," + std::to_string(d.z) + ")";
+}
+
+void switch_to_fiber(Worker& w, Fiber* f) {
+  w.cur = f;
+  tls_thread = &f->ctx;
+#ifdef FG_EMU_ASAN
+  __sanitizer_start_switch_fiber(&w.sched_fake, f->stack, f->stack_bytes);
+#endif
+#ifdef FG_EMU_TSAN
+  __tsan_switch_to_fiber(f->tsan, 1 /* no synchronisation: barriers annotate their own */);
+#endif
+#if defined(__x86_64__)
+  fg_emu_switch(&w.sched_sp, f->sp);
+#else
+  swapcontext(&w.sched_uc, &f->uc);
+#endif
+#ifdef FG_EMU_ASAN
+  __sanitizer_finish_switch_fiber(w.sched_fake, nullptr, nullptr);
+#endif
+  tls_thread = nullptr;
+  w.cur = nullptr;
+}
+
+// From a fiber back to the scheduler. `done`: the fiber will never run again on this stack.
+void switch_to_scheduler(Worker& w, bool done) {
+  Fiber* f = w.cur;
+#ifdef FG_EMU_ASAN
+  __sanitizer_start_switch_fiber(done ? nullptr : &f->fake_stack, w.sched_stack_bottom, w.sched_stack_size);
+#else
+  (void)done;
+#endif
+#ifdef FG_EMU_TSAN
+  __tsan_switch_to_fiber(w.sched_tsan, 1);
+#endif
+#if defined(__x86_64__)
+  fg_emu_switch(&f->sp, w.sched_sp);
+#else
+  swapcontext(&f->uc, &w.sched_uc);
+#endif
+#ifdef FG_EMU_ASAN
+  __sanitizer_finish_switch_fiber(f->fake_stack, &w.sched_stack_bottom, &w.sched_stack_size);
+#endif
+}
+
+[[noreturn]] void fiber_fail(Worker& w, cudaError_t code, const std::string& what) {
+  if (!w.failed) {
+    w.failed = true;
+    std::string where = std::string("kernel ") + w.kernel + ", block " + dim_str(w.bidx);
+    if (w.cur) where += ", thread " + dim_str(dim3(w.cur->ctx.tid.x, w.cur->ctx.tid.y, w.cur->ctx.tid.z));
+    g_fault_msg = where + ": " + what;
+    fprintf(stderr, "fg_emu: %s\n", g_fault_msg.c_str());
+    if (g_pending_fault == cudaSuccess && g_sticky == cudaSuccess) g_pending_fault = code;
+  }
+  w.cur->state = FState::Done;
+  switch_to_scheduler(w, true);
+  __builtin_trap();  // never resumed
+}
+
+}  // namespace
+}  // namespace fg_emu
+
+extern "C" void fg_emu_fiber_main() {
+  using namespace fg_emu;
+  Worker& w = g_worker;
+#ifdef FG_EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &w.sched_stack_bottom, &w.sched_stack_size);
+#endif
+#ifdef FG_EMU_TSAN
+  __tsan_acquire(&g_launch_begin_sync);
+#endif
+  (*w.body)();
+#ifdef FG_EMU_TSAN
+  __tsan_release(&g_launch_end_sync);
+#endif
+  w.cur->state = FState::Done;
+  switch_to_scheduler(w, true);
+  __builtin_trap();
+}
+
+namespace fg_emu {
+namespace {
+
+void init_fiber(Fiber* f) {
+  if (!f->stack) {
+    const size_t guard = 4096;
+    void* m = mmap(nullptr, kStackBytes + guard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+      fprintf(stderr, "fg_emu: out of memory for fiber stacks\n");
+      abort();
+    }
+    mprotect(m, guard, PROT_NONE);  // a stack overflow faults instead of corrupting memory
+    f->stack = static_cast<char*>(m) + guard;
+    f->stack_bytes = kStackBytes;
+#ifdef FG_EMU_TSAN
+    f->tsan = __tsan_create_fiber(0);
+#endif
+  }
+#if defined(__x86_64__)
+  // Top of stack, 16-byte aligned: [trampoline return address] then 6 registers + 8 bytes of
+  // MXCSR / FPU control word below it, as fg_emu_switch pops them.
+  uintptr_t top = ((uintptr_t)(f->stack + f->stack_bytes)) & ~(uintptr_t)15;
+  uint64_t* sp = reinterpret_cast<uint64_t*>(top);
+  // After `ret` into the trampoline the stack pointer is `top` (16-byte aligned), so its `call`
+  // enters fg_emu_fiber_main with the ABI's alignment (rsp % 16 == 8).
+  *--sp = (uint64_t)(uintptr_t)&fg_emu_fiber_trampoline;
+  for (int i = 0; i < 6; ++i) *--sp = 0;
+  uint32_t csr[2];
+  asm volatile("stmxcsr %0" : "=m"(csr[0]));
+  uint16_t cw;
+  asm volatile("fnstcw %0" : "=m"(cw));
+  csr[1] = cw;
+  --sp;
+  memcpy(sp, csr, 8);
+  f->sp = sp;
+#else
+  getcontext(&f->uc);
+  f->uc.uc_stack.ss_sp = f->stack;
+  f->uc.uc_stack.ss_size = f->stack_bytes;
+  f->uc.uc_link = nullptr;
+  makecontext(&f->uc, (void (*)())fg_emu_fiber_main, 0);
+#endif
+}
+
+std::mt19937 g_shuffle_rng(1234);
+
+// Runs one block to completion (or to its first fault). Returns false on a fault.
+bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
+  const int nt = (int)(lc.block.x * lc.block.y * lc.block.z);
+  w.nthreads = nt;
+  w.bidx = bidx;
+  w.failed = false;
+  w.barrier_gen = 0;
+  // Block-scope memory: the dynamic buffer is region 0; static arrays register as they are met.
+  w.regions.clear();
+  w.dyn_bytes = lc.smem;
+  if (w.dyn.size() < lc.smem + 16) w.dyn.resize(lc.smem + 16);
+  memset(w.dyn.data(), 0xff, lc.smem);
+  w.regions.push_back(Region{w.dyn.data(), lc.smem, "extern __shared__"});
+  w.static_bytes = 0;
+  while ((int)w.fibers.size() < nt) w.fibers.emplace_back(new Fiber());
+  w.lanes.resize(nt);
+  w.warp_arrived.assign((nt + 31) / 32, 0u);
+  w.warp_sync.resize((size_t)((nt + 31) / 32) * 2);
+  for (int t = 0; t < nt; ++t) {
+    Fiber* f = w.fibers[t].get();
+    init_fiber(f);
+    f->state = FState::Runnable;
+    f->ctx.tid = uint3{(unsigned)(t % lc.block.x), (unsigned)((t / lc.block.x) % lc.block.y),
+                       (unsigned)(t / (lc.block.x * lc.block.y))};
+    f->ctx.bid = uint3{bidx.x, bidx.y, bidx.z};
+    f->ctx.bdim = lc.block;
+    f->ctx.gdim = lc.grid;
+    f->ctx.linear = t;
+  }
+  std::vector<int> order(nt);
+  for (int t = 0; t < nt; ++t) order[t] = cfg().schedule == 1 ? nt - 1 - t : t;
+  for (;;) {
+    if (cfg().schedule == 2) std::shuffle(order.begin(), order.end(), g_shuffle_rng);
+    bool ran = false;
+    for (int t : order) {
+      Fiber* f = w.fibers[t].get();
+      if (f->state != FState::Runnable) continue;
+      switch_to_fiber(w, f);
+      ran = true;
+      if (w.failed) return false;
+    }
+    int done = 0, at_bar = 0, at_warp = 0;
+    for (int t = 0; t < nt; ++t) {
+      const FState s = w.fibers[t]->state;
+      done += s == FState::Done;
+      at_bar += s == FState::AtBarrier;
+      at_warp += s == FState::AtWarp;
+    }
+    if (done == nt) return true;
+    if (at_bar > 0 && at_bar + done == nt) {
+      if (done > 0) {
+        w.cur = nullptr;
+        w.failed = true;
+        g_fault_msg = std::string("kernel ") + w.kernel + ", block " + dim_str(bidx) + ": __syncthreads reached by " +
+                      std::to_string(at_bar) + " of " + std::to_string(nt) + " threads (" + std::to_string(done) +
+                      " exited before it): a barrier every thread must reach";
+        fprintf(stderr, "fg_emu: %s\n", g_fault_msg.c_str());
+        if (g_pending_fault == cudaSuccess && g_sticky == cudaSuccess) g_pending_fault = cudaErrorLaunchFailure;
+        return false;
+      }
+      for (int t = 0; t < nt; ++t) w.fibers[t]->state = FState::Runnable;
+      ++w.barrier_gen;
+      continue;
+    }
+    if (!ran) {
+      // Nobody can move: a deadlock (a barrier or warp collective some threads never reach).
+      std::string detail;
+      for (int t = 0; t < nt && detail.size() < 400; ++t) {
+        const FState s = w.fibers[t]->state;
+        if (s == FState::AtWarp) {
+          const unsigned missing = w.lanes[t].mask & ~w.warp_arrived[t / 32];
+          detail += " thread " + std::to_string(t) + " waits in a warp collective for lanes mask 0x" +
+                    [&] { char b[16]; snprintf(b, sizeof b, "%08x", missing); return std::string(b); }() + ";";
+          t = (t / 32) * 32 + 31;
+        }
+      }
+      w.failed = true;
+      g_fault_msg = std::string("kernel ") + w.kernel + ", block " + dim_str(bidx) + ": deadlock (" +
+                    std::to_string(at_bar) + " threads at __syncthreads, " + std::to_string(at_warp) +
+                    " in warp collectives, " + std::to_string(done) + " exited)." + detail;
+      fprintf(stderr, "fg_emu: %s\n", g_fault_msg.c_str());
+      if (g_pending_fault == cudaSuccess && g_sticky == cudaSuccess) g_pending_fault = cudaErrorLaunchFailure;
+      return false;
+    }
+  }
+}
+
+std::map<void (*)(), int> g_max_dyn_smem;  // cudaFuncAttributeMaxDynamicSharedMemorySize
+
+constexpr size_t kDefaultSmem = 48 * 1024;
+size_t optin_smem() { return cfg().cc >= 90 ? 232448 : cfg().cc >= 80 ? 166912 : 65536; }
+
+// Launch-time validation, as the driver does it: an invalid configuration fails the launch
+// (reported by cudaGetLastError), nothing runs.
+cudaError_t validate_launch(void (*key)(), const LaunchCfg& lc) {
+  const uint64_t nt = (uint64_t)lc.block.x * lc.block.y * lc.block.z;
+  if (nt == 0 || nt > 1024 || lc.block.z > 64) return cudaErrorInvalidConfiguration;
+  if (lc.grid.x == 0 || lc.grid.y == 0 || lc.grid.z == 0 || lc.grid.x > 0x7fffffffu || lc.grid.y > 65535 ||
+      lc.grid.z > 65535)
+    return cudaErrorInvalidConfiguration;
+  auto it = g_max_dyn_smem.find(key);
+  const size_t limit = it == g_max_dyn_smem.end() ? kDefaultSmem : (size_t)it->second;
+  if (lc.smem > limit) return cudaErrorInvalidValue;
+  return cudaSuccess;
+}
+
+void execute_kernel(const char* name, void (*key)(), const LaunchCfg& lc, const std::function<void()>& body) {
+  Worker& w = g_worker;
+  if (g_sticky != cudaSuccess || g_pending_fault != cudaSuccess) return;  // the context is dead
+#ifdef FG_EMU_TSAN
+  __tsan_release(&g_launch_begin_sync);
+#endif
+#ifdef FG_EMU_TSAN
+  if (!w.sched_tsan) w.sched_tsan = __tsan_get_current_fiber();
+#endif
+  w.kernel = name;
+  w.key = key;
+  w.body = &body;
+  auto it = g_max_dyn_smem.find(key);
+  w.smem_limit = it == g_max_dyn_smem.end() ? kDefaultSmem : std::max<size_t>(kDefaultSmem, (size_t)it->second);
+  ++g_stats.launches;
+  for (unsigned z = 0; z < lc.grid.z; ++z)
+    for (unsigned y = 0; y < lc.grid.y; ++y)
+      for (unsigned x = 0; x < lc.grid.x; ++x) {
+        ++g_stats.blocks;
+        if (!run_block(w, lc, dim3(x, y, z))) return;
+      }
+#ifdef FG_EMU_TSAN
+  __tsan_acquire(&g_launch_end_sync);
+#endif
+}
+
+void run_node(const Node& n) {
+  switch (n.kind) {
+    case Node::Kernel: execute_kernel(n.name.c_str(), n.key, n.lc, n.body); break;
+    case Node::Copy: memcpy(n.dst, n.src, n.bytes); break;
+    case Node::Set: memset(n.dst, n.value, n.bytes); break;
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Device-side entry points (fg_emu.h).
+
+void launch(const char* kernel, void (*key)(), const LaunchCfg& lc, std::function<void()> body) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  Stream* st = get_stream(lc.stream);
+  if (!st) {
+    set_error(cudaErrorInvalidResourceHandle);
+    return;
+  }
+  const cudaError_t v = validate_launch(key, lc);
+  if (v != cudaSuccess) {
+    set_error(v);
+    return;
+  }
+  if (st->capturing) {
+    Node n;
+    n.kind = Node::Kernel;
+    n.name = kernel;
+    n.key = key;
+    n.lc = lc;
+    n.body = std::move(body);
+    st->graph->nodes.push_back(std::move(n));
+    return;
+  }
+  before_op(st);
+  execute_kernel(kernel, key, lc, body);
+}
+
+void shared_static(void* p, size_t bytes, const char* name) {
+  Worker& w = g_worker;
+  for (const Region& r : w.regions)
+    if (r.p == p) return;
+  w.regions.push_back(Region{p, bytes, name});
+  w.static_bytes += bytes;
+  memset(p, 0xff, bytes);  // uninitialised shared memory reads as NaN
+  if (w.static_bytes > kDefaultSmem)
+    fiber_fail(w, cudaErrorInvalidValue,
+               "static shared memory (" + std::to_string(w.static_bytes) + " bytes) exceeds 48 KB");
+  if (w.static_bytes + w.dyn_bytes > w.smem_limit)
+    fiber_fail(w, cudaErrorInvalidValue,
+               "static (" + std::to_string(w.static_bytes) + " bytes) + dynamic (" + std::to_string(w.dyn_bytes) +
+                   " bytes) shared memory exceeds the " + std::to_string(w.smem_limit) +
+                   "-byte limit; more than 48 KB needs cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
+}
+
+void* shared_dynamic_ptr() { return g_worker.dyn.data(); }
+
+unsigned cvta_shared(const void* p) {
+  Worker& w = g_worker;
+  const uintptr_t a = (uintptr_t)p;
+  for (size_t i = 0; i < w.regions.size(); ++i) {
+    const uintptr_t b = (uintptr_t)w.regions[i].p;
+    if (a >= b && a <= b + w.regions[i].bytes) return (unsigned)((i + 1) << 24) | (unsigned)(a - b);
+  }
+  fiber_fail(w, cudaErrorIllegalAddress, "__cvta_generic_to_shared of a pointer outside shared memory");
+}
+
+void* shared_window_ptr(unsigned addr, size_t bytes) {
+  Worker& w = g_worker;
+  const size_t idx = (addr >> 24);
+  const size_t off = addr & 0xffffffu;
+  if (idx == 0 || idx > w.regions.size() || off + bytes > w.regions[idx - 1].bytes) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "0x%08x", addr);
+    fiber_fail(w, cudaErrorIllegalAddress,
+               std::string("shared memory access out of bounds (address ") + buf + ", " + std::to_string(bytes) + " bytes)");
+  }
+  if (off % std::min<size_t>(bytes, 16) != 0)
+    fiber_fail(w, cudaErrorIllegalAddress, "misaligned shared memory access (" + std::to_string(bytes) + " bytes)");
+  return static_cast<char*>(w.regions[idx - 1].p) + off;
+}
+
+void syncthreads() {
+  Worker& w = g_worker;
+  Fiber* f = w.cur;
+#ifdef FG_EMU_TSAN
+  __tsan_release(&w.sync_objs[w.barrier_gen & 1]);
+#endif
+  const int gen = w.barrier_gen;
+  f->state = FState::AtBarrier;
+  switch_to_scheduler(w, false);
+#ifdef FG_EMU_TSAN
+  __tsan_acquire(&w.sync_objs[gen & 1]);
+#else
+  (void)gen;
+#endif
+}
+
+namespace {
+const int kKindShfl = 1, kKindSyncwarp = 2;
+}
+
+LaneSlot* lane_slot() { return &g_worker.lanes[g_worker.cur->ctx.linear]; }
+
+void collective(int kind, unsigned mask, const void* tag, void (*compute)(LaneSlot* const* lanes, unsigned mask, const void* tag)) {
+  Worker& w = g_worker;
+  Fiber* f = w.cur;
+  const int t = f->ctx.linear, warp = t / 32, lane = t % 32;
+  const int warp_lanes = std::min(32, w.nthreads - warp * 32);
+  const unsigned valid = warp_lanes == 32 ? 0xffffffffu : ((1u << warp_lanes) - 1u);
+  if (!(mask >> lane & 1u)) fiber_fail(w, cudaErrorIllegalInstruction, "warp collective whose mask omits the calling lane");
+  if (mask & ~valid) fiber_fail(w, cudaErrorIllegalInstruction, "warp collective mask names lanes that do not exist");
+  LaneSlot& me = w.lanes[t];
+  me.kind = kind;
+  me.mask = mask;
+  me.tag = tag;
+  unsigned& arrived = w.warp_arrived[warp];
+  arrived |= 1u << lane;
+  // Lanes already waiting must be in the same collective with the same mask.
+  for (int l = 0; l < 32; ++l) {
+    if (!(arrived >> l & 1u) || l == lane) continue;
+    const LaneSlot& o = w.lanes[warp * 32 + l];
+    if (!(o.mask >> lane & 1u) && !(mask >> l & 1u)) continue;  // disjoint groups
+    if (o.kind != kind || o.mask != mask || o.tag != tag)
+      fiber_fail(w, cudaErrorIllegalInstruction,
+                 "lanes of one warp meet in different warp collectives (or with different masks)");
+  }
+#ifdef FG_EMU_TSAN
+  __tsan_release(&w.warp_sync[(size_t)warp * 2]);
+#endif
+  if ((arrived & mask) == mask) {
+    LaneSlot* lanes[32];
+    for (int l = 0; l < 32; ++l) lanes[l] = (mask >> l & 1u) ? &w.lanes[warp * 32 + l] : nullptr;
+    compute(lanes, mask, tag);
+    arrived &= ~mask;
+    for (int l = 0; l < 32; ++l)
+      if ((mask >> l & 1u) && l != lane) w.fibers[warp * 32 + l]->state = FState::Runnable;
+  } else {
+    // A lane of the mask that has exited can never arrive.
+    for (int l = 0; l < 32; ++l)
+      if ((mask >> l & 1u) && w.fibers[warp * 32 + l]->state == FState::Done)
+        fiber_fail(w, cudaErrorIllegalInstruction,
+                   "warp collective waits for lane " + std::to_string(l) + ", which has exited");
+    f->state = FState::AtWarp;
+    switch_to_scheduler(w, false);
+  }
+#ifdef FG_EMU_TSAN
+  __tsan_acquire(&w.warp_sync[(size_t)warp * 2]);
+#endif
+}
+
+namespace {
+void compute_shfl(LaneSlot* const* lanes, unsigned, const void*) {
+  for (int l = 0; l < 32; ++l) {
+    if (!lanes[l]) continue;
+    const ShflKind k = (ShflKind)lanes[l]->in[0];
+    const int arg = (int)lanes[l]->in[2];
+    const int width = (int)lanes[l]->in[3];
+    const int base = l & ~(width - 1);
+    int src = l;
+    switch (k) {
+      case ShflKind::Idx: src = base + (arg & (width - 1)); break;
+      case ShflKind::Up: src = (l - base) >= arg ? l - arg : l; break;
+      case ShflKind::Down: src = (l - base) + arg < width ? l + arg : l; break;
+      case ShflKind::Xor: src = l ^ arg; if (src >= base + width) src = l; break;
+    }
+    // Reading from a lane outside the mask is undefined on the GPU; here it is an error.
+    lanes[l]->out[0] = lanes[src] ? lanes[src]->in[1] : 0xdeadbeefdeadbeefull;
+    lanes[l]->out[1] = lanes[src] ? 1 : 0;
+  }
+}
+void compute_nothing(LaneSlot* const*, unsigned, const void*) {}
+}  // namespace
+
+uint64_t shfl(ShflKind kind, unsigned mask, uint64_t value, int arg, int width) {
+  if (width <= 0 || width > 32 || (width & (width - 1)))
+    fiber_fail(g_worker, cudaErrorIllegalInstruction, "shuffle width must be a power of two <= 32");
+  LaneSlot* me = lane_slot();
+  me->in[0] = (uint64_t)kind;
+  me->in[1] = value;
+  me->in[2] = (uint64_t)(int64_t)arg;
+  me->in[3] = (uint64_t)width;
+  collective(kKindShfl, mask, nullptr, compute_shfl);
+  me = lane_slot();
+  if (!me->out[1]) fiber_fail(g_worker, cudaErrorIllegalInstruction, "shuffle reads a lane outside its mask");
+  return me->out[0];
+}
+
+void syncwarp(unsigned mask) { collective(kKindSyncwarp, mask, nullptr, compute_nothing); }
+
+void trap(const char* why) { fiber_fail(g_worker, cudaErrorIllegalInstruction, why); }
+
+[[noreturn]] void fail_kernel(const std::string& why) { fiber_fail(g_worker, cudaErrorIllegalInstruction, why); }
+
+// ---------------------------------------------------------------------------------------------
+// Control (emu_control.h).
+
+Config& config() { return cfg(); }
+Stats stats() {
+  Stats s = g_stats;
+  s.bytes_in_use = 0;
+  for (auto& kv : g_allocs) s.bytes_in_use += kv.second.bytes;
+  return s;
+}
+std::string fault_message() { return g_fault_msg; }
+
+void reset() {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  for (auto& kv : g_allocs) free(reinterpret_cast<void*>(kv.first));
+  g_allocs.clear();
+  for (Stream* s : g_streams) delete s;
+  g_streams.clear();
+  g_legacy = Stream();
+  g_legacy_pending.clear();
+  g_active_captures = 0;
+  g_last_error = g_pending_fault = g_sticky = cudaSuccess;
+  g_fault_msg.clear();
+  g_max_dyn_smem.clear();
+  load_config();
+}
+
+uint16_t float_to_half_bits(float f) { return __float2half_rn(f).__x; }
+float half_bits_to_float(uint16_t h) {
+  __half x;
+  x.__x = h;
+  return __half2float(x);
+}
+uint16_t float_to_bf16_bits(float f) { return __float2bfloat16_rn(f).__x; }
+
+}  // namespace fg_emu
+
+// ---------------------------------------------------------------------------------------------
+// The runtime API.
+
+using namespace fg_emu;
+
+#define FG_EMU_ENTER()                                  \
+  std::lock_guard<std::recursive_mutex> lock_(g_mu); \
+  if (g_sticky != cudaSuccess) return set_error(g_sticky)
+
+const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInitializationError: return "cudaErrorInitializationError";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorIllegalInstruction: return "cudaErrorIllegalInstruction";
+    case cudaErrorAssert: return "cudaErrorAssert";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureUnmatched: return "cudaErrorStreamCaptureUnmatched";
+    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
+    default: return "cudaErrorUnknown";
+  }
+}
+
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorIllegalInstruction: return "an illegal instruction was encountered";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    default: return "emulated CUDA error";
+  }
+}
+
+cudaError_t cudaGetLastError() {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  const cudaError_t e = g_last_error != cudaSuccess ? g_last_error : g_sticky;
+  g_last_error = cudaSuccess;
+  return e;
+}
+
+cudaError_t cudaPeekAtLastError() {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  return g_last_error != cudaSuccess ? g_last_error : g_sticky;
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  if (!count) return set_error(cudaErrorInvalidValue);
+  *count = 0;
+  if (cfg().devices <= 0) return set_error(cudaErrorNoDevice);
+  *count = cfg().devices;
+  return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int dev) {
+  FG_EMU_ENTER();
+  if (dev < 0 || dev >= cfg().devices) return set_error(cudaErrorInvalidDevice);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int* dev) {
+  FG_EMU_ENTER();
+  *dev = 0;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int dev) {
+  FG_EMU_ENTER();
+  if (dev < 0 || dev >= cfg().devices || !value) return set_error(cudaErrorInvalidValue);
+  switch (attr) {
+    case cudaDevAttrComputeCapabilityMajor: *value = cfg().cc / 10; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = cfg().cc % 10; break;
+    case cudaDevAttrMaxThreadsPerBlock: *value = 1024; break;
+    case cudaDevAttrMaxSharedMemoryPerBlock: *value = 48 * 1024; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = (int)optin_smem(); break;
+    case cudaDevAttrWarpSize: *value = 32; break;
+    case cudaDevAttrMultiProcessorCount: *value = 4; break;
+    default: return set_error(cudaErrorInvalidValue);
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize() {
+  FG_EMU_ENTER();
+  if (unsafe_during_capture()) return cudaErrorStreamCaptureUnsupported;
+  flush_all();
+  return set_error(sync_point());
+}
+
+cudaError_t cudaDeviceReset() {
+  reset();
+  return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int* v) {
+  *v = CUDART_VERSION;
+  return cudaSuccess;
+}
+cudaError_t cudaDriverGetVersion(int* v) {
+  *v = cfg().devices > 0 ? CUDART_VERSION : 0;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  FG_EMU_ENTER();
+  if (!p) return set_error(cudaErrorInvalidValue);
+  *p = nullptr;
+  if (unsafe_during_capture()) return cudaErrorStreamCaptureUnsupported;
+  if (bytes == 0) return cudaSuccess;
+  ++g_stats.mallocs;
+  if (cfg().fail_malloc_at > 0 && --cfg().fail_malloc_at == 0) return set_error(cudaErrorMemoryAllocation);
+  size_t used = 0;
+  for (auto& kv : g_allocs) used += kv.second.bytes;
+  if (bytes > cfg().device_memory || used + bytes > cfg().device_memory) return set_error(cudaErrorMemoryAllocation);
+  void* m = aligned_alloc(256, (bytes + 255) / 256 * 256);
+  if (!m) return set_error(cudaErrorMemoryAllocation);
+  memset(m, 0xff, bytes);  // NaN as float, half and bfloat16
+  g_allocs[(uintptr_t)m] = Alloc{bytes};
+  g_stats.peak_bytes = std::max(g_stats.peak_bytes, used + bytes);
+  *p = m;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* p) {
+  FG_EMU_ENTER();
+  if (!p) return cudaSuccess;
+  if (unsafe_during_capture()) return cudaErrorStreamCaptureUnsupported;
+  flush_all();  // cudaFree synchronises the device
+  auto it = g_allocs.find((uintptr_t)p);
+  if (it == g_allocs.end()) return set_error(cudaErrorInvalidDevicePointer);
+  g_allocs.erase(it);
+  free(p);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void** p, size_t bytes) {
+  FG_EMU_ENTER();
+  *p = aligned_alloc(64, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
+  if (!*p) return set_error(cudaErrorMemoryAllocation);
+  g_pinned[(uintptr_t)*p] = HostAlloc{bytes};
+  return cudaSuccess;
+}
+
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) { return cudaMallocHost(p, bytes); }
+
+cudaError_t cudaFreeHost(void* p) {
+  FG_EMU_ENTER();
+  if (!p) return cudaSuccess;
+  flush_all();
+  auto it = g_pinned.find((uintptr_t)p);
+  if (it == g_pinned.end()) return set_error(cudaErrorInvalidValue);
+  g_pinned.erase(it);
+  free(p);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  FG_EMU_ENTER();
+  size_t used = 0;
+  for (auto& kv : g_allocs) used += kv.second.bytes;
+  *total_bytes = cfg().device_memory;
+  *free_bytes = used > cfg().device_memory ? 0 : cfg().device_memory - used;
+  return cudaSuccess;
+}
+
+namespace {
+bool is_device(const void* p, size_t bytes) {
+  const uintptr_t a = (uintptr_t)p;
+  auto it = g_allocs.upper_bound(a);
+  if (it == g_allocs.begin()) return false;
+  --it;
+  return a >= it->first && a + bytes <= it->first + it->second.bytes;
+}
+
+// Checks that each side of a copy is what `kind` says (cudaMemcpyDefault: anything).
+cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (bytes == 0) return cudaSuccess;
+  if (!dst || !src) return cudaErrorInvalidValue;
+  const bool dd = is_device(dst, bytes), sd = is_device(src, bytes);
+  switch (kind) {
+    case cudaMemcpyHostToDevice: return dd && !sd ? cudaSuccess : cudaErrorInvalidValue;
+    case cudaMemcpyDeviceToHost: return sd && !dd ? cudaSuccess : cudaErrorInvalidValue;
+    case cudaMemcpyDeviceToDevice: return sd && dd ? cudaSuccess : cudaErrorInvalidValue;
+    case cudaMemcpyHostToHost: return !sd && !dd ? cudaSuccess : cudaErrorInvalidValue;
+    default: return cudaSuccess;
+  }
+}
+}  // namespace
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  FG_EMU_ENTER();
+  if (unsafe_during_capture()) return cudaErrorStreamCaptureUnsupported;
+  const cudaError_t c = check_copy(dst, src, bytes, kind);
+  if (c != cudaSuccess) return set_error(c);
+  before_op(&g_legacy);
+  if (bytes == 0) return cudaSuccess;
+  if (kind == cudaMemcpyHostToDevice && !is_pinned(src, bytes)) {
+    // Returns once the data is staged; it reaches the device when the legacy stream next
+    // synchronises with other work (see the file comment).
+    PendingLegacyCopy pc;
+    pc.dst = dst;
+    pc.data.assign(static_cast<const uint8_t*>(src), static_cast<const uint8_t*>(src) + bytes);
+    g_legacy_pending.push_back(std::move(pc));
+    return set_error(sync_point());
+  }
+  memcpy(dst, src, bytes);
+  return set_error(sync_point());
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
+  FG_EMU_ENTER();
+  Stream* st = get_stream(s);
+  if (!st) return set_error(cudaErrorInvalidResourceHandle);
+  const cudaError_t c = check_copy(dst, src, bytes, kind);
+  if (c != cudaSuccess) return set_error(c);
+  if (bytes == 0) return cudaSuccess;
+  if (st->capturing) {
+    Node n;
+    n.kind = Node::Copy;
+    n.dst = dst;
+    n.src = src;
+    n.bytes = bytes;
+    st->graph->nodes.push_back(n);
+    return cudaSuccess;
+  }
+  before_op(st);
+  const bool pinned_host = (kind == cudaMemcpyHostToDevice && is_pinned(src, bytes)) ||
+                           (kind == cudaMemcpyDeviceToHost && is_pinned(dst, bytes));
+  if (pinned_host) {
+    // Truly asynchronous: runs at the next operation on the stream or its synchronisation.
+    st->deferred.push_back([dst, src, bytes] { memcpy(dst, src, bytes); });
+    return cudaSuccess;
+  }
+  // Pageable host memory: staged (host to device) or completed (device to host) before returning.
+  memcpy(dst, src, bytes);
+  if (kind == cudaMemcpyDeviceToHost) return set_error(sync_point());
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
+  FG_EMU_ENTER();
+  if (unsafe_during_capture()) return cudaErrorStreamCaptureUnsupported;
+  if (!is_device(dst, bytes)) return set_error(cudaErrorInvalidValue);
+  before_op(&g_legacy);
+  memset(dst, value, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s) {
+  FG_EMU_ENTER();
+  Stream* st = get_stream(s);
+  if (!st) return set_error(cudaErrorInvalidResourceHandle);
+  if (bytes && !is_device(dst, bytes)) return set_error(cudaErrorInvalidValue);
+  if (st->capturing) {
+    Node n;
+    n.kind = Node::Set;
+    n.dst = dst;
+    n.value = value;
+    n.bytes = bytes;
+    st->graph->nodes.push_back(n);
+    return cudaSuccess;
+  }
+  before_op(st);
+  memset(dst, value, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+  FG_EMU_ENTER();
+  Stream* st = new Stream();
+  st->flags = flags;
+  g_streams.insert(st);
+  *s = reinterpret_cast<cudaStream_t>(st);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  FG_EMU_ENTER();
+  Stream* st = get_stream(s);
+  if (!st || st == &g_legacy) return set_error(cudaErrorInvalidResourceHandle);
+  flush_stream(st);
+  if (st->capturing) --g_active_captures;
+  delete st->graph;
+  g_streams.erase(st);
+  delete st;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  FG_EMU_ENTER();
+  Stream* st = get_stream(s);
+  if (!st) return set_error(cudaErrorInvalidResourceHandle);
+  if (st->capturing) {
+    st->invalidated = true;
+    return set_error(cudaErrorStreamCaptureUnsupported);
+  }
+  if (unsafe_during_capture()) return cudaErrorStreamCaptureUnsupported;
+  before_op(st);
+  flush_stream(st);
+  return set_error(sync_point());
+}
+
+cudaError_t cudaStreamQuery(cudaStream_t s) { return cudaStreamSynchronize(s); }
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+  FG_EMU_ENTER();
+  Stream* st = get_stream(s);
+  if (!st) return set_error(cudaErrorInvalidResourceHandle);
+  if (st == &g_legacy || st->capturing) return set_error(cudaErrorStreamCaptureUnsupported);
+  flush_stream(st);
+  st->capturing = true;
+  st->invalidated = false;
+  st->mode = mode;
+  st->graph = new Graph();
+  if (mode != cudaStreamCaptureModeRelaxed) ++g_active_captures;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
+  FG_EMU_ENTER();
+  Stream* st = get_stream(s);
+  if (!st) return set_error(cudaErrorInvalidResourceHandle);
+  if (!st->capturing) return set_error(cudaErrorStreamCaptureUnmatched);
+  st->capturing = false;
+  if (st->mode != cudaStreamCaptureModeRelaxed) --g_active_captures;
+  Graph* g = st->graph;
+  st->graph = nullptr;
+  if (st->invalidated) {
+    delete g;
+    *graph = nullptr;
+    return set_error(cudaErrorStreamCaptureInvalidated);
+  }
+  *graph = reinterpret_cast<cudaGraph_t>(g);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
+  FG_EMU_ENTER();
+  Stream* st = get_stream(s);
+  if (!st) return set_error(cudaErrorInvalidResourceHandle);
+  *status = !st->capturing ? cudaStreamCaptureStatusNone
+            : st->invalidated ? cudaStreamCaptureStatusInvalidated
+                              : cudaStreamCaptureStatusActive;
+  return cudaSuccess;
+}
+
+struct CUevent_st {
+  bool recorded = false;
+  std::chrono::steady_clock::time_point t;
+};
+
+cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
+  FG_EMU_ENTER();
+  *e = new CUevent_st();
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  FG_EMU_ENTER();
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  FG_EMU_ENTER();
+  Stream* st = get_stream(s);
+  if (!st || !e) return set_error(cudaErrorInvalidResourceHandle);
+  if (st->capturing) return set_error(cudaErrorStreamCaptureUnsupported);
+  before_op(st);
+  flush_stream(st);
+  e->recorded = true;
+  e->t = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  FG_EMU_ENTER();
+  if (!e) return set_error(cudaErrorInvalidResourceHandle);
+  return set_error(sync_point());
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+  FG_EMU_ENTER();
+  if (!a || !b || !a->recorded || !b->recorded) return set_error(cudaErrorInvalidResourceHandle);
+  *ms = std::chrono::duration<float, std::milli>(b->t - a->t).count();
+  return cudaSuccess;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+  FG_EMU_ENTER();
+  if (!get_stream(s) || !e) return set_error(cudaErrorInvalidResourceHandle);
+  return cudaSuccess;
+}
+
+struct CUgraphExec_st {
+  Graph g;
+};
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  FG_EMU_ENTER();
+  if (!graph || !exec) return set_error(cudaErrorInvalidValue);
+  CUgraphExec_st* x = new CUgraphExec_st();
+  x->g = *reinterpret_cast<Graph*>(graph);
+  *exec = x;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  FG_EMU_ENTER();
+  delete reinterpret_cast<Graph*>(graph);
+  return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  FG_EMU_ENTER();
+  delete exec;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+  FG_EMU_ENTER();
+  Stream* st = get_stream(s);
+  if (!st || !exec) return set_error(cudaErrorInvalidResourceHandle);
+  if (st->capturing) return set_error(cudaErrorStreamCaptureUnsupported);
+  before_op(st);
+  ++g_stats.graph_launches;
+  for (const Node& n : exec->g.nodes) run_node(n);
+  return cudaSuccess;
+}
+
+cudaError_t fg_emu_func_set_attribute(void (*key)(), cudaFuncAttribute attr, int value) {
+  FG_EMU_ENTER();
+  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+    if (value < 0 || (size_t)value > optin_smem()) return set_error(cudaErrorInvalidValue);
+    g_max_dyn_smem[key] = value;
+  }
+  return cudaSuccess;
+}
