@@ -226,14 +226,20 @@ export interface PullOptions {
   /** Converts the downloaded checkpoint to a facegan safetensors file; default: `convertCheckpoint` of `./convert/index.js`. */
   convert?: (src: string, dst: string) => Promise<void>;
   /**
-   * undefined (default): the licence notice is logged and the download goes ahead.
+   * undefined (default): the licence notice goes to `log` and the download goes ahead.
    * true: the caller has shown the terms already (a one-line reminder is logged).
    * false: refuse (ERR_INVALID_OPTION) before any network access.
    * A function: called with the terms before any network access; the download goes ahead only if it returns true.
    */
   licenceAccepted?: boolean | ((terms: LicenceTerms) => boolean | Promise<boolean>);
-  /** Where messages go (the licence notice, progress of the steps); default: one line each to stderr. */
+  /**
+   * Where messages go: the licence notice (before any network access), then the steps. Default:
+   * nowhere — the library prints nothing; show the terms yourself (`licenceNotice(entry)`, or a
+   * `licenceAccepted` callback). The CLI passes a function that writes to stderr.
+   */
   log?: (message: string) => void;
+  /** A download that makes no progress for this long fails with ERR_DOWNLOAD (see `downloadFile`); default 60000. */
+  stallTimeoutMs?: number;
   /** Fetch catalogue files from `<baseUrl>/<file name>` instead of NVIDIA (overrides FACEGAN_CATALOG_BASE_URL). */
   baseUrl?: string;
   /** The cache directory (overrides FACEGAN_HOME and the platform default). */
@@ -327,7 +333,7 @@ export async function pullModel(model: string | CatalogEntry, options: PullOptio
 }
 
 async function pull(entry: CatalogEntry, target: string, options: PullOptions): Promise<string> {
-  const log = options.log ?? ((message: string) => process.stderr.write(`${message}\n`));
+  const log = options.log ?? ((): void => undefined);
   const notice = licenceNotice(entry);
   const { licenceAccepted } = options;
 
@@ -357,6 +363,7 @@ async function pull(entry: CatalogEntry, target: string, options: PullOptions): 
     signal: options.signal,
     retries: options.retries ?? 2,
     fetchImpl: options.fetchImpl,
+    stallTimeoutMs: options.stallTimeoutMs,
   });
 
   if (options.signal?.aborted) {

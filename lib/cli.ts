@@ -1,14 +1,21 @@
 #!/usr/bin/env node
 /**
- * facegan — command line.
- *   facegan generate [--model M] [--seed N | --seeds 0-9,42] [--psi 0.7] [-o face.png | --outdir dir]
+ * facegan — command line. `facegan --help` lists the commands, `facegan <command> --help` shows
+ * one, `facegan --version` prints the version.
+ *   facegan generate [--model M] [--seed N | --seeds 0-9,42] [--psi 0.7] [-o face.png | -o face-{seed}.png | --outdir dir]
  *   facegan convert SRC.pkl DST.safetensors [--half]
  *   facegan info MODEL
  *   facegan pull ID
  *   facegan export-onnx MODEL OUT.onnx [--graphs two]
  *   facegan serve [--port 8080]     a page with a new face on every refresh, and /face.png?seed=N
  *   facegan backends
+ *   facegan build-native            build the addon from source (when no prebuilt binary fits)
+ *
+ * The library prints nothing; this is where messages go to the terminal: the licence of a
+ * catalogue model before it downloads (stderr), a progress bar / progress line on a TTY (stderr),
+ * one line per written file (stdout).
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,24 +23,63 @@ import { FaceganError } from './errors.js';
 import { availableBackends } from './generator.js';
 import { saveImage } from './image.js';
 import { DEFAULT_MODEL, loadGenerator } from './load.js';
+import { packageRoot } from './native.js';
 
-const USAGE = `Usage:
-  facegan generate [--model PATH|ID] [--seed N | --seeds LIST] [--psi X] [--trunc-cutoff K]
-                   [--noise const|random|none] [--class K] [--device auto|cpu|cuda]
-                   [-o FILE.png | --outdir DIR] [--grid [--grid-cols N] -o grid.png]
-  facegan convert SRC DST.safetensors [--half]
-  facegan info [MODEL]
-  facegan pull ID
-  facegan export-onnx MODEL OUT.onnx [--graphs one|two] [--opset N] [--noise const|none] [--trunc-cutoff K]
-  facegan serve [--model PATH|ID] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda]
-                [--max-queue 32] [--queue-timeout MS] [--shutdown-timeout MS] [--no-provenance]
-  facegan interpolate [--model PATH|ID] --from SEED --to SEED [--steps 60] [--space z|w] [--method slerp|lerp]
+const COMMANDS: Record<string, string> = {
+  generate: `facegan generate [--model PATH|ID] [--seed N | --seeds LIST] [--psi X] [--trunc-cutoff K]
+                 [--noise const|random|none] [--class K] [--device auto|cpu|cuda]
+                 [-o FILE.png | -o 'face-{seed}.png' | --outdir DIR] [--grid [--grid-cols N] -o grid.png]
+
+  Writes one PNG per seed, each as soon as it is ready. Without -o or --outdir: ./seedNNNN.png.
+  -o FILE names the file for one seed; for several seeds put {seed} in it (face-{seed}.png).
+  Seeds LIST: comma-separated numbers and ranges, e.g. 0-9,42 (at most 1024 seeds).
+  MODEL: a checkpoint path or a catalogue id (facegan pull); default: the embedded ProGAN-128.`,
+  convert: `facegan convert SRC DST.safetensors [--half]
+
+  Converts a checkpoint (.pkl, .pt, a TF.js model) to a facegan .safetensors file (--half: float16).`,
+  info: `facegan info [MODEL]
+
+  Prints the model's description (architecture, resolution, sizes) as JSON.`,
+  pull: `facegan pull ID
+
+  Downloads a catalogue model (printing its licence first), converts it once and caches it.
+  The ids and their licences are listed in docs/models.md.`,
+  'export-onnx': `facegan export-onnx MODEL OUT.onnx [--graphs one|two] [--opset N] [--noise const|none] [--trunc-cutoff K]
+
+  Writes the model as a standard ONNX graph (z -> image, or z -> ws and ws -> image with --graphs two).`,
+  serve: `facegan serve [--model PATH|ID] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda]
+              [--max-queue 32] [--queue-timeout MS] [--shutdown-timeout MS] [--no-provenance]
+
+  Serves a page with a new face on every refresh, and /face.png?seed=N.`,
+  interpolate: `facegan interpolate [--model PATH|ID] --from SEED --to SEED [--steps 60] [--space z|w] [--method slerp|lerp]
                       [--psi X] [--fps 24] [--size N] (-o walk.webp | --frames DIR)
-  facegan mix [--model PATH|ID] --rows 1,2,3 --cols 4,5,6 [--styles coarse|middle|fine|A-B] [--psi X] [-o mix.png]
-  facegan backends
 
-Seeds LIST: comma-separated numbers and ranges, e.g. 0-9,42.
-MODEL defaults to the embedded ProGAN-128 (CelebA) face model.`;
+  A walk from one face to another: an animated WebP, or PNG frames written as they are ready.`,
+  mix: `facegan mix [--model PATH|ID] --rows 1,2,3 --cols 4,5,6 [--styles coarse|middle|fine|A-B] [--psi X] [-o mix.png]
+
+  The StyleGAN2 style-mixing figure: each row's face with the styles of each column's face.`,
+  backends: `facegan backends
+
+  Lists the usable engines (cuda, cpu) and why CUDA is not usable when it is not.`,
+  'build-native': `facegan build-native [cmake-js options]
+
+  Builds the native addon from source into this package's build/Release (used before any
+  prebuilt binary). Needs CMake >= 3.18, a C++17 compiler and cmake-js (npm install --save-dev
+  cmake-js); with a CUDA toolkit (nvcc) the CUDA backend is built too (FACEGAN_CUDA=0: not).`,
+};
+
+const USAGE = `Usage: facegan <command> [options]
+
+${Object.values(COMMANDS)
+  .map((u) => `  ${u.split('\n\n')[0].replace(/\n/g, '\n  ')}`)
+  .join('\n')}
+
+  facegan <command> --help   that command's options
+  facegan --version          the version`;
+
+function version(): string {
+  return (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 function parseSeeds(list: string): number[] {
   const seeds: number[] = [];
@@ -54,6 +100,26 @@ function num(name: string, v: string | undefined): number | undefined {
   return x;
 }
 
+/** A model argument as a path: a catalogue id is pulled first, with its licence and a progress bar on stderr. */
+async function cliModel(model: string | undefined): Promise<string> {
+  if (model === undefined) return DEFAULT_MODEL;
+  if (fs.existsSync(model)) return model;
+  const catalog = await import('./catalog.js');
+  if (!catalog.catalog.some((m) => m.id === model)) return model; // loadGenerator names the problem
+  return pull(model);
+}
+
+async function pull(id: string): Promise<string> {
+  const { pullModel } = await import('./catalog.js');
+  const { progressBar } = await import('./download.js');
+  const bar = progressBar(process.stderr, { label: id });
+  try {
+    return await pullModel(id, { onProgress: bar, log: (message) => process.stderr.write(`${message}\n`) });
+  } finally {
+    bar.done();
+  }
+}
+
 async function cmdGenerate(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -72,30 +138,59 @@ async function cmdGenerate(args: string[]): Promise<void> {
       'grid-cols': { type: 'string' },
     },
   });
+  if (values.seed !== undefined && values.seeds !== undefined) {
+    throw new FaceganError('ERR_INVALID_OPTION', 'Use --seed N or --seeds LIST, not both');
+  }
+  if (values.output !== undefined && values.outdir !== undefined) {
+    throw new FaceganError('ERR_INVALID_OPTION', "Use -o FILE or --outdir DIR, not both (-o may hold a directory: -o out/face-{seed}.png)");
+  }
   const seeds = values.seeds !== undefined ? parseSeeds(values.seeds) : [num('seed', values.seed) ?? Math.floor(Math.random() * 2 ** 32)];
   if (values.grid) {
     const { generateGridCommand } = await import('./cli-media.js');
     await generateGridCommand(values, seeds);
     return;
   }
-  const gen = await loadGenerator(values.model ?? DEFAULT_MODEL, { device: values.device as never });
+  const output = values.output;
+  if (output !== undefined && seeds.length > 1 && !output.includes('{seed}')) {
+    throw new FaceganError(
+      'ERR_INVALID_OPTION',
+      `-o '${output}' names one file, but ${seeds.length} seeds were asked for: put {seed} in the name (e.g. -o face-{seed}.png) or use --outdir DIR`,
+    );
+  }
+  const fileFor = (seed: number): string =>
+    output !== undefined ? output.replaceAll('{seed}', String(seed)) : path.join(values.outdir ?? '.', `seed${String(seed).padStart(4, '0')}.png`);
+  const render = {
+    psi: num('psi', values.psi),
+    truncationCutoff: num('trunc-cutoff', values['trunc-cutoff']),
+    noiseMode: values.noise as never,
+    classIndex: num('class', values.class),
+  };
+
+  const gen = await loadGenerator(await cliModel(values.model), { device: values.device as never });
+  // A progress line on a terminal (stderr), cleared before each file line (stdout).
+  const tty = process.stderr.isTTY === true && seeds.length > 1;
+  const status = (text: string): void => {
+    if (tty) process.stderr.write(`\r\x1b[K${text}`);
+  };
+  // One engine call per image on the CPU (each is multithreaded already); small batches on CUDA.
+  const chunk = gen.info.backend === 'cuda' ? 8 : 1;
+  let written = 0;
   try {
-    const images = await gen.generate({
-      seeds,
-      psi: num('psi', values.psi),
-      truncationCutoff: num('trunc-cutoff', values['trunc-cutoff']),
-      noiseMode: values.noise as never,
-      classIndex: num('class', values.class),
-    });
-    const outdir = values.outdir;
-    if (outdir) fs.mkdirSync(outdir, { recursive: true });
-    for (const img of images) {
-      const file =
-        images.length === 1 && values.output ? values.output : path.join(outdir ?? '.', `seed${String(img.seed).padStart(4, '0')}.png`);
-      await saveImage(img, file);
-      console.log(`${file} (${img.width}×${img.height}, seed ${img.seed}, ${gen.info.backend})`);
+    for (let i = 0; i < seeds.length; i += chunk) {
+      status(`facegan: ${written}/${seeds.length} images, generating seed ${seeds[i]}…`);
+      const images = await gen.generate({ ...render, seeds: seeds.slice(i, i + chunk), output: 'uint8' });
+      for (const [k, img] of images.entries()) {
+        const seed = img.seed ?? seeds[i + k];
+        const file = fileFor(seed);
+        fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+        await saveImage(img, file);
+        written++;
+        status('');
+        console.log(`${file} (${img.width}×${img.height}, seed ${seed}, ${gen.info.backend})`);
+      }
     }
   } finally {
+    status('');
     gen.dispose();
   }
 }
@@ -109,19 +204,24 @@ async function cmdConvert(args: string[]): Promise<void> {
 }
 
 async function cmdInfo(args: string[]): Promise<void> {
-  const gen = await loadGenerator(args[0] ?? DEFAULT_MODEL, { device: 'cpu' });
+  if (args.length > 1) throw new FaceganError('ERR_INVALID_OPTION', `info takes one MODEL, received ${args.length} arguments`);
+  const gen = await loadGenerator(await cliModel(args[0]), { device: 'cpu' });
   console.log(JSON.stringify(gen.info, null, 2));
   gen.dispose();
 }
 
 async function cmdPull(args: string[]): Promise<void> {
   if (args.length !== 1) throw new FaceganError('ERR_INVALID_OPTION', 'pull needs one model id');
-  const { pullModel } = await import('./catalog.js');
-  const { progressBar } = await import('./download.js');
-  const bar = progressBar(process.stderr, { label: args[0] });
-  const file = await pullModel(args[0], { onProgress: bar });
-  bar.done();
-  console.log(file);
+  console.log(await pull(args[0]));
+}
+
+/** Builds the addon from source with scripts/build-native.mjs (shipped in the package). */
+function cmdBuildNative(args: string[]): number {
+  const script = path.join(packageRoot, 'scripts', 'build-native.mjs');
+  const r = spawnSync(process.execPath, [script, ...args], { cwd: packageRoot, stdio: 'inherit' });
+  if (r.status !== 0) return r.status ?? 1;
+  console.log(`facegan: built ${path.join(packageRoot, 'build', 'Release', 'facegan.node')}; it is loaded before any prebuilt binary.`);
+  return 0;
 }
 
 async function cmdServe(args: string[]): Promise<void> {
@@ -131,6 +231,10 @@ async function cmdServe(args: string[]): Promise<void> {
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== undefined && command in COMMANDS && (rest.includes('--help') || rest.includes('-h'))) {
+    console.log(`Usage: ${COMMANDS[command]}`);
+    return 0;
+  }
   try {
     switch (command) {
       case 'generate':
@@ -164,11 +268,22 @@ export async function main(argv: string[]): Promise<number> {
         console.log(`available: ${b.backends.join(', ')}${b.unavailable ? `\nunavailable: ${b.unavailable}` : ''}`);
         return 0;
       }
+      case 'build-native':
+        return cmdBuildNative(rest);
+      case '-v':
+      case '--version':
+      case 'version':
+        console.log(version());
+        return 0;
       case undefined:
       case '-h':
       case '--help':
       case 'help':
-        console.log(USAGE);
+        if (command === 'help' && rest[0] !== undefined && rest[0] in COMMANDS) {
+          console.log(`Usage: ${COMMANDS[rest[0]]}`);
+          return 0;
+        }
+        (command === undefined ? console.error : console.log)(USAGE);
         return command === undefined ? 1 : 0;
       default:
         console.error(`Unknown command '${command}'.\n${USAGE}`);

@@ -68,6 +68,12 @@ export interface DownloadOptions {
   headers?: Record<string, string>;
   /** The fetch to use; `globalThis.fetch` by default. */
   fetchImpl?: FetchLike;
+  /**
+   * A stalled transfer fails after this many milliseconds without progress — no response
+   * headers, or no body bytes — with ERR_DOWNLOAD (its `cause.code` is 'ETIMEDOUT'; the `.part`
+   * is kept, and `retries` apply). Default 60000; 0 turns the watchdog off.
+   */
+  stallTimeoutMs?: number;
 }
 
 export interface DownloadResult {
@@ -103,7 +109,7 @@ function validate(url: unknown, dest: unknown, options: DownloadOptions): void {
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw invalidOption('url', 'an http(s) URL string', url);
   if (typeof dest !== 'string' || dest === '') throw invalidOption('dest', 'a non-empty file path', dest);
-  const { expectedBytes, sha256, onProgress, signal, retries, retryDelayMs, fetchImpl } = options;
+  const { expectedBytes, sha256, onProgress, signal, retries, retryDelayMs, fetchImpl, stallTimeoutMs } = options;
   if (expectedBytes !== undefined && !(Number.isSafeInteger(expectedBytes) && expectedBytes >= 0)) {
     throw invalidOption('expectedBytes', 'a non-negative integer', expectedBytes);
   }
@@ -117,6 +123,60 @@ function validate(url: unknown, dest: unknown, options: DownloadOptions): void {
     throw invalidOption('retryDelayMs', 'a non-negative number', retryDelayMs);
   }
   if (fetchImpl !== undefined && typeof fetchImpl !== 'function') throw invalidOption('fetchImpl', 'a function', fetchImpl);
+  if (stallTimeoutMs !== undefined && !(typeof stallTimeoutMs === 'number' && Number.isFinite(stallTimeoutMs) && stallTimeoutMs >= 0)) {
+    throw invalidOption('stallTimeoutMs', 'a non-negative number of milliseconds (0: no limit)', stallTimeoutMs);
+  }
+}
+
+/**
+ * Fails a transfer that makes no progress for `ms`: `tripped` rejects with a retriable
+ * ERR_DOWNLOAD, and `signal` aborts (passed to fetch, so the connection is closed). Each sign of
+ * progress calls `kick()`. Awaits are raced against `tripped`, so even a fetch implementation that
+ * ignores its signal cannot hang the download.
+ */
+class Watchdog {
+  readonly signal: AbortSignal;
+  readonly tripped: Promise<never>;
+  #controller = new AbortController();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #fail!: (error: FaceganError) => void;
+  #ms: number;
+  #what: () => string;
+
+  constructor(ms: number, what: () => string, outer: AbortSignal | undefined) {
+    this.#ms = ms;
+    this.#what = what;
+    this.signal = this.#controller.signal;
+    this.tripped = new Promise<never>((_, reject) => {
+      this.#fail = reject;
+    });
+    this.tripped.catch(() => undefined);
+    if (outer) {
+      if (outer.aborted) this.#controller.abort(outer.reason);
+      else outer.addEventListener('abort', () => this.#controller.abort(outer.reason), { once: true });
+    }
+    this.kick();
+  }
+
+  kick(): void {
+    if (this.#ms <= 0 || this.#controller.signal.aborted) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      const timeout = Object.assign(new Error(`no progress for ${this.#ms} ms`), { code: 'ETIMEDOUT' });
+      const error = downloadError(`${this.#what()} stalled: nothing arrived for ${this.#ms / 1000} s (stallTimeoutMs).`, timeout, true);
+      this.#controller.abort(error);
+      this.#fail(error);
+    }, this.#ms);
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  race<T>(promise: Promise<T>): Promise<T> {
+    return this.#ms > 0 ? Promise.race([promise, this.tripped]) : promise;
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+  }
 }
 
 async function statFile(file: string): Promise<Stats | undefined> {
@@ -236,6 +296,15 @@ async function finish(job: Job, digest: string | undefined, resumed: boolean): P
 
 /** One HTTP exchange (plus at most one restart from zero when the server cannot resume). */
 async function attempt(job: Job): Promise<DownloadResult> {
+  const watchdog = new Watchdog(job.options.stallTimeoutMs ?? 60_000, () => `The download of ${job.url}`, job.options.signal);
+  try {
+    return await attemptWith(job, watchdog);
+  } finally {
+    watchdog.stop();
+  }
+}
+
+async function attemptWith(job: Job, watchdog: Watchdog): Promise<DownloadResult> {
   const { url, part, options, fetchImpl } = job;
   const { expectedBytes, signal } = options;
 
@@ -257,11 +326,12 @@ async function attempt(job: Job): Promise<DownloadResult> {
 
     let response: FetchResponseLike;
     try {
-      response = await raceAbort(fetchImpl(url, { headers, signal, redirect: 'follow' }), signal, () =>
-        abortError(url, signal!),
+      response = await watchdog.race(
+        raceAbort(fetchImpl(url, { headers, signal: watchdog.signal, redirect: 'follow' }), signal, () => abortError(url, signal!)),
       );
     } catch (error) {
       if (signal?.aborted) throw abortError(url, signal);
+      if (watchdog.signal.aborted && watchdog.signal.reason instanceof FaceganError) throw watchdog.signal.reason;
       const cause = (error as { cause?: { message?: string } }).cause;
       const detail = cause?.message ? `${(error as Error).message} (${cause.message})` : (error as Error).message;
       throw downloadError(`Network error while downloading ${url}: ${detail}`, error, true);
@@ -319,7 +389,8 @@ async function attempt(job: Job): Promise<DownloadResult> {
       if (total === offset) return finish(job, undefined, offset > 0);
       throw downloadError(`The response from ${url} has no body`, undefined, true);
     }
-    return receive(job, response.body, offset, total);
+    watchdog.kick();
+    return receive(job, response.body, offset, total, watchdog);
   }
 }
 
@@ -329,6 +400,7 @@ async function receive(
   body: NonNullable<FetchResponseLike['body']>,
   offset: number,
   total: number | undefined,
+  watchdog: Watchdog,
 ): Promise<DownloadResult> {
   const { url, part, options } = job;
   const { signal, onProgress } = options;
@@ -356,9 +428,14 @@ async function receive(
     for (;;) {
       let chunk: { done: boolean; value?: Uint8Array };
       try {
-        chunk = await reader.read();
+        chunk = await watchdog.race(reader.read());
       } catch (error) {
         if (signal?.aborted) throw abortError(url, signal);
+        if (watchdog.signal.aborted && watchdog.signal.reason instanceof FaceganError) {
+          reader.cancel().catch(() => undefined);
+          const e = watchdog.signal.reason;
+          throw downloadError(`${e.message} Got ${downloaded}${total !== undefined ? ` of ${total}` : ''} bytes; the partial file ${part} is kept; call again to resume.`, e.cause, true);
+        }
         const cause = (error as { cause?: { message?: string } }).cause;
         const detail = cause?.message ? `${(error as Error).message} (${cause.message})` : (error as Error).message;
         throw downloadError(
@@ -387,6 +464,7 @@ async function receive(
       }
       hash.update(bytes);
       downloaded += bytes.byteLength;
+      watchdog.kick();
       onProgress?.({ downloadedSize: downloaded, totalSize: total ?? 0 });
     }
   } catch (error) {
