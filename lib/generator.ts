@@ -196,6 +196,23 @@ export class Generator {
   }
 
   /**
+   * Frames of a walk from one face to another (`space` 'z' with slerp by default, or 'w' with lerp):
+   * `steps` images, both ends included.
+   */
+  async interpolate(options: import('./interpolate.js').InterpolateOptions): Promise<import('./interpolate.js').Frame[]> {
+    this.#shape();
+    const { interpolate } = await import('./interpolate.js');
+    return interpolate(this, options);
+  }
+
+  /** The same frames, one engine batch at a time (for long walks written as they are ready). */
+  async *interpolateFrames(options: import('./interpolate.js').InterpolateOptions): AsyncGenerator<import('./interpolate.js').Frame[]> {
+    this.#shape();
+    const { interpolationFrames } = await import('./interpolate.js');
+    yield* interpolationFrames(this, options);
+  }
+
+  /**
    * Writes this generator as a standard ONNX graph (z → image, or two graphs z → ws and
    * ws → image with `graphs: 'two'`), built from the weights file it was loaded from.
    */

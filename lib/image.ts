@@ -85,3 +85,46 @@ export async function saveImage(image: Image, file: string, options: EncodeOptio
   const body = await encodeImage(image, format, options);
   await fs.writeFile(file, body);
 }
+
+export interface AnimationOptions {
+  /** Frames per second (default 24). */
+  fps?: number;
+  /** Resize every frame to size × size. */
+  size?: number;
+  /** Provenance of the animation (default: on, naming the first frame's model); false opts out. */
+  provenance?: ProvenanceInfo | false;
+  /** WebP quality 1–100. */
+  quality?: number;
+}
+
+/** Frames (same size) → an animated WebP that loops, with provenance metadata unless opted out. */
+export async function encodeAnimation(frames: Image[], options: AnimationOptions = {}): Promise<Buffer> {
+  checkEncodeOptions(options);
+  if (!Array.isArray(frames) || frames.length === 0) throw invalidOption('frames', 'at least one image', frames);
+  const fps = options.fps ?? 24;
+  if (typeof fps !== 'number' || !(fps > 0 && fps <= 100)) throw invalidOption('fps', 'a number in (0, 100]', fps);
+  const { width: w, height: h, channels } = frames[0];
+  const size = options.size ?? w;
+  if (w !== h && options.size !== undefined) throw invalidOption('size', 'square frames', `${w}×${h}`);
+  const { default: sharp } = await import('sharp');
+  const frameBytes = (options.size === undefined ? w * h : size * size) * 3;
+  const all = Buffer.alloc(frameBytes * frames.length);
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i];
+    if (f.width !== w || f.height !== h || f.channels !== channels) throw invalidOption(`frames[${i}]`, `a ${w}×${h}×${channels} image`, `${f.width}×${f.height}×${f.channels}`);
+    let s = (await sharpFor(f)).toColourspace('srgb');
+    if (options.size !== undefined && size !== w) s = s.resize(size, size, { kernel: 'lanczos3', fit: 'fill' });
+    const raw = await s.removeAlpha().raw().toBuffer();
+    raw.copy(all, i * frameBytes);
+  }
+  const outW = options.size === undefined ? w : size;
+  const outH = options.size === undefined ? h : size;
+  let s = sharp(all, { raw: { width: outW, height: outH * frames.length, channels: 3, pageHeight: outH } }).webp({
+    loop: 0,
+    delay: new Array<number>(frames.length).fill(Math.round(1000 / fps)),
+    ...(options.quality === undefined ? {} : { quality: options.quality }),
+  });
+  const info = provenanceFor(frames[0], { provenance: options.provenance });
+  if (info) s = s.withXmp(provenanceXmp(info)).withExif(provenanceExif(info));
+  return s.toBuffer();
+}
