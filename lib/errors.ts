@@ -23,8 +23,6 @@ export type FaceganErrorCode =
   | 'ERR_BACKEND_UNAVAILABLE'
   /** The generator was used after dispose(), or disposed while the call ran. */
   | 'ERR_DISPOSED'
-  /** The call was cancelled by its AbortSignal. */
-  | 'ERR_ABORTED'
   /**
    * The engine produced NaN or infinite values (the weights hold values too large for float32
    * arithmetic, or the config or inputs are extreme): no image is returned.
@@ -34,7 +32,10 @@ export type FaceganErrorCode =
   | 'ERR_DOWNLOAD'
   /** The native engine reported a failure. */
   | 'ERR_NATIVE'
-  /** The call's AbortSignal fired before it ran (it was dropped from the queue). */
+  /**
+   * The call's AbortSignal fired before it ran (it was dropped from the queue), or the engine
+   * call it was running in was cancelled.
+   */
   | 'ERR_ABORTED';
 
 export class FaceganError extends Error {
