@@ -107,7 +107,7 @@ add env 30 - "nvidia-smi; echo; \"${NVCC:-nvcc}\" --version; \"${CMAKE:-cmake}\"
 add configure 180 - "\"${CMAKE:-cmake}\" -S . -B $BUILD -G '$GEN' -DCMAKE_BUILD_TYPE=Release -DFACEGAN_CUDA=ON -DFACEGAN_TOOLS=ON -DFACEGAN_CUDA_ARCHITECTURES='$ARCH' -DCMAKE_CUDA_COMPILER='${NVCC:-nvcc}' $EMU_OFF ${GPU_CHECK_CMAKE_ARGS:-} && grep -Eq '^CMAKE_CUDA_COMPILER:[A-Z]+=.*nvcc' $BUILD/CMakeCache.txt"
 add build 420 configure "\"${CMAKE:-cmake}\" --build $BUILD -j $JOBS --target facegan-unit facegan-check facegan-bench && test -f $BUILD/libfacegan_cuda.a && ls -la $B"
 add unit 240 build "$B/facegan-unit"
-add smoke-tinyc-vs-cpu-ref 90 build "$B/facegan-check --compare-backends cuda cpu-ref --random-config tinyc --batch 3"
+add smoke-tinyc-vs-cpu-ref 90 cuda "$B/facegan-check --compare-backends cuda cpu-ref --random-config tinyc --batch 3"
 # Fixture goldens: every NAME.safetensors (float32 weights: fp32 too) / NAME.half.safetensors
 # (float16 weights: fp16 and bf16 only) in test/fixtures/gpu with its NAME.golden.*.
 for f in "$FX"/*.safetensors; do
@@ -118,23 +118,23 @@ for f in "$FX"/*.safetensors; do
   precs='fp32 fp16 bf16'
   [ "$name" != "$base" ] && precs='fp16 bf16'
   for p in $precs; do
-    add "golden-$name-$p" 90 build "$B/facegan-check --backend cuda --precision $p $f $FX/$name"
+    add "golden-$name-$p" 90 cuda "$B/facegan-check --backend cuda --precision $p $f $FX/$name"
   done
 done
 for p in fp32 fp16; do
-  add "golden-cond32-$p-graphs-off" 90 build "FACEGAN_CUDA_GRAPHS=0 $B/facegan-check --backend cuda --precision $p $FX/cond32.safetensors $FX/cond32"
+  add "golden-cond32-$p-graphs-off" 90 cuda "FACEGAN_CUDA_GRAPHS=0 $B/facegan-check --backend cuda --precision $p $FX/cond32.safetensors $FX/cond32"
 done
 for p in fp32 fp16 bf16; do
-  add "progan-fixture-$p" 90 build "$B/facegan-check --progan --backend cuda --precision $p $PROGAN_MODEL $PROGAN_OUT"
+  add "progan-fixture-$p" 90 cuda "$B/facegan-check --progan --backend cuda --precision $p $PROGAN_MODEL $PROGAN_OUT"
 done
-add compare-ffhq1024-fp32 180 build "$B/facegan-check --compare-backends cuda cpu --random-config ffhq1024 --batch 2"
-add compare-ffhq1024-fp16 180 build "$B/facegan-check --compare-backends cuda cpu --random-config ffhq1024 --batch 2 --precision fp16 --precision-b fp32"
-add compare-ffhq1024-bf16 180 build "$B/facegan-check --compare-backends cuda cpu --random-config ffhq1024 --batch 2 --precision bf16 --precision-b fp32"
-add compare-progan128-fp32 120 build "$B/facegan-check --compare-backends cuda cpu --random-config progan128 --batch 3"
+add compare-ffhq1024-fp32 180 cuda "$B/facegan-check --compare-backends cuda cpu --random-config ffhq1024 --batch 2"
+add compare-ffhq1024-fp16 180 cuda "$B/facegan-check --compare-backends cuda cpu --random-config ffhq1024 --batch 2 --precision fp16 --precision-b fp32"
+add compare-ffhq1024-bf16 180 cuda "$B/facegan-check --compare-backends cuda cpu --random-config ffhq1024 --batch 2 --precision bf16 --precision-b fp32"
+add compare-progan128-fp32 120 cuda "$B/facegan-check --compare-backends cuda cpu --random-config progan128 --batch 3"
 # Graphs on vs off: the same calls (random noise: the seed and image offset read on the device),
 # float and uint8 outputs dumped and compared bit for bit.
 for p in fp32 fp16; do
-  add "graphs-on-vs-off-$p" 120 build "d=\$(mktemp -d) && $B/facegan-bench --backend cuda --precision $p --config ffhq256 --batch 1,3 --iters 2 --noise random --dump \$d/on && FACEGAN_CUDA_GRAPHS=0 $B/facegan-bench --backend cuda --precision $p --config ffhq256 --batch 1,3 --iters 2 --noise random --dump \$d/off && cmp \$d/on \$d/off && echo \"DETAIL graphs on and off: bit-identical (\$(stat -c %s \$d/on) bytes)\"; r=\$?; rm -rf \$d; exit \$r"
+  add "graphs-on-vs-off-$p" 120 cuda "d=\$(mktemp -d) && $B/facegan-bench --backend cuda --precision $p --config ffhq256 --batch 1,3 --iters 2 --noise random --dump \$d/on && FACEGAN_CUDA_GRAPHS=0 $B/facegan-bench --backend cuda --precision $p --config ffhq256 --batch 1,3 --iters 2 --noise random --dump \$d/off && cmp \$d/on \$d/off && echo \"DETAIL graphs on and off: bit-identical (\$(stat -c %s \$d/on) bytes)\"; r=\$?; rm -rf \$d; exit \$r"
 done
 if [ -n "$SANITIZER" ] || [ $MODE = list ]; then
   S=${SANITIZER:-compute-sanitizer}
@@ -142,9 +142,9 @@ if [ -n "$SANITIZER" ] || [ $MODE = list ]; then
   add memcheck-gray16-fp32-graphs 120 sanitizer "\"$S\" --tool memcheck --error-exitcode 99 --leak-check no $B/facegan-check --backend cuda --precision fp32 $FX/gray16.safetensors $FX/gray16"
 fi
 for p in fp32 fp16 bf16; do
-  add "bench-ffhq1024-$p" 150 build "$B/facegan-bench --backend cuda --precision $p --config ffhq1024 --batch 1,8,32 --iters 5 --min-ms 1500"
+  add "bench-ffhq1024-$p" 150 cuda "$B/facegan-bench --backend cuda --precision $p --config ffhq1024 --batch 1,8,32 --iters 5 --min-ms 1500"
 done
-add bench-progan128-fp16 60 build "$B/facegan-bench --backend cuda --precision fp16 --config $PROGAN_MODEL --batch 1,16,64 --iters 5 --min-ms 500"
+add bench-progan128-fp16 60 cuda "$B/facegan-bench --backend cuda --precision fp16 --config $PROGAN_MODEL --batch 1,16,64 --iters 5 --min-ms 500"
 add torch-check-cond32 120 torch "PYTHONUNBUFFERED=1 python3 bench/pytorch_stylegan2.py --check $FX/cond32.safetensors $FX/cond32"
 add torch-bench-ffhq1024 360 torch "PYTHONUNBUFFERED=1 python3 bench/pytorch_stylegan2.py --config ffhq1024 --batch 1,8,32 --modes fp32,tf32,fp16,bf16 --iters 5 --min-ms 1500 --budget-s \$(( GPU_CHECK_LEFT > 150 ? GPU_CHECK_LEFT - 90 : 30 )) \$(case \${GPU_CHECK_TORCH_COMPILE:-auto} in 1) echo --compile;; auto) [ \$GPU_CHECK_LEFT -gt 300 ] && echo --compile;; esac)"
 
@@ -161,7 +161,7 @@ if [ $MODE = list ]; then
     if [ -n "$ONLY" ] && [ "$n" != env ] && [ "$n" != configure ] && [ "$n" != build ] && ! [[ $n =~ $ONLY ]]; then continue; fi
     printf '  %2d  %-30s %4s  %-9s %s\n' $((i + 1)) "$n" "${TMOS[$i]}" "${REQS[$i]}" "${CMDS[$i]}"
   done
-  echo "  (needs: configure/build = an earlier step passed; torch = python3 imports torch with CUDA; sanitizer = compute-sanitizer found)"
+  echo "  (needs: configure/build = an earlier step passed; cuda = build passed and no step has reported the CUDA backend unavailable; torch = python3 imports torch with CUDA; sanitizer = compute-sanitizer found)"
   echo "gpu-check: dry run, ${#NAMES[@]} steps listed"
   exit 0
 fi
@@ -202,6 +202,7 @@ probe_torch() {
 }
 
 declare -A DONE=()  # step name -> PASS / FAIL / TIMEOUT / SKIP
+CUDA_UNAVAILABLE=''
 NPASS=0 NFAIL=0 NTIME=0 NSKIP=0
 SUMMARY_ROWS=()
 pack_logs() { [ -n "${OUT:-}" ] && tar -czf "$LOGDIR/steps.tar.gz" -C "$STEPS_DIR" . 2> /dev/null; return 0; }
@@ -214,13 +215,18 @@ run_step() {  # INDEX
   local skip=''
   case $req in
     -) ;;
-    sanitizer) [ -n "$SANITIZER" ] || skip='no compute-sanitizer' ;;
+    sanitizer)
+      if [ -z "$SANITIZER" ]; then skip='no compute-sanitizer'
+      elif [ -n "$CUDA_UNAVAILABLE" ]; then skip="no CUDA backend: $CUDA_UNAVAILABLE"; fi ;;
     torch)
       [ "$TORCH_NOTE" = 'not probed' ] && probe_torch
       [ $TORCH_OK = 1 ] || skip=$TORCH_NOTE ;;
+    cuda)
+      if [ "${DONE[build]:-}" != PASS ]; then skip='build did not pass'
+      elif [ -n "$CUDA_UNAVAILABLE" ]; then skip="no CUDA backend: $CUDA_UNAVAILABLE"; fi ;;
     *) [ "${DONE[$req]:-}" = PASS ] || skip="$req did not pass" ;;
   esac
-  [ -n "${DONE[build]:-}" ] && [ "${DONE[build]}" != PASS ] && [ "$req" != - ] && skip='build did not pass'
+  [ -z "$skip" ] && [ -n "${DONE[build]:-}" ] && [ "${DONE[build]}" != PASS ] && [ "$req" != - ] && [ "$req" != torch ] && skip='build did not pass'
   [ -z "$skip" ] && [ $left -lt 15 ] && skip="time budget (${BUDGET} s) spent"
   if [ -n "$skip" ]; then
     printf '[%3ds] %-32s SKIP     %s\n' "$now" "$name" "$skip"
@@ -242,6 +248,11 @@ run_step() {  # INDEX
     *) status=FAIL; NFAIL=$((NFAIL + 1)) ;;
   esac
   DONE[$name]=$status
+  # The backend says why it cannot run at all (no driver, too old a driver, no device): the CUDA
+  # steps after this one are skipped with that reason instead of each failing with it.
+  if [ $status = FAIL ] && [ -z "$CUDA_UNAVAILABLE" ] && grep -q 'backend cuda is not available' "$log"; then
+    CUDA_UNAVAILABLE=$(grep -m1 -o 'backend cuda is not available.*' "$log" | sed 's/^backend cuda is not available: *//' | cut -c1-160)
+  fi
   printf '### exit %s (%s) after %s ms\n\n' "$rc" "$status" "$dur" >> "$log"
   # One line of detail: the tool's own summary when it prints one.
   detail=$(grep -E '^(summary:|self-test summary:|pytorch-check|DETAIL |[0-9]+ passed, [0-9]+ failed)' "$log" | tail -1 | sed 's/^DETAIL //')
@@ -255,9 +266,10 @@ run_step() {  # INDEX
     grep -E '^(batch |[a-z0-9+-]+ +batch )' "$log" | sed 's/^/          /'
   fi
   if [ $status != PASS ]; then
-    { grep -E '^(FAIL|=+ (ERROR|Invalid)|.*[Ee]rror)' "$log" | head -8; tail -n 4 "$log" | grep -Ev '^(###|PASS)'; } | awk '!seen[$0]++' | head -10 | cut -c1-220 | sed 's/^/          | /'
+    { grep -E '^(FAIL|=+ (ERROR|Invalid)|.*[Ee]rror)' "$log" | head -8; tail -n 4 "$log" | grep -Ev '^(###|PASS|[[:space:]]*$)'; } | awk '!seen[$0]++' | head -10 | cut -c1-220 | sed 's/^/          | /'
   fi
-  cat "$log" >> "$LOGDIR/gpu-check.log"
+  head -c 4000000 "$log" >> "$LOGDIR/gpu-check.log"  # (the files that come back are limited in size)
+  [ "$(stat -c %s "$log")" -gt 4000000 ] && printf '\n### (cut at 4 MB: the whole log is in the per-step logs)\n' >> "$LOGDIR/gpu-check.log"
   pack_logs
 }
 
@@ -268,7 +280,7 @@ for i in "${!NAMES[@]}"; do
 done
 
 # ---------------------------------------------------------------- tables and the summary line
-if [ -s "$LOGDIR/bench.tsv" ]; then
+if grep -q 'config=ffhq1024 res=1024 ' "$LOGDIR/bench.tsv" 2> /dev/null; then
   echo
   echo "speed at 1024² (FFHQ config-f, random weights; images/s and TFLOP/s at 74.3 GMAC/image; wall clock per call, ws upload and uint8 download included):"
   awk '
@@ -286,9 +298,14 @@ if [ -s "$LOGDIR/bench.tsv" ]; then
 fi
 echo
 echo "steps: $NPASS passed, $NFAIL failed, $NTIME timed out, $NSKIP skipped (PyTorch: $TORCH_NOTE)"
+shown=0
 for r in "${SUMMARY_ROWS[@]}"; do
-  case $r in *'	PASS	'*) ;; *) printf '  not passed: %s\n' "$(printf '%s' "$r" | tr '\t' ' ' | cut -c1-200)" ;; esac
+  case $r in *'	FAIL	'* | *'	TIMEOUT	'*) ;; *) continue ;; esac
+  shown=$((shown + 1))
+  [ $shown -le 12 ] && printf '  not passed: %s\n' "$(printf '%s' "$r" | cut -f1,2,4 | tr '\t' ' ' | cut -c1-200)"
 done
+[ $shown -gt 12 ] && echo "  ... and $((shown - 12)) more (summary.txt has every step)"
+[ $NSKIP -gt 0 ] && printf '%s\n' "${SUMMARY_ROWS[@]}" | awk -F'\t' '$2 == "SKIP" { n[$4]++ } END { for (r in n) printf "  skipped: %d step(s): %s\n", n[r], r }'
 verdict=PASS
 [ $((NFAIL + NTIME)) -gt 0 ] && verdict=FAIL
 pack_logs
