@@ -230,6 +230,22 @@ describe.runIf(haveTarballs)('packed install', () => {
     expect(fs.existsSync(path.join(broken.dir, 'y.png'))).toBe(false);
   });
 
+  it('where no binary loads, the documented source build (cmake-js + npx facegan build-native) makes it work', async () => {
+    // This one needs the compilers: the user's full PATH.
+    const full = (cmd: string) =>
+      spawnSync('sh', ['-c', cmd], { cwd: broken.dir, env: { ...env, PATH: process.env.PATH, FACEGAN_CUDA: '0' }, encoding: 'utf8', timeout: 600_000 });
+    const i = full('npm install --save-dev cmake-js@^8');
+    expect(i.status, show(i)).toBe(0);
+    const b = full('npx --no-install facegan build-native');
+    expect(b.status, show(b)).toBe(0);
+    expect(b.stdout).toMatch(/facegan: built .*node_modules\/facegan-native\/build\/Release\/facegan\.node/);
+    const r = broken.sh('npx --no-install facegan generate --seed 1 -o built.png');
+    expect(r.status, show(r)).toBe(0);
+    const a = await sharp(path.join(broken.dir, 'built.png')).raw().toBuffer();
+    const want = await generate({ seed: 1 });
+    expect(a.equals(Buffer.from(want.data))).toBe(true);
+  }, 600_000);
+
   it.runIf(process.platform === 'linux')('the installed Linux binary passes the glibc symbol-version check; the developer build does not', () => {
     const check = path.join(repo, 'scripts', 'check-glibc.mjs');
     const installed = path.join(good.dir, 'node_modules', '@facegan-native', tag, 'facegan.node');
