@@ -39,6 +39,12 @@ export interface BatcherOptions<P> {
   maxBatch: number;
   /** Longest a request waits for others while the engine is idle (ms). */
   maxWaitMs: number;
+  /**
+   * Time budget of one gathered engine call (ms): batches are capped at the images the engine
+   * ran in that time so far (measured), so waiting for a batch to finish stays short where batching
+   * does not pay (a CPU runs images one after another). 0: no cap but maxBatch.
+   */
+  maxBatchMs?: number;
   /** Floats per image in `input`. */
   rowLength: number;
   /**
@@ -63,7 +69,7 @@ export class Batcher<P> {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #scheduled = false;
   /** Engine calls made and images run through them (for tests and metrics). */
-  readonly stats = { batches: 0, images: 0, requests: 0, dropped: 0, largestBatch: 0 };
+  readonly stats = { batches: 0, images: 0, requests: 0, dropped: 0, largestBatch: 0, msPerImage: 0 };
 
   constructor(options: BatcherOptions<P>) {
     this.#opts = options;
@@ -97,7 +103,7 @@ export class Batcher<P> {
   #wake(): void {
     if (this.#scheduled || this.#pending.length === 0) return;
     const images = this.#pending.reduce((s, p) => s + p.count, 0);
-    if (images >= this.#opts.maxBatch || this.#opts.maxWaitMs <= 0) {
+    if (images >= this.#limit() || this.#opts.maxWaitMs <= 0) {
       this.#schedule();
     } else if (!this.#timer) {
       this.#timer = setTimeout(() => this.#schedule(), this.#opts.maxWaitMs);
@@ -125,15 +131,24 @@ export class Batcher<P> {
       });
   }
 
-  /** Takes the oldest request and the following ones of the same key, up to maxBatch images. */
+  /** Most images in the next gathered batch: maxBatch, capped by the time budget. */
+  #limit(): number {
+    const budget = this.#opts.maxBatchMs ?? 0;
+    const per = this.stats.msPerImage;
+    if (budget <= 0 || per <= 0) return this.#opts.maxBatch;
+    return Math.max(1, Math.min(this.#opts.maxBatch, Math.floor(budget / per)));
+  }
+
+  /** Takes the oldest request and the following ones of the same key, up to the batch limit. */
   #take(): Pending<P>[] {
     if (this.#pending.length === 0) return [];
     const key = this.#pending[0].key;
+    const limit = this.#limit();
     const batch: Pending<P>[] = [];
     let images = 0;
     const rest: Pending<P>[] = [];
     for (const p of this.#pending) {
-      if (p.key === key && (batch.length === 0 || images + p.count <= this.#opts.maxBatch)) {
+      if (p.key === key && (batch.length === 0 || images + p.count <= limit)) {
         batch.push(p);
         images += p.count;
       } else {
@@ -171,7 +186,11 @@ export class Batcher<P> {
     this.stats.largestBatch = Math.max(this.stats.largestBatch, n);
     let out: BatchOutput;
     try {
+      const t0 = performance.now();
       out = await this.#opts.run(batch[0].params, input, n);
+      // Engine time per image, smoothed (first call: as measured).
+      const per = (performance.now() - t0) / n;
+      this.stats.msPerImage = this.stats.msPerImage === 0 ? per : 0.7 * this.stats.msPerImage + 0.3 * per;
     } catch (err) {
       for (const p of batch) p.reject(err);
       return;

@@ -34,6 +34,12 @@ export interface LoadOptions {
   threads?: number;
   /** Images run through the engine at once; larger calls are split. Default: by image size. */
   batchSize?: number;
+  /**
+   * Time budget (ms) of one engine call that gathers concurrent requests (micro-batching): such a
+   * batch holds at most the images the engine runs in that time (measured), and at most batchSize.
+   * 0: batchSize only. Default 500.
+   */
+  maxBatchMs?: number;
 }
 
 export interface GeneratorInfo {
@@ -113,13 +119,14 @@ export class Generator {
   #batcher: Batcher<SynthParams>;
 
   /** @internal use loadGenerator() */
-  constructor(engine: NativeGenerator, info: GeneratorInfo, batchSize: number) {
+  constructor(engine: NativeGenerator, info: GeneratorInfo, batchSize: number, maxBatchMs = 500) {
     this.#native = engine;
     this.info = Object.freeze(info);
     this.#batchSize = batchSize;
     this.#batcher = new Batcher<SynthParams>({
       maxBatch: batchSize,
       maxWaitMs: BATCH_WAIT_MS,
+      maxBatchMs,
       rowLength: info.arch === 'progan' ? info.zDim : info.numWs * info.wDim,
       enqueue: (job) => this.#run(job),
       run: async (p, input, n) => {
@@ -134,7 +141,7 @@ export class Generator {
   }
 
   /** Micro-batching counters: engine calls, images and requests through them, requests dropped by their signal. */
-  get batchStats(): Readonly<{ batches: number; images: number; requests: number; dropped: number; largestBatch: number; waiting: number }> {
+  get batchStats(): Readonly<{ batches: number; images: number; requests: number; dropped: number; largestBatch: number; msPerImage: number; waiting: number }> {
     return { ...this.#batcher.stats, waiting: this.#batcher.waiting };
   }
 
@@ -355,6 +362,7 @@ export async function createGenerator(model: LoadedModel, options: LoadOptions =
   const deviceIndex = opts.deviceIndex === undefined ? 0 : checkInteger('deviceIndex', opts.deviceIndex, 0, 63);
   const threads = opts.threads === undefined ? 0 : checkInteger('threads', opts.threads, 0, 1024);
   const batchSize = opts.batchSize === undefined ? undefined : checkInteger('batchSize', opts.batchSize, 1, 1024);
+  const maxBatchMs = opts.maxBatchMs === undefined ? undefined : checkInteger('maxBatchMs', opts.maxBatchMs, 0, 3_600_000);
   const addon = native();
   const { backends, unavailable } = addon.availableBackends();
   let backend: 'cpu' | 'cuda' = 'cpu';
@@ -404,5 +412,5 @@ export async function createGenerator(model: LoadedModel, options: LoadOptions =
     source: model.source,
     format: model.format,
   };
-  return new Generator(engine, info, batchSize ?? defaultBatchSize(info.resolution, backend));
+  return new Generator(engine, info, batchSize ?? defaultBatchSize(info.resolution, backend), maxBatchMs);
 }

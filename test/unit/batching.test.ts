@@ -126,7 +126,7 @@ describeFixtures('micro-batching (StyleGAN2 tiny32)', () => {
 describe('micro-batching (embedded ProGAN-128)', () => {
   let gen: Generator;
   beforeAll(async () => {
-    gen = await loadGenerator(DEFAULT_MODEL, { device: 'cpu', batchSize: 4 });
+    gen = await loadGenerator(DEFAULT_MODEL, { device: 'cpu', batchSize: 4, maxBatchMs: 0 });
   });
   afterAll(() => gen.dispose());
 
@@ -139,5 +139,26 @@ describe('micro-batching (embedded ProGAN-128)', () => {
     expect(gen.batchStats.batches - before.batches).toBeLessThan(seeds.length);
     together.forEach(([img], i) => expect(same(img, alone[i]), `seed ${seeds[i]}`).toBe(true));
     expect(together[0][0].model).toBe('progan-celeba128');
+  });
+
+  it('caps gathered batches by their time budget (maxBatchMs), measured per image', async () => {
+    const slow = await loadGenerator(DEFAULT_MODEL, { device: 'cpu', batchSize: 4, maxBatchMs: 1 });
+    try {
+      await slow.generate({ seed: 1 }); // measures the engine: tens of ms per image, so 1 ms allows 1
+      expect(slow.batchStats.msPerImage).toBeGreaterThan(1);
+      const seeds = [3, 14, 15, 92];
+      const before = slow.batchStats;
+      const out = await Promise.all(seeds.map((seed) => slow.generate({ seed })));
+      expect(slow.batchStats.batches - before.batches).toBe(4);
+      expect(slow.batchStats.largestBatch).toBe(1);
+      out.forEach(([img], i) => expect(img.seed).toBe(seeds[i]));
+      // An explicit multi-image request is never split below batchSize by the budget.
+      await slow.generate({ seeds: [1, 2, 3, 4] });
+      expect(slow.batchStats.largestBatch).toBe(4);
+    } finally {
+      slow.dispose();
+    }
+    const err = await loadGenerator(DEFAULT_MODEL, { device: 'cpu', maxBatchMs: -1 }).catch((e: unknown) => e);
+    expect((err as FaceganError).code).toBe('ERR_INVALID_OPTION');
   });
 });
