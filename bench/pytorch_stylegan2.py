@@ -191,6 +191,14 @@ class Generator(torch.nn.Module):
                 Wc = W
             self.wq[p] = Wc.to(dtype).contiguous(memory_format=mf)
         self.const = self.t32['synthesis.b4.const'].to(dtype)
+        # The epilogue's additive terms, √2·(bias + strength·noise_const) and √2·bias.
+        self.add_const, self.add_none = {}, {}
+        for kind, r, p, up in self.layers:
+            if kind == 'conv':
+                b = self.t32[p + 'bias'][None, :, None, None]
+                nc = (self.t32[p + 'noise_strength'] * self.t32[p + 'noise_const'])[None, None]
+                self.add_const[p] = (SQRT2 * (b + nc)).to(dtype).contiguous(memory_format=mf)
+                self.add_none[p] = (SQRT2 * b).to(dtype)
         f = torch.tensor([1.0, 3.0, 3.0, 1.0], device=device)
         self.fir2 = (torch.outer(f, f) / 64.0 * 4.0).to(dtype)
 
@@ -218,10 +226,22 @@ class Generator(torch.nn.Module):
         t = self.t32
         return w @ (t[p + 'affine.weight'] / math.sqrt(self.w_dim)).t() + t[p + 'affine.bias']
 
-    def _act(self, y, p):
-        y = F.leaky_relu(y + self.t32[p + 'bias'].to(y.dtype)[None, :, None, None], 0.2) * SQRT2
+    def _epilogue(self, y, d, p, r, noise):
+        """clamp(lrelu(y·d + strength·noise + bias) · √2) in two passes over y: lrelu(a·z) = a·lrelu(z)
+        for a > 0, so √2 goes into d and into the additive term (bias + noise, precomputed for const)."""
+        dt = y.dtype
+        if noise == 'const':
+            add = self.add_const[p]
+        elif noise == 'random':
+            t = self.t32
+            add = (SQRT2 * (t[p + 'bias'][None, :, None, None] + t[p + 'noise_strength'] *
+                            torch.randn(y.shape[0], 1, r, r, device=y.device))).to(dt)
+        else:
+            add = self.add_none[p]
+        y = torch.addcmul(add, y, (d * SQRT2).to(dt)[:, :, None, None])
+        F.leaky_relu(y, 0.2, inplace=True)
         if self.clamp is not None:
-            y = y.clamp(-self.clamp, self.clamp)
+            y.clamp_(-self.clamp, self.clamp)
         return y
 
     def synthesis(self, ws, noise='const'):
@@ -250,12 +270,7 @@ class Generator(torch.nn.Module):
                     y = F.conv2d(y, self.fir2[None, None].expand(cch, 1, 4, 4), padding=1, groups=cch)
                 else:
                     y = F.conv2d(x, self.wq[p], padding=1)
-                y = y * d.to(dt)[:, :, None, None]
-                if noise == 'const':
-                    y = y + (t[p + 'noise_strength'] * t[p + 'noise_const']).to(dt)[None, None]
-                elif noise == 'random':
-                    y = y + t[p + 'noise_strength'].to(dt) * torch.randn(n, 1, r, r, device=y.device, dtype=dt)
-                x = self._act(y, p)
+                x = self._epilogue(y, d, p, r, noise)
             else:
                 w = ws[:, wi]  # torgb shares its w with the next block's conv0
                 s = self._style(p, w) * (1.0 / math.sqrt(x.shape[1]))
