@@ -25,6 +25,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+if (process.env.npm_lifecycle_event === 'prepack') {
+  // `npm pack` / `npm publish` in the repository root would make a main package without its
+  // platform and weights dependencies: point at the real thing instead.
+  console.error(
+    'facegan-native is packed with `npm run pack:local` (tarballs in build/pack/, published by\n' +
+      '.github/workflows/release.yml); a plain `npm pack` here would lack the binary and weights packages.',
+  );
+  process.exit(1);
+}
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const args = process.argv.slice(2);
