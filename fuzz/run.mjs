@@ -183,10 +183,11 @@ class Worker {
         if (m && m.id === job.id) finish(m);
       };
       const onExit = (code, sig) => finish({ outcome: 'crash', message: `worker exited (${sig ?? `code ${code}`})`, stack: this.stderr });
+      const limit = this.opts.timeoutMs * (job.retry ? 3 : 1);
       const timer = setTimeout(() => {
-        finish({ outcome: 'hang', message: `no answer within ${this.opts.timeoutMs} ms` });
+        finish({ outcome: 'hang', message: `no answer within ${limit} ms${job.retry ? ' (twice: the second time with 3× the time)' : ''}` });
         this.kill();
-      }, this.opts.timeoutMs);
+      }, limit);
       const poll = setInterval(() => {
         const mb = rssMb(child.pid);
         peak = Math.max(peak, mb);
@@ -208,7 +209,7 @@ const FAILURES = new Set(['crash', 'hang', 'memory', 'untyped', 'native', 'nan']
 export async function fuzz(opts) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'facegan-fuzz-'));
   const t0 = performance.now();
-  const stats = { seed: opts.seed, mutants: 0, outcomes: {}, codes: {}, byBase: {}, byKind: {}, failures: [], slowestMs: 0, peakRssMb: 0 };
+  const stats = { seed: opts.seed, mutants: 0, outcomes: {}, codes: {}, byBase: {}, byKind: {}, failures: [], slowestMs: 0, peakRssMb: 0, retried: 0 };
   const log = (s) => opts.quiet || console.log(s);
   try {
     const { bases: all, missing } = await loadBases(tmp);
@@ -254,7 +255,15 @@ export async function fuzz(opts) {
           id = `${job.index}`;
           file = writeMutant(m, m.base, path.join(tmp, `w${wi}-mutant`));
         }
-        const res = await w.run({ id, path: file, mode: job.mode ?? 'load', plant: job.plant === true });
+        let res = await w.run({ id, path: file, mode: job.mode ?? 'load', plant: job.plant === true });
+        if (res.outcome === 'hang' && !job.mode) {
+          // A busy machine can starve a worker past the limit: a hang counts only when the same
+          // mutant also times out in a fresh worker with three times the time.
+          stats.retried++;
+          w.kill();
+          await w.start();
+          res = await w.run({ id, path: file, mode: 'load', plant: job.plant === true, retry: true });
+        }
         let outcome = res.outcome;
         if (outcome === 'typed' && res.code === 'ERR_NATIVE') outcome = 'native';
         if (outcome === 'untyped' && res.code === 'ERR_NATIVE') outcome = 'native';
@@ -311,7 +320,7 @@ function summary(stats) {
   lines.push(`  codes:    ${JSON.stringify(stats.codes)}`);
   for (const [b, o] of Object.entries(stats.byBase)) lines.push(`  ${b.padEnd(16)} ${JSON.stringify(o)}`);
   for (const [k, o] of Object.entries(stats.byKind)) lines.push(`  ${k.padEnd(16)} ${JSON.stringify(o)}`);
-  lines.push(`  failures: ${stats.failures.length} (crash, hang, memory, untyped, native, nan)`);
+  lines.push(`  failures: ${stats.failures.length} (crash, hang, memory, untyped, native, nan); ${stats.retried} timeouts retried`);
   return lines.join('\n');
 }
 

@@ -40,8 +40,9 @@ class Backend {
   // non-finite), whether or not args.img was requested. It should count in its last pass over the
   // image (e.g. the kernel that writes img / img_u8), and return Status::Ok(): the Generator turns
   // a count > 0 into Status::NonFinite. If reports_nonfinite() is false (the default), the
-  // Generator asks for the float image (allocating it when the caller did not) and scans it
-  // itself, which costs a host copy of the float image per call.
+  // Generator scans the float image itself: the caller's args.img when given, else it runs the
+  // call in sub-batches (image_offset advanced) into a float scratch image of at most 64 MiB,
+  // which costs a device-to-host copy of the float image per call.
   // Mapping needs nothing from the backend: the Generator scans the ws it returned.
   virtual Status mapping(const MappingArgs& args) = 0;
   virtual Status synthesis(const SynthesisArgs& args) = 0;

@@ -1,5 +1,6 @@
 // The Generator facade: builds the network description, picks the backend by name, checks
 // arguments and serialises calls. No exception crosses this API.
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <new>
@@ -129,27 +130,45 @@ Status Generator::synthesis(const SynthesisArgs& args) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (is_cancelled(args.cancel)) return Status::Cancelled("synthesis: cancelled");
   SynthesisArgs a = args;
-  uint64_t reported = 0;
-  std::vector<float> scratch;  // the float image for a backend that does not count non-finite values
-  const bool backend_counts = impl_->backend->reports_nonfinite();
-  if (backend_counts) {
-    a.nonfinite_count = &reported;
-  } else if (!a.img) {
+  uint64_t bad = 0;
+  if (impl_->backend->reports_nonfinite()) {
+    a.nonfinite_count = &bad;
+    Status s = guarded("synthesis", [&] { return impl_->backend->synthesis(a); });
+    if (!s) return s;
+  } else if (a.img) {
+    Status s = guarded("synthesis", [&] { return impl_->backend->synthesis(a); });
+    if (!s) return s;
+    bad = count_nonfinite(a.img, values);
+  } else {
+    // Only uint8 wanted from a backend that does not count: run it in sub-batches with a bounded
+    // float scratch image to scan (image_offset keeps random noise the same as one call).
+    const size_t per_image = values / size_t(args.n);
+    const int step = int(std::max<size_t>(1, std::min<size_t>(size_t(args.n), (size_t(64) << 20) / sizeof(float) / per_image)));
+    std::vector<float> scratch;
     Status s = guarded("synthesis", [&] {
-      scratch.resize(values);
+      scratch.resize(size_t(step) * per_image);
       return Status::Ok();
     });
     if (!s) return s;
-    a.img = scratch.data();
+    const size_t in_row = args.ws ? size_t(m.num_ws) * size_t(m.w_dim) : size_t(m.z_dim);
+    for (int start = 0; start < args.n; start += step) {
+      SynthesisArgs c = args;
+      c.n = std::min(step, args.n - start);
+      if (c.ws) c.ws += size_t(start) * in_row;
+      if (c.z) c.z += size_t(start) * in_row;
+      c.image_offset = args.image_offset + uint32_t(start);
+      c.img = scratch.data();
+      c.img_u8 = args.img_u8 + size_t(start) * per_image;
+      s = guarded("synthesis", [&] { return impl_->backend->synthesis(c); });
+      if (!s) return s;
+      bad += count_nonfinite(scratch.data(), size_t(c.n) * per_image);
+    }
   }
-  Status s = guarded("synthesis", [&] { return impl_->backend->synthesis(a); });
-  if (!s) return s;
-  const uint64_t bad = backend_counts ? reported : uint64_t(count_nonfinite(a.img, values));
   if (bad > 0)
     return Status::NonFinite("synthesis: " + std::to_string(bad) + " of " + std::to_string(values) +
                              " image values are NaN or infinite (the weights hold values too large for float32 "
                              "arithmetic, or the ws / config are extreme)");
-  return s;
+  return Status::Ok();
 }
 
 }  // namespace facegan
