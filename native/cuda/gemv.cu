@@ -85,7 +85,12 @@ Status launch_rows(const RowsArgs& a, cudaStream_t stream) {
   if (a.n <= 0 || a.num_tiles <= 0) return Status::Ok();
   const int ns = rows_samples_per_block(a.n, a.max_K);
   const size_t smem = (size_t)ns * a.max_K * sizeof(float);
-  if (smem > 48 * 1024) return Status::Error("row-dot kernel: vector length " + std::to_string(a.max_K) + " too long");
+  // The kernel's static shared memory (smax) comes on top: past 48 KB in all, the dynamic part
+  // needs the opt-in attribute (up to 64 KB on sm_75, more on newer GPUs).
+  constexpr size_t kStatic = kRowsMaxNs * sizeof(float);
+  if (smem + kStatic > 48 * 1024) {
+    FG_CUDA_CHECK(cudaFuncSetAttribute(rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  }
   const int chunks = ceil_div(a.n, ns);
   if (chunks > 65535) return Status::Error("row-dot kernel: batch too large");
   rows_kernel<<<dim3(a.num_tiles, chunks), kRowsThreads, smem, stream>>>(a, ns);

@@ -1285,16 +1285,26 @@ void test_host_reference_vs_cpu_ref() {
   }
 }
 
-#ifdef FACEGAN_WITH_CUDA
-void test_cuda_backend() {
+#if defined(FACEGAN_WITH_CUDA) || defined(FACEGAN_WITH_CUDA_EMU)
+// A registered backend by name ("cuda", or "cuda-emu": the same sources on the CPU emulator).
+const BackendReg* find_backend(const std::string& name) {
+  for (const BackendReg& r : backend_registry())
+    if (name == r.name) return &r;
+  return nullptr;
+}
+
+void test_cuda_backend(const std::string& bname) {
+  const BackendReg* reg = find_backend(bname);
+  CHECK(reg != nullptr, bname + " is registered");
+  if (!reg) return;
   std::string why;
-  const bool avail = cuda_backend_available(&why);
+  const bool avail = reg->available(&why);
   if (!avail) {
     CHECK(!why.empty(), "unavailable with a reason");
     std::printf("        (CUDA backend unavailable here: %s; GPU parity skipped)\n", why.c_str());
     // Creating and preparing must fail cleanly too.
     auto t = make_tiny_model();
-    auto be = create_cuda_backend();
+    auto be = reg->create();
     LoadOptions opt;
     opt.backend = "cuda";
     const Status st = be->prepare(t->net, opt);
@@ -1313,7 +1323,7 @@ void test_cuda_backend() {
   const size_t img_elems = (size_t)nb * net.info.img_channels * net.info.img_resolution * net.info.img_resolution;
   for (Precision prec : {Precision::FP32, Precision::FP16, Precision::BF16}) {
     const char* pname = prec == Precision::FP32 ? "fp32" : prec == Precision::FP16 ? "fp16" : "bf16";
-    auto be = create_cuda_backend();
+    auto be = reg->create();
     LoadOptions opt;
     opt.backend = "cuda";
     opt.precision = prec;
@@ -1396,6 +1406,8 @@ void test_cuda_backend() {
 
 // The noise kernel on the device against noise_fill on the host, bit for bit (philox.cuh's
 // Box-Muller is built from correctly rounded float operations only).
+#endif
+#ifdef FACEGAN_WITH_CUDA
 void test_cuda_noise_bits() {
   if (!cuda_backend_available(nullptr)) {
     std::printf("        (no usable GPU: skipped)\n");
@@ -1725,15 +1737,18 @@ void test_progan_pipeline_emulation() {
   }
 }
 
-#ifdef FACEGAN_WITH_CUDA
+#if defined(FACEGAN_WITH_CUDA) || defined(FACEGAN_WITH_CUDA_EMU)
 // The CUDA backend's ProGAN against cpu-ref, end to end (GPU only): fp32 / fp16 / bf16, twice per
 // precision (the second run replays the captured graph), the uint8 output, batch invariance, and
 // mapping() refused.
-void test_cuda_progan() {
+void test_cuda_progan(const std::string& bname) {
+  const BackendReg* reg = find_backend(bname);
+  CHECK(reg != nullptr, bname + " is registered");
+  if (!reg) return;
   std::string why;
-  if (!cuda_backend_available(&why)) {
+  if (!reg->available(&why)) {
     std::printf("        (CUDA backend unavailable here: %s; ProGAN GPU parity skipped)\n", why.c_str());
-    auto be = create_cuda_backend();
+    auto be = reg->create();
     CHECK(be->supports(Arch::ProGAN), "the CUDA backend declares ProGAN");
     return;
   }
@@ -1762,7 +1777,7 @@ void test_cuda_progan() {
     const std::string tag = "res " + std::to_string(sh.R) + " ";
     for (Precision prec : {Precision::FP32, Precision::FP16, Precision::BF16}) {
       const char* pname = prec == Precision::FP32 ? "fp32" : prec == Precision::FP16 ? "fp16" : "bf16";
-      auto be = create_cuda_backend();
+      auto be = reg->create();
       CHECK(be->supports(Arch::ProGAN), "supports ProGAN");
       LoadOptions opt;
       opt.backend = "cuda";
@@ -1861,11 +1876,13 @@ int main() {
   run_case("ProGAN pipeline emulation (backend geometry + kernels) == cpu-ref", test_progan_pipeline_emulation);
 #ifdef FACEGAN_WITH_CUDA_EMU
   run_emulated_kernel_tests();
+  run_case("emulated CUDA backend (cuda-emu) == host reference, end to end", [] { test_cuda_backend("cuda-emu"); });
+  run_case("emulated CUDA ProGAN (cuda-emu) == cpu-ref, end to end", [] { test_cuda_progan("cuda-emu"); });
 #endif
 #ifdef FACEGAN_WITH_CUDA
-  run_case("CUDA backend (end to end when a GPU is present)", test_cuda_backend);
+  run_case("CUDA backend (end to end when a GPU is present)", [] { test_cuda_backend("cuda"); });
   run_case("CUDA noise kernel == CPU noise_fill, bits (GPU only)", test_cuda_noise_bits);
-  run_case("CUDA ProGAN == cpu-ref (end to end when a GPU is present)", test_cuda_progan);
+  run_case("CUDA ProGAN == cpu-ref (end to end when a GPU is present)", [] { test_cuda_progan("cuda"); });
 #endif
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -194,11 +195,298 @@ void test_modconv(Results* out, bool quick) {
     for (ActType t : {ActType::F32, ActType::F16, ActType::BF16}) conv_case(c, t, out);
 }
 
+
+// ---- gemv.cu: the row-dot kernel in FC mode (gains, bias, lrelu) and in demodulation mode
+// (with the 16-bit pre-scale), against double-precision sums; wide inputs reach the shared-memory
+// opt-in path (K = 1536 with 8 samples per block is 48 KB of vectors plus the kernel's static
+// shared memory).
+void rows_case(const char* name, int n, int K, int rows, bool demod, bool scale16, Results* out) {
+  auto x = rnd((size_t)n * K, demod ? 0.2f : -1.0f, 1.0f);
+  auto M = rnd((size_t)rows * K, demod ? 0.0f : -1.0f, 1.0f);
+  auto bias = rnd(rows);
+  RowTile seg;
+  seg.K = K;
+  seg.ld = K;
+  seg.w_gain = 0.5f;
+  seg.b_gain = 2.0f;
+  seg.post_gain = 1.5f;
+  std::vector<RowTile> tiles;
+  split_rows(seg, rows, 32, &tiles);
+  RowsArgs a;
+  a.n = n;
+  a.demod = demod ? 1 : 0;
+  RowTile* tdev = upload(tiles);
+  float* xdev = upload(x);
+  float* Mdev = upload(M);
+  float* bdev = upload(bias);
+  float *ydev = nullptr, *sdev = nullptr;
+  cudaMalloc(&ydev, (size_t)n * rows * 4);
+  if (scale16) cudaMalloc(&sdev, (size_t)n * 4);
+  a.tiles = tdev;
+  a.num_tiles = (int)tiles.size();
+  a.max_K = K;
+  a.x = xdev;
+  a.x_stride = K;
+  a.M = Mdev;
+  a.bias = demod ? nullptr : bdev;
+  a.y = ydev;
+  a.y_stride = rows;
+  a.lrelu = demod ? 0 : 1;
+  a.sinv = sdev;
+  a.sinv_stride = 1;
+  const Status st = launch_rows(a, 0);
+  const cudaError_t e = cudaDeviceSynchronize();
+  auto got = download<float>(ydev, (size_t)n * rows);
+  std::vector<float> sinv = scale16 ? download<float>(sdev, n) : std::vector<float>();
+  for (void* p : {(void*)tdev, (void*)xdev, (void*)Mdev, (void*)bdev, (void*)ydev, (void*)sdev}) cudaFree(p);
+  const std::string full = std::string("row-dot ") + name;
+  if (!st.ok || e != cudaSuccess) {
+    out->push_back({full, false, st.ok ? std::string(cudaGetErrorName(e)) + ": " + fg_emu::fault_message() : st.message});
+    cudaDeviceReset();
+    return;
+  }
+  std::vector<float> ref((size_t)n * rows);
+  bool sinv_ok = true;
+  for (int b = 0; b < n; ++b) {
+    double mx = 0;
+    for (int k = 0; k < K; ++k) mx = std::max(mx, (double)std::fabs(x[(size_t)b * K + k]));
+    if (scale16) sinv_ok = sinv_ok && std::fabs(sinv[b] - 1.0 / mx) <= 1e-6 / mx;
+    for (int r = 0; r < rows; ++r) {
+      double acc = 0;
+      for (int k = 0; k < K; ++k) {
+        const double v = x[(size_t)b * K + k];
+        acc += (demod ? v * v : v) * M[(size_t)r * K + k];
+      }
+      double v;
+      if (demod) {
+        v = 1.0 / std::sqrt(acc + 1e-8);
+        if (scale16) v *= mx;
+      } else {
+        v = (acc * 0.5 + bias[r] * 2.0) * 1.5;
+        v = (v < 0 ? v * 0.2 : v) * std::sqrt(2.0);
+      }
+      ref[(size_t)b * rows + r] = (float)v;
+    }
+  }
+  const double err = rel_l2(got, ref);
+  out->push_back({full, err < 1e-5 && sinv_ok, fmt("rel. L2 error %.3g (limit %g)", err, 1e-5) + (sinv_ok ? "" : "; wrong 1/max|s|")});
+}
+
+void test_rows(Results* out, bool quick) {
+  rows_case("FC n=3 K=64 rows=70", 3, 64, 70, false, false, out);
+  rows_case("demod n=10 K=40 rows=33 (16-bit prescale)", 10, 40, 33, true, true, out);
+  rows_case("FC n=16 K=1536 rows=8 (48 KB of vectors + static shared)", 16, 1536, 8, false, false, out);
+  if (!quick) rows_case("demod n=4 K=3072 rows=4", 4, 3072, 4, true, true, out);
+}
+
+// ---- torgb.cu: 1x1 modulated conv + bias + clamp + the x2 skip upsample + uint8, against a
+// direct computation (the upsample as upfirdn2d: zero insertion, pad [2,1], [1,3,3,1]^2/64 x 4).
+void torgb_case(const char* name, int n, int R, int Cin, int Cimg, bool prev, ActType t, Results* out) {
+  const char* pname = t == ActType::F32 ? "fp32" : t == ActType::F16 ? "fp16" : "bf16";
+  auto x = rnd((size_t)n * R * R * Cin);
+  if (t != ActType::F32)
+    for (float& v : x) v = from16(to16(v, t), t);
+  auto s = rnd((size_t)n * Cin, 0.5f, 1.5f);
+  auto W = rnd((size_t)Cimg * Cin);
+  auto bias = rnd(Cimg, -0.1f, 0.1f);
+  const int Rl = R / 2;
+  auto img_prev = rnd((size_t)n * Cimg * Rl * Rl);
+  const float clamp = 2.0f;
+  std::vector<float> ref((size_t)n * Cimg * R * R);
+  const double f1[4] = {1, 3, 3, 1};
+  for (int b = 0; b < n; ++b)
+    for (int c = 0; c < Cimg; ++c)
+      for (int Y = 0; Y < R; ++Y)
+        for (int X = 0; X < R; ++X) {
+          double acc = 0;
+          for (int i = 0; i < Cin; ++i)
+            acc += (double)x[(((size_t)b * R + Y) * R + X) * Cin + i] * s[(size_t)b * Cin + i] * W[(size_t)c * Cin + i];
+          acc = std::min<double>(std::max<double>(acc + bias[c], -clamp), clamp);
+          if (prev) {
+            double up = 0;  // upsample2d: zero-stuffed (2 Rl) grid padded [2, 1], 4x4 FIR, gain 4
+            for (int a = 0; a < 4; ++a)
+              for (int e = 0; e < 4; ++e) {
+                const int zy = Y + a - 2, zx = X + e - 2;  // index into the zero-stuffed grid
+                if (zy < 0 || zx < 0 || zy >= 2 * Rl || zx >= 2 * Rl || (zy & 1) || (zx & 1)) continue;
+                up += img_prev[(((size_t)b * Cimg + c) * Rl + zy / 2) * Rl + zx / 2] * f1[a] * f1[e] / 64.0 * 4.0;
+              }
+            acc += up;
+          }
+          ref[(((size_t)b * Cimg + c) * R + Y) * R + X] = (float)acc;
+        }
+  ToRgbArgs a;
+  a.n = n;
+  a.R = R;
+  a.Cin = Cin;
+  a.Cimg = Cimg;
+  void* xdev = nullptr;
+  if (t == ActType::F32) {
+    xdev = upload(x);
+  } else {
+    std::vector<uint16_t> x16(x.size());
+    for (size_t i = 0; i < x.size(); ++i) x16[i] = to16(x[i], t);
+    xdev = upload(x16);
+  }
+  float* sdev = upload(s);
+  float* wdev = upload(W);
+  float* bdev = upload(bias);
+  float* pdev = upload(img_prev);
+  float* idev = nullptr;
+  uint8_t* udev = nullptr;
+  cudaMalloc(&idev, ref.size() * 4);
+  cudaMalloc(&udev, ref.size());
+  a.x = xdev;
+  a.styles = sdev;
+  a.style_stride = Cin;
+  a.weight = wdev;
+  a.bias = bdev;
+  a.clamp = clamp;
+  a.img_prev = prev ? pdev : nullptr;
+  a.img = idev;
+  a.u8 = udev;
+  const Status st = launch_torgb(a, t, 0);
+  const cudaError_t e = cudaDeviceSynchronize();
+  auto got = download<float>(idev, ref.size());
+  auto u8 = download<uint8_t>(udev, ref.size());
+  for (void* p : {xdev, (void*)sdev, (void*)wdev, (void*)bdev, (void*)pdev, (void*)idev, (void*)udev}) cudaFree(p);
+  const std::string full = std::string("toRGB ") + name + " " + pname;
+  if (!st.ok || e != cudaSuccess) {
+    out->push_back({full, false, st.ok ? std::string(cudaGetErrorName(e)) + ": " + fg_emu::fault_message() : st.message});
+    cudaDeviceReset();
+    return;
+  }
+  bool u8_ok = true;  // the uint8 image is the float image's map, HWC
+  for (int b = 0; b < n; ++b)
+    for (int p = 0; p < R * R; ++p)
+      for (int c = 0; c < Cimg; ++c)
+        u8_ok = u8_ok && u8[((size_t)b * R * R + p) * Cimg + c] == float_to_u8(got[((size_t)b * Cimg + c) * R * R + p]);
+  const double err = rel_l2(got, ref);
+  out->push_back({full, err < 1e-5 && u8_ok, fmt("rel. L2 error %.3g (limit %g)", err, 1e-5) + (u8_ok ? "" : "; uint8 map wrong")});
+}
+
+void test_torgb(Results* out) {
+  torgb_case("R8 Cin16 RGB + skip", 2, 8, 16, 3, true, ActType::F32, out);
+  torgb_case("R4 Cin10 gray, first block", 3, 4, 10, 1, false, ActType::F32, out);
+  torgb_case("R8 Cin24 RGB + skip", 2, 8, 24, 3, true, ActType::F16, out);
+  torgb_case("R8 Cin24 RGB + skip", 1, 8, 24, 3, true, ActType::BF16, out);
+}
+
+// ---- noise.cu: the device stream against the host's noise_normal, bit for bit (odd plane sizes
+// take the scalar tail, even ones the float4 stores).
+void test_noise(Results* out) {
+  for (int plane : {64, 25}) {
+    const int n = 3, layer = 2;
+    NoiseParams p{0x1234567887654321ull, 7u, 0u};
+    NoiseParams* pdev = upload(std::vector<NoiseParams>{p});
+    float* odev = nullptr;
+    cudaMalloc(&odev, (size_t)n * plane * 4);
+    const Status st = launch_noise(n, plane, layer, pdev, odev, 0);
+    const cudaError_t e = cudaDeviceSynchronize();
+    auto got = download<float>(odev, (size_t)n * plane);
+    cudaFree(pdev);
+    cudaFree(odev);
+    int bad = 0;
+    for (int b = 0; b < n; ++b)
+      for (int i = 0; i < plane; ++i) {
+        const float want = noise_normal(p.seed, layer, (int)(p.image_base + b), i);
+        bad += std::memcmp(&want, &got[(size_t)b * plane + i], 4) != 0;
+      }
+    out->push_back({"noise plane " + std::to_string(plane), st.ok && e == cudaSuccess && bad == 0,
+                    std::to_string(bad) + " of " + std::to_string(n * plane) + " values differ from noise_normal (bits)"});
+  }
+}
+
+// ---- progan.cu: pixel norm (in place, and from a float source with bias + leaky ReLU).
+void test_pixnorm(Results* out) {
+  for (ActType t : {ActType::F32, ActType::F16}) {
+    const int pixels = 37, C = 70;
+    auto src = rnd((size_t)pixels * C);
+    auto bias = rnd(C, -0.1f, 0.1f);
+    std::vector<float> ref((size_t)pixels * C);
+    for (int p = 0; p < pixels; ++p) {
+      double ss = 0;
+      std::vector<double> v(C);
+      for (int c = 0; c < C; ++c) {
+        double a = src[(size_t)p * C + c] + bias[c];
+        a = (a < 0 ? a * 0.2 : a) * 1.5;
+        v[c] = a;
+        ss += a * a;
+      }
+      const double r = 1.0 / std::sqrt(ss / C + 1e-8);
+      for (int c = 0; c < C; ++c) ref[(size_t)p * C + c] = (float)(v[c] * r);
+    }
+    float* sdev = upload(src);
+    float* bdev = upload(bias);
+    void* xdev = nullptr;
+    cudaMalloc(&xdev, (size_t)pixels * C * (t == ActType::F32 ? 4 : 2));
+    PixNormArgs a;
+    a.pixels = pixels;
+    a.C = C;
+    a.src = sdev;
+    a.bias = bdev;
+    a.activate = 1;
+    a.gain = 1.5f;
+    a.x = xdev;
+    const Status st = launch_pixnorm(a, t, 0);
+    const cudaError_t e = cudaDeviceSynchronize();
+    std::vector<float> got((size_t)pixels * C);
+    if (t == ActType::F32) {
+      got = download<float>(xdev, got.size());
+    } else {
+      auto g16 = download<uint16_t>(xdev, got.size());
+      for (size_t i = 0; i < got.size(); ++i) got[i] = from16(g16[i], t);
+    }
+    cudaFree(sdev);
+    cudaFree(bdev);
+    cudaFree(xdev);
+    const double err = rel_l2(got, ref), limit = t == ActType::F32 ? 1e-6 : 1e-3;
+    out->push_back({std::string("pixel norm ") + (t == ActType::F32 ? "fp32" : "fp16"), st.ok && e == cudaSuccess && err < limit,
+                    fmt("rel. L2 error %.3g (limit %g)", err, limit)});
+  }
+}
+
+// ---- mapping.cu: normalize + concatenate (with a label embedding), broadcast + truncation.
+void test_mapping_kernels(Results* out) {
+  const int n = 3, zd = 20, ed = 6, wd = 9, num_ws = 4, cutoff = 2;
+  const float psi = 0.7f;
+  auto z = rnd((size_t)n * zd), e = rnd((size_t)n * ed), w = rnd((size_t)n * wd), avg = rnd(wd);
+  float *zdev = upload(z), *edev = upload(e), *wdev = upload(w), *adev = upload(avg), *x0 = nullptr, *ws = nullptr;
+  cudaMalloc(&x0, (size_t)n * (zd + ed) * 4);
+  cudaMalloc(&ws, (size_t)n * num_ws * wd * 4);
+  const Status s1 = launch_normalize_concat(n, zdev, zd, edev, ed, x0, 0);
+  const Status s2 = launch_broadcast_truncate(n, wdev, wd, num_ws, adev, psi, cutoff, ws, 0);
+  const cudaError_t er = cudaDeviceSynchronize();
+  auto gx = download<float>(x0, (size_t)n * (zd + ed));
+  auto gw = download<float>(ws, (size_t)n * num_ws * wd);
+  for (float* p : {zdev, edev, wdev, adev, x0, ws}) cudaFree(p);
+  std::vector<float> rx, rw;
+  for (int b = 0; b < n; ++b) {
+    for (int seg = 0; seg < 2; ++seg) {
+      const float* v = seg ? &e[(size_t)b * ed] : &z[(size_t)b * zd];
+      const int len = seg ? ed : zd;
+      double ss = 0;
+      for (int i = 0; i < len; ++i) ss += (double)v[i] * v[i];
+      for (int i = 0; i < len; ++i) rx.push_back((float)(v[i] / std::sqrt(ss / len + 1e-8)));
+    }
+    for (int r = 0; r < num_ws; ++r)
+      for (int k = 0; k < wd; ++k)
+        rw.push_back(r < cutoff ? lerp_torch(avg[k], w[(size_t)b * wd + k], psi) : w[(size_t)b * wd + k]);
+  }
+  const double ex = rel_l2(gx, rx), ew = rel_l2(gw, rw);
+  out->push_back({"mapping normalize + concat", s1.ok && er == cudaSuccess && ex < 1e-6, fmt("rel. L2 error %.3g (limit %g)", ex, 1e-6)});
+  out->push_back({"mapping broadcast + truncation", s2.ok && er == cudaSuccess && ew == 0.0, fmt("rel. L2 error %.3g (exact: %g)", ew, 0.0)});
+}
+
 }  // namespace
 
 void run_kernel_tests(Results* out, bool quick) {
   fg_emu::reset();
   test_modconv(out, quick);
+  test_rows(out, quick);
+  test_torgb(out);
+  test_noise(out);
+  test_pixnorm(out);
+  test_mapping_kernels(out);
 }
 
 }  // namespace emu_tests

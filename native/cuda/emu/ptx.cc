@@ -30,6 +30,10 @@ struct Instr {
   std::string opcode;  // with modifiers, e.g. "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
   std::vector<std::string> mods;
   std::vector<Operand> ops;
+  // Decoded once (decode()): which emulation runs and with what parameters.
+  enum Kind { Unknown, Ldmatrix, Mma } kind = Unknown;
+  std::string error;  // why the form is not supported (reported when executed)
+  const void* tag = nullptr;
 };
 
 struct Program {
@@ -135,16 +139,6 @@ Program parse(const char* tmpl) {
   return p;
 }
 
-std::mutex g_cache_mu;
-std::map<const char*, Program> g_cache;
-
-const Program& program(const char* tmpl) {
-  std::lock_guard<std::mutex> lock(g_cache_mu);
-  auto it = g_cache.find(tmpl);
-  if (it == g_cache.end()) it = g_cache.emplace(tmpl, parse(tmpl)).first;
-  return it->second;
-}
-
 bool has_mod(const Instr& in, const char* m) {
   for (const std::string& s : in.mods)
     if (s == m) return true;
@@ -152,8 +146,14 @@ bool has_mod(const Instr& in, const char* m) {
 }
 
 // ---- operand access
-uint64_t read_op(const std::vector<PtxOperand>& ops, int n) {
-  if (n < 0 || n >= (int)ops.size()) fail_kernel("PTX operand %" + std::to_string(n) + " does not exist");
+struct Ops {
+  const PtxOperand* p;
+  int n;
+  const PtxOperand& operator[](int i) const { return p[i]; }
+};
+
+uint64_t read_op(const Ops& ops, int n) {
+  if (n < 0 || n >= ops.n) fail_kernel("PTX operand %" + std::to_string(n) + " does not exist");
   const PtxOperand& o = ops[n];
   if (o.mode == 'i') return o.value;
   if (o.mode == 'b') {
@@ -163,8 +163,8 @@ uint64_t read_op(const std::vector<PtxOperand>& ops, int n) {
   }
   fail_kernel("PTX reads write-only operand %" + std::to_string(n));
 }
-void write_op(const std::vector<PtxOperand>& ops, int n, uint64_t v) {
-  if (n < 0 || n >= (int)ops.size()) fail_kernel("PTX operand %" + std::to_string(n) + " does not exist");
+void write_op(const Ops& ops, int n, uint64_t v) {
+  if (n < 0 || n >= ops.n) fail_kernel("PTX operand %" + std::to_string(n) + " does not exist");
   const PtxOperand& o = ops[n];
   if (o.mode == 'i') fail_kernel("PTX writes input operand %" + std::to_string(n));
   memcpy(o.ptr, &v, o.type == 'l' || o.type == 'd' ? 8 : o.type == 'h' ? 2 : 4);
@@ -229,19 +229,31 @@ void compute_ldmatrix(LaneSlot* const* lanes, unsigned, const void* tag) {
 const LdsmTag kLdsm[2][5] = {{{0, false}, {1, false}, {2, false}, {0, false}, {4, false}},
                              {{0, true}, {1, true}, {2, true}, {0, true}, {4, true}}};
 
-void exec_ldmatrix(const Instr& in, const std::vector<PtxOperand>& ops) {
+void decode_ldmatrix(Instr& in) {
   if (!has_mod(in, "sync") || !has_mod(in, "aligned") || !has_mod(in, "m8n8") || !has_mod(in, "b16") ||
-      !(has_mod(in, "shared") || has_mod(in, "shared::cta")))
-    fail_kernel("unsupported ldmatrix form: " + in.opcode);
+      !(has_mod(in, "shared") || has_mod(in, "shared::cta"))) {
+    in.error = "unsupported ldmatrix form: " + in.opcode;
+    return;
+  }
   const int nmat = has_mod(in, "x4") ? 4 : has_mod(in, "x2") ? 2 : has_mod(in, "x1") ? 1 : 0;
-  if (!nmat) fail_kernel("ldmatrix without .x1/.x2/.x4: " + in.opcode);
+  if (!nmat) {
+    in.error = "ldmatrix without .x1/.x2/.x4: " + in.opcode;
+    return;
+  }
   if (in.ops.size() != 2 || in.ops[0].kind != Operand::Vec || (int)in.ops[0].regs.size() != nmat ||
-      in.ops[1].kind != Operand::Addr)
-    fail_kernel("ldmatrix operands do not match " + in.opcode);
-  const bool trans = has_mod(in, "trans");
+      in.ops[1].kind != Operand::Addr) {
+    in.error = "ldmatrix operands do not match " + in.opcode;
+    return;
+  }
+  in.kind = Instr::Ldmatrix;
+  in.tag = &kLdsm[has_mod(in, "trans")][nmat];
+}
+
+void exec_ldmatrix(const Instr& in, const Ops& ops) {
+  const int nmat = static_cast<const LdsmTag*>(in.tag)->nmat;
   LaneSlot* me = lane_slot();
   me->in[0] = (uint32_t)(read_op(ops, in.ops[1].regs[0]) + in.ops[1].offset);
-  collective(16, 0xffffffffu, &kLdsm[trans][nmat], compute_ldmatrix);
+  collective(16, 0xffffffffu, in.tag, compute_ldmatrix);
   me = lane_slot();
   for (int q = 0; q < nmat; ++q) write_op(ops, in.ops[0].regs[q], me->out[q]);
 }
@@ -299,38 +311,67 @@ void compute_mma(LaneSlot* const* lanes, unsigned, const void* tag) {
   }
 }
 
-void exec_mma(const Instr& in, const std::vector<PtxOperand>& ops) {
+void decode_mma(Instr& in) {
   const bool k16 = has_mod(in, "m16n8k16"), k8 = has_mod(in, "m16n8k8");
   const bool f16 = in.mods.size() == 10 && in.mods[7] == "f16" && in.mods[8] == "f16";
   const bool bf16 = in.mods.size() == 10 && in.mods[7] == "bf16" && in.mods[8] == "bf16";
   // mma . sync . aligned . shape . row . col . dtype(f32) . atype . btype . ctype(f32)
   if (!has_mod(in, "sync") || !has_mod(in, "aligned") || (!k16 && !k8) || in.mods.size() != 10 ||
-      in.mods[4] != "row" || in.mods[5] != "col" || in.mods[6] != "f32" || in.mods[9] != "f32" || !(f16 || bf16))
-    fail_kernel("unsupported mma form: " + in.opcode);
+      in.mods[4] != "row" || in.mods[5] != "col" || in.mods[6] != "f32" || in.mods[9] != "f32" || !(f16 || bf16)) {
+    in.error = "unsupported mma form: " + in.opcode;
+    return;
+  }
   const size_t na = k16 ? 4 : 2, nb = k16 ? 2 : 1;
   if (in.ops.size() != 4 || in.ops[0].regs.size() != 4 || in.ops[1].regs.size() != na || in.ops[2].regs.size() != nb ||
-      in.ops[3].regs.size() != 4)
-    fail_kernel("mma operands do not match " + in.opcode);
+      in.ops[3].regs.size() != 4) {
+    in.error = "mma operands do not match " + in.opcode;
+    return;
+  }
+  in.kind = Instr::Mma;
+  in.tag = &kMma[bf16][k16];
+}
+
+void exec_mma(const Instr& in, const Ops& ops) {
   LaneSlot* me = lane_slot();
+  const size_t na = in.ops[1].regs.size(), nb = in.ops[2].regs.size();
   for (size_t i = 0; i < na; ++i) me->in[i] = read_op(ops, in.ops[1].regs[i]);
   for (size_t i = 0; i < nb; ++i) me->in[4 + i] = read_op(ops, in.ops[2].regs[i]);
   for (int i = 0; i < 4; ++i) me->in[6 + i] = read_op(ops, in.ops[3].regs[i]);
-  collective(17, 0xffffffffu, &kMma[bf16][k16], compute_mma);
+  collective(17, 0xffffffffu, in.tag, compute_mma);
   me = lane_slot();
   for (int i = 0; i < 4; ++i) write_op(ops, in.ops[0].regs[i], me->out[i]);
+}
+
+std::mutex g_cache_mu;
+std::map<const char*, Program> g_cache;
+
+const Program& program(const char* tmpl) {
+  std::lock_guard<std::mutex> lock(g_cache_mu);
+  auto it = g_cache.find(tmpl);
+  if (it == g_cache.end()) {
+    Program p = parse(tmpl);
+    for (Instr& in : p.instrs) {
+      const std::string& op0 = in.mods.empty() ? in.opcode : in.mods[0];
+      if (op0 == "ldmatrix") decode_ldmatrix(in);
+      else if (op0 == "mma") decode_mma(in);
+    }
+    it = g_cache.emplace(tmpl, std::move(p)).first;
+  }
+  return it->second;
 }
 
 }  // namespace
 
 void ptx(const char* tmpl, std::initializer_list<PtxOperand> list) {
-  const std::vector<PtxOperand> ops(list);
+  const Ops ops{list.begin(), (int)list.size()};
   const Program& p = program(tmpl);
   if (!p.error.empty()) fail_kernel("PTX: " + p.error + " in \"" + tmpl + "\"");
   for (const Instr& in : p.instrs) {
-    const std::string& op0 = in.mods.empty() ? in.opcode : in.mods[0];
-    if (op0 == "ldmatrix") exec_ldmatrix(in, ops);
-    else if (op0 == "mma") exec_mma(in, ops);
-    else fail_kernel("PTX instruction not emulated: " + in.opcode);
+    switch (in.kind) {
+      case Instr::Ldmatrix: exec_ldmatrix(in, ops); break;
+      case Instr::Mma: exec_mma(in, ops); break;
+      default: fail_kernel(in.error.empty() ? "PTX instruction not emulated: " + in.opcode : in.error);
+    }
   }
 }
 

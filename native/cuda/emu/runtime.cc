@@ -313,6 +313,7 @@ struct Worker {
   dim3 bidx;
   std::vector<Region> regions;  // this block's shared memory (index 0: dynamic)
   size_t static_bytes = 0, smem_limit = 0;
+  bool smem_optin = false;
   std::vector<uint8_t> dyn;
   size_t dyn_bytes = 0;
   std::vector<LaneSlot> lanes;  // one per thread
@@ -572,7 +573,8 @@ void execute_kernel(const char* name, void (*key)(), const LaunchCfg& lc, const 
   w.key = key;
   w.body = &body;
   auto it = g_max_dyn_smem.find(key);
-  w.smem_limit = it == g_max_dyn_smem.end() ? kDefaultSmem : std::max<size_t>(kDefaultSmem, (size_t)it->second);
+  w.smem_optin = it != g_max_dyn_smem.end();
+  w.smem_limit = w.smem_optin ? (size_t)it->second : kDefaultSmem;
   ++g_stats.launches;
   for (unsigned z = 0; z < lc.grid.z; ++z)
     for (unsigned y = 0; y < lc.grid.y; ++y)
@@ -634,11 +636,15 @@ void shared_static(void* p, size_t bytes, const char* name) {
   if (w.static_bytes > kDefaultSmem)
     fiber_fail(w, cudaErrorInvalidValue,
                "static shared memory (" + std::to_string(w.static_bytes) + " bytes) exceeds 48 KB");
-  if (w.static_bytes + w.dyn_bytes > w.smem_limit)
+  // Without the opt-in attribute static + dynamic must fit in 48 KB; with it, dynamic is bounded
+  // by the attribute (checked at launch) and static + attribute by the device's opt-in maximum.
+  if (!w.smem_optin && w.static_bytes + w.dyn_bytes > kDefaultSmem)
     fiber_fail(w, cudaErrorInvalidValue,
                "static (" + std::to_string(w.static_bytes) + " bytes) + dynamic (" + std::to_string(w.dyn_bytes) +
-                   " bytes) shared memory exceeds the " + std::to_string(w.smem_limit) +
-                   "-byte limit; more than 48 KB needs cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
+                   " bytes) shared memory exceeds 48 KB; more needs cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
+  if (w.smem_optin && w.static_bytes + w.smem_limit > optin_smem())
+    fiber_fail(w, cudaErrorInvalidValue,
+               "static shared memory + the MaxDynamicSharedMemorySize attribute exceed the device's opt-in maximum");
 }
 
 void* shared_dynamic_ptr() { return g_worker.dyn.data(); }
@@ -704,14 +710,21 @@ void collective(int kind, unsigned mask, const void* tag, void (*compute)(LaneSl
   me.tag = tag;
   unsigned& arrived = w.warp_arrived[warp];
   arrived |= 1u << lane;
-  // Lanes already waiting must be in the same collective with the same mask.
-  for (int l = 0; l < 32; ++l) {
-    if (!(arrived >> l & 1u) || l == lane) continue;
-    const LaneSlot& o = w.lanes[warp * 32 + l];
-    if (!(o.mask >> lane & 1u) && !(mask >> l & 1u)) continue;  // disjoint groups
+  // Lanes already waiting must be in the same collective with the same mask: compare with one
+  // waiting lane of this group (they were all checked the same way when they arrived).
+  const unsigned others = arrived & ~(1u << lane) & mask;
+  if (others) {
+    const LaneSlot& o = w.lanes[warp * 32 + __builtin_ctz(others)];
     if (o.kind != kind || o.mask != mask || o.tag != tag)
       fiber_fail(w, cudaErrorIllegalInstruction,
                  "lanes of one warp meet in different warp collectives (or with different masks)");
+  }
+  if (arrived & ~mask & ~(1u << lane)) {
+    // Lanes outside this mask waiting elsewhere must not expect this lane.
+    for (int l = 0; l < 32; ++l)
+      if ((arrived >> l & 1u) && !(mask >> l & 1u) && (w.lanes[warp * 32 + l].mask >> lane & 1u))
+        fiber_fail(w, cudaErrorIllegalInstruction,
+                   "lanes of one warp meet in different warp collectives (or with different masks)");
   }
 #ifdef FG_EMU_TSAN
   __tsan_release(&w.warp_sync[(size_t)warp * 2]);
