@@ -493,6 +493,24 @@ export function createFaceServer(options: FaceServerOptions = {}): FaceServer {
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
+  // Requests Node cannot parse get the same typed JSON errors as the rest (not Node's bare 400).
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'ERR_HEADERS_TOO_LARGE', 'The request headers are too large']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'ERR_REQUEST_TIMEOUT', 'The request took too long to arrive']
+          : [400, 'ERR_BAD_REQUEST', 'Malformed HTTP request'];
+    const body = JSON.stringify({ error: { code, message } });
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
 
   let closing: Promise<{ drained: boolean }> | undefined;
   return {

@@ -189,8 +189,12 @@ describe('createFaceServer (embedded ProGAN-128)', () => {
     const post = await get(base, '/api/face', 'POST');
     expect(post.status).toBe(405);
     expect(json(post).error.code).toBe('ERR_METHOD_NOT_ALLOWED');
-    expect(await rawRequest(port, 'GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
-    expect(await rawRequest(port, `GET /face.png?seed=1 HTTP/1.1\r\nHost: x\r\nX: ${'a'.repeat(20000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431/);
+    const garbage = await rawRequest(port, 'GARBAGE\r\n\r\n');
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request\r\nContent-Type: application\/json/);
+    expect(JSON.parse(garbage.split('\r\n\r\n')[1]).error.code).toBe('ERR_BAD_REQUEST');
+    const huge = await rawRequest(port, `GET /face.png?seed=1 HTTP/1.1\r\nHost: x\r\nX: ${'a'.repeat(20000)}\r\n\r\n`);
+    expect(huge).toMatch(/^HTTP\/1\.1 431/);
+    expect(JSON.parse(huge.split('\r\n\r\n')[1]).error.code).toBe('ERR_HEADERS_TOO_LARGE');
     expect((await get(base, '/healthz')).status).toBe(200);
     expect((await get(base, '/face.png?seed=3')).status).toBe(200);
   });
