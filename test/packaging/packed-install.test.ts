@@ -92,8 +92,13 @@ describe.runIf(haveTarballs)('packed install', () => {
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'facegan-packed-'));
     const bin = strippedPath(tmp);
+    // The user's environment (proxies, HOME, registry settings), minus what `npm test` put there
+    // (npm_* would point the inner npm at this repository) and minus compiler settings.
+    const base = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !/^(npm_|CC$|CXX$|CUDACXX$|CMAKE_|FACEGAN_|VITEST|NODE_OPTIONS$)/i.test(k)),
+    );
     env = {
-      HOME: process.env.HOME,
+      ...base,
       PATH: bin,
       npm_config_cache: process.env.npm_config_cache ?? path.join(os.homedir(), '.npm'),
       npm_config_audit: 'false',
