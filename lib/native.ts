@@ -125,8 +125,18 @@ export interface NativeEnvironment {
 
 function detectLibc(): 'glibc' | 'musl' | undefined {
   if (process.platform !== 'linux') return undefined;
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  return header?.glibcVersionRuntime ? 'glibc' : 'musl';
+  // The diagnostic report's header names the glibc Node runs on (none on musl). Its network part
+  // can be slow (it resolves addresses); leave it out where Node allows.
+  const report = process.report as (NodeJS.ProcessReport & { excludeNetwork?: boolean }) | undefined;
+  if (!report) return 'glibc';
+  const saved = report.excludeNetwork;
+  report.excludeNetwork = true;
+  try {
+    const header = (report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+    return header?.glibcVersionRuntime ? 'glibc' : 'musl';
+  } finally {
+    report.excludeNetwork = saved;
+  }
 }
 
 function detectNvidiaDriver(): boolean {
