@@ -136,11 +136,9 @@ add compare-progan128-fp32 120 cuda "$B/facegan-check --compare-backends cuda cp
 for p in fp32 fp16; do
   add "graphs-on-vs-off-$p" 120 cuda "d=\$(mktemp -d) && $B/facegan-bench --backend cuda --precision $p --config ffhq256 --batch 1,3 --iters 2 --noise random --dump \$d/on && FACEGAN_CUDA_GRAPHS=0 $B/facegan-bench --backend cuda --precision $p --config ffhq256 --batch 1,3 --iters 2 --noise random --dump \$d/off && cmp \$d/on \$d/off && echo \"DETAIL graphs on and off: bit-identical (\$(stat -c %s \$d/on) bytes)\"; r=\$?; rm -rf \$d; exit \$r"
 done
-if [ -n "$SANITIZER" ] || [ $MODE = list ]; then
-  S=${SANITIZER:-compute-sanitizer}
-  add memcheck-cond32-fp16 180 sanitizer "FACEGAN_CUDA_GRAPHS=0 \"$S\" --tool memcheck --error-exitcode 99 --leak-check no $B/facegan-check --backend cuda --precision fp16 $FX/cond32.safetensors $FX/cond32"
-  add memcheck-gray16-fp32-graphs 120 sanitizer "\"$S\" --tool memcheck --error-exitcode 99 --leak-check no $B/facegan-check --backend cuda --precision fp32 $FX/gray16.safetensors $FX/gray16"
-fi
+S=${SANITIZER:-compute-sanitizer}
+add memcheck-cond32-fp16 180 sanitizer "FACEGAN_CUDA_GRAPHS=0 \"$S\" --tool memcheck --error-exitcode 99 --leak-check no $B/facegan-check --backend cuda --precision fp16 $FX/cond32.safetensors $FX/cond32"
+add memcheck-gray16-fp32-graphs 120 sanitizer "\"$S\" --tool memcheck --error-exitcode 99 --leak-check no $B/facegan-check --backend cuda --precision fp32 $FX/gray16.safetensors $FX/gray16"
 for p in fp32 fp16 bf16; do
   add "bench-ffhq1024-$p" 150 cuda "$B/facegan-bench --backend cuda --precision $p --config ffhq1024 --batch 1,8,32 --iters 5 --min-ms 1500"
 done
@@ -216,7 +214,8 @@ run_step() {  # INDEX
   case $req in
     -) ;;
     sanitizer)
-      if [ -z "$SANITIZER" ]; then skip='no compute-sanitizer'
+      if [ -z "$SANITIZER" ]; then skip='no compute-sanitizer on PATH or in /usr/local/cuda*/bin'
+      elif [ "${DONE[build]:-}" != PASS ]; then skip='build did not pass'
       elif [ -n "$CUDA_UNAVAILABLE" ]; then skip="no CUDA backend: $CUDA_UNAVAILABLE"; fi ;;
     torch)
       [ "$TORCH_NOTE" = 'not probed' ] && probe_torch
@@ -257,7 +256,7 @@ run_step() {  # INDEX
   # One line of detail: the tool's own summary when it prints one.
   detail=$(grep -E '^(summary:|self-test summary:|pytorch-check|DETAIL |[0-9]+ passed, [0-9]+ failed)' "$log" | tail -1 | sed 's/^DETAIL //')
   [ -z "$detail" ] && [ $status = TIMEOUT ] && detail="timed out after ${t} s"
-  [ -z "$detail" ] && [ $status = FAIL ] && detail="exit $rc"
+  [ -z "$detail" ] && [ $status = FAIL ] && detail="exit $rc: $(grep -m1 -E '^facegan-[a-z]+: |[Ee]rror' "$log" | cut -c1-160)"
   printf '[%3ds] %-32s %-8s %6.1fs  %s\n' "$now" "$name" "$status" "$(awk -v d="$dur" 'BEGIN{printf "%.1f", d/1000}')" "$detail"
   SUMMARY_ROWS+=("$name	$status	$dur	$detail")
   # Partial results as they come: bench lines, and what failed.
