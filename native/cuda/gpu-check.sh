@@ -146,6 +146,13 @@ add bench-progan128-fp16 60 cuda "$B/facegan-bench --backend cuda --precision fp
 add torch-check-cond32 120 torch "PYTHONUNBUFFERED=1 python3 bench/pytorch_stylegan2.py --check $FX/cond32.safetensors $FX/cond32"
 add torch-bench-ffhq1024 360 torch "PYTHONUNBUFFERED=1 python3 bench/pytorch_stylegan2.py --config ffhq1024 --batch 1,8,32 --modes fp32,tf32,fp16,bf16 --iters 5 --min-ms 1500 --budget-s \$(( GPU_CHECK_LEFT > 150 ? GPU_CHECK_LEFT - 90 : 30 )) \$(case \${GPU_CHECK_TORCH_COMPILE:-auto} in 1) echo --compile;; auto) [ \$GPU_CHECK_LEFT -gt 300 ] && echo --compile;; esac)"
 
+# Files the steps read (they travel with the working tree; the dry run, and so CI, checks them).
+MISSING=''
+for f in "$PROGAN_MODEL" "$PROGAN_OUT" bench/pytorch_stylegan2.py "$FX/cond32.safetensors" "$FX/cond32.golden.json" \
+         "$FX/cond32.golden.safetensors" "$FX/gray16.safetensors" "$FX/gray16.golden.json" "$FX/gray16.golden.safetensors"; do
+  [ -f "$f" ] || MISSING="$MISSING $f"
+done
+
 # ---------------------------------------------------------------- --dry-run / --list
 if [ $MODE = list ]; then
   echo "gpu-check plan (dry run: nothing is built or run)"
@@ -160,6 +167,7 @@ if [ $MODE = list ]; then
     printf '  %2d  %-30s %4s  %-9s %s\n' $((i + 1)) "$n" "${TMOS[$i]}" "${REQS[$i]}" "${CMDS[$i]}"
   done
   echo "  (needs: configure/build = an earlier step passed; cuda = build passed and no step has reported the CUDA backend unavailable; torch = python3 imports torch with CUDA; sanitizer = compute-sanitizer found)"
+  if [ -n "$MISSING" ]; then echo "gpu-check: dry run: files the steps need are missing:$MISSING"; exit 1; fi
   echo "gpu-check: dry run, ${#NAMES[@]} steps listed"
   exit 0
 fi
@@ -182,6 +190,7 @@ STEPS_DIR=$LOGDIR/steps
 mkdir -p "$STEPS_DIR"
 
 main() {
+[ -n "$MISSING" ] && echo "gpu-check: warning: files the steps need are missing:$MISSING"
 echo "gpu-check: $GPU_NAME (compute capability $GPU_CC), arch $ARCH; $(printf '%s\n' "$GPU_INFO" | head -1 | cut -d, -f3-4 | sed 's/^ *//'); ${JOBS} jobs; budget ${BUDGET} s; logs $LOGDIR"
 
 TORCH_OK=0
