@@ -14,7 +14,8 @@ try {
   const code = (err as { code?: string } | null)?.code;
   if (code === 'ERR_REQUIRE_ESM' || code === 'ERR_REQUIRE_ASYNC_MODULE') {
     const e = new Error(
-      `facegan-native is an ES module, and require() of ES modules needs Node >= 20.19 (this is Node ${process.versions.node}). ` +
+      `facegan-native is an ES module (ESM only), and this Node (${process.versions.node}) cannot require() ES modules: ` +
+        'that needs Node >= 20.19 or >= 22.12, without --no-experimental-require-module. ' +
         "Use `import { generate } from 'facegan-native'`, or `const { generate } = await import('facegan-native')` from CommonJS, " +
         'or upgrade Node.',
     ) as Error & { code: string };

@@ -175,6 +175,18 @@ describe.runIf(haveTarballs)('packed install', () => {
     expect(r.stderr).not.toMatch(/ExperimentalWarning/);
   });
 
+  it('where Node cannot require() ES modules, require() fails with a clear "ESM only: use import" error', () => {
+    // Node < 20.19 behaves as this flag makes Node 20.19+ behave.
+    const r = good.sh(
+      `node --no-experimental-require-module -e "try { require('facegan-native'); console.log('loaded?') } catch (e) { console.log(JSON.stringify([e.code, e.message])) }"`,
+    );
+    expect(r.status, show(r)).toBe(0);
+    const [code, message] = JSON.parse(r.stdout.trim());
+    expect(code).toBe('ERR_REQUIRE_ESM');
+    expect(message).toMatch(/^facegan-native is an ES module \(ESM only\), and this Node \([\d.]+\) cannot require\(\) ES modules/);
+    expect(message).toMatch(/await import\('facegan-native'\)/);
+  });
+
   it('a TypeScript consumer type-checks (tsc --noEmit), and the types are not any', () => {
     fs.writeFileSync(
       path.join(good.dir, 'tsconfig.json'),
