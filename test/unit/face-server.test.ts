@@ -217,6 +217,31 @@ describe('createFaceServer (embedded ProGAN-128)', () => {
   });
 });
 
+describe('createFaceServer: the abandoned-requests denial of service (issue 12)', () => {
+  it('30 requests abandoned after 0.5 s do not delay the next one: they are dropped, not run', async () => {
+    const gen = await loadGenerator(DEFAULT_MODEL, { device: 'cpu' });
+    const app = createFaceServer({ generator: gen });
+    const { base, port } = await start(app);
+    try {
+      await get(base, '/face.png?seed=1'); // warm: the engine's time per image is known
+      const before = gen.batchStats;
+      await Promise.all(Array.from({ length: 30 }, (_, i) => abandon(port, `/face.png?seed=${200 + i}`, 500)));
+      const t0 = performance.now();
+      const next = await get(base, '/face.png?seed=2');
+      const ms = performance.now() - t0;
+      expect(next.status).toBe(200);
+      const after = gen.batchStats;
+      // Only what the engine had already started within the 0.5 s ran; the rest was dropped.
+      expect(after.dropped - before.dropped).toBeGreaterThanOrEqual(15);
+      expect(after.images - before.images).toBeLessThanOrEqual(30 - 15 + 1);
+      expect(ms).toBeLessThan(3000); // at most the one engine call in progress, then its own
+    } finally {
+      await app.close();
+      gen.dispose();
+    }
+  });
+});
+
 describe('createFaceServer limits and shutdown', () => {
   let gen: Generator;
   beforeAll(async () => {

@@ -69,6 +69,32 @@ async function faceReady(page: Page): Promise<{ src: string; naturalWidth: numbe
   });
 }
 
+/** WCAG AA: text contrast of the label, the caption, the buttons and links against what is behind them is at least 4.5:1. */
+async function expectContrast(page: Page, scheme: string): Promise<void> {
+  const ratios = await page.evaluate(() => {
+    const lum = (c: string) => {
+      const [r, g, b] = c.match(/[\d.]+/g)!.slice(0, 3).map((v) => {
+        const x = Number(v) / 255;
+        return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const bgOf = (el: Element | null): string => {
+      for (; el; el = el.parentElement) {
+        const bg = getComputedStyle(el).backgroundColor;
+        if (bg !== 'rgba(0, 0, 0, 0)' && bg !== 'transparent') return bg;
+      }
+      return 'rgb(255, 255, 255)';
+    };
+    return ['#ai-label', 'figcaption span', '#new-face', '#download', '.badge', '#permalink'].map((sel) => {
+      const el = document.querySelector(sel)!;
+      const [a, b] = [lum(getComputedStyle(el).color), lum(bgOf(el))];
+      return [sel, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)] as [string, number];
+    });
+  });
+  for (const [sel, ratio] of ratios) expect(ratio, `${sel} (${scheme})`).toBeGreaterThanOrEqual(4.5);
+}
+
 suite('the face page in Chromium (embedded ProGAN-128)', () => {
   let gen: Generator;
   let app: FaceServer;
@@ -112,6 +138,7 @@ suite('the face page in Chromium (embedded ProGAN-128)', () => {
     expect(box.width).toBeGreaterThan(400);
     expect(await page.locator('#face').getAttribute('alt')).toMatch(/^AI-generated face of a person who does not exist \(seed \d+/);
     expect(await page.locator('#psi').count()).toBe(0); // ProGAN: no ψ
+    await expectContrast(page, 'light');
     await page.screenshot({ path: path.join(ARTIFACTS, 'face-page.png') });
     await page.reload();
     const second = await faceReady(page);
@@ -202,6 +229,10 @@ suite('the face page in Chromium (embedded ProGAN-128)', () => {
     expect(await page.locator('#ai-label').isVisible()).toBe(true);
     expect(await page.locator('#new-face').isVisible()).toBe(true);
     await page.screenshot({ path: path.join(ARTIFACTS, 'face-page-phone.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await expectContrast(page, 'dark');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'face-page-phone-dark.png') });
+    await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize({ width: 1000, height: 900 });
     expect(offsite).toEqual([]);
     expect(problems).toEqual([]);
