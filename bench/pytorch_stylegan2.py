@@ -200,7 +200,9 @@ class Generator(torch.nn.Module):
                 self.add_const[p] = (SQRT2 * (b + nc)).to(dtype).contiguous(memory_format=mf)
                 self.add_none[p] = (SQRT2 * b).to(dtype)
         f = torch.tensor([1.0, 3.0, 3.0, 1.0], device=device)
-        self.fir2 = (torch.outer(f, f) / 64.0 * 4.0).to(dtype)
+        fir2 = (torch.outer(f, f) / 64.0 * 4.0).to(dtype)
+        self.fir_w = {p: fir2[None, None].repeat(self.wq[p].shape[1], 1, 1, 1).contiguous(memory_format=mf)
+                      for kind, r, p, up in self.layers if up}  # depthwise [Cout, 1, 4, 4]
 
     # ---- mapping (float32; only for --check: the timed call starts from ws)
     def mapping(self, z, c=None, psi=1.0):
@@ -266,8 +268,7 @@ class Generator(torch.nn.Module):
                 x = x * s.to(dt)[:, :, None, None]
                 if up:
                     y = F.conv_transpose2d(x, self.wq[p], stride=2)              # (2H+1)²
-                    cch = y.shape[1]
-                    y = F.conv2d(y, self.fir2[None, None].expand(cch, 1, 4, 4), padding=1, groups=cch)
+                    y = F.conv2d(y, self.fir_w[p], padding=1, groups=y.shape[1])
                 else:
                     y = F.conv2d(x, self.wq[p], padding=1)
                 x = self._epilogue(y, d, p, r, noise)
