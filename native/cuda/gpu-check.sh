@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # native/cuda/gpu-check.sh: the one script to run on a machine with an NVIDIA GPU.
 #
-#   bash native/cuda/gpu-check.sh             # build, check, time (about 5-8 minutes on an H200)
+#   bash native/cuda/gpu-check.sh             # build, check, time (at most ~8 minutes: a time budget)
 #   bash native/cuda/gpu-check.sh --dry-run   # (or --list) print the steps, run nothing
 #   bash native/cuda/gpu-check.sh --only 'golden|bench'   # configure + build, then the matching steps
 #
