@@ -23,7 +23,8 @@ function unsupported(message: string): FaceganError {
 /** The largest |output.scale|, |output.offset| and |tfhub_clip| accepted (the original: 127.5, 63.75, [0, 1]). */
 const MAX_OUTPUT_MAP = 1e6;
 
-const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= 1 << 20;
+// At most 65536: the engine's bound on widths and z_dim (native/core/network.cc).
+const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= 1 << 16;
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
 /**
@@ -47,7 +48,7 @@ export function validateProganConfig(raw: unknown): ProganConfig {
     throw corrupt(`channels must list ${Math.log2(R) - 1} positive integers (one per resolution 4…${R})`);
   }
   if (!isFiniteNumber(c.lrelu_slope) || c.lrelu_slope < 0 || c.lrelu_slope >= 1) throw corrupt('lrelu_slope must be in [0, 1)');
-  if (!isFiniteNumber(c.pixelnorm_eps) || c.pixelnorm_eps <= 0 || c.pixelnorm_eps > 1) throw corrupt('pixelnorm_eps must be a number in (0, 1] (the original: 1e-8)');
+  if (!isFiniteNumber(c.pixelnorm_eps) || c.pixelnorm_eps <= 0 || c.pixelnorm_eps >= 1) throw corrupt('pixelnorm_eps must be a number in (0, 1) (the original: 1e-8)');
   if (c.normalize_latent !== true) throw unsupported('a latent without pixel normalisation');
   if (c.upsample !== 'nearest') throw unsupported(`upsample ${JSON.stringify(c.upsample)} (only "nearest")`);
   if (c.weight_gain !== 1) throw unsupported(`weight_gain ${JSON.stringify(c.weight_gain)} (only 1: gains folded into the weights)`);

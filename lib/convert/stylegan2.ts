@@ -108,36 +108,38 @@ export function validateConfig(raw: unknown): StyleGAN2Config {
   for (const key of Object.keys(c)) {
     if (!(CONFIG_KEYS as readonly string[]).includes(key)) throw corrupt(`Invalid generator config: unknown field ${show(key)}`);
   }
-  const int = (key: string, min: number): number => {
+  // The upper bounds are the engine's (native/core/network.cc): a config it would refuse is a
+  // corrupt file here, not an engine failure later.
+  const int = (key: string, min: number, max = MAX_DIM): number => {
     const v = c[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_DIM) {
-      throw corrupt(`Invalid generator config: ${key} must be an integer in [${min}, ${MAX_DIM}] but is ${show(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw corrupt(`Invalid generator config: ${key} must be an integer in [${min}, ${max}] but is ${show(v)}`);
     }
     return v;
   };
-  const z_dim = int('z_dim', 1);
-  const w_dim = int('w_dim', 1);
-  const c_dim = int('c_dim', 0);
+  const z_dim = int('z_dim', 1, 65536);
+  const w_dim = int('w_dim', 1, 65536);
+  const c_dim = int('c_dim', 0, 65536);
   const img_resolution = int('img_resolution', 4);
   if (img_resolution > 1024 || (img_resolution & (img_resolution - 1)) !== 0) {
     throw corrupt(`Invalid generator config: img_resolution must be a power of two in [4, 1024] but is ${img_resolution}`);
   }
-  const img_channels = int('img_channels', 1);
+  const img_channels = int('img_channels', 1, 64);
   const num_ws = int('num_ws', 1);
   const expectedWs = 2 * Math.log2(img_resolution) - 2;
   if (num_ws !== expectedWs) throw corrupt(`Invalid generator config: num_ws must be ${expectedWs} (2·log2(${img_resolution}) − 2) but is ${num_ws}`);
-  const mapping_layers = int('mapping_layers', 1);
+  const mapping_layers = int('mapping_layers', 1, 64);
   const lr = c.mapping_lr_multiplier;
   if (typeof lr !== 'number' || !(lr >= MAPPING_LR_RANGE[0] && lr <= MAPPING_LR_RANGE[1])) {
     throw corrupt(`Invalid generator config: mapping_lr_multiplier must be a number in [${MAPPING_LR_RANGE.join(', ')}] (official models: 0.01) but is ${show(lr)}`);
   }
   const channel_base = int('channel_base', 1);
-  const channel_max = int('channel_max', 1);
+  const channel_max = int('channel_max', 1, 65536);
   const clamp = c.conv_clamp;
   if (clamp !== null && (typeof clamp !== 'number' || !(clamp > 0 && clamp <= MAX_CONV_CLAMP))) {
     throw corrupt(`Invalid generator config: conv_clamp must be a number in (0, ${MAX_CONV_CLAMP}] or null (official models: 256) but is ${show(clamp)}`);
   }
-  const num_fp16_res = int('num_fp16_res', 0);
+  const num_fp16_res = int('num_fp16_res', 0, 64);
   const config: StyleGAN2Config = {
     arch: 'stylegan2', z_dim, w_dim, c_dim, img_resolution, img_channels, num_ws, mapping_layers,
     mapping_lr_multiplier: lr, channel_base, channel_max, conv_clamp: clamp as number | null, num_fp16_res,

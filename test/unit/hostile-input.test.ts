@@ -90,6 +90,16 @@ describe('1. no NaN faces', () => {
     await rejectsWith(loadGenerator(f, { device: 'cpu' }), 'ERR_CORRUPT_FILE', /mapping_lr_multiplier/);
   });
 
+  // Found by the fuzzer (seed 7, mutant 2433): the engine refused num_fp16_res 4096, so the
+  // file gave ERR_NATIVE instead of ERR_CORRUPT_FILE.
+  it.each([['num_fp16_res', 4096], ['mapping_layers', 65], ['img_channels', 65]] as const)(
+    'refuses %s = %s (beyond the engine\'s bound) at load with ERR_CORRUPT_FILE',
+    async (key, value) => {
+      const f = writeRawConfig(`${key}.safetensors`, { ...SMALL_CONFIG, [key]: value }, randomTensors(SMALL_CONFIG));
+      await rejectsWith(loadGenerator(f, { device: 'cpu' }), 'ERR_CORRUPT_FILE', new RegExp(key));
+    },
+  );
+
   it('refuses an absurd conv_clamp with ERR_CORRUPT_FILE', async () => {
     const f = writeRawConfig('clamp.safetensors', { ...SMALL_CONFIG, conv_clamp: 1e300 }, randomTensors(SMALL_CONFIG));
     await rejectsWith(loadGenerator(f, { device: 'cpu' }), 'ERR_CORRUPT_FILE', /conv_clamp/);
