@@ -249,6 +249,32 @@ describe('6. dispose() stops a running call', () => {
   });
 });
 
+describe('6b. an AbortSignal stops a long request within one chunk', () => {
+  it('a 1024-image request aborted after 100 ms rejects with ERR_ABORTED long before its end', async () => {
+    const gen = await loadGenerator(DEFAULT_MODEL, { device: 'cpu', batchSize: 16 });
+    try {
+      const t0 = performance.now();
+      await gen.generate({ seeds: [0, 1] });
+      const perImage = (performance.now() - t0) / 2;
+      const ac = new AbortController();
+      const call = gen.generate({ seeds: Array.from({ length: 1024 }, (_, i) => i), signal: ac.signal });
+      await new Promise((r) => setTimeout(r, 100));
+      const t1 = performance.now();
+      ac.abort();
+      await rejectsWith(call, 'ERR_ABORTED');
+      const after = performance.now() - t1;
+      // At most the chunk that was running (16 images) finishes; the request would take ~1024 × perImage.
+      expect(after).toBeLessThan(Math.max(500, 48 * perImage));
+      // The generator is free for the next request at once.
+      const t2 = performance.now();
+      await gen.generate({ seed: 5 });
+      expect(performance.now() - t2).toBeLessThan(Math.max(500, 24 * perImage));
+    } finally {
+      gen.dispose();
+    }
+  });
+});
+
 describe('7. error codes', () => {
   let gen: Generator;
   beforeAll(async () => {
