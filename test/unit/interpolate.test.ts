@@ -150,6 +150,19 @@ describe('facegan interpolate / mix / generate --grid (real binary)', () => {
     expect(meta.xmp?.toString()).toContain('walk from seed 1 to seed 2');
   });
 
+  it.runIf(fs.existsSync('/usr/bin/script'))('shows progress with rate and ETA on a terminal (a pty from script(1))', () => {
+    const file = path.join(dir, 'tty.webp');
+    const bin = path.resolve('dist', 'cli.js');
+    const r = spawnSync('/usr/bin/script', ['-qec', `${process.execPath} ${bin} interpolate --from 1 --to 2 --steps 4 -o ${file}`, '/dev/null'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/\rinterpolate \[-+\] 0\/4 [\d.]+\/s ETA --:--/);
+    expect(r.stdout).toMatch(/\rinterpolate \[#+\] 4\/4 [\d.]+\/s ETA 00:00/);
+    expect(r.stdout).toContain(`${file} (4 frames`);
+  });
+
   it('writes a folder of PNG frames', async () => {
     const frames = path.join(dir, 'frames');
     const r = cli(['interpolate', '--from', '5', '--to', '6', '--steps', '3', '--size', '64', '--frames', frames]);
