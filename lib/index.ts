@@ -26,7 +26,17 @@ export {
 } from './generator.js';
 export { DEFAULT_MODEL, loadGenerator, type LoadGeneratorOptions } from './load.js';
 export { convertCheckpoint, readCheckpoint } from './convert/index.js';
-export { encodeImage, saveImage, type EncodeOptions, type ImageFormat } from './image.js';
+export { encodeAnimation, encodeImage, saveImage, type AnimationOptions, type EncodeOptions, type ImageFormat } from './image.js';
+export {
+  interpolateVectors,
+  styleMixGrid,
+  tileImages,
+  type Frame,
+  type InterpolateOptions,
+  type InterpolationMethod,
+  type InterpolationSpace,
+  type StyleMixOptions,
+} from './interpolate.js';
 export { DIGITAL_SOURCE_TYPE, describeProvenance, type ProvenanceInfo } from './provenance.js';
 export {
   catalog,
