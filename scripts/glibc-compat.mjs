@@ -91,6 +91,8 @@ function collect(key, table) {
 collect('c', exportsOf(libs.c.file));
 collect('m', exportsOf(libs.m.file));
 collect('ld', exportsOf(libs.ld.file));
+// On a build host older than 2.34 these still hold their own symbols (from 2.34 on, placeholders).
+for (const key of ['pthread', 'dl', 'rt', 'util']) collect(key, exportsOf(libs[key].file));
 
 fs.rmSync(outDir, { recursive: true, force: true });
 fs.mkdirSync(outDir, { recursive: true });
