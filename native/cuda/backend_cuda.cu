@@ -84,6 +84,40 @@ class DeviceMem {
   size_t size_ = 0;
 };
 
+// Pinned (page-locked) host memory for staging copies: truly asynchronous DMA, no hidden
+// pageable bounce buffer. Grows on demand; freed on destruction.
+class PinnedMem {
+ public:
+  PinnedMem() = default;
+  PinnedMem(const PinnedMem&) = delete;
+  PinnedMem& operator=(const PinnedMem&) = delete;
+  ~PinnedMem() { reset(); }
+  void reset() {
+    if (p_) cudaFreeHost(p_);
+    p_ = nullptr;
+    size_ = 0;
+  }
+  cudaError_t reserve(size_t bytes) {
+    if (bytes <= size_) return cudaSuccess;
+    reset();
+    const cudaError_t e = cudaMallocHost(&p_, bytes);
+    if (e != cudaSuccess) {
+      p_ = nullptr;
+      return e;
+    }
+    size_ = bytes;
+    return cudaSuccess;
+  }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t size_ = 0;
+};
+
 // Aligned sub-buffers of one allocation; with a null base it only measures.
 class Carver {
  public:
@@ -196,6 +230,7 @@ struct SynthBuffers {
   uint8_t* u8 = nullptr;
   float* noise = nullptr;
   NoiseParams* params = nullptr;
+  unsigned long long* nonfinite = nullptr;  // non-finite values of the final image (torgb.cu)
 };
 
 class CudaBackend final : public Backend {
@@ -207,6 +242,7 @@ class CudaBackend final : public Backend {
   Status prepare(const Network& net, const LoadOptions& options) override;
   Status mapping(const MappingArgs& args) override;
   Status synthesis(const SynthesisArgs& args) override;
+  bool reports_nonfinite() const override { return true; }
 
  private:
   Status prepare_impl(const Network& net, const LoadOptions& options);
@@ -219,6 +255,8 @@ class CudaBackend final : public Backend {
   Status ensure_synthesis_pool(int want);
   Status enqueue_synthesis(int n, NoiseMode mode);
   Status run_synthesis(int n, NoiseMode mode);
+  Status check_usable();
+  void note_failure();
   void clear_graphs();
   template <class T>
   const T* wptr(size_t off) const {
@@ -287,6 +325,10 @@ class CudaBackend final : public Backend {
   DeviceMem synth_pool_;
   int synth_cap_ = 0;
   SynthBuffers sb_;
+  // Host staging of each chunk's input and outputs (pinned), and of the mapping's.
+  PinnedMem in_h_, img_h_, u8_h_, map_z_h_, map_c_h_, map_ws_h_, count_h_;
+  // Set after a kernel fault: CUDA errors of that kind are sticky, the context cannot run again.
+  std::string broken_;
   std::map<std::pair<int, int>, cudaGraphExec_t> graphs_;
 };
 
@@ -315,9 +357,33 @@ Status CudaBackend::prepare(const Network& net, const LoadOptions& options) {
   }
 }
 
+// A fault inside a kernel (illegal address, trap, ...) is sticky: every later CUDA call of this
+// process fails. Detect it after a failed call (a second synchronisation still fails) and say so
+// on every later call instead of a confusing CUDA error.
+void CudaBackend::note_failure() {
+  if (!stream_ || !broken_.empty()) return;
+  const cudaError_t e1 = cudaStreamSynchronize(stream_);
+  if (e1 == cudaSuccess) return;
+  cudaGetLastError();
+  const cudaError_t e2 = cudaStreamSynchronize(stream_);
+  if (e2 != cudaSuccess)
+    broken_ = std::string(cudaGetErrorName(e2)) + ": " + cudaGetErrorString(e2);
+  cudaGetLastError();
+}
+
+Status CudaBackend::check_usable() {
+  if (broken_.empty()) return Status::Ok();
+  return Status::Error("cuda backend: an earlier kernel fault (" + broken_ +
+                       ") left this process's CUDA context unusable; no CUDA work can run until the process "
+                       "restarts (a CPU generator still works)");
+}
+
 Status CudaBackend::mapping(const MappingArgs& args) {
   try {
-    return mapping_impl(args);
+    FG_RETURN_IF_ERROR(check_usable());
+    const Status st = mapping_impl(args);
+    if (!st.ok && !st.cancelled()) note_failure();
+    return st;
   } catch (const std::exception& e) {
     return Status::Error(std::string("cuda backend: mapping failed: ") + e.what());
   }
@@ -325,7 +391,10 @@ Status CudaBackend::mapping(const MappingArgs& args) {
 
 Status CudaBackend::synthesis(const SynthesisArgs& args) {
   try {
-    return synthesis_impl(args);
+    FG_RETURN_IF_ERROR(check_usable());
+    const Status st = synthesis_impl(args);
+    if (!st.ok && !st.cancelled()) note_failure();
+    return st;
   } catch (const std::exception& e) {
     return Status::Error(std::string("cuda backend: synthesis failed: ") + e.what());
   }
@@ -425,7 +494,7 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
     return Status::Error(std::string("cuda backend: precision ") + precision_name(options.precision) +
                          " needs compute capability 8.0 or newer; device " + std::to_string(dev_) + " has " + cc_str);
   const char* graphs_env = std::getenv("FACEGAN_CUDA_GRAPHS");
-  use_graphs_ = !(graphs_env && std::strcmp(graphs_env, "0") == 0);
+  use_graphs_ = !(graphs_env && std::strcmp(graphs_env, "0") == 0) && !sync_debug();
   FG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 
   Blob blob;
@@ -634,15 +703,24 @@ Status CudaBackend::mapping_impl(const MappingArgs& args) {
   FG_CUDA_CHECK(cudaSetDevice(dev_));
   const int cutoff = args.truncation_cutoff < 0 ? m.num_ws : std::min(args.truncation_cutoff, m.num_ws);
   for (int s0 = 0; s0 < args.n; s0 += kMappingChunk) {
+    if (is_cancelled(args.cancel)) {
+      cudaStreamSynchronize(stream_);
+      return Status::Cancelled();
+    }
     const int n = std::min(kMappingChunk, args.n - s0);
     FG_RETURN_IF_ERROR(ensure_mapping_pool(n));
-    FG_CUDA_CHECK(cudaMemcpyAsync(mb_.z, args.z + (size_t)s0 * m.z_dim, (size_t)n * m.z_dim * sizeof(float),
-                                  cudaMemcpyHostToDevice, stream_));
+    const size_t z_bytes = (size_t)n * m.z_dim * sizeof(float), c_bytes = (size_t)n * m.c_dim * sizeof(float);
+    const size_t ws_bytes = (size_t)n * m.num_ws * m.w_dim * sizeof(float);
+    FG_CUDA_CHECK(map_z_h_.reserve(z_bytes));
+    FG_CUDA_CHECK(map_ws_h_.reserve(ws_bytes));
+    std::memcpy(map_z_h_.as<float>(), args.z + (size_t)s0 * m.z_dim, z_bytes);
+    FG_CUDA_CHECK(cudaMemcpyAsync(mb_.z, map_z_h_.as<float>(), z_bytes, cudaMemcpyHostToDevice, stream_));
     const float* e = nullptr;
     int e_dim = 0;
     if (has_embed_) {
-      FG_CUDA_CHECK(cudaMemcpyAsync(mb_.c, args.c + (size_t)s0 * m.c_dim, (size_t)n * m.c_dim * sizeof(float),
-                                    cudaMemcpyHostToDevice, stream_));
+      FG_CUDA_CHECK(map_c_h_.reserve(c_bytes));
+      std::memcpy(map_c_h_.as<float>(), args.c + (size_t)s0 * m.c_dim, c_bytes);
+      FG_CUDA_CHECK(cudaMemcpyAsync(mb_.c, map_c_h_.as<float>(), c_bytes, cudaMemcpyHostToDevice, stream_));
       FG_RETURN_IF_ERROR(run_fc(embed_, n, mb_.c, mb_.e));
       e = mb_.e;
       e_dim = embed_.out;
@@ -656,10 +734,11 @@ Status CudaBackend::mapping_impl(const MappingArgs& args) {
     }
     FG_RETURN_IF_ERROR(launch_broadcast_truncate(n, cur, m.w_dim, m.num_ws, wptr<float>(w_avg_), args.psi, cutoff,
                                                  mb_.ws, stream_));
-    FG_CUDA_CHECK(cudaMemcpyAsync(args.ws + (size_t)s0 * m.num_ws * m.w_dim, mb_.ws,
-                                  (size_t)n * m.num_ws * m.w_dim * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    FG_CUDA_CHECK(cudaMemcpyAsync(map_ws_h_.as<float>(), mb_.ws, ws_bytes, cudaMemcpyDeviceToHost, stream_));
+    // The staging buffers are reused by the next chunk: wait for this one's copies.
+    FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::memcpy(args.ws + (size_t)s0 * m.num_ws * m.w_dim, map_ws_h_.as<float>(), ws_bytes);
   }
-  FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return Status::Ok();
 }
 
@@ -684,6 +763,7 @@ void CudaBackend::carve_synthesis(Carver* c, int n, SynthBuffers* b) const {
   for (const ConvStep& s : convs_) noise = noise || s.has_noise;
   b->noise = c->take<float>(noise ? (size_t)n * plane : 0);
   b->params = c->take<NoiseParams>(1);
+  b->nonfinite = c->take<unsigned long long>(1);
 }
 
 // Makes the synthesis pool hold at least min(want, what fits) samples; synth_cap_ says how many.
@@ -849,6 +929,7 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       a.u8_round = output_.mode == OutputMap::RoundF64 ? 1 : 0;
       a.u8_scale = output_.scale;
       a.u8_offset = output_.offset;
+      a.nonfinite = r.R == net_->info.img_resolution ? sb_.nonfinite : nullptr;
       FG_RETURN_IF_ERROR(launch_torgb(a, act_, stream_));
       img_prev = sb_.img[img_next];
       img_next ^= 1;
@@ -897,9 +978,21 @@ Status CudaBackend::synthesis_impl(const SynthesisArgs& args) {
   const size_t img_elems = (size_t)info.img_channels * info.img_resolution * info.img_resolution;
   FG_RETURN_IF_ERROR(ensure_synthesis_pool(args.n));
   float* in_dev = progan_ ? sb_.z : sb_.ws;  // after the pool is (re)carved
+  const size_t in_bytes = (size_t)synth_cap_ * in_row * sizeof(float);
+  FG_CUDA_CHECK(in_h_.reserve(in_bytes));
+  if (args.img) FG_CUDA_CHECK(img_h_.reserve((size_t)synth_cap_ * img_elems * sizeof(float)));
+  if (args.img_u8) FG_CUDA_CHECK(u8_h_.reserve((size_t)synth_cap_ * img_elems));
+  FG_CUDA_CHECK(count_h_.reserve(sizeof(unsigned long long)));
+  FG_CUDA_CHECK(cudaMemsetAsync(sb_.nonfinite, 0, sizeof(unsigned long long), stream_));
   for (int s0 = 0; s0 < args.n; s0 += synth_cap_) {
+    // Between chunks (each is one graph launch): stop when the caller cancelled.
+    if (is_cancelled(args.cancel)) {
+      cudaStreamSynchronize(stream_);
+      return Status::Cancelled();
+    }
     const int n = std::min(synth_cap_, args.n - s0);
-    FG_CUDA_CHECK(cudaMemcpyAsync(in_dev, in + (size_t)s0 * in_row, (size_t)n * in_row * sizeof(float),
+    std::memcpy(in_h_.as<float>(), in + (size_t)s0 * in_row, (size_t)n * in_row * sizeof(float));
+    FG_CUDA_CHECK(cudaMemcpyAsync(in_dev, in_h_.as<float>(), (size_t)n * in_row * sizeof(float),
                                   cudaMemcpyHostToDevice, stream_));
     if (!progan_ && args.noise == NoiseMode::Random) {
       NoiseParams p;
@@ -911,13 +1004,19 @@ Status CudaBackend::synthesis_impl(const SynthesisArgs& args) {
     }
     FG_RETURN_IF_ERROR(run_synthesis(n, progan_ ? NoiseMode::None : args.noise));
     if (args.img)
-      FG_CUDA_CHECK(cudaMemcpyAsync(args.img + (size_t)s0 * img_elems, sb_.img[final_img_], (size_t)n * img_elems * sizeof(float),
+      FG_CUDA_CHECK(cudaMemcpyAsync(img_h_.as<float>(), sb_.img[final_img_], (size_t)n * img_elems * sizeof(float),
                                     cudaMemcpyDeviceToHost, stream_));
     if (args.img_u8)
-      FG_CUDA_CHECK(cudaMemcpyAsync(args.img_u8 + (size_t)s0 * img_elems, sb_.u8, (size_t)n * img_elems,
-                                    cudaMemcpyDeviceToHost, stream_));
+      FG_CUDA_CHECK(cudaMemcpyAsync(u8_h_.as<uint8_t>(), sb_.u8, (size_t)n * img_elems, cudaMemcpyDeviceToHost, stream_));
+    // The pinned buffers are reused by the next chunk: wait, then hand the results over.
+    FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (args.img) std::memcpy(args.img + (size_t)s0 * img_elems, img_h_.as<float>(), (size_t)n * img_elems * sizeof(float));
+    if (args.img_u8) std::memcpy(args.img_u8 + (size_t)s0 * img_elems, u8_h_.as<uint8_t>(), (size_t)n * img_elems);
   }
+  FG_CUDA_CHECK(cudaMemcpyAsync(count_h_.as<unsigned long long>(), sb_.nonfinite, sizeof(unsigned long long),
+                                cudaMemcpyDeviceToHost, stream_));
   FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (args.nonfinite_count) *args.nonfinite_count = *count_h_.as<unsigned long long>();
   return Status::Ok();
 }
 

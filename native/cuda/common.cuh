@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -40,6 +41,24 @@ inline Status cuda_error(cudaError_t err, const char* call, const char* file, in
   return Status::Error(std::move(msg));
 }
 
+// FACEGAN_CUDA_SYNC=1: synchronise after every launch.
+inline bool sync_debug() {
+  const char* v = std::getenv("FACEGAN_CUDA_SYNC");
+  return v && std::strcmp(v, "1") == 0;
+}
+
+inline Status check_launch(const char* kernel, const char* file, int line) {
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) return cuda_error(e, (std::string("launch of ") + kernel).c_str(), file, line);
+  if (sync_debug()) {
+    e = cudaDeviceSynchronize();
+    if (e != cudaSuccess)
+      return cuda_error(e, (std::string("kernel ") + kernel + " (FACEGAN_CUDA_SYNC=1: synchronised after the launch)").c_str(),
+                        file, line);
+  }
+  return Status::Ok();
+}
+
 }  // namespace cuda
 }  // namespace facegan
 
@@ -51,14 +70,14 @@ inline Status cuda_error(cudaError_t err, const char* call, const char* file, in
       return ::facegan::cuda::cuda_error(fg_cuda_err_, #call, __FILE__, __LINE__);        \
   } while (0)
 
-// After a kernel launch: reports a bad launch configuration (asynchronous faults surface at the
-// next synchronising call, which is checked too).
-#define FG_CUDA_CHECK_LAUNCH(kernel_name)                                                 \
-  do {                                                                                    \
-    const cudaError_t fg_cuda_err_ = cudaGetLastError();                                  \
-    if (fg_cuda_err_ != cudaSuccess)                                                      \
-      return ::facegan::cuda::cuda_error(fg_cuda_err_, "launch of " kernel_name, __FILE__, \
-                                         __LINE__);                                       \
+// After a kernel launch: reports a bad launch configuration. Faults inside a kernel surface
+// asynchronously, at the next synchronising call, without the kernel's name; with the debug mode
+// FACEGAN_CUDA_SYNC=1 (the backend then runs without CUDA graphs) every launch is followed by a
+// device synchronisation and a fault is reported with the kernel that raised it.
+#define FG_CUDA_CHECK_LAUNCH(kernel_name)                                                        \
+  do {                                                                                           \
+    ::facegan::Status fg_launch_st_ = ::facegan::cuda::check_launch(kernel_name, __FILE__, __LINE__); \
+    if (!fg_launch_st_.ok) return fg_launch_st_;                                                 \
   } while (0)
 
 // Propagates a failed Status.
@@ -82,10 +101,10 @@ struct Act<float> {
 template <>
 struct Act<__half> {
   static __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-  // Saturates to the largest finite half instead of producing inf.
-  static __device__ __forceinline__ __half from_float(float v) {
-    return __float2half_rn(fminf(fmaxf(v, -65504.0f), 65504.0f));
-  }
+  // Round to nearest: NaN stays NaN and a value beyond the half range becomes +-inf, so that an
+  // overflow reaches the final image's non-finite count (torgb.cu) and is reported, never clipped
+  // silently (a model without conv_clamp can exceed 65504 in fp16).
+  static __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
 };
 template <>
 struct Act<__nv_bfloat16> {

@@ -91,6 +91,7 @@ struct ToRgbArgs {
   // 255)) in double, halves up (ProGAN, float_to_u8_round).
   int u8_round = 0;
   double u8_scale = 127.5, u8_offset = 128.0;
+  unsigned long long* nonfinite = nullptr;  // optional: += the number of non-finite image values
 };
 Status launch_torgb(const ToRgbArgs& a, ActType t, cudaStream_t stream);
 

@@ -1,7 +1,8 @@
 // ToRGB of a synthesis block, in one pass per output pixel: the 1x1 modulated conv without
 // demodulation (x * s, then the fixed [Cimg][Cin] weight), + bias, clamp, + the x2 upsampled image
 // of the previous block (indexing.cuh: up2_taps), written as the running NCHW float image and,
-// for the last block, as the final uint8 HWC image (clamp(x*127.5+128, 0, 255) truncated).
+// for the last block, as the final uint8 HWC image (clamp(x*127.5+128, 0, 255) truncated) while
+// counting the image's non-finite values (NaN / inf: the backend reports them, see backend.h).
 #include "common.cuh"
 #include "kernels.h"
 
@@ -62,6 +63,7 @@ __global__ void __launch_bounds__(kRgbThreads) torgb_kernel(const ToRgbArgs a) {
       v = up + v;
     }
     a.img[((int64_t)b * a.Cimg + c) * plane + rem] = v;
+    if (a.nonfinite && !isfinite(v)) atomicAdd(a.nonfinite, 1ull);
     if (a.u8) a.u8[pix * a.Cimg + c] = a.u8_round ? float_to_u8_round(v, a.u8_scale, a.u8_offset)
                                         : float_to_u8_scaled(v, (float)a.u8_scale, (float)a.u8_offset);
   }

@@ -22,6 +22,9 @@ struct Config {
   // Compute capability reported (env FACEGAN_EMU_CC, e.g. 80; the device code paths compiled in
   // are those of __CUDA_ARCH__, see CMakeLists.txt).
   int cc = 80;
+  // Fault injection: every launch of the kernel with this name traps in its first block (env
+  // FACEGAN_EMU_FAULT_KERNEL), to drive the error paths.
+  std::string fault_kernel;
 };
 Config& config();
 

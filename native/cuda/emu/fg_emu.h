@@ -212,3 +212,18 @@ inline int __float_as_int(float v) {
   return i;
 }
 inline float __saturatef(float v) { return v > 1.0f ? 1.0f : (v > 0.0f ? v : 0.0f); }
+
+// Atomics: the emulator's threads are fibers of one OS thread per block, but the builtins keep
+// ThreadSanitizer builds from reporting atomics as races.
+inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+  return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+inline float atomicAdd(float* p, float v) {
+  float old;
+  __atomic_load(p, &old, __ATOMIC_RELAXED);
+  float sum = old + v;
+  while (!__atomic_compare_exchange(p, &old, &sum, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) sum = old + v;
+  return old;
+}

@@ -124,6 +124,7 @@ void load_config() {
   }
   if (const char* v = getenv("FACEGAN_EMU_DEVICES")) g_config.devices = atoi(v);
   if (const char* v = getenv("FACEGAN_EMU_CC")) g_config.cc = atoi(v);
+  if (const char* v = getenv("FACEGAN_EMU_FAULT_KERNEL")) g_config.fault_kernel = v;
   g_config_loaded = true;
 }
 
@@ -576,6 +577,14 @@ void execute_kernel(const char* name, void (*key)(), const LaunchCfg& lc, const 
   w.smem_optin = it != g_max_dyn_smem.end();
   w.smem_limit = w.smem_optin ? (size_t)it->second : kDefaultSmem;
   ++g_stats.launches;
+  if (!cfg().fault_kernel.empty() && cfg().fault_kernel == name) {
+    w.failed = true;
+    w.bidx = dim3(0, 0, 0);
+    g_fault_msg = std::string("kernel ") + name + ", block (0,0,0): injected fault (FACEGAN_EMU_FAULT_KERNEL)";
+    fprintf(stderr, "fg_emu: %s\n", g_fault_msg.c_str());
+    g_pending_fault = cudaErrorIllegalAddress;
+    return;
+  }
   for (unsigned z = 0; z < lc.grid.z; ++z)
     for (unsigned y = 0; y < lc.grid.y; ++y)
       for (unsigned x = 0; x < lc.grid.x; ++x) {
