@@ -16,7 +16,7 @@ import { DEFAULT_MODEL, loadGenerator } from './load.js';
 import { progress } from './progress.js';
 
 export const MEDIA_USAGE = `  facegan interpolate [--model PATH|ID] --from SEED --to SEED [--steps 60] [--space z|w] [--method slerp|lerp]
-                      [--psi X] [--fps 24] [--size N] (-o walk.webp | --frames DIR)
+                      [--psi X] [--fps 24] [--size N] (-o walk.webp | -o walk.gif | --frames DIR)
   facegan mix [--model PATH|ID] --rows 1,2,3 --cols 4,5,6 [--styles coarse|middle|fine|A-B] [--psi X] [-o mix.png]`;
 
 /** Raw frames an animation may hold in memory before --frames is required. */
@@ -88,7 +88,10 @@ export async function interpolateCommand(args: string[]): Promise<void> {
   const out = values.output;
   const dir = values.frames;
   if ((out === undefined) === (dir === undefined)) throw bad('interpolate writes either -o FILE.webp (animated) or --frames DIR');
-  if (out !== undefined && path.extname(out).toLowerCase() !== '.webp') throw bad(`-o must name an animated .webp file but received '${out}' (or use --frames DIR)`);
+  const animation = out === undefined ? undefined : path.extname(out).toLowerCase();
+  if (animation !== undefined && animation !== '.webp' && animation !== '.gif') {
+    throw bad(`-o must name an animated .webp or .gif file but received '${out}' (or use --frames DIR)`);
+  }
   const provenanceOff = values['no-provenance'] === true;
   await withModel(values.model, values.device, async (gen) => {
     const res = size ?? gen.info.resolution;
@@ -123,6 +126,7 @@ export async function interpolateCommand(args: string[]): Promise<void> {
     bar.done();
     if (out !== undefined) {
       const body = await encodeAnimation(held, {
+        format: animation === '.gif' ? 'gif' : 'webp',
         fps,
         size,
         provenance: provenanceOff ? false : { model: gen.modelName, note: `Animation of ${steps} frames: ${walk}.` },

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { FaceganError, invalidOption } from './errors.js';
 import type { Image } from './generator.js';
-import { insertPngChunks, provenanceExif, provenancePngChunks, provenanceXmp, type ProvenanceInfo } from './provenance.js';
+import { insertGifProvenance, insertPngChunks, provenanceExif, provenancePngChunks, provenanceXmp, type ProvenanceInfo } from './provenance.js';
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp';
 
@@ -87,6 +87,8 @@ export async function saveImage(image: Image, file: string, options: EncodeOptio
 }
 
 export interface AnimationOptions {
+  /** 'webp' (default) or 'gif' (256 colours; provenance as an XMP application extension and a comment). */
+  format?: 'webp' | 'gif';
   /** Frames per second (default 24). */
   fps?: number;
   /** Resize every frame to size × size. */
@@ -97,10 +99,12 @@ export interface AnimationOptions {
   quality?: number;
 }
 
-/** Frames (same size) → an animated WebP that loops, with provenance metadata unless opted out. */
+/** Frames (same size) → an animated WebP (or GIF) that loops, with provenance metadata unless opted out. */
 export async function encodeAnimation(frames: Image[], options: AnimationOptions = {}): Promise<Buffer> {
   checkEncodeOptions(options);
   if (!Array.isArray(frames) || frames.length === 0) throw invalidOption('frames', 'at least one image', frames);
+  const format = options.format ?? 'webp';
+  if (format !== 'webp' && format !== 'gif') throw invalidOption('format', "'webp' or 'gif'", format);
   const fps = options.fps ?? 24;
   if (typeof fps !== 'number' || !(fps > 0 && fps <= 100)) throw invalidOption('fps', 'a number in (0, 100]', fps);
   const { width: w, height: h, channels } = frames[0];
@@ -119,12 +123,14 @@ export async function encodeAnimation(frames: Image[], options: AnimationOptions
   }
   const outW = options.size === undefined ? w : size;
   const outH = options.size === undefined ? h : size;
-  let s = sharp(all, { raw: { width: outW, height: outH * frames.length, channels: 3, pageHeight: outH } }).webp({
-    loop: 0,
-    delay: new Array<number>(frames.length).fill(Math.round(1000 / fps)),
-    ...(options.quality === undefined ? {} : { quality: options.quality }),
-  });
+  const delay = new Array<number>(frames.length).fill(Math.round(1000 / fps));
+  const input = sharp(all, { raw: { width: outW, height: outH * frames.length, channels: 3, pageHeight: outH } });
   const info = provenanceFor(frames[0], { provenance: options.provenance });
+  if (format === 'gif') {
+    const gif = await input.gif({ loop: 0, delay }).toBuffer();
+    return info ? insertGifProvenance(gif, info) : gif;
+  }
+  let s = input.webp({ loop: 0, delay, ...(options.quality === undefined ? {} : { quality: options.quality }) });
   if (info) s = s.withXmp(provenanceXmp(info)).withExif(provenanceExif(info));
   return s.toBuffer();
 }

@@ -164,3 +164,29 @@ export function readPngText(png: Buffer): Map<string, string> {
   }
   return out;
 }
+
+// --- GIF ---------------------------------------------------------------------------------------
+
+/**
+ * Adds provenance to a GIF (libvips writes no metadata there): the XMP packet as an application
+ * extension ("XMP DataXMP" with its 258-byte magic trailer, as the XMP specification lays it out)
+ * and the description as a comment extension, both just before the trailer.
+ */
+export function insertGifProvenance(gif: Buffer, info: ProvenanceInfo): Buffer {
+  if (gif.length < 14 || !/^GIF8[79]a$/.test(gif.toString('latin1', 0, 6)) || gif[gif.length - 1] !== 0x3b) throw new Error('not a GIF');
+  const magic = Buffer.alloc(258);
+  magic[0] = 0x01;
+  for (let i = 0; i < 256; i++) magic[1 + i] = 0xff - i; // 0xFF … 0x00, then the block terminator 0x00
+  const xmp = Buffer.concat([Buffer.from([0x21, 0xff, 0x0b]), Buffer.from('XMP DataXMP', 'latin1'), Buffer.from(provenanceXmp(info), 'utf8'), magic]);
+  const text = Buffer.from(ascii(describeProvenance(info)), 'latin1');
+  const sub: Buffer[] = [Buffer.from([0x21, 0xfe])];
+  for (let i = 0; i < text.length; i += 255) {
+    const part = text.subarray(i, i + 255);
+    sub.push(Buffer.from([part.length]), part);
+  }
+  sub.push(Buffer.from([0x00]));
+  // GIF89a: extensions need the 89a header.
+  const head = Buffer.from(gif.subarray(0, gif.length - 1));
+  head.write('GIF89a', 0, 'latin1');
+  return Buffer.concat([head, xmp, ...sub, Buffer.from([0x3b])]);
+}

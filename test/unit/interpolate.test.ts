@@ -163,6 +163,28 @@ describe('facegan interpolate / mix / generate --grid (real binary)', () => {
     expect(r.stdout).toContain(`${file} (4 frames`);
   });
 
+  it('writes an animated GIF with the XMP application extension (magic trailer) and a comment', async () => {
+    const file = path.join(dir, 'walk.gif');
+    const r = cli(['interpolate', '--from', '1', '--to', '2', '--steps', '3', '--fps', '10', '-o', file]);
+    expect(r.status, r.stderr).toBe(0);
+    const meta = await sharp(file, { animated: true }).metadata();
+    expect([meta.format, meta.pages, meta.pageHeight, meta.loop]).toEqual(['gif', 3, 128, 0]);
+    expect(meta.delay).toEqual([100, 100, 100]);
+    const gif = fs.readFileSync(file);
+    expect(gif.toString('latin1', 0, 6)).toBe('GIF89a');
+    const app = gif.indexOf(Buffer.from([0x21, 0xff, 0x0b, ...Buffer.from('XMP DataXMP')]));
+    expect(app).toBeGreaterThan(0);
+    const end = gif.indexOf('<?xpacket end="r"?>', app) + '<?xpacket end="r"?>'.length;
+    const xmp = gif.toString('utf8', app + 14, end);
+    expect(xmp).toContain(`<Iptc4xmpExt:DigitalSourceType>${DST}</Iptc4xmpExt:DigitalSourceType>`);
+    expect(xmp).toContain('walk from seed 1 to seed 2');
+    const trailer = [0x01, ...Array.from({ length: 256 }, (_, i) => 0xff - i), 0x00];
+    expect(Array.from(gif.subarray(end, end + 258))).toEqual(trailer);
+    const comment = gif.indexOf(Buffer.from([0x21, 0xfe]), end);
+    expect(gif.toString('latin1', comment + 3, comment + 3 + gif[comment + 2])).toMatch(/^AI-generated image .*model progan-celeba128/);
+    expect(gif[gif.length - 1]).toBe(0x3b);
+  });
+
   it('writes a folder of PNG frames', async () => {
     const frames = path.join(dir, 'frames');
     const r = cli(['interpolate', '--from', '5', '--to', '6', '--steps', '3', '--size', '64', '--frames', frames]);
@@ -176,7 +198,7 @@ describe('facegan interpolate / mix / generate --grid (real binary)', () => {
   it('refuses bad arguments with a message and exit code 1', () => {
     for (const args of [
       ['interpolate', '--from', '1', '--steps', '3', '-o', path.join(dir, 'x.webp')],
-      ['interpolate', '--from', '1', '--to', '2', '-o', path.join(dir, 'x.gif')],
+      ['interpolate', '--from', '1', '--to', '2', '-o', path.join(dir, 'x.bmp')],
       ['interpolate', '--from', '1', '--to', '2'],
       ['interpolate', '--from', '1', '--to', '2', '--space', 'w', '-o', path.join(dir, 'x.webp')],
       ['mix', '--rows', '1', '--cols', '2', '-o', path.join(dir, 'mix.png')], // ProGAN has no styles
