@@ -118,7 +118,14 @@ class PinnedMem {
   size_t size_ = 0;
 };
 
-// Aligned sub-buffers of one allocation; with a null base it only measures.
+// Aligned sub-buffers of one allocation; with a null base it only measures. In the emulator
+// build each buffer is followed by a guard gap that AddressSanitizer poisons, so a kernel that
+// runs past one buffer into the next is caught instead of silently reading its neighbour.
+#ifdef FACEGAN_CUDA_EMU
+constexpr size_t kGuard = 256;
+#else
+constexpr size_t kGuard = 0;
+#endif
 class Carver {
  public:
   explicit Carver(uint8_t* base) : base_(base) {}
@@ -126,6 +133,13 @@ class Carver {
   T* take(size_t count) {
     const size_t off = align_up(used_);
     used_ = off + count * sizeof(T);
+    if (kGuard) {
+      const size_t end = used_;
+      used_ = align_up(used_) + kGuard;
+#ifdef FACEGAN_CUDA_EMU
+      if (base_) ::fg_emu::poison(base_ + end, used_ - end);
+#endif
+    }
     return base_ ? reinterpret_cast<T*>(base_ + off) : nullptr;
   }
   size_t used() const { return used_; }

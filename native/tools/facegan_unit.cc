@@ -65,7 +65,14 @@ void fail(const std::string& what) {
     if (!(cond)) fail(std::string(#cond) + " -- " + (msg));       \
   } while (0)
 
+// FACEGAN_UNIT_FILTER=text runs only the cases whose name contains it (e.g. "emulated").
+bool selected(const std::string& name) {
+  const char* f = std::getenv("FACEGAN_UNIT_FILTER");
+  return !f || name.find(f) != std::string::npos;
+}
+
 void run_case(const char* name, const std::function<void()>& fn) {
+  if (!selected(name)) return;
   g_case_failures = 0;
   fn();
   if (g_case_failures == 0) {
@@ -1953,6 +1960,7 @@ void test_cuda_emu_runtime() {
 // The CUDA kernels themselves (native/cuda/*.cu), executed by the CPU emulator, each family
 // against a naive reference: one line per kernel case.
 void run_emulated_kernel_tests() {
+  if (!selected("emulated kernels")) return;
   emu_tests::Results results;
   const char* quick = std::getenv("FACEGAN_EMU_QUICK");
   emu_tests::run_kernel_tests(&results, quick && std::string(quick) == "1");

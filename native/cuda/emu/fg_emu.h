@@ -104,6 +104,10 @@ inline void launch_kernel(const char* kernel, F* fn, const LaunchCfg& cfg, std::
   launch(kernel, reinterpret_cast<void (*)()>(fn), cfg, std::move(body));
 }
 
+// Marks [p, p + bytes) of device memory as a guard that must never be accessed
+// (AddressSanitizer builds; a no-op otherwise). cudaFree releases it.
+void poison(void* p, size_t bytes);
+
 // Block-scope memory.
 void shared_static(void* p, size_t bytes, const char* name);
 void* shared_dynamic_ptr();

@@ -656,6 +656,15 @@ void shared_static(void* p, size_t bytes, const char* name) {
                "static shared memory + the MaxDynamicSharedMemorySize attribute exceed the device's opt-in maximum");
 }
 
+void poison(void* p, size_t bytes) {
+#ifdef FG_EMU_ASAN
+  ASAN_POISON_MEMORY_REGION(p, bytes);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
 void* shared_dynamic_ptr() { return g_worker.dyn.data(); }
 
 unsigned cvta_shared(const void* p) {
@@ -816,7 +825,12 @@ std::string fault_message() { return g_fault_msg; }
 
 void reset() {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
-  for (auto& kv : g_allocs) free(reinterpret_cast<void*>(kv.first));
+  for (auto& kv : g_allocs) {
+#ifdef FG_EMU_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(kv.first), kv.second.bytes);
+#endif
+    free(reinterpret_cast<void*>(kv.first));
+  }
   g_allocs.clear();
   for (Stream* s : g_streams) delete s;
   g_streams.clear();
@@ -989,6 +1003,9 @@ cudaError_t cudaFree(void* p) {
   flush_all();  // cudaFree synchronises the device
   auto it = g_allocs.find((uintptr_t)p);
   if (it == g_allocs.end()) return set_error(cudaErrorInvalidDevicePointer);
+#ifdef FG_EMU_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(p, it->second.bytes);
+#endif
   g_allocs.erase(it);
   free(p);
   return cudaSuccess;
