@@ -544,7 +544,8 @@ export function createFaceServer(options: FaceServerOptions = {}): FaceServer {
         server.closeAllConnections();
         await closed;
         if (service.ownsGenerator) {
-          const g = await generator.catch(() => undefined);
+          // The first load, or the one a later request retried after it failed.
+          const g = service.loaded ?? (await generator.catch(() => undefined));
           g?.dispose();
         }
         return { drained };
