@@ -8,6 +8,7 @@
  *   node bench/load.js --ci                    # 64 clients, 20 s, no file written; exit 1 on failure
  *   node bench/load.js [--clients 64] [--duration 60] [--warmup 5] [--path /face.png]
  *                      [--max-rss-growth-mib 64] [--server-args "--max-queue 32"] [--no-write] [--json FILE]
+ *                      [--baseline FILE]   (a --json of another build's run, shown as "before" in RESULTS.md)
  *
  * Each client loops: GET <path>?seed=<random> on a keep-alive connection; on a 503 it waits what
  * Retry-After says (±50 % jitter, as a well-behaved client does) and goes on. Bounded: a fixed
@@ -42,6 +43,7 @@ const { values: opt } = parseArgs({
     'server-args': { type: 'string' },
     'no-write': { type: 'boolean' },
     json: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 const clients = Number(opt.clients ?? 64);
@@ -153,7 +155,12 @@ async function main() {
     rss.middle = middle ?? rssMiB(pid);
     rss.end = rssMiB(pid);
     rss.max = Math.max(rss.start, rss.end, ...rss.samples.map((s) => s.mib));
-    const ready = await fetch(`${base}/readyz`).then((r) => r.json());
+    // Engine counters (a server without /readyz, e.g. an older build measured as a baseline, has none).
+    const ready = await fetch(`${base}/readyz`).then(
+      (r) => r.json(),
+      () => ({}),
+    );
+    const batches = ready.batches ?? { batches: NaN, images: NaN, largestBatch: NaN, dropped: NaN };
 
     const stats = (key) => {
       const ms = (byStatus.get(key) ?? []).slice().sort((a, b) => a - b);
@@ -179,7 +186,7 @@ async function main() {
       other: Object.fromEntries(other.map(([k, v]) => [k, v.length])),
       errors: { count: errorCount, examples: errors },
       rss_mib: { start: rss.start, middle: rss.middle, end: rss.end, max: rss.max, growth },
-      batches: ready.batches,
+      batches,
     };
     const f = (x) => (Number.isFinite(x) ? x.toFixed(0) : '–');
     console.log(
@@ -189,7 +196,7 @@ async function main() {
         `503: ${busy.count}  p50 ${f(busy.p50)} ms  p99 ${f(busy.p99)} ms`,
         `other statuses: ${otherCount} ${JSON.stringify(result.other)}; transport errors: ${errorCount} ${errors.join('; ')}`,
         `server RSS MiB: start ${rss.start.toFixed(0)}, middle ${rss.middle.toFixed(0)}, end ${rss.end.toFixed(0)}, max ${rss.max.toFixed(0)} (growth ${growth.toFixed(1)}, bound ${maxGrowthMiB})`,
-        `engine: ${ready.batches.batches} batches, ${ready.batches.images} images, largest ${ready.batches.largestBatch}, ${ready.batches.dropped} dropped`,
+        `engine: ${batches.batches} batches, ${batches.images} images, largest ${batches.largestBatch}, ${batches.dropped} dropped`,
       ].join('\n'),
     );
     const failures = [];
@@ -221,13 +228,21 @@ const END = '<!-- bench/load.js: load test (end) -->';
 function writeMarkdown(r) {
   const file = path.join(root, 'bench', 'RESULTS.md');
   const f = (x) => (Number.isFinite(x) ? x.toFixed(0) : '–');
+  const base = opt.baseline ? JSON.parse(fs.readFileSync(opt.baseline, 'utf8')) : undefined;
+  const baseRows = base
+    ? [
+        `| before: 200 | ${base.ok.count} | ${f(base.ok.p50)} | ${f(base.ok.p90)} | ${f(base.ok.p99)} | ${f(base.ok.max)} |`,
+        `| before: 503 | ${base.busy.count} | ${f(base.busy.p50)} | ${f(base.busy.p90)} | ${f(base.busy.p99)} | ${f(base.busy.max)} |`,
+        `| before: other status / transport error | ${Object.values(base.other).reduce((a, b) => a + b, 0)} / ${base.errors.count} | | | | |`,
+      ]
+    : [];
   const section = [
     BEGIN,
     '## Load test: `facegan serve` under 64 concurrent clients',
     '',
     `Measured ${r.date} with \`node bench/load.js\` on ${r.machine.cpu}, ${r.machine.cores} cores, Node ${r.machine.node}: ` +
       `the default model (embedded ProGAN-128, CPU), server in its own process on 127.0.0.1 with default settings ` +
-      `(queue of 32, 5 s queue time limit, micro-batching up to the batch size and 500 ms per gathered engine call)${r.server_args.length ? ` and \`${r.server_args.join(' ')}\`` : ''}; ` +
+      `(queue of 32, 5 s queue time limit, micro-batching up to the batch size and 250 ms per gathered engine call)${r.server_args.length ? ` and \`${r.server_args.join(' ')}\`` : ''}; ` +
       `${r.clients} clients, each looping \`GET ${r.path}?seed=<random>\` on a keep-alive connection and waiting out Retry-After on a 503; ` +
       `${r.duration_s.toFixed(0)} s measured after a warm-up. The load generator shares the machine's cores with the server; ` +
       `1-minute load average ${r.loadavg_1min.before.toFixed(2)} before → ${r.loadavg_1min.after.toFixed(2)} after (other processes on the machine, if above ~2).`,
@@ -237,7 +252,16 @@ function writeMarkdown(r) {
     `| 200 | ${r.ok.count} | ${f(r.ok.p50)} | ${f(r.ok.p90)} | ${f(r.ok.p99)} | ${f(r.ok.max)} |`,
     `| 503 (Retry-After) | ${r.busy.count} | ${f(r.busy.p50)} | ${f(r.busy.p90)} | ${f(r.busy.p99)} | ${f(r.busy.max)} |`,
     `| other status / transport error | ${Object.values(r.other).reduce((a, b) => a + b, 0)} / ${r.errors.count} | | | | |`,
+    ...baseRows,
     '',
+    ...(base
+      ? [
+          `"before" is the server as it was before issue 12 (commit 6e4109d: every request alone, no cancellation, no queue time limit), ` +
+            `measured the same way just before (${base.duration_s.toFixed(0)} s, 1-minute load average ${base.loadavg_1min.before.toFixed(2)} → ${base.loadavg_1min.after.toFixed(2)}): ` +
+            `${base.throughput_rps.toFixed(1)} faces/s, server RSS ${base.rss_mib.start.toFixed(0)} → ${base.rss_mib.middle.toFixed(0)} → ${base.rss_mib.end.toFixed(0)} MiB.`,
+          '',
+        ]
+      : []),
     `- Throughput: **${r.throughput_rps.toFixed(1)} faces/s** served (200s).`,
     `- Engine: ${r.batches.batches} engine calls for ${r.batches.images} images (largest batch ${r.batches.largestBatch}); ${r.batches.dropped} requests dropped before running (client gone or queue time limit).`,
     `- Server RSS: start ${r.rss_mib.start.toFixed(0)} MiB, middle ${r.rss_mib.middle.toFixed(0)} MiB, end ${r.rss_mib.end.toFixed(0)} MiB (max ${r.rss_mib.max.toFixed(0)}; growth ${r.rss_mib.growth.toFixed(1)} MiB; the CI bound is 64 MiB).`,

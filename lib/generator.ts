@@ -37,7 +37,7 @@ export interface LoadOptions {
   /**
    * Time budget (ms) of one engine call that gathers concurrent requests (micro-batching): such a
    * batch holds at most the images the engine runs in that time (measured), and at most batchSize.
-   * 0: batchSize only. Default 500.
+   * 0: batchSize only. Default 250.
    */
   maxBatchMs?: number;
 }
@@ -119,7 +119,7 @@ export class Generator {
   #batcher: Batcher<SynthParams>;
 
   /** @internal use loadGenerator() */
-  constructor(engine: NativeGenerator, info: GeneratorInfo, batchSize: number, maxBatchMs = 500) {
+  constructor(engine: NativeGenerator, info: GeneratorInfo, batchSize: number, maxBatchMs = 250) {
     this.#native = engine;
     this.info = Object.freeze(info);
     this.#batchSize = batchSize;
