@@ -2,6 +2,7 @@
 // arguments and serialises calls. No exception crosses this API.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <string>
@@ -143,7 +144,12 @@ Status Generator::synthesis(const SynthesisArgs& args) {
     // Only uint8 wanted from a backend that does not count: run it in sub-batches with a bounded
     // float scratch image to scan (image_offset keeps random noise the same as one call).
     const size_t per_image = values / size_t(args.n);
-    const int step = int(std::max<size_t>(1, std::min<size_t>(size_t(args.n), (size_t(64) << 20) / sizeof(float) / per_image)));
+    size_t budget = size_t(64) << 20;
+    if (const char* e = std::getenv("FACEGAN_SCAN_SCRATCH_BYTES")) {  // for tests of the sub-batching
+      const long long v = std::atoll(e);
+      if (v > 0) budget = size_t(v);
+    }
+    const int step = int(std::max<size_t>(1, std::min<size_t>(size_t(args.n), budget / sizeof(float) / per_image)));
     std::vector<float> scratch;
     Status s = guarded("synthesis", [&] {
       scratch.resize(size_t(step) * per_image);

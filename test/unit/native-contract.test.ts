@@ -148,6 +148,28 @@ describeFixtures('native contract (StyleGAN2 tiny32)', () => {
     const a = await g.synthesis(ws, 2, 'random', 9, 3, false, true);
     const b = await g.synthesis(ws, 2, 'random', 9, 3, true, true);
     expect(a.uint8).toEqual(b.uint8);
+    // One image per sub-batch: the offsets of inputs, outputs and noise must still line up.
+    process.env.FACEGAN_SCAN_SCRATCH_BYTES = '1';
+    try {
+      const c = await g.synthesis(ws, 2, 'random', 9, 3, false, true);
+      expect(c.uint8).toEqual(b.uint8);
+    } finally {
+      delete process.env.FACEGAN_SCAN_SCRATCH_BYTES;
+    }
+    g.dispose();
+  });
+
+  it('cpu-ref: non-finite images are reported from the sub-batched scan', async () => {
+    const g = await engine(ckpt, 'cpu-ref', 'synthesis.b32.torgb.weight');
+    const { num_ws: nw, w_dim: wd } = ckpt.config as { num_ws: number; w_dim: number };
+    const ws = new Float32Array(3 * nw * wd).fill(0.3);
+    process.env.FACEGAN_SCAN_SCRATCH_BYTES = '1';
+    try {
+      expect((await failure(g.synthesis(ws, 3, 'const', 0, 0, false, true))).status).toBe('non-finite');
+    } finally {
+      delete process.env.FACEGAN_SCAN_SCRATCH_BYTES;
+    }
+    g.dispose();
   });
 
   it.each(backends)('%s: dispose() cancels a running mapping-free StyleGAN2 synthesis', async (backend) => {
