@@ -135,7 +135,8 @@ export class Batcher<P> {
   #limit(): number {
     const budget = this.#opts.maxBatchMs ?? 0;
     const per = this.stats.msPerImage;
-    if (budget <= 0 || per <= 0) return this.#opts.maxBatch;
+    if (budget <= 0) return this.#opts.maxBatch;
+    if (per <= 0) return 1; // the first gathered call measures the engine (and stays small: memory grows with batch size)
     return Math.max(1, Math.min(this.#opts.maxBatch, Math.floor(budget / per)));
   }
 
