@@ -123,8 +123,6 @@ class PinnedMem {
 // runs past one buffer into the next is caught instead of silently reading its neighbour.
 #ifdef FACEGAN_CUDA_EMU
 constexpr size_t kGuard = 256;
-#else
-constexpr size_t kGuard = 0;
 #endif
 class Carver {
  public:
@@ -133,13 +131,11 @@ class Carver {
   T* take(size_t count) {
     const size_t off = align_up(used_);
     used_ = off + count * sizeof(T);
-    if (kGuard) {
-      const size_t end = used_;
-      used_ = align_up(used_) + kGuard;
 #ifdef FACEGAN_CUDA_EMU
-      if (base_) ::fg_emu::poison(base_ + end, used_ - end);
+    const size_t end = used_;
+    used_ = align_up(used_) + kGuard;
+    if (base_) ::fg_emu::poison(base_ + end, used_ - end);
 #endif
-    }
     return base_ ? reinterpret_cast<T*>(base_ + off) : nullptr;
   }
   size_t used() const { return used_; }

@@ -17,6 +17,13 @@
 #include "emu_internal.h"
 #include "fg_emu.h"
 
+#if defined(__SANITIZE_THREAD__) || defined(FACEGAN_EMU_TSAN)
+extern "C" void __tsan_read16(void* addr);
+#define FG_EMU_TSAN_READ16(p) __tsan_read16(p)
+#else
+#define FG_EMU_TSAN_READ16(p) (void)(p)
+#endif
+
 namespace fg_emu {
 namespace {
 
@@ -252,8 +259,13 @@ void decode_ldmatrix(Instr& in) {
 void exec_ldmatrix(const Instr& in, const Ops& ops) {
   const int nmat = static_cast<const LdsmTag*>(in.tag)->nmat;
   LaneSlot* me = lane_slot();
-  me->in[0] = (uint32_t)(read_op(ops, in.ops[1].regs[0]) + in.ops[1].offset);
+  const uint32_t addr = (uint32_t)(read_op(ops, in.ops[1].regs[0]) + in.ops[1].offset);
+  me->in[0] = addr;
   collective(16, 0xffffffffu, in.tag, compute_ldmatrix);
+  // The warp read the rows; tell ThreadSanitizer that this lane read the row it addressed (lanes
+  // beyond the matrices' count supply no address).
+  if ((int)(tls_thread->linear % 32) < 8 * nmat)
+    FG_EMU_TSAN_READ16(shared_window_ptr(addr, 16));
   me = lane_slot();
   for (int q = 0; q < nmat; ++q) write_op(ops, in.ops[0].regs[q], me->out[q]);
 }

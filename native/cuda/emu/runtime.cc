@@ -39,7 +39,7 @@
 #include <sanitizer/common_interface_defs.h>
 #define FG_EMU_ASAN 1
 #endif
-#if defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__) || defined(FACEGAN_EMU_TSAN)
 extern "C" {
 void* __tsan_get_current_fiber(void);
 void* __tsan_create_fiber(unsigned flags);
@@ -455,6 +455,13 @@ void init_fiber(Fiber* f) {
 
 std::mt19937 g_shuffle_rng(1234);
 
+// Fills block-scope memory with 0xFF (NaN) without the C library's memset, which sanitizers
+// intercept: the fill belongs to the block's start, not to whichever thread first declared it.
+void poison_fill(void* p, size_t bytes) {
+  volatile unsigned char* b = static_cast<volatile unsigned char*>(p);
+  for (size_t i = 0; i < bytes; ++i) b[i] = 0xff;
+}
+
 // Runs one block to completion (or to its first fault). Returns false on a fault.
 bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
   const int nt = (int)(lc.block.x * lc.block.y * lc.block.z);
@@ -466,7 +473,7 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
   w.regions.clear();
   w.dyn_bytes = lc.smem;
   if (w.dyn.size() < lc.smem + 16) w.dyn.resize(lc.smem + 16);
-  memset(w.dyn.data(), 0xff, lc.smem);
+  poison_fill(w.dyn.data(), lc.smem);
   w.regions.push_back(Region{w.dyn.data(), lc.smem, "extern __shared__"});
   w.static_bytes = 0;
   while ((int)w.fibers.size() < nt) w.fibers.emplace_back(new Fiber());
@@ -484,6 +491,10 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
     f->ctx.gdim = lc.grid;
     f->ctx.linear = t;
   }
+#ifdef FG_EMU_TSAN
+  // Everything the scheduler set up for this block (its shared buffers) happens before its threads.
+  __tsan_release(&g_launch_begin_sync);
+#endif
   std::vector<int> order(nt);
   for (int t = 0; t < nt; ++t) order[t] = cfg().schedule == 1 ? nt - 1 - t : t;
   for (;;) {
@@ -503,7 +514,13 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
       at_bar += s == FState::AtBarrier;
       at_warp += s == FState::AtWarp;
     }
-    if (done == nt) return true;
+    if (done == nt) {
+#ifdef FG_EMU_TSAN
+      // The block's shared memory is reused by the next block: its threads' accesses come first.
+      __tsan_acquire(&g_launch_end_sync);
+#endif
+      return true;
+    }
     if (at_bar > 0 && at_bar + done == nt) {
       if (done > 0) {
         w.cur = nullptr;
@@ -564,9 +581,6 @@ cudaError_t validate_launch(void (*key)(), const LaunchCfg& lc) {
 void execute_kernel(const char* name, void (*key)(), const LaunchCfg& lc, const std::function<void()>& body) {
   Worker& w = g_worker;
   if (g_sticky != cudaSuccess || g_pending_fault != cudaSuccess) return;  // the context is dead
-#ifdef FG_EMU_TSAN
-  __tsan_release(&g_launch_begin_sync);
-#endif
 #ifdef FG_EMU_TSAN
   if (!w.sched_tsan) w.sched_tsan = __tsan_get_current_fiber();
 #endif
@@ -641,7 +655,7 @@ void shared_static(void* p, size_t bytes, const char* name) {
     if (r.p == p) return;
   w.regions.push_back(Region{p, bytes, name});
   w.static_bytes += bytes;
-  memset(p, 0xff, bytes);  // uninitialised shared memory reads as NaN
+  poison_fill(p, bytes);  // uninitialised shared memory reads as NaN
   if (w.static_bytes > kDefaultSmem)
     fiber_fail(w, cudaErrorInvalidValue,
                "static shared memory (" + std::to_string(w.static_bytes) + " bytes) exceeds 48 KB");
