@@ -5,7 +5,7 @@
  * be watched.
  *
  *   node bench/load.js                         # 64 clients, 60 s; writes a section of bench/RESULTS.md
- *   node bench/load.js --ci                    # 64 clients, 20 s, no file written; exit 1 on failure
+ *   node bench/load.js --ci                    # 64 clients, 15 s, no file written; exit 1 on failure
  *   node bench/load.js [--clients 64] [--duration 60] [--warmup 5] [--path /face.png]
  *                      [--max-rss-growth-mib 64] [--server-args "--max-queue 32"] [--no-write] [--json FILE]
  *                      [--baseline FILE]   (a --json of another build's run, shown as "before" in RESULTS.md)
@@ -23,7 +23,7 @@
  * at all, or when RSS grows by more than --max-rss-growth-mib between start and end of the
  * measurement.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -47,8 +47,8 @@ const { values: opt } = parseArgs({
   },
 });
 const clients = Number(opt.clients ?? 64);
-const duration = Number(opt.duration ?? (opt.ci ? 20 : 60));
-const warmup = Number(opt.warmup ?? (opt.ci ? 4 : 5));
+const duration = Number(opt.duration ?? (opt.ci ? 15 : 60));
+const warmup = Number(opt.warmup ?? (opt.ci ? 3 : 5));
 const reqPath = opt.path ?? '/face.png';
 const maxGrowthMiB = Number(opt['max-rss-growth-mib'] ?? 64);
 const serverArgs = (opt['server-args'] ?? '').split(/\s+/).filter(Boolean);
@@ -66,8 +66,11 @@ if (!fs.existsSync(cli)) {
 }
 
 function rssMiB(pid) {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) / 1024;
+  if (fs.existsSync(`/proc/${pid}/status`)) {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) / 1024;
+  }
+  return Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim()) / 1024; // macOS
 }
 
 function percentile(sorted, p) {
@@ -267,7 +270,7 @@ function writeMarkdown(r) {
     `- Server RSS: start ${r.rss_mib.start.toFixed(0)} MiB, middle ${r.rss_mib.middle.toFixed(0)} MiB, end ${r.rss_mib.end.toFixed(0)} MiB (max ${r.rss_mib.max.toFixed(0)}; growth ${r.rss_mib.growth.toFixed(1)} MiB; the CI bound is 64 MiB).`,
     `- Micro-batching on this CPU: an image costs the engine about the same alone or in a batch, so the 250 ms budget per gathered call (\`maxBatchMs\`) keeps batches at the few images the engine runs in that time (1 while other jobs load the machine); memory then stays where the unbatched server's is. On CUDA, where a batch costs little more than one image, gathered calls fill up to \`batchSize\`.`,
     `- Before this work (issue 12): every request ran alone and waited its turn; with 64 clients and the queue of 32, 200s took 12–29 s, and requests whose clients had gone still ran. Now a 200 waits at most the 5 s queue limit plus one engine call, a client that leaves is dropped before it runs, and the rest are told to come back (503 + Retry-After).`,
-    `- CI (\`.ci/run\`) runs \`node bench/load.js --ci\` (64 clients, 20 s) and fails on any status other than 200/503, any transport error, or RSS growth above 64 MiB.`,
+    `- CI (\`.ci/run\`) runs \`node bench/load.js --ci\` (64 clients, 15 s) and fails on any status other than 200/503, any transport error, or RSS growth above 64 MiB.`,
     END,
   ].join('\n');
   let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmark results\n';
