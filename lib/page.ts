@@ -13,8 +13,10 @@ export interface PageModel {
   modelLabel: string;
   /** Whether ψ means anything for this model (StyleGAN2: yes; ProGAN: no). */
   truncation: boolean;
-  /** Pixels of the image the page shows (served resized with sharp). */
+  /** Pixels of the image the page shows without srcset (served resized with sharp). */
   displaySize: number;
+  /** Widths offered in srcset, so the browser fetches as many pixels as the screen shows (sharp on any display). */
+  candidates: number[];
   /** Native resolution of the model (the download size). */
   resolution: number;
 }
@@ -28,8 +30,12 @@ export function faceQuery(seed: number, psi: number, truncation: boolean): strin
   return truncation && psi !== 1 ? `seed=${seed}&psi=${psi}` : `seed=${seed}`;
 }
 
+/** The CSS width of the face (the .frame rule), as the img's `sizes`. */
+export const FACE_SIZES = 'min(94vw, 66vh, 768px)';
+
 export function renderPage(m: PageModel): string {
   const q = faceQuery(m.seed, m.psi, m.truncation);
+  const srcset = m.candidates.map((c) => `/face.webp?${q}&amp;size=${c} ${c}w`).join(', ');
   const label = escapeHtml(m.modelLabel);
   const alt = `AI-generated face of a person who does not exist (seed ${m.seed}, made by ${label})`;
   const psiControl = m.truncation
@@ -56,11 +62,12 @@ export function renderPage(m: PageModel): string {
 </head>
 <body>
   <main id="app" data-seed="${m.seed}" data-psi="${m.psi}" data-truncation="${m.truncation}"
-        data-size="${m.displaySize}" data-model="${label}">
+        data-size="${m.displaySize}" data-candidates="${m.candidates.join(',')}" data-model="${label}">
     <h1>This person does not exist</h1>
     <figure>
       <div class="frame">
         <img id="face" src="/face.webp?${q}&amp;size=${m.displaySize}" width="${m.displaySize}" height="${m.displaySize}"
+             ${srcset ? `srcset="${srcset}" sizes="${FACE_SIZES}"` : ''}
              alt="${alt}">
         <span class="badge" aria-hidden="true">AI-generated</span>
       </div>
@@ -123,6 +130,7 @@ const psiValue = document.getElementById('psi-value');
 const psiForm = document.getElementById('psi-form');
 const truncation = app.dataset.truncation === 'true';
 const size = Number(app.dataset.size);
+const candidates = app.dataset.candidates ? app.dataset.candidates.split(',').map(Number) : [];
 const model = app.dataset.model;
 let state = { seed: Number(app.dataset.seed), psi: Number(app.dataset.psi) };
 let token = 0;
@@ -135,13 +143,20 @@ async function show(next, message) {
   const mine = ++token;
   const q = query(next);
   const src = '/face.webp?' + q + '&size=' + size;
+  const srcset = candidates.map((c) => '/face.webp?' + q + '&size=' + c + ' ' + c + 'w').join(', ');
   newFace.setAttribute('aria-busy', 'true');
   img.classList.add('loading');
   try {
+    // Load and decode the candidate this screen needs, then swap (the browser picks it from its cache).
     const pre = new Image();
+    if (candidates.length > 0) {
+      pre.sizes = img.sizes;
+      pre.srcset = srcset;
+    }
     pre.src = src;
     await pre.decode();
     if (mine !== token) return;
+    if (candidates.length > 0) img.srcset = srcset;
     img.src = src;
     img.alt = 'AI-generated face of a person who does not exist (seed ' + next.seed + ', made by ' + model + ')';
     download.href = '/face.png?' + q;

@@ -54,6 +54,8 @@ const CONTENT_TYPES: Record<ImageFormat, string> = { png: 'image/png', jpeg: 'im
 const IMAGE_PARAMS = new Set(['seed', 'psi', 'noise', 'class', 'format', 'size']);
 const PAGE_PARAMS = new Set(['seed', 'psi']);
 const MAX_SIZE = 2048;
+/** The widths the page offers in srcset (up to twice the model's resolution, at least 1024). */
+const SRCSET_WIDTHS = [256, 512, 768, 1024, 1536, 2048];
 
 export interface FaceRequest {
   seed: number | undefined;
@@ -392,6 +394,8 @@ export function createFaceServer(options: FaceServerOptions = {}): FaceServer {
       modelLabel: options.modelLabel ?? modelLabel(gen),
       truncation: traits.truncation,
       displaySize: displaySizeOption ?? Math.min(MAX_SIZE, Math.max(512, gen.info.resolution)),
+      // A fixed displaySize is exactly what is served; otherwise the browser picks what its screen needs.
+      candidates: displaySizeOption !== undefined ? [] : SRCSET_WIDTHS.filter((c) => c <= Math.min(MAX_SIZE, Math.max(1024, 2 * gen.info.resolution))),
       resolution: gen.info.resolution,
     });
     const extra: Record<string, string> = {
