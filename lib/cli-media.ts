@@ -51,8 +51,26 @@ function seedList(name: string, v: string | undefined): number[] {
   return seeds;
 }
 
+/**
+ * A --model argument as a path. A catalogue id is pulled first the way `facegan pull` does it: its
+ * licence and a progress bar on stderr (the library itself prints nothing).
+ */
+export async function modelArgument(model: string | undefined): Promise<string> {
+  if (model === undefined) return DEFAULT_MODEL;
+  if (fs.existsSync(model)) return model;
+  const catalog = await import('./catalog.js');
+  if (!catalog.catalog.some((m) => m.id === model)) return model; // loadGenerator names the problem
+  const { progressBar } = await import('./download.js');
+  const bar = progressBar(process.stderr, { label: model });
+  try {
+    return await catalog.pullModel(model, { onProgress: bar, log: (message) => process.stderr.write(`${message}\n`) });
+  } finally {
+    bar.done();
+  }
+}
+
 async function withModel<T>(model: string | undefined, device: string | undefined, fn: (gen: Generator) => Promise<T>): Promise<T> {
-  const gen = await loadGenerator(model ?? DEFAULT_MODEL, { device: device as never });
+  const gen = await loadGenerator(await modelArgument(model), { device: device as never });
   try {
     return await fn(gen);
   } finally {

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { FaceganError } from './errors.js';
-import { DEFAULT_MODEL, loadGenerator } from './load.js';
+import { loadGenerator } from './load.js';
 import { createFaceServer, modelLabel } from './server.js';
 
 export const SERVE_USAGE = `facegan serve [--model PATH|ID] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda]
@@ -35,7 +35,8 @@ export async function serveCommand(args: string[]): Promise<void> {
   });
   const port = int('port', values.port, 0, 65535) ?? 8080;
   const host = values.host ?? '127.0.0.1';
-  const generator = await loadGenerator(values.model ?? DEFAULT_MODEL, {
+  const { modelArgument } = await import('./cli-media.js');
+  const generator = await loadGenerator(await modelArgument(values.model), {
     device: values.device as never,
     threads: int('threads', values.threads, 0, 1024),
   });
