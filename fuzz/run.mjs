@@ -14,6 +14,7 @@
 //   node fuzz/run.mjs [--seed 13] [--count 3000 | --seconds 600] [--workers 2] [--timeout-ms 20000]
 //                     [--mem-mb 1536] [--out build/fuzz-failures] [--formats a,b] [--only INDEX]
 //                     [--self-test] [--json FILE]
+//   node fuzz/run.mjs --file PATH     one file (e.g. a reproducer) through a worker: its outcome
 //
 // Needs the built library (dist/, `npm run build:ts`) and addon. Bases from ../shared/fixtures
 // (FACEGAN_FIXTURES) are used when present; without them those formats are skipped with a
@@ -46,6 +47,7 @@ function parseArgs(argv) {
     else if (a === '--only') o.only = Number(next());
     else if (a === '--json') o.json = path.resolve(next());
     else if (a === '--self-test') o.selfTest = true;
+    else if (a === '--file') o.file = path.resolve(next());
     else if (a === '--quiet') o.quiet = true;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -283,7 +285,7 @@ export async function fuzz(opts) {
             const stem = path.join(opts.out, `seed${opts.seed}-${job.mode ?? job.index}-${m.base.name}-${outcome}`);
             rec.reproducer = job.mode ? null : writeMutant(m, m.base, stem);
             rec.report = `${stem}.json`;
-            fs.writeFileSync(rec.report, JSON.stringify({ ...rec, rerun: `node fuzz/run.mjs --seed ${opts.seed} --only ${job.index}` }, null, 2));
+            fs.writeFileSync(rec.report, JSON.stringify({ ...rec, rerun: `node fuzz/run.mjs --seed ${opts.seed} --only ${job.index}`, replay: rec.reproducer ? `node fuzz/run.mjs --file ${rec.reproducer}` : undefined }, null, 2));
           }
           if (job.plant) rec.planted = true;
           stats.failures.push(rec);
@@ -324,6 +326,17 @@ function summary(stats) {
   return lines.join('\n');
 }
 
+/** One file through a worker, as a mutant would go: prints the outcome; exit 1 when it is a failure. */
+async function replay(opts) {
+  const w = new Worker(opts);
+  await w.start();
+  const res = await w.run({ id: 'file', path: opts.file, mode: 'load' });
+  w.kill();
+  const outcome = res.code === 'ERR_NATIVE' ? 'native' : res.outcome;
+  console.log(JSON.stringify({ file: opts.file, outcome, code: res.code, message: res.message, ms: Math.round(res.ms), peakMb: Math.round(res.peakMb) }, null, 2));
+  return FAILURES.has(outcome) ? 1 : 0;
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   let opts;
   try {
@@ -332,6 +345,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     console.error(`fuzz: ${err.message}`);
     process.exit(2);
   }
+  if (opts.file) process.exit(await replay(opts));
   const stats = await fuzz(opts);
   console.log(summary(stats));
   if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(stats, null, 2));
