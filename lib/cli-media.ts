@@ -16,8 +16,8 @@ import { DEFAULT_MODEL, loadGenerator } from './load.js';
 import { progress } from './progress.js';
 
 export const MEDIA_USAGE = `  facegan interpolate [--model PATH|ID] --from SEED --to SEED [--steps 60] [--space z|w] [--method slerp|lerp]
-                      [--psi X] [--fps 24] [--size N] (-o walk.webp | -o walk.gif | --frames DIR)
-  facegan mix [--model PATH|ID] --rows 1,2,3 --cols 4,5,6 [--styles coarse|middle|fine|A-B] [--psi X] [-o mix.png]`;
+                      [--psi X] [--class K] [--fps 24] [--size N] (-o walk.webp | -o walk.gif | --frames DIR)
+  facegan mix [--model PATH|ID] --rows 1,2,3 --cols 4,5,6 [--styles coarse|middle|fine|A-B] [--psi X] [--class K] [-o mix.png]`;
 
 /** Raw frames an animation may hold in memory before --frames is required. */
 const MAX_ANIMATION_BYTES = 1024 * 2 ** 20;
@@ -90,6 +90,7 @@ export async function interpolateCommand(args: string[]): Promise<void> {
       space: { type: 'string' },
       method: { type: 'string' },
       psi: { type: 'string' },
+      class: { type: 'string' },
       fps: { type: 'string' },
       size: { type: 'string' },
       output: { type: 'string', short: 'o' },
@@ -127,6 +128,7 @@ export async function interpolateCommand(args: string[]): Promise<void> {
       space: values.space as never,
       method: values.method as never,
       psi: num('psi', values.psi),
+      classIndex: num('class', values.class),
     })) {
       for (const frame of batch) {
         if (dir !== undefined) {
@@ -167,6 +169,7 @@ export async function mixCommand(args: string[]): Promise<void> {
       cols: { type: 'string' },
       styles: { type: 'string' },
       psi: { type: 'string' },
+      class: { type: 'string' },
       output: { type: 'string', short: 'o' },
       'no-provenance': { type: 'boolean' },
     },
@@ -176,7 +179,7 @@ export async function mixCommand(args: string[]): Promise<void> {
   const out = values.output ?? 'mix.png';
   const styles = values.styles ?? 'coarse';
   await withModel(values.model, values.device, async (gen) => {
-    const grid = await styleMixGrid(gen, { rows, cols, styles, psi: num('psi', values.psi) });
+    const grid = await styleMixGrid(gen, { rows, cols, styles, psi: num('psi', values.psi), classIndex: num('class', values.class) });
     await saveImage(grid, out, {
       provenance: values['no-provenance']
         ? false

@@ -52,10 +52,10 @@ const COMMANDS: Record<string, string> = {
 
   Serves a page with a new face on every refresh, and /face.png?seed=N.`,
   interpolate: `facegan interpolate [--model PATH|ID] --from SEED --to SEED [--steps 60] [--space z|w] [--method slerp|lerp]
-                      [--psi X] [--fps 24] [--size N] (-o walk.webp | -o walk.gif | --frames DIR)
+                      [--psi X] [--class K] [--fps 24] [--size N] (-o walk.webp | -o walk.gif | --frames DIR)
 
   A walk from one face to another: an animated WebP or GIF, or PNG frames written as they are ready.`,
-  mix: `facegan mix [--model PATH|ID] --rows 1,2,3 --cols 4,5,6 [--styles coarse|middle|fine|A-B] [--psi X] [-o mix.png]
+  mix: `facegan mix [--model PATH|ID] --rows 1,2,3 --cols 4,5,6 [--styles coarse|middle|fine|A-B] [--psi X] [--class K] [-o mix.png]
 
   The StyleGAN2 style-mixing figure: each row's face with the styles of each column's face.`,
   backends: `facegan backends

@@ -148,6 +148,8 @@ export interface StyleMixOptions {
   /** 'coarse' | 'middle' | 'fine' | 'A-B' (ws rows). Default 'coarse'. */
   styles?: string;
   psi?: number;
+  /** Class of a conditional model (the same for every face). */
+  classIndex?: number;
   noiseMode?: NoiseMode;
   signal?: AbortSignal;
 }
@@ -164,9 +166,9 @@ export async function styleMixGrid(gen: Generator, options: StyleMixOptions): Pr
   if (!Array.isArray(cols) || cols.length < 1 || cols.length > 16) throw invalidOption('cols', '1 to 16 seeds', cols);
   const [r0, r1] = styleRows(options.styles ?? 'coarse', gen.info.numWs);
   const row = gen.info.numWs * gen.info.wDim;
-  const { psi, noiseMode, signal } = options;
-  const wr = await gen.mapping({ seeds: rows, psi, signal });
-  const wc = await gen.mapping({ seeds: cols, psi, signal });
+  const { psi, classIndex, noiseMode, signal } = options;
+  const wr = await gen.mapping({ seeds: rows, psi, classIndex, signal });
+  const wc = await gen.mapping({ seeds: cols, psi, classIndex, signal });
   const mixed = new Float32Array(rows.length * cols.length * row);
   for (let i = 0; i < rows.length; i++) {
     for (let j = 0; j < cols.length; j++) {

@@ -128,6 +128,22 @@ describeFixtures('w-space walks and style mixing (StyleGAN2 tiny32)', () => {
     expect(same(tile(all, 1, 1), faces[2])).toBe(true);
     expect(await code(styleMixGrid(gen, { rows: [1], cols: [3], styles: 'sideways' }))).toBe('ERR_INVALID_OPTION');
   });
+
+  it('walks and mixes a conditional model with its class', async () => {
+    const cond = await loadGenerator(fixturePath('cond32.pkl'), { device: 'cpu' });
+    try {
+      for (const space of ['z', 'w'] as const) {
+        const frames = await cond.interpolate({ from: 1, to: 2, steps: 3, space, classIndex: 4 });
+        expect(same(frames[0], (await cond.generate({ seed: 1, classIndex: 4 }))[0]), space).toBe(true);
+        expect(same(frames[2], (await cond.generate({ seed: 2, classIndex: 4 }))[0]), space).toBe(true);
+      }
+      expect(await code(cond.interpolate({ from: 1, to: 2, steps: 3 }))).toBe('ERR_INVALID_OPTION'); // class required
+      const grid = await styleMixGrid(cond, { rows: [1], cols: [2], classIndex: 3 });
+      expect(grid.width).toBe(2 * cond.info.resolution);
+    } finally {
+      cond.dispose();
+    }
+  });
 });
 
 describe('facegan interpolate / mix / generate --grid (real binary)', () => {
