@@ -39,6 +39,7 @@ size_t count_nonfinite(const float* x, size_t n) {
 struct Generator::Impl {
   std::unique_ptr<Network> net;
   std::unique_ptr<Backend> backend;
+  const char* backend_reg_name = nullptr;  // the registry's name (e.g. "cuda-emu" runs backend "cuda")
   std::mutex mu;
 };
 
@@ -46,7 +47,9 @@ Generator::Generator() : impl_(new Impl()) {}
 Generator::~Generator() = default;
 
 const ModelInfo& Generator::info() const { return impl_->net->info; }
-const char* Generator::backend_name() const { return impl_->backend->name(); }
+const char* Generator::backend_name() const {
+  return impl_->backend_reg_name ? impl_->backend_reg_name : impl_->backend->name();
+}
 
 Status Generator::create(const std::string& config_json, const std::vector<TensorView>& tensors,
                          const LoadOptions& options, std::unique_ptr<Generator>* out) {
@@ -75,6 +78,7 @@ Status Generator::create(const std::string& config_json, const std::vector<Tenso
     if (!s) return s;
     g->impl_->backend = reg->create();
     if (!g->impl_->backend) return Status::Error(std::string("backend ") + reg->name + " could not be created");
+    g->impl_->backend_reg_name = reg->name;
     if (!g->impl_->backend->supports(g->impl_->net->arch))
       return Status::Error(std::string("backend ") + reg->name + " does not run " + g->impl_->net->info.arch +
                            " models (yet)");

@@ -1002,6 +1002,7 @@ int run_self_test(const Opts& o) {
 int main(int argc, char** argv) {
 #ifdef FACEGAN_WITH_CUDA_EMU
   facegan::register_cuda_emu_backend();
+  facegan::register_cuda_emu_sm75_backend();
 #endif
   Opts o;
   std::vector<std::string> pos;

@@ -10,12 +10,16 @@
 
 namespace facegan {
 
-// Adds "cuda-emu" (hidden: created by name only, never chosen by "auto") to the registry.
+// Add "cuda-emu" (the sm_80+ device code paths) and "cuda-emu-sm75" (sm_75's: fp16 as two
+// m16n8k8 mma, no bf16) to the registry, hidden: created by name only, never chosen by "auto".
 void register_cuda_emu_backend();
+void register_cuda_emu_sm75_backend();
 
-// The emulated backend's entry points (backend_cuda.cu's cuda_backend_available /
+// The emulated backends' entry points (backend_cuda.cu's cuda_backend_available /
 // create_cuda_backend, renamed by the emulator build).
 bool cuda_emu_backend_available(std::string* why_not);
 std::unique_ptr<Backend> create_cuda_emu_backend();
+bool cuda_emu_sm75_backend_available(std::string* why_not);
+std::unique_ptr<Backend> create_cuda_emu_sm75_backend();
 
 }  // namespace facegan
