@@ -841,7 +841,7 @@ void reset() {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   for (auto& kv : g_allocs) {
 #ifdef FG_EMU_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(kv.first), kv.second.bytes);
+    ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(kv.first), (kv.second.bytes + 255) / 256 * 256);
 #endif
     free(reinterpret_cast<void*>(kv.first));
   }
@@ -1004,6 +1004,10 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   void* m = aligned_alloc(256, (bytes + 255) / 256 * 256);
   if (!m) return set_error(cudaErrorMemoryAllocation);
   memset(m, 0xff, bytes);  // NaN as float, half and bfloat16
+#ifdef FG_EMU_ASAN
+  // The allocation is rounded up to 256 bytes: the tail is out of bounds all the same.
+  if ((bytes + 255) / 256 * 256 > bytes) ASAN_POISON_MEMORY_REGION(static_cast<char*>(m) + bytes, (bytes + 255) / 256 * 256 - bytes);
+#endif
   g_allocs[(uintptr_t)m] = Alloc{bytes};
   g_stats.peak_bytes = std::max(g_stats.peak_bytes, used + bytes);
   *p = m;
@@ -1018,7 +1022,7 @@ cudaError_t cudaFree(void* p) {
   auto it = g_allocs.find((uintptr_t)p);
   if (it == g_allocs.end()) return set_error(cudaErrorInvalidDevicePointer);
 #ifdef FG_EMU_ASAN
-  ASAN_UNPOISON_MEMORY_REGION(p, it->second.bytes);
+  ASAN_UNPOISON_MEMORY_REGION(p, (it->second.bytes + 255) / 256 * 256);
 #endif
   g_allocs.erase(it);
   free(p);
