@@ -1,17 +1,39 @@
-// Naive references of the modulated convolutions (activations NHWC, weights [Cout][Cin][3][3],
+// Test helpers and naive references of the modulated convolutions (activations NHWC, weights [Cout][Cin][3][3],
 // styles [b][Cin]), written from the definitions in docs and shared/stylegan2-math.md, for the unit
 // tests of the CUDA kernels: facegan-unit's host emulations and the emulated kernels
 // (native/cuda/emu/kernel_tests.cc) check against the same code. Header-only; needs ConvGeom
 // (native/cuda/indexing.cuh) in scope as cuda::ConvGeom.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 namespace facegan {
 namespace testref {
 
 using cuda::ConvGeom;
+
+// n uniform values in [lo, hi).
+inline std::vector<float> random_vec(std::mt19937& rng, size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// Relative L2 error of a against the reference b (inf when a holds a non-finite value).
+inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = (double)a[i] - b[i];
+    num += d * d;
+    den += (double)b[i] * b[i];
+  }
+  return std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
+}
 
 // out[b][y][x][o] = sum x[b][y+ky-1][x+kx-1][c] * s[b][c] * W[o][c][ky][kx] (bstride 0: shared input)
 inline std::vector<float> ref_conv3x3(const ConvGeom& g, const std::vector<float>& x, int64_t bstride,

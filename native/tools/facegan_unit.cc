@@ -85,12 +85,7 @@ void run_case(const char* name, const std::function<void()>& fn) {
 }
 
 std::mt19937 g_rng(12345);
-std::vector<float> random_vec(size_t n, float lo = -1.0f, float hi = 1.0f) {
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g_rng);
-  return v;
-}
+std::vector<float> random_vec(size_t n, float lo = -1.0f, float hi = 1.0f) { return testref::random_vec(g_rng, n, lo, hi); }
 
 bool close(double a, double b, double atol, double rtol) { return std::fabs(a - b) <= atol + rtol * std::fabs(b); }
 
@@ -1239,15 +1234,7 @@ std::vector<float> ref_synthesis(const Network& net, int nb, const std::vector<f
   return img_all;
 }
 
-double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = (double)a[i] - b[i];
-    num += d * d;
-    den += (double)b[i] * b[i];
-  }
-  return std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
-}
+using testref::rel_l2;
 
 // The host reference of this file against the core's scalar reference engine (cpu-ref), so that
 // the GPU parity check below compares against something known to match the official math.

@@ -27,21 +27,15 @@ namespace {
 using namespace cuda;
 
 std::mt19937 g_rng(4242);
-std::vector<float> rnd(size_t n, float lo = -1.0f, float hi = 1.0f) {
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(g_rng);
-  return v;
-}
+std::vector<float> rnd(size_t n, float lo = -1.0f, float hi = 1.0f) { return testref::random_vec(g_rng, n, lo, hi); }
+using testref::rel_l2;
 
-double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = (double)a[i] - b[i];
-    num += d * d;
-    den += (double)b[i] * b[i];
-  }
-  return std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
+// A launcher error or a kernel fault ends a case: reports it and resets the emulated device.
+bool failed_launch(const std::string& name, const Status& st, cudaError_t e, Results* out) {
+  if (st.ok && e == cudaSuccess) return false;
+  out->push_back({name, false, st.ok ? std::string(cudaGetErrorName(e)) + ": " + fg_emu::fault_message() : st.message});
+  cudaDeviceReset();
+  return true;
 }
 
 std::string fmt(const char* f, double a, double b) {
@@ -170,11 +164,7 @@ void conv_case(const ConvCase& c, ActType t, Results* out) {
   const char* tname = tile == ConvTile::Ffma ? "ffma" : tile == ConvTile::MmaWide ? "mma128x128" : "mma128x32";
   const std::string name = std::string("modconv ") + c.name + " " + pname + " " + tname + " sm_" +
                            std::to_string(__CUDA_ARCH__ / 10);
-  if (!st.ok || e != cudaSuccess) {
-    out->push_back({name, false, st.ok ? std::string(cudaGetErrorName(e)) + ": " + fg_emu::fault_message() : st.message});
-    cudaDeviceReset();
-    return;
-  }
+  if (failed_launch(name, st, e, out)) return;
   const double err = rel_l2(got, ref);
   const double limit = t == ActType::F32 ? 1e-5 : t == ActType::F16 ? 2e-3 : 1.5e-2;
   out->push_back({name, err < limit, fmt("rel. L2 error %.3g (limit %g)", err, limit)});
@@ -242,11 +232,7 @@ void rows_case(const char* name, int n, int K, int rows, bool demod, bool scale1
   std::vector<float> sinv = scale16 ? download<float>(sdev, n) : std::vector<float>();
   for (void* p : {(void*)tdev, (void*)xdev, (void*)Mdev, (void*)bdev, (void*)ydev, (void*)sdev}) cudaFree(p);
   const std::string full = std::string("row-dot ") + name;
-  if (!st.ok || e != cudaSuccess) {
-    out->push_back({full, false, st.ok ? std::string(cudaGetErrorName(e)) + ": " + fg_emu::fault_message() : st.message});
-    cudaDeviceReset();
-    return;
-  }
+  if (failed_launch(full, st, e, out)) return;
   std::vector<float> ref((size_t)n * rows);
   bool sinv_ok = true;
   for (int b = 0; b < n; ++b) {
@@ -352,11 +338,7 @@ void torgb_case(const char* name, int n, int R, int Cin, int Cimg, bool prev, Ac
   auto u8 = download<uint8_t>(udev, ref.size());
   for (void* p : {xdev, (void*)sdev, (void*)wdev, (void*)bdev, (void*)pdev, (void*)idev, (void*)udev}) cudaFree(p);
   const std::string full = std::string("toRGB ") + name + " " + pname;
-  if (!st.ok || e != cudaSuccess) {
-    out->push_back({full, false, st.ok ? std::string(cudaGetErrorName(e)) + ": " + fg_emu::fault_message() : st.message});
-    cudaDeviceReset();
-    return;
-  }
+  if (failed_launch(full, st, e, out)) return;
   bool u8_ok = true;  // the uint8 image is the float image's map, HWC
   for (int b = 0; b < n; ++b)
     for (int p = 0; p < R * R; ++p)
