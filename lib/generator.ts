@@ -5,6 +5,7 @@
 import { Batcher, abortError } from './batcher.js';
 import { FaceganError, engineError, invalidOption } from './errors.js';
 import { native, type NativeGenerator, type NativeTensor } from './native.js';
+import type { WAvgOrigin } from './convert/rosinality.js';
 import {
   checkClasses,
   checkInteger,
@@ -58,6 +59,15 @@ export interface GeneratorInfo {
   /** Where the weights came from (a path) and in which format. */
   source: string;
   format: string;
+  /**
+   * StyleGAN2: where the average w that truncation (ψ < 1) pulls towards came from — 'stored' in
+   * the checkpoint, or 'computed' at load for a checkpoint without one (rosinality train.py
+   * checkpoints): the mean of the mapping of `wAvgSamples` z =
+   * numpy.random.RandomState(`wAvgSeed`).randn(wAvgSamples, zDim). Absent for ProGAN.
+   */
+  wAvg?: 'stored' | 'computed';
+  wAvgSamples?: number;
+  wAvgSeed?: number;
 }
 
 /** An 8-bit image, rows top to bottom, channels interleaved (HWC; RGB or gray). */
@@ -353,6 +363,8 @@ export interface LoadedModel {
   tensors: NativeTensor[];
   source: string;
   format: string;
+  /** How `mapping.w_avg` was obtained (see GeneratorInfo.wAvg; absent: stored); already computed here. */
+  wAvg?: WAvgOrigin;
 }
 
 /** Creates the native engine for already-read weights (shared by loadGenerator and tests). */
@@ -412,5 +424,10 @@ export async function createGenerator(model: LoadedModel, options: LoadOptions =
     source: model.source,
     format: model.format,
   };
+  if (raw.arch === 'stylegan2') {
+    const w = model.wAvg;
+    if (w?.kind === 'computed') Object.assign(info, { wAvg: 'computed', wAvgSamples: w.samples, wAvgSeed: w.seed });
+    else info.wAvg = 'stored';
+  }
   return new Generator(engine, info, batchSize ?? defaultBatchSize(info.resolution, backend), maxBatchMs);
 }

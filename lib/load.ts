@@ -39,7 +39,7 @@ export async function loadGenerator(source: string, options: LoadGeneratorOption
   for (const [name, t] of model.tensors) tensors.push({ name, dtype: t.dtype as NativeTensor['dtype'], shape: t.shape, data: t.data });
   const { onProgress: _p, signal: _s, ...engineOptions } = options;
   return createGenerator(
-    { config: model.config as unknown as Record<string, unknown>, tensors, source: path.resolve(file), format: model.source },
+    { config: model.config as unknown as Record<string, unknown>, tensors, source: path.resolve(file), format: model.source, wAvg: model.wAvg },
     engineOptions,
   );
 }

@@ -18,9 +18,10 @@ import {
 } from '../safetensors.js';
 import { listGlobals, unpickle } from './pickle.js';
 import { proganTensorShapes, validateProganConfig, validateProganTensors, type ProganConfig } from './progan.js';
-import { readRosinalityCheckpoint } from './rosinality.js';
+import { readRosinalityCheckpoint, type WAvgOrigin } from './rosinality.js';
 import { readTfjsGraphModel } from './tfjs.js';
 import { isLegacyTorchStream } from './torch.js';
+import { fillComputedWAvg } from './wavg.js';
 import {
   NETWORK_PICKLE_GLOBALS, checkResampleFilter, convertNetworkPickle, expectedTensorShapes, isResampleFilterName,
   validateConfig, validateTensorShapes,
@@ -46,6 +47,11 @@ export interface Checkpoint {
   source: string;
   /** How this file was read (`zip`: a PyTorch zip archive, i.e. a torch.save `.pt` file). */
   format: 'pickle' | 'safetensors' | 'zip' | 'tfjs';
+  /**
+   * rosinality checkpoints: whether `mapping.w_avg` was stored (`latent_avg`) or is computed
+   * (train.py checkpoints; readCheckpoint computes it, readCheckpointBuffer leaves zeros).
+   */
+  wAvg?: WAvgOrigin;
 }
 
 /** A tensor of a facegan safetensors file: F16/BF16 data are `Uint16Array`s of raw bits. */
@@ -180,7 +186,7 @@ function decodeCheckpoint(buffer: Uint8Array): Checkpoint {
         if (isLegacyTorchStream(buffer)) {
           // A pre-1.6 torch.save `.pt` file (rosinality checkpoints from that era).
           const g = readRosinalityCheckpoint(buffer);
-          return { config: g.config, tensors: g.tensors, source: g.source, format: 'pickle' };
+          return { config: g.config, tensors: g.tensors, source: g.source, format: 'pickle', wAvg: g.wAvg };
         }
         const { value } = unpickle(buffer, { globals: NETWORK_PICKLE_GLOBALS, what: 'network pickle' });
         const g = convertNetworkPickle(value);
@@ -188,7 +194,7 @@ function decodeCheckpoint(buffer: Uint8Array): Checkpoint {
       }
       case 'zip': {
         const g = readRosinalityCheckpoint(buffer);
-        return { config: g.config, tensors: g.tensors, source: g.source, format: 'zip' };
+        return { config: g.config, tensors: g.tensors, source: g.source, format: 'zip', wAvg: g.wAvg };
       }
       default:
         throw new FaceganError('ERR_UNKNOWN_FORMAT', 'Unknown checkpoint format: not a facegan safetensors file, a StyleGAN2 network pickle or a PyTorch archive');
@@ -205,8 +211,8 @@ function decodeCheckpoint(buffer: Uint8Array): Checkpoint {
  * Reads a checkpoint from a path or a buffer: a facegan safetensors file (StyleGAN2 or ProGAN), a
  * TensorFlow.js ProGAN graph model (a directory or its model.json; paths only), a StyleGAN2-ADA /
  * StyleGAN3-repo PyTorch network pickle (uses `G_ema`), a TensorFlow StyleGAN2 pickle (uses
- * `Gs`) or a rosinality stylegan2-pytorch `.pt` checkpoint (uses `g_ema` and `latent_avg`; zip or
- * legacy torch.save format, see docs/rosinality.md). Tensors are float32; for a safetensors F32
+ * `Gs`) or a rosinality stylegan2-pytorch `.pt` checkpoint (uses `g_ema` and `latent_avg`, or
+ * computes w_avg when there is none; zip or legacy torch.save format, see docs/rosinality.md). Tensors are float32; for a safetensors F32
  * file read from a buffer they are views into it.
  * Only regular files (and links to them) of at most MAX_INPUT_FILE_BYTES are read; weights must
  * be finite.
@@ -223,9 +229,9 @@ export async function readCheckpoint(src: string | Uint8Array): Promise<Checkpoi
       checkFiniteWeights(g.tensors);
       return { config: g.config, tensors: g.tensors, source: 'tfjs graph model', format: 'tfjs' };
     }
-    return readCheckpointBuffer(await readRegularFile(src, 'checkpoint'));
+    return fillComputedWAvg(readCheckpointBuffer(await readRegularFile(src, 'checkpoint')));
   }
-  if (src instanceof Uint8Array) return readCheckpointBuffer(src);
+  if (src instanceof Uint8Array) return fillComputedWAvg(readCheckpointBuffer(src));
   throw invalidOption('src', 'a file path or a Buffer', src);
 }
 

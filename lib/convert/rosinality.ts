@@ -3,6 +3,12 @@
  * `latent_avg` and optionally `g`, `d`, `g_optim`, `d_optim`, `args`, …) → the canonical
  * StyleGAN2-ADA tensors of docs/weights-format.md. See docs/rosinality.md for the mapping.
  *
+ * train.py's own checkpoints (`{g, d, g_ema, g_optim, d_optim, args, ada_aug_p}`) and bare state
+ * dicts carry no `latent_avg`: their `mapping.w_avg` is a placeholder of zeros and the result
+ * says `wAvg: { kind: 'computed', … }`; `readCheckpoint` and `loadGenerator` then replace the
+ * placeholder with the mean of the mapping of W_AVG_SAMPLES random z (see
+ * lib/convert/wavg.ts), as rosinality's `mean_latent` does.
+ *
  * The configuration is read from the tensors' shapes: resolution from the number of layers,
  * channels per resolution (rosinality's `channel_multiplier` table) reduced to the smallest
  * `channel_base` with `channel_max` = the 4×4 channels, `n_mlp` and `style_dim` from `style.*`.
@@ -36,6 +42,23 @@ export const ROSINALITY_GLOBALS: GlobalTable = globalTable(
 /** rosinality's `lr_mlp` default; checkpoints do not record it. */
 const MAPPING_LR_MULTIPLIER = 0.01;
 
+/** How many z the average w of a checkpoint without `latent_avg` is estimated from (rosinality's `mean_latent(4096)`). */
+export const W_AVG_SAMPLES = 4096;
+/** Their seed: z = numpy.random.RandomState(W_AVG_SEED).randn(W_AVG_SAMPLES, z_dim). */
+export const W_AVG_SEED = 0;
+
+/**
+ * Where `mapping.w_avg` came from: stored in the file, or (a rosinality checkpoint without
+ * `latent_avg`) computed as the mean of the mapping of `samples` z drawn with `seed`;  (the
+ * converter leaves zeros in the tensor; lib/convert/wavg.ts's fillComputedWAvg computes it).
+ */
+export type WAvgOrigin = { kind: 'stored' } | { kind: 'computed'; samples: number; seed: number };
+
+/** A converted rosinality checkpoint; `wAvg.kind === 'computed'`: `mapping.w_avg` holds zeros until computed. */
+export interface RosinalityGenerator extends ConvertedGenerator {
+  wAvg: WAvgOrigin;
+}
+
 function corrupt(message: string): FaceganError {
   return new FaceganError('ERR_CORRUPT_FILE', `Corrupt rosinality checkpoint: ${message}`);
 }
@@ -59,7 +82,7 @@ function isGeneratorStateDict(v: PyValue | undefined): boolean {
  * @throws FaceganError ERR_UNKNOWN_FORMAT, ERR_TRUNCATED_FILE, ERR_CORRUPT_FILE,
  *   ERR_FORBIDDEN_GLOBAL, ERR_UNSUPPORTED_ARCH.
  */
-export function readRosinalityCheckpoint(buf: Uint8Array): ConvertedGenerator {
+export function readRosinalityCheckpoint(buf: Uint8Array): RosinalityGenerator {
   let value: PyValue;
   if (looksLikeZip(buf)) value = readTorchZip(buf, { globals: ROSINALITY_GLOBALS, what: 'PyTorch checkpoint' }).value;
   else if (isLegacyTorchStream(buf)) value = readLegacyTorchStream(buf, 'PyTorch checkpoint (legacy torch.save stream)', ROSINALITY_GLOBALS);
@@ -74,10 +97,11 @@ function tensorOf(v: PyValue | undefined, what: string): TorchTensor {
 
 /**
  * Converts the object of a rosinality checkpoint: a dict with `g_ema` (the generator's state
- * dict; `g` and `d` are ignored) and `latent_avg`, or a bare generator state dict (which has no
- * `latent_avg`: an error, since truncation needs w_avg).
+ * dict; `g`, `d`, `g_optim`, `d_optim` are not looked at) and `latent_avg` when convert_weight.py
+ * wrote it (train.py does not), or a bare generator state dict. Without `latent_avg` the result's
+ * w_avg is to be computed (`wAvg.kind === 'computed'`).
  */
-export function convertRosinalityCheckpoint(value: PyValue): ConvertedGenerator {
+export function convertRosinalityCheckpoint(value: PyValue): RosinalityGenerator {
   if (!(value instanceof PyDict)) throw unsupported(`the checkpoint is ${pyTypeName(value)}, not a dict with g_ema`);
   let state: PyDict;
   let latentAvg: PyValue | undefined;
@@ -97,15 +121,16 @@ export function convertRosinalityCheckpoint(value: PyValue): ConvertedGenerator 
     const keys = [...value.keys()].slice(0, 8).map((k) => JSON.stringify(String(k).slice(0, 40)));
     throw unsupported(`a dict without g_ema (keys: ${keys.join(', ')})`);
   }
-  if (latentAvg === undefined || latentAvg === null) {
-    throw unsupported('no latent_avg (checkpoints written by train.py do not store the average w that truncation needs; convert_weight.py checkpoints do)');
-  }
   const tensors = new Map<string, TorchTensor>();
   for (const [k, v] of state.entries()) {
     if (typeof k !== 'string') throw corrupt('g_ema has a non-string key');
     tensors.set(k, tensorOf(v, `g_ema[${JSON.stringify(k.slice(0, 60))}]`));
   }
-  return convertRosinalityStateDict(tensors, tensorOf(latentAvg, 'latent_avg'));
+  if (latentAvg === undefined || latentAvg === null) {
+    // train.py's checkpoints (and bare state dicts) do not store the average w: computed later.
+    return { ...convertRosinalityStateDict(tensors, null), wAvg: { kind: 'computed', samples: W_AVG_SAMPLES, seed: W_AVG_SEED } };
+  }
+  return { ...convertRosinalityStateDict(tensors, tensorOf(latentAvg, 'latent_avg')), wAvg: { kind: 'stored' } };
 }
 
 /** The smallest channel_base (with channel_max = C(4)) for which min(base/r, max) gives `channels`. */
@@ -129,11 +154,12 @@ function channelConfig(channels: Map<number, number>): { channel_base: number; c
 type Transform = 'copy' | 'conv3x3' | 'squeeze';
 
 /**
- * Maps a rosinality Generator state dict (and `latent_avg`) onto the canonical tensors.
+ * Maps a rosinality Generator state dict (and `latent_avg`; null: `mapping.w_avg` is zeros, a
+ * placeholder for the computed average) onto the canonical tensors.
  * @throws FaceganError ERR_CORRUPT_FILE (missing or misshapen tensors), ERR_UNSUPPORTED_ARCH
  *   (unknown tensors, a non-standard blur kernel, channels the canonical config cannot express).
  */
-export function convertRosinalityStateDict(state: ReadonlyMap<string, TorchTensor>, latentAvg: TorchTensor): ConvertedGenerator {
+export function convertRosinalityStateDict(state: ReadonlyMap<string, TorchTensor>, latentAvg: TorchTensor | null): ConvertedGenerator {
   const get = (name: string): TorchTensor => {
     const t = state.get(name);
     if (t === undefined) throw corrupt(`g_ema has no tensor ${name}`);
@@ -204,7 +230,8 @@ export function convertRosinalityStateDict(state: ReadonlyMap<string, TorchTenso
   const out = new Map<string, Float32Tensor>();
   for (const [name, shape] of expected) {
     if (name === 'mapping.w_avg') {
-      out.set(name, { dtype: 'F32', shape: shape.slice(), data: squeezed(latentAvg, shape, 'latent_avg') });
+      const data = latentAvg === null ? new Float32Array(shape.reduce((a, b) => a * b, 1)) : squeezed(latentAvg, shape, 'latent_avg');
+      out.set(name, { dtype: 'F32', shape: shape.slice(), data });
       continue;
     }
     const [src, transform] = plan.get(name)!;

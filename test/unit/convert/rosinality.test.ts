@@ -10,21 +10,22 @@
  *   sizes, a deflate bomb, bad names, CRC failures → typed errors, fast.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { readCheckpoint, readCheckpointBuffer, type Checkpoint } from '../../../lib/convert/index.js';
+import { convertCheckpoint, readCheckpoint, readCheckpointBuffer, type Checkpoint } from '../../../lib/convert/index.js';
 import { PyDict } from '../../../lib/convert/pickle.js';
-import { ROSINALITY_GLOBALS, readRosinalityCheckpoint } from '../../../lib/convert/rosinality.js';
+import { ROSINALITY_GLOBALS, W_AVG_SAMPLES, W_AVG_SEED, readRosinalityCheckpoint } from '../../../lib/convert/rosinality.js';
 import type { Float32Tensor, StyleGAN2Config } from '../../../lib/convert/stylegan2.js';
 import { TorchTensor } from '../../../lib/convert/torch.js';
 import { MAX_ZIP_ENTRY_SIZE, ZipArchive, crc32, readTorchZip } from '../../../lib/convert/zip.js';
 import { FaceganError } from '../../../lib/errors.js';
 import { loadGenerator, type Generator } from '../../../lib/index.js';
-import { expectImageClose, expectUint8Close, expectWsClose } from '../../helpers/compare.js';
+import { expectImageClose, expectUint8Close, expectWsClose, maxAbsDiff } from '../../helpers/compare.js';
 import { describeFixtures, fixturePath } from '../../helpers/fixtures.js';
 import { readGolden, type Golden } from '../../helpers/golden.js';
 import {
@@ -263,10 +264,12 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
-function expectSameCheckpoint(got: Checkpoint, want: Checkpoint): void {
+/** The same config and tensors (bit for bit), except the tensors named in `except`. */
+function expectSameCheckpoint(got: Checkpoint, want: Checkpoint, except: string[] = []): void {
   expect(got.config).toEqual(want.config);
-  expect([...got.tensors.keys()]).toEqual([...want.tensors.keys()]);
+  expect([...got.tensors.keys()].filter((k) => !except.includes(k))).toEqual([...want.tensors.keys()].filter((k) => !except.includes(k)));
   for (const [name, t] of want.tensors) {
+    if (except.includes(name)) continue;
     const g = got.tensors.get(name)!;
     expect(g.shape, name).toEqual(t.shape);
     expect(sameBits(g.data, t.data), name).toBe(true);
@@ -329,6 +332,11 @@ describeFixtures('rosinality checkpoint: goldens through loadGenerator', () => {
   });
   afterAll(() => gen?.dispose());
 
+  it('uses the stored latent_avg', () => {
+    expect(gen.info.wAvg).toBe('stored');
+    expect(gen.info.wAvgSamples).toBeUndefined();
+  });
+
   it('maps seeds to the golden ws', async () => {
     let n = 0;
     for (const c of golden.cases.cases) {
@@ -360,6 +368,95 @@ describeFixtures('rosinality checkpoint: goldens through loadGenerator', () => {
     let o = 0;
     for (const b of batch) { all.set(b.data, o); o += b.data.length; }
     expectImageClose(all, golden.tensor(c.image!).data as Float32Array);
+  });
+});
+
+/** What make-train-fixture.py computed in float64 from the rosinality mapping definitions. */
+interface TrainExpected {
+  w_avg_samples: number;
+  w_avg_seed: number;
+  w_avg: number[];
+  ws: Record<string, number[]>;
+  ws_of_g: Record<string, number[]>;
+}
+
+const TRAIN_PT = path.resolve(here, '..', '..', 'fixtures', 'rosinality', 'train16.pt');
+
+describe('rosinality train.py checkpoint (train16.pt: g, d, g_ema, optimiser states, args; no latent_avg)', () => {
+  const expected = JSON.parse(fs.readFileSync(TRAIN_PT.replace(/\.pt$/, '-expected.json'), 'utf8')) as TrainExpected;
+  let gen: Generator;
+  beforeAll(async () => {
+    gen = await loadGenerator(TRAIN_PT, { device: 'cpu' });
+  });
+  afterAll(() => gen?.dispose());
+  const rowOf = (ws: Float32Array, i = 0): Float32Array => ws.subarray(i * gen.info.wDim, (i + 1) * gen.info.wDim);
+
+  it('is small, and the fixture and this code agree on how w_avg is drawn', () => {
+    expect(fs.statSync(TRAIN_PT).size).toBeLessThan(1 << 20);
+    expect([expected.w_avg_samples, expected.w_avg_seed]).toEqual([W_AVG_SAMPLES, W_AVG_SEED]);
+  });
+
+  it('loads from g_ema, and gen.info says w_avg was computed (4096 z, seed 0)', () => {
+    expect(gen.info).toMatchObject({
+      arch: 'stylegan2', resolution: 16, zDim: 16, wDim: 16, numWs: 6, mappingLayers: 2,
+      wAvg: 'computed', wAvgSamples: 4096, wAvgSeed: 0, format: 'rosinality stylegan2-pytorch checkpoint',
+    });
+  });
+
+  it('ψ = 1: ws of g_ema (not g) as rosinality computes them', async () => {
+    let n = 0;
+    for (const [seed, want] of Object.entries(expected.ws)) {
+      const ws = await gen.mapping({ seed: Number(seed), psi: 1 });
+      for (let r = 0; r < gen.info.numWs; r++) expectWsClose(rowOf(ws, r), want);
+      expect(maxAbsDiff(rowOf(ws), expected.ws_of_g[seed]!)).toBeGreaterThan(1e-3);
+      n++;
+    }
+    expect(n).toBe(2);
+  });
+
+  it('w_avg is the mean of the mapping of 4096 z from RandomState(0) (ψ = 0 gives it)', async () => {
+    const ws = await gen.mapping({ seed: 3, psi: 0 });
+    for (let r = 0; r < gen.info.numWs; r++) expectWsClose(rowOf(ws, r), expected.w_avg);
+  });
+
+  it('ψ < 1 truncates towards the computed w_avg, with and without a cutoff', async () => {
+    for (const [seed, w] of Object.entries(expected.ws)) {
+      const want = w.map((v, k) => expected.w_avg[k]! + 0.5 * (v - expected.w_avg[k]!));
+      const ws = await gen.mapping({ seed: Number(seed), psi: 0.5, truncationCutoff: 2 });
+      expectWsClose(rowOf(ws, 0), want);
+      expectWsClose(rowOf(ws, 1), want);
+      expectWsClose(rowOf(ws, 2), w);
+    }
+    const [img] = await gen.generate({ seed: 5, psi: 0.7 });
+    expect([img.width, img.height, img.channels]).toEqual([16, 16, 3]);
+  });
+
+  it('readCheckpoint computes the same w_avg; convertCheckpoint stores it (then wAvg is stored)', async () => {
+    const ckpt = await readCheckpoint(TRAIN_PT);
+    expect(ckpt.wAvg).toEqual({ kind: 'computed', samples: 4096, seed: 0 });
+    const fromLoad = rowOf(await gen.mapping({ seed: 0, psi: 0 }));
+    expect(Array.from(ckpt.tensors.get('mapping.w_avg')!.data)).toEqual(Array.from(fromLoad));
+    const dst = path.join(os.tmpdir(), `facegan-train16-${process.pid}.safetensors`);
+    try {
+      await convertCheckpoint(TRAIN_PT, dst);
+      const conv = await loadGenerator(dst, { device: 'cpu' });
+      try {
+        expect(conv.info.wAvg).toBe('stored');
+        expect(Array.from(await conv.mapping({ seed: 5, psi: 0.5 }))).toEqual(Array.from(await gen.mapping({ seed: 5, psi: 0.5 })));
+      } finally {
+        conv.dispose();
+      }
+    } finally {
+      fs.rmSync(dst, { force: true });
+    }
+  });
+
+  it('does not interpret g, d or the optimiser states: any allowed values there are fine', () => {
+    const junk = { g: (): PV => dict({ x: 1 }), d: (): PV => [1, 2, 3], g_optim: (): PV => 'not a state dict', d_optim: (): PV => null };
+    const got = readCheckpointBuffer(torchSave(checkpointBuilder(undefined, junk, false)));
+    expect(got.wAvg?.kind).toBe('computed');
+    const { value } = readTorchZip(fs.readFileSync(TRAIN_PT), { globals: ROSINALITY_GLOBALS });
+    expect([...(value as PyDict).keys()].sort()).toEqual(['ada_aug_p', 'args', 'd', 'd_optim', 'g', 'g_ema', 'g_optim']);
   });
 });
 
@@ -409,12 +506,24 @@ describe('rosinality checkpoint: other containers and layouts', () => {
     expectSameCheckpoint(got, want);
   });
 
-  it('a train.py checkpoint with g, d, optimiser states and argparse args (no latent_avg) is refused for want of w_avg', () => {
+  it('a train.py checkpoint with g, d, optimiser states and argparse args (no latent_avg): converted, w_avg to be computed', () => {
     const args = (): PV => new Build(new NewObj(glob('argparse.Namespace'), []), dict({ arch: 'stylegan2', size: 32, n_mlp: 8, channel_multiplier: 2, latent: 64 }));
     const withArgs = torchSave(checkpointBuilder(undefined, { args, ada_aug_p: () => 0.25, g_optim: () => dict({ state: dict({}), param_groups: [dict({ lr: 0.002, betas: tup(0, 0.99) })] }) }, false));
-    expectFails(withArgs, ['ERR_UNSUPPORTED_ARCH'], /latent_avg/);
-    // With latent_avg added it converts.
-    expectSameCheckpoint(readCheckpointBuffer(torchSave(checkpointBuilder(undefined, { args }))), want);
+    const got = readCheckpointBuffer(withArgs);
+    // readCheckpointBuffer (synchronous, no engine) leaves the placeholder; readCheckpoint fills it.
+    expect(got.wAvg).toEqual({ kind: 'computed', samples: W_AVG_SAMPLES, seed: W_AVG_SEED });
+    expect(Array.from(got.tensors.get('mapping.w_avg')!.data).every((v) => v === 0)).toBe(true);
+    expectSameCheckpoint(got, want, ['mapping.w_avg']);
+    // With latent_avg added it is stored.
+    const stored = readCheckpointBuffer(torchSave(checkpointBuilder(undefined, { args })));
+    expect(stored.wAvg).toEqual({ kind: 'stored' });
+    expectSameCheckpoint(stored, want);
+  });
+
+  it('a forbidden global inside the optimiser state of a train.py checkpoint is still refused', () => {
+    const evil = (): PV => dict({ state: dict({}), param_groups: [dict({ lr: call('os.system', 'true') })] });
+    expectFails(torchSave(checkpointBuilder(undefined, { g_optim: evil }, false)), ['ERR_FORBIDDEN_GLOBAL'], /"os"\."system"/);
+    expectFails(torchSave(checkpointBuilder(undefined, { d_optim: evil }, false)), ['ERR_FORBIDDEN_GLOBAL'], /"os"\."system"/);
   });
 
   it('SWAGAN checkpoints (args.arch = swagan) are refused', () => {
@@ -422,14 +531,16 @@ describe('rosinality checkpoint: other containers and layouts', () => {
     expectFails(torchSave(checkpointBuilder(undefined, { args })), ['ERR_UNSUPPORTED_ARCH'], /swagan/i);
   });
 
-  it('a bare g_ema state dict has no latent_avg: refused with a clear message', () => {
+  it('a bare g_ema state dict has no latent_avg: converted, w_avg to be computed', () => {
     const build = (s: Storages): PV => {
       const { g } = fixtureState();
       const state: Record<string, PV> = {};
       for (const [k, t] of g) state[k] = s.tensor(t);
       return orderedDict(state);
     };
-    expectFails(torchSave(build), ['ERR_UNSUPPORTED_ARCH'], /latent_avg/);
+    const got = readCheckpointBuffer(torchSave(build));
+    expect(got.wAvg).toEqual({ kind: 'computed', samples: W_AVG_SAMPLES, seed: W_AVG_SEED });
+    expectSameCheckpoint(got, want, ['mapping.w_avg']);
   });
 
   it('a torch.save archive of something else is not taken for a generator', () => {
