@@ -13,8 +13,8 @@ import path from 'node:path';
 import { FaceganError, invalidOption } from '../errors.js';
 import { readRegularFile, sameFile, writeFileAtomic } from '../files.js';
 import {
-  bfloat16ToFloat32, float16ToFloat32, float32ToFloat16, looksLikeSafetensors, readSafetensors, writeSafetensors,
-  type SafetensorsTensor,
+  bfloat16ToFloat32, float16ToFloat32, float32ToFloat16, halfBitsToNumber, looksLikeSafetensors, readSafetensors,
+  writeSafetensors, type SafetensorsTensor,
 } from '../safetensors.js';
 import { listGlobals, unpickle } from './pickle.js';
 import { proganTensorShapes, validateProganConfig, validateProganTensors, type ProganConfig } from './progan.js';
@@ -146,17 +146,34 @@ export function readSafetensorsModel(buffer: Uint8Array): SafetensorsModel {
 
 /**
  * Refuses a checkpoint whose weights hold NaN or ±Inf (e.g. a flipped exponent bit): such a file
- * is damaged, and the engine would only ever give NaN images from it.
+ * is damaged, and the engine would only ever give NaN images from it. F16 / BF16 tensors are
+ * checked on their stored bits (all-ones exponent), without widening them.
  * @throws FaceganError ERR_CORRUPT_FILE naming the first such tensor and index.
  */
-export function checkFiniteWeights(tensors: ReadonlyMap<string, { data: Float32Array }>): void {
+export function checkFiniteWeights(tensors: ReadonlyMap<string, { dtype?: string; data: Float32Array | Uint16Array }>): void {
+  const bad = (name: string, value: number, i: number): FaceganError =>
+    new FaceganError('ERR_CORRUPT_FILE', `Corrupt checkpoint: tensor ${name} holds ${value} at index ${i} (weights must be finite)`);
+  const bf16 = new Float32Array(1);
+  const bf16Bits = new Uint32Array(bf16.buffer);
   for (const [name, t] of tensors) {
     const d = t.data;
+    if (d instanceof Uint16Array) {
+      // Raw half-precision bits: an all-ones exponent is ±Inf or NaN.
+      const mask = t.dtype === 'BF16' ? 0x7f80 : 0x7c00;
+      for (let i = 0; i < d.length; i++) {
+        if ((d[i]! & mask) === mask) {
+          if (t.dtype === 'BF16') {
+            bf16Bits[0] = d[i]! << 16;
+            throw bad(name, bf16[0]!, i);
+          }
+          throw bad(name, halfBitsToNumber(d[i]!), i);
+        }
+      }
+      continue;
+    }
     for (let i = 0; i < d.length; i++) {
       // x - x is 0 for every finite x and NaN for NaN / ±Inf: one test per value.
-      if (d[i]! - d[i]! !== 0) {
-        throw new FaceganError('ERR_CORRUPT_FILE', `Corrupt checkpoint: tensor ${name} holds ${d[i]} at index ${i} (weights must be finite)`);
-      }
+      if (d[i]! - d[i]! !== 0) throw bad(name, d[i]!, i);
     }
   }
 }
@@ -168,19 +185,55 @@ export function checkFiniteWeights(tensors: ReadonlyMap<string, { data: Float32A
  */
 export function readCheckpointBuffer(buffer: Uint8Array): Checkpoint {
   if (!(buffer instanceof Uint8Array)) throw invalidOption('src', 'a file path or a Buffer', buffer);
-  const ckpt = decodeCheckpoint(buffer);
+  const ckpt = decodeCheckpoint(buffer, true) as Checkpoint;
   checkFiniteWeights(ckpt.tensors);
   return ckpt;
 }
 
-function decodeCheckpoint(buffer: Uint8Array): Checkpoint {
+/** A checkpoint as the engine takes it: a facegan file's F16 / BF16 tensors as stored (raw bits). */
+export interface EngineCheckpoint {
+  config: GeneratorConfig;
+  /** Exactly the canonical tensors, in canonical order. */
+  tensors: Map<string, ModelTensor>;
+  source: string;
+  format: Checkpoint['format'];
+  /** As {@link Checkpoint.wAvg}; `computed`: `mapping.w_avg` holds zeros (the caller computes it, see wavg.ts). */
+  wAvg?: WAvgOrigin;
+}
+
+/**
+ * Reads a checkpoint for the engine (loadGenerator's reader, run in a worker thread): the same
+ * files, checks and errors as {@link readCheckpoint}, but the tensors of a facegan safetensors
+ * file are not widened: F16 / BF16 data stay `Uint16Array` views of their stored bits into the
+ * file's buffer, which the engine widens once, as it builds the network.
+ */
+export async function readCheckpointForEngine(src: string): Promise<EngineCheckpoint> {
+  if (typeof src !== 'string' || src.length === 0) throw invalidOption('src', 'a file path or a Buffer', src);
+  if (isTfjsPath(src) || (await isDirectory(src))) return readCheckpoint(src);
+  const buffer = await readRegularFile(src, 'checkpoint');
+  const ckpt = decodeCheckpoint(buffer, false);
+  checkFiniteWeights(ckpt.tensors);
+  return ckpt;
+}
+
+function isTfjsPath(src: string): boolean {
+  return src.endsWith('.json');
+}
+
+function isDirectory(src: string): Promise<boolean> {
+  return stat(src).then((st) => st.isDirectory(), () => false);
+}
+
+function decodeCheckpoint(buffer: Uint8Array, widen: boolean): EngineCheckpoint {
   try {
     switch (sniffFormat(buffer)) {
       case 'safetensors': {
         const model = readSafetensorsModel(buffer);
+        const source = model.source || 'facegan safetensors';
+        if (!widen) return { config: model.config, tensors: model.tensors, source, format: 'safetensors' };
         const tensors = new Map<string, Float32Tensor>();
         for (const [name, t] of model.tensors) tensors.set(name, { dtype: 'F32', shape: t.shape, data: toFloat32(t) });
-        return { config: model.config, tensors, source: model.source || 'facegan safetensors', format: 'safetensors' };
+        return { config: model.config, tensors, source, format: 'safetensors' };
       }
       case 'pickle': {
         if (isLegacyTorchStream(buffer)) {
@@ -206,7 +259,6 @@ function decodeCheckpoint(buffer: Uint8Array): Checkpoint {
   }
 }
 
-
 /**
  * Reads a checkpoint from a path or a buffer: a facegan safetensors file (StyleGAN2 or ProGAN), a
  * TensorFlow.js ProGAN graph model (a directory or its model.json; paths only), a StyleGAN2-ADA /
@@ -223,7 +275,7 @@ function decodeCheckpoint(buffer: Uint8Array): Checkpoint {
 export async function readCheckpoint(src: string | Uint8Array): Promise<Checkpoint> {
   if (typeof src === 'string') {
     if (src.length === 0) throw invalidOption('src', 'a file path or a Buffer', src);
-    if (src.endsWith('.json') || (await stat(src).then((st) => st.isDirectory(), () => false))) {
+    if (isTfjsPath(src) || (await isDirectory(src))) {
       // A TensorFlow.js graph model (model.json + shards): the ProGAN reader.
       const g = await readTfjsGraphModel(src);
       checkFiniteWeights(g.tensors);
