@@ -66,6 +66,33 @@ struct Tap {
   int dy, dx;  // offset of the input pixel read, in [-ks/2, ks/2]
 };
 
+// The reduction position of a loader walking k upwards in fixed steps: (tap, channel) kept
+// incrementally, so the K loop does no run-time division (gemm_k_tap divides twice per call).
+// The kernels' 3x3 taps: dy = tap / 3 - 1, dx = tap % 3 - 1 (constant divisors).
+struct KWalk {
+  int tap, c;
+};
+FG_HD KWalk kwalk_start(const ConvGeom& g, int k) {
+  KWalk w;
+  w.tap = k / g.Cin;
+  w.c = k - w.tap * g.Cin;
+  return w;
+}
+FG_HD void kwalk_advance(const ConvGeom& g, KWalk* w, int step) {
+  w->c += step;
+  while (w->c >= g.Cin) {  // at most once per step when Cin >= step
+    w->c -= g.Cin;
+    ++w->tap;
+  }
+}
+FG_HD Tap kwalk_tap(const KWalk& w) {
+  Tap t;
+  t.c = w.c;
+  t.dy = w.tap / 3 - 1;
+  t.dx = w.tap - (w.tap / 3) * 3 - 1;
+  return t;
+}
+
 // GEMM reduction index k (0 <= k < K) -> (channel, tap offset).
 FG_HD Tap gemm_k_tap(const ConvGeom& g, int k) {
   Tap t;
@@ -266,6 +293,9 @@ struct MmaTileCfg {
   static constexpr int VEC = 8;                      // 16-bit elements per 16-byte load
   static constexpr int A_VECS = BM * BK / VEC / THREADS;  // 16-byte loads per thread per k-tile
   static constexpr int B_VECS = BN * BK / VEC / THREADS;
+  // Blocks per SM the register budget is sized for (__launch_bounds__): two 256-thread blocks
+  // (at most 128 registers per thread) so one block's loads overlap the other's MMAs.
+  static constexpr int MIN_BLOCKS = THREADS >= 256 ? 2 : 4;
   static_assert(WM % 16 == 0 && WN % 16 == 0, "warp tile must hold whole m16 / n16 tiles");
   static_assert(BM * BK % (VEC * THREADS) == 0 && BN * BK % (VEC * THREADS) == 0, "loader");
 };
@@ -287,7 +317,7 @@ FG_HD void warp_tile_origin(int warp, int warps_n, int wm, int wn, int* row0, in
 // FP32 FFMA tiles: 64x64 block tile, BK 16, 256 threads, 4x4 outputs per thread.
 
 struct FfmaCfg {
-  static constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4, THREADS = 256;
+  static constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4, THREADS = 256, MIN_BLOCKS = 4;
   static constexpr int APAD = 4;  // As is [BK][BM + APAD]
 };
 // A k-tile (64 rows x 16 k) is loaded as one 4-wide k vector per thread.

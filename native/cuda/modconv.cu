@@ -56,7 +56,7 @@ __device__ __forceinline__ void conv_store(const ConvArgs& a, const Pixel& p, in
 // ---------------------------------------------------------------------------------------------
 // FP32 FFMA path.
 
-__global__ void __launch_bounds__(FfmaCfg::THREADS) modconv_ffma_kernel(const ConvArgs a) {
+__global__ void __launch_bounds__(FfmaCfg::THREADS, FfmaCfg::MIN_BLOCKS) modconv_ffma_kernel(const ConvArgs a) {
   constexpr int BM = FfmaCfg::BM, BN = FfmaCfg::BN, BK = FfmaCfg::BK;
   constexpr int TM = FfmaCfg::TM, TN = FfmaCfg::TN;
   __shared__ __align__(16) float As[2][BK][BM + FfmaCfg::APAD];
@@ -80,6 +80,7 @@ __global__ void __launch_bounds__(FfmaCfg::THREADS) modconv_ffma_kernel(const Co
 
   float areg[4];
   float4 breg;
+  KWalk aw = kwalk_start(g, akq);  // this thread's k = k0 + akq, walked by BK per k-tile
   auto load = [&](int k0) {
     const int k = k0 + akq;
 #pragma unroll
@@ -87,7 +88,7 @@ __global__ void __launch_bounds__(FfmaCfg::THREADS) modconv_ffma_kernel(const Co
     if (aok) {
       if (vec4) {
         if (k < K) {
-          const Tap t = gemm_k_tap(g, k);
+          const Tap t = kwalk_tap(aw);
           const int64_t off = gemm_a_offset_tap(g, ap, t, a.x_bstride);
           if (off >= 0) {
             const float4 v = *reinterpret_cast<const float4*>(x + off);
@@ -109,6 +110,7 @@ __global__ void __launch_bounds__(FfmaCfg::THREADS) modconv_ffma_kernel(const Co
       }
     }
     breg = *reinterpret_cast<const float4*>(wp + (int64_t)(k0 + bk) * a.Npad + n0 + bnq);
+    if (vec4) kwalk_advance(g, &aw, BK);
   };
   auto store = [&](int buf) {
 #pragma unroll
@@ -220,7 +222,7 @@ __device__ __forceinline__ void mma_16816<__nv_bfloat16>(float d[4], const uint3
 }
 
 template <typename T, class Cfg>
-__global__ void __launch_bounds__(Cfg::THREADS) modconv_mma_kernel(const ConvArgs a) {
+__global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_kernel(const ConvArgs a) {
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, LDS = Cfg::LDS;
   constexpr int MI = Cfg::MI, NI = Cfg::NI, AV = Cfg::A_VECS, BV = Cfg::B_VECS;
   __shared__ __align__(16) T As[2][BM][LDS];
@@ -252,28 +254,34 @@ __global__ void __launch_bounds__(Cfg::THREADS) modconv_mma_kernel(const ConvArg
 #pragma unroll
   for (int i = 0; i < BV; ++i) tile_vec_coord(tid + i * Cfg::THREADS, &brow[i], &bkc[i]);
 
+  // load() issues every global load of the next k-tile first (raw activations and weights into
+  // registers, no dependent arithmetic); store() applies the style scale (and converts) while
+  // writing shared memory, after the current tile's MMAs have been issued.
   uint4 areg[AV], breg[BV];
+  int acol[AV];  // channel of the raw A vector (vector path), -1: zero (padding or K tail)
+  KWalk aw[AV];
+#pragma unroll
+  for (int i = 0; i < AV; ++i) aw[i] = kwalk_start(g, akc[i]);
   auto load = [&](int k0) {
 #pragma unroll
     for (int i = 0; i < AV; ++i) {
       uint4 out = make_uint4(0u, 0u, 0u, 0u);
-      T* ov = reinterpret_cast<T*>(&out);
+      acol[i] = -1;
       const int k = k0 + akc[i];
       if (aok[i]) {
         if (vec8) {
           if (k < K) {
-            const Tap t = gemm_k_tap(g, k);
+            const Tap t = kwalk_tap(aw[i]);
             const int64_t off = gemm_a_offset_tap(g, ap[i], t, a.x_bstride);
             if (off >= 0) {
-              const uint4 raw = *reinterpret_cast<const uint4*>(x + off);
-              const T* rv = reinterpret_cast<const T*>(&raw);
-              const float* s = srow[i] + t.c;
-#pragma unroll
-              for (int e = 0; e < 8; ++e)
-                ov[e] = Act<T>::from_float(Act<T>::to_float(rv[e]) * (__ldg(s + e) * ascale[i]));
+              out = *reinterpret_cast<const uint4*>(x + off);
+              acol[i] = t.c;
             }
           }
+          kwalk_advance(g, &aw[i], BK);
         } else {
+          // Cin % 8 != 0 (small first layers only): per-element taps, scaled here.
+          T* ov = reinterpret_cast<T*>(&out);
 #pragma unroll
           for (int e = 0; e < 8; ++e) {
             if (k + e < K) {
@@ -293,7 +301,16 @@ __global__ void __launch_bounds__(Cfg::THREADS) modconv_mma_kernel(const ConvArg
   };
   auto store = [&](int buf) {
 #pragma unroll
-    for (int i = 0; i < AV; ++i) *reinterpret_cast<uint4*>(&As[buf][arow[i]][akc[i]]) = areg[i];
+    for (int i = 0; i < AV; ++i) {
+      uint4 v = areg[i];
+      if (vec8 && acol[i] >= 0) {  // x * s * sinv for the 8 channels of this vector
+        T* ov = reinterpret_cast<T*>(&v);
+        const float* sp = srow[i] + acol[i];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) ov[e] = Act<T>::from_float(Act<T>::to_float(ov[e]) * (__ldg(sp + e) * ascale[i]));
+      }
+      *reinterpret_cast<uint4*>(&As[buf][arow[i]][akc[i]]) = v;
+    }
 #pragma unroll
     for (int i = 0; i < BV; ++i) *reinterpret_cast<uint4*>(&Bs[buf][brow[i]][bkc[i]]) = breg[i];
   };
@@ -383,6 +400,7 @@ Status launch_modconv(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t 
     return Status::Error("modconv: packed weights do not match the tile configuration");
   if ((tile == ConvTile::Ffma) != (t == ActType::F32))
     return Status::Error("modconv: tile configuration does not match the precision");
+  if (a.g.ks != 3) return Status::Error("modconv: the kernels take 3x3 taps");  // KWalk's constant divisor
   const int grid_y = a.Npad / (tile == ConvTile::Ffma ? FfmaCfg::BN
                                : tile == ConvTile::MmaWide ? MmaCfgWide::BN : MmaCfgNarrow::BN);
   if (grid_y > 65535) return Status::Error("modconv: too many output channels");
