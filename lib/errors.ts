@@ -38,6 +38,29 @@ export type FaceganErrorCode =
    */
   | 'ERR_ABORTED';
 
+/**
+ * The `code` of the face service's JSON error bodies (`{ error: { code, message } }`, lib/server.ts):
+ * a {@link FaceganErrorCode} when a library call failed, or one of the HTTP service's own codes,
+ * which are never thrown as a FaceganError.
+ */
+export type ServiceErrorCode =
+  | FaceganErrorCode
+  /** 503: more than `maxQueue` requests are waiting for the engine (Retry-After: 1). */
+  | 'ERR_BUSY'
+  /** 503: the request waited `queueTimeoutMs` for the engine. */
+  | 'ERR_QUEUE_TIMEOUT'
+  /** 503: the server is closing (SIGTERM / close()). */
+  | 'ERR_SHUTTING_DOWN'
+  /** 404 / 405: no such route, or a method other than GET / HEAD. */
+  | 'ERR_NOT_FOUND'
+  | 'ERR_METHOD_NOT_ALLOWED'
+  /** 400 / 408 / 431: Node's HTTP parser refused the request. */
+  | 'ERR_BAD_REQUEST'
+  | 'ERR_REQUEST_TIMEOUT'
+  | 'ERR_HEADERS_TOO_LARGE'
+  /** 500: a failure that is not a FaceganError (a bug). */
+  | 'ERR_INTERNAL';
+
 export class FaceganError extends Error {
   readonly code: FaceganErrorCode;
 

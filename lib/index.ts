@@ -8,7 +8,7 @@ import { checkObject } from './options.js';
 import { DEFAULT_MODEL, loadGenerator, type LoadGeneratorOptions } from './load.js';
 import type { Generator, GenerateOptions, Image } from './generator.js';
 
-export { FaceganError, type FaceganErrorCode } from './errors.js';
+export { FaceganError, type FaceganErrorCode, type ServiceErrorCode } from './errors.js';
 export {
   Generator,
   availableBackends,

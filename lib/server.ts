@@ -17,7 +17,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FaceganError, invalidOption } from './errors.js';
+import { FaceganError, invalidOption, type ServiceErrorCode } from './errors.js';
 import type { Generator } from './generator.js';
 import { encodeImage, type ImageFormat } from './image.js';
 import { DEFAULT_MODEL, loadGenerator, type LoadGeneratorOptions } from './load.js';
@@ -143,7 +143,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, head = fal
   res.end(head ? undefined : text);
 }
 
-function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+function sendError(res: ServerResponse, status: number, code: ServiceErrorCode, message: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -151,7 +151,7 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
   sendJson(res, status, { error: { code, message } });
 }
 
-function sendBusy(res: ServerResponse, code: string, message: string): void {
+function sendBusy(res: ServerResponse, code: ServiceErrorCode, message: string): void {
   if (!res.headersSent) res.setHeader('Retry-After', '1');
   sendError(res, 503, code, message);
 }
@@ -503,7 +503,7 @@ export function createFaceServer(options: FaceServerOptions = {}): FaceServer {
       socket.destroy();
       return;
     }
-    const [status, code, message] =
+    const [status, code, message]: [number, ServiceErrorCode, string] =
       err.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'ERR_HEADERS_TOO_LARGE', 'The request headers are too large']
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'

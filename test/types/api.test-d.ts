@@ -9,6 +9,7 @@ import {
   type Generator,
   type GeneratorInfo,
   type Image,
+  type ServiceErrorCode,
 } from '../../lib/index.js';
 
 describe('public types', () => {
@@ -37,5 +38,15 @@ describe('public types', () => {
   it('errors carry a closed set of codes', () => {
     expectTypeOf<FaceganError['code']>().toEqualTypeOf<FaceganErrorCode>();
     expectTypeOf<'ERR_INVALID_OPTION'>().toMatchTypeOf<FaceganErrorCode>();
+  });
+  it('the face service error codes: every FaceganErrorCode, plus its own (ERR_BUSY, …), which are never a FaceganError code', () => {
+    expectTypeOf<FaceganErrorCode>().toMatchTypeOf<ServiceErrorCode>();
+    expectTypeOf<'ERR_BUSY'>().toMatchTypeOf<ServiceErrorCode>();
+    expectTypeOf<'ERR_QUEUE_TIMEOUT'>().toMatchTypeOf<ServiceErrorCode>();
+    expectTypeOf<'ERR_BUSY'>().not.toMatchTypeOf<FaceganErrorCode>();
+  });
+
+  it("gen.info says where w_avg came from (StyleGAN2)", () => {
+    expectTypeOf<GeneratorInfo['wAvg']>().toEqualTypeOf<'stored' | 'computed' | undefined>();
   });
 });
