@@ -2,12 +2,17 @@
  * The typed shape of the raw addon (native/binding/addon.cc) and the one place it is loaded.
  *
  * The addon ships in per-platform packages, installed by npm as optionalDependencies whose
- * os / cpu / libc fields match this machine (see npm/ and README "Install"). Load order:
+ * os / cpu / libc fields match this machine (see npm/ and README "Install"); each holds the
+ * prebuildify layout, prebuilds/<platform>-<arch>/facegan[.glibc].node (scripts/pack-local.mjs).
+ * Every candidate is a directory loaded with node-gyp-build(dir), which takes dir/build/Release/*.node,
+ * else the prebuild in dir/prebuilds/ that matches this platform, architecture and libc. Load order:
  *
- *   1. a local build, <package>/build/Release/facegan.node (a clone, or `npx facegan build-native`);
- *   2. @facegan-native/<platform>-<arch>-cuda, when installed and an NVIDIA driver is present
- *      (kept only if its CUDA backend is usable, or when there is no CPU package to fall back on);
- *   3. @facegan-native/<platform>-<arch>, the CPU build;
+ *   1. a local build: node-gyp-build(<package>) when <package>/build/Release/facegan.node exists
+ *      (a clone, or `npx facegan build-native`);
+ *   2. node-gyp-build(<dir of @facegan-native/<platform>-<arch>-cuda>), when that package is
+ *      installed and an NVIDIA driver is present (kept only if its CUDA backend is usable, or when
+ *      there is no CPU package to fall back on) — node-gyp-build has no GPU tag, hence a package;
+ *   3. node-gyp-build(<dir of @facegan-native/<platform>-<arch>>), the CPU build;
  *   4. nothing loads: one FaceganError (ERR_NATIVE) lists every attempt and what to do, as a
  *      consumer: reinstall with optional dependencies, or build from source.
  *
@@ -117,10 +122,10 @@ export interface NativeEnvironment {
   nvidiaDriver: boolean;
   /** The directory of the facegan-native package (for the local build). */
   root: string;
-  /** Loads a .node file or a package by name (Node's require by default). */
-  load: (idOrPath: string) => unknown;
-  /** Whether a package is installed (resolvable) — distinguishes "not installed" from "failed". */
-  installed: (name: string) => boolean;
+  /** Loads the addon of a directory: node-gyp-build(dir) by default. */
+  load: (dir: string) => unknown;
+  /** The directory of an installed package; undefined when it is not installed (not "failed"). */
+  packageDir: (name: string) => string | undefined;
 }
 
 function detectLibc(): 'glibc' | 'musl' | undefined {
@@ -153,13 +158,13 @@ export function currentEnvironment(): NativeEnvironment {
     libc: detectLibc(),
     nvidiaDriver: detectNvidiaDriver(),
     root: packageRoot,
-    load: (id) => require(id),
-    installed: (name) => {
+    // Required here, not at the top: `import` never fails, and a missing node-gyp-build is an attempt's error.
+    load: (dir) => (require('node-gyp-build') as (dir: string) => unknown)(dir),
+    packageDir: (name) => {
       try {
-        require.resolve(`${name}/package.json`);
-        return true;
+        return path.dirname(require.resolve(`${name}/package.json`));
       } catch {
-        return false;
+        return undefined;
       }
     },
   };
@@ -179,13 +184,13 @@ function looksLikeAddon(x: unknown): x is NativeAddon {
 export function loadNative(env: NativeEnvironment = currentEnvironment()): { addon: NativeAddon; attempts: NativeAttempt[] } {
   const attempts: NativeAttempt[] = [];
   const tag = `${env.platform}-${env.arch}${env.libc === 'musl' ? '-musl' : ''}`;
-  const tryLoad = (candidate: string, id: string): NativeAddon | undefined => {
+  const tryLoad = (candidate: string, dir: string): NativeAddon | undefined => {
     try {
-      const addon = env.load(id);
+      const addon = env.load(dir);
       if (!looksLikeAddon(addon)) throw new Error('it loaded but is not a facegan addon (missing exports)');
       // A binary that loads but cannot run its own code (wrong CPU, broken build) fails here.
       addon.numpyRandn(0, 1);
-      attempts.push({ candidate, result: 'loaded', detail: id });
+      attempts.push({ candidate, result: 'loaded', detail: dir });
       return addon;
     } catch (err) {
       attempts.push({ candidate, result: 'failed', detail: firstLine(err) });
@@ -193,10 +198,10 @@ export function loadNative(env: NativeEnvironment = currentEnvironment()): { add
     }
   };
 
-  // 1. A local build.
+  // 1. A local build (node-gyp-build takes build/Release/*.node of the package's directory).
   const local = path.join(env.root, 'build', 'Release', 'facegan.node');
   if (fs.existsSync(local)) {
-    const addon = tryLoad('local build', local);
+    const addon = tryLoad('local build', env.root);
     if (addon) return { addon, attempts };
   } else {
     attempts.push({ candidate: 'local build', result: 'skipped', detail: `${local} does not exist` });
@@ -205,24 +210,26 @@ export function loadNative(env: NativeEnvironment = currentEnvironment()): { add
   // 2. The CUDA package, when a driver is there.
   const cudaPkg = `@facegan-native/${tag}-cuda`;
   const cpuPkg = `@facegan-native/${tag}`;
+  const cudaDir = env.packageDir(cudaPkg);
+  const cpuDir = env.packageDir(cpuPkg);
   let cudaFallback: NativeAddon | undefined;
-  if (!env.installed(cudaPkg)) {
+  if (cudaDir === undefined) {
     attempts.push({ candidate: cudaPkg, result: 'skipped', detail: 'not installed' });
   } else if (!env.nvidiaDriver) {
     attempts.push({ candidate: cudaPkg, result: 'skipped', detail: 'no NVIDIA driver found' });
   } else {
-    const addon = tryLoad(cudaPkg, cudaPkg);
+    const addon = tryLoad(cudaPkg, cudaDir);
     if (addon) {
       const b = addon.availableBackends();
-      if (b.backends.includes('cuda') || !env.installed(cpuPkg)) return { addon, attempts };
+      if (b.backends.includes('cuda') || cpuDir === undefined) return { addon, attempts };
       attempts[attempts.length - 1] = { candidate: cudaPkg, result: 'skipped', detail: `loaded, but CUDA is not usable: ${b.unavailable}` };
       cudaFallback = addon;
     }
   }
 
   // 3. The CPU package.
-  if (env.installed(cpuPkg)) {
-    const addon = tryLoad(cpuPkg, cpuPkg);
+  if (cpuDir !== undefined) {
+    const addon = tryLoad(cpuPkg, cpuDir);
     if (addon) return { addon, attempts };
   } else {
     attempts.push({ candidate: cpuPkg, result: 'skipped', detail: 'not installed' });

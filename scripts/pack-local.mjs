@@ -13,15 +13,19 @@
 // the weights package: the repository's own package.json names none of them, so that installing
 // a clone never asks the registry for @facegan-native/* packages.
 //
-// Binaries are built with cmake-js into build/pack-work/<package> (the developer build in
-// build/Release is left alone), with FACEGAN_PORTABLE=ON: libstdc++/libgcc linked in and, on
-// Linux, the glibc baseline's symbol versions (scripts/glibc-compat.mjs), then checked with
-// scripts/check-glibc.mjs. Options: --skip-build (pack what build/pack-work holds),
-// --glibc-baseline 2.17, FACEGAN_CUDA=0 (no CUDA package), FACEGAN_CUDA_ARCHITECTURES.
+// Binaries are made by prebuildify (`prebuildify --napi --strip`), which builds through
+// scripts/prebuildify-node-gyp.mjs (its --node-gyp: prebuildify calls `<node-gyp> rebuild
+// --target=...`, which that script turns into cmake-js calls) in build/pack-work/<package>/build
+// (the developer build in build/Release is left alone), strips the addon and puts it in
+// build/pack-work/<package>/prebuilds/<platform>-<arch>/facegan[.glibc].node — the layout
+// node-gyp-build reads, and what the binary package ships. They are built with FACEGAN_PORTABLE=ON:
+// libstdc++/libgcc linked in and, on Linux, the glibc baseline's symbol versions
+// (scripts/glibc-compat.mjs), then checked with scripts/check-glibc.mjs. Options: --skip-build
+// (pack the prebuilds build/pack-work holds), --glibc-baseline 2.17, FACEGAN_CUDA=0 (no CUDA
+// package), FACEGAN_CUDA_ARCHITECTURES.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -69,19 +73,24 @@ const nvcc = (() => {
 fs.rmSync(packDir, { recursive: true, force: true });
 fs.mkdirSync(stageDir, { recursive: true });
 
-/** Builds the addon into build/pack-work/<name>/Release/facegan.node and returns its path. */
-function buildAddon(name, cuda) {
-  const out = path.join(workDir, name);
-  const node = path.join(out, 'Release', 'facegan.node');
+/**
+ * Makes the prebuild of binary package `name` with prebuildify into build/pack-work/<name>/prebuilds
+ * and returns that directory (prebuilds/<platform>-<arch>/*.node).
+ */
+function prebuild(name, cuda) {
+  const cwd = path.join(workDir, name);
+  const prebuilds = path.join(cwd, 'prebuilds');
+  const addons = () =>
+    fs.existsSync(prebuilds)
+      ? fs.readdirSync(prebuilds, { recursive: true }).filter((f) => String(f).endsWith('.node')).map((f) => path.join(prebuilds, String(f)))
+      : [];
   if (skipBuild) {
-    if (!fs.existsSync(node)) throw new Error(`--skip-build: ${node} does not exist`);
-    return node;
+    if (addons().length === 0) throw new Error(`--skip-build: ${prebuilds} holds no prebuild`);
+    return prebuilds;
   }
+  // The cmake-js arguments of a portable binary, handed to scripts/prebuildify-node-gyp.mjs.
   const cmakeArgs = [
-    `--CDFACEGAN_CUDA=${cuda ? 'ON' : 'OFF'}`,
-    '--CDFACEGAN_TOOLS=OFF',
     '--CDFACEGAN_PORTABLE=ON',
-    ...(process.env.FACEGAN_CUDA_ARCHITECTURES ? [`--CDFACEGAN_CUDA_ARCHITECTURES=${process.env.FACEGAN_CUDA_ARCHITECTURES}`] : []),
     // Windows: the static MSVC runtime, so no VC++ redistributable is needed.
     ...(process.platform === 'win32' ? ['--CDCMAKE_MSVC_RUNTIME_LIBRARY=MultiThreaded'] : []),
     // macOS: the oldest system each architecture's binary supports.
@@ -92,12 +101,34 @@ function buildAddon(name, cuda) {
     run(process.execPath, [path.join(root, 'scripts', 'glibc-compat.mjs'), compat, '--baseline', glibcBaseline]);
     cmakeArgs.push(`--CDFACEGAN_GLIBC_COMPAT_DIR=${compat}`);
   }
-  const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-  fs.rmSync(node, { force: true }); // always relink (the compat stubs may have changed)
-  run(process.execPath, [cmakeJs, 'build', '-O', out, '--parallel', String(os.availableParallelism?.() ?? os.cpus().length), ...cmakeArgs]);
-  if (process.platform === 'linux') run('strip', ['--strip-unneeded', node]);
-  if (libc === 'glibc') run(process.execPath, [path.join(root, 'scripts', 'check-glibc.mjs'), node, '--baseline', glibcBaseline]);
-  return node;
+  fs.rmSync(prebuilds, { recursive: true, force: true });
+  fs.mkdirSync(cwd, { recursive: true });
+  const prebuildify = path.join(path.dirname(require.resolve('prebuildify/package.json')), 'bin.js');
+  const nodeGyp = path.join(root, 'scripts', process.platform === 'win32' ? 'prebuildify-node-gyp.cmd' : 'prebuildify-node-gyp.mjs');
+  run(
+    process.execPath,
+    [
+      prebuildify,
+      '--napi',
+      '--strip',
+      '--name', 'facegan',
+      ...(libc ? [`--tag-libc=${libc}`] : []),
+      '--node-gyp', nodeGyp,
+      '--cwd', cwd,
+      '--out', cwd,
+    ],
+    {
+      env: {
+        ...process.env,
+        FACEGAN_CUDA: cuda ? '1' : '0',
+        FACEGAN_PREBUILD_CMAKE_ARGS: JSON.stringify(cmakeArgs),
+      },
+    },
+  );
+  const built = addons();
+  if (built.length !== 1) throw new Error(`prebuildify left ${built.length} addons in ${prebuilds}: ${built.join(', ')}`);
+  if (libc === 'glibc') run(process.execPath, [path.join(root, 'scripts', 'check-glibc.mjs'), built[0], '--baseline', glibcBaseline]);
+  return prebuilds;
 }
 
 function npmPack(dir) {
@@ -131,13 +162,13 @@ for (const [name, cuda] of [
     console.log(`pack:local: skipping ${name} (${process.env.FACEGAN_CUDA === '0' ? 'FACEGAN_CUDA=0' : 'no nvcc on the PATH'})`);
     continue;
   }
-  const node = buildAddon(name, cuda);
+  const prebuilds = prebuild(name, cuda);
   const stage = path.join(stageDir, name);
   fs.mkdirSync(stage, { recursive: true });
   const pkg = readJson(path.join(template, 'package.json'));
   pkg.version = rootPkg.version;
   writeJson(path.join(stage, 'package.json'), pkg);
-  fs.copyFileSync(node, path.join(stage, 'facegan.node'));
+  fs.cpSync(prebuilds, path.join(stage, 'prebuilds'), { recursive: true });
   fs.copyFileSync(path.join(root, 'LICENSE'), path.join(stage, 'LICENSE'));
   const readme = path.join(template, 'README.md');
   fs.writeFileSync(

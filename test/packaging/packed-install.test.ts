@@ -81,6 +81,12 @@ function project(root: string, name: string, env: NodeJS.ProcessEnv): Project {
   return { dir, env, sh };
 }
 
+/** The addon files of an installed or staged binary package: the prebuildify layout, prebuilds/<platform>-<arch>/*.node. */
+const prebuildsOf = (pkgDir: string): string[] => {
+  const dir = path.join(pkgDir, 'prebuilds', tag);
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.node')).map((f) => path.join(dir, f)) : [];
+};
+
 const show = (r: SpawnSyncReturns<string>) => `exit ${r.status}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
 describe.runIf(haveTarballs)('packed install', () => {
@@ -116,7 +122,9 @@ describe.runIf(haveTarballs)('packed install', () => {
     fs.mkdirSync(stage);
     const x = spawnSync('tar', ['xzf', platformTgz!, '-C', stage], { encoding: 'utf8' });
     expect(x.status, x.stderr).toBe(0);
-    fs.writeFileSync(path.join(stage, 'package', 'facegan.node'), 'this is not a shared library\n');
+    const addons = prebuildsOf(path.join(stage, 'package'));
+    expect(addons.length).toBe(1);
+    for (const f of addons) fs.writeFileSync(f, 'this is not a shared library\n');
     const p = spawnSync('npm', ['pack', '--pack-destination', tmp], { cwd: path.join(stage, 'package'), env, encoding: 'utf8' });
     expect(p.status, p.stderr).toBe(0);
     const brokenTgz = path.join(tmp, fs.readdirSync(tmp).find((f) => f.endsWith('.tgz'))!);
@@ -136,7 +144,10 @@ describe.runIf(haveTarballs)('packed install', () => {
 
   it('installed the platform package and the weights package, and built nothing', () => {
     const nm = path.join(good.dir, 'node_modules');
-    expect(fs.existsSync(path.join(nm, '@facegan-native', tag, 'facegan.node'))).toBe(true);
+    // Made by prebuildify: prebuilds/<platform>-<arch>/facegan[.glibc].node, found by node-gyp-build.
+    const addons = prebuildsOf(path.join(nm, '@facegan-native', tag));
+    expect(addons.map((f) => path.basename(f))).toEqual([process.platform === 'linux' ? 'facegan.glibc.node' : 'facegan.node']);
+    expect(fs.existsSync(path.join(nm, 'node-gyp-build', 'package.json'))).toBe(true);
     expect(fs.existsSync(path.join(nm, '@facegan-native', 'weights-progan-celeba128', 'progan-celeba128.safetensors'))).toBe(true);
     expect(fs.existsSync(path.join(nm, 'facegan-native', 'build'))).toBe(false);
     // No maintainer tools or source maps in the main package.
@@ -236,7 +247,7 @@ describe.runIf(haveTarballs)('packed install', () => {
     expect(e.code).toBe('ERR_NATIVE');
     expect(e.message).toMatch(new RegExp(`could not load its native addon on ${tag}`));
     expect(e.message).toMatch(/1\. local build: .*does not exist/);
-    expect(e.message).toMatch(new RegExp(`@facegan-native/${tag}: failed: .*`));
+    expect(e.message).toMatch(new RegExp(`@facegan-native/${tag}: failed: .*prebuilds/${tag}/facegan[.\\w]*\\.node`));
     expect(e.message).toMatch(/npm install facegan-native/);
     expect(e.message).toMatch(/npm install --save-dev cmake-js.*npx facegan build-native/);
     expect(e.message).not.toMatch(/npm run build/);
@@ -265,7 +276,7 @@ describe.runIf(haveTarballs)('packed install', () => {
 
   it.runIf(process.platform === 'linux')('the installed Linux binary passes the glibc symbol-version check; the developer build does not', () => {
     const check = path.join(repo, 'scripts', 'check-glibc.mjs');
-    const installed = path.join(good.dir, 'node_modules', '@facegan-native', tag, 'facegan.node');
+    const [installed] = prebuildsOf(path.join(good.dir, 'node_modules', '@facegan-native', tag));
     const ok = spawnSync(process.execPath, [check, installed, '--baseline', '2.17'], { encoding: 'utf8' });
     expect(ok.status, show(ok)).toBe(0);
     expect(ok.stdout).toMatch(/OK for glibc >= 2\.17/);

@@ -24,8 +24,9 @@ describe('package manifests', () => {
     expect(p.cpu).toEqual([arch]);
     if (platform === 'linux') expect(p.libc).toEqual(['glibc']);
     else expect(p.libc).toBeUndefined();
-    expect(p.files).toEqual(['facegan.node']);
-    expect(p.exports).toEqual({ '.': './facegan.node', './package.json': './package.json' });
+    // The prebuildify layout (prebuilds/<platform>-<arch>/*.node), loaded with node-gyp-build(dir).
+    expect(p.files).toEqual(['prebuilds']);
+    expect(p.exports).toEqual({ './package.json': './package.json' });
     expect(p.license).toBe('MIT');
     expect(variant === undefined || variant === 'cuda').toBe(true);
   });
@@ -45,6 +46,17 @@ describe('package manifests', () => {
     expect(root.peerDependenciesMeta['cmake-js'].optional).toBe(true);
     expect(root.files).toEqual(expect.arrayContaining(['!native/tools', 'scripts/build-native.mjs']));
     expect(root.files.some((f: string) => f.includes('weights') || f.includes('.map'))).toBe(false);
+  });
+
+  it('binaries are made by prebuildify and loaded by node-gyp-build', () => {
+    expect(root.dependencies['node-gyp-build']).toMatch(/^\^4\./);
+    expect(root.devDependencies.prebuildify).toMatch(/^\^6\./);
+    const pack = fs.readFileSync(path.join(repo, 'scripts', 'pack-local.mjs'), 'utf8');
+    expect(pack).toMatch(/'--napi',\s*'--strip',/);
+    expect(pack).toMatch(/prebuildify-node-gyp\.mjs/);
+    expect(fs.statSync(path.join(repo, 'scripts', 'prebuildify-node-gyp.mjs')).mode & 0o111).not.toBe(0); // spawned directly
+    const loader = fs.readFileSync(path.join(repo, 'lib', 'native.ts'), 'utf8');
+    expect(loader).toMatch(/require\('node-gyp-build'\)/);
   });
 
   it('the weights package has its own version and only the model and its README', () => {
