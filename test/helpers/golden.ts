@@ -4,8 +4,9 @@
  *
  * @example
  *   const g = readGolden('tiny32');
- *   for (const c of g.cases.cases) {
- *     if (c.seed === undefined) continue;
+ *   const cases = seedCases(g);
+ *   expect(cases).toHaveLength(GOLDEN_SEED_CASES);   // a loop that runs no case proves nothing
+ *   for (const c of cases) {
  *     const img = g.tensor(c.image);      // { dtype: 'F32', shape: [1, 3, 32, 32], data: Float32Array }
  *   }
  */
@@ -65,4 +66,30 @@ export function readGolden(name: string): Golden {
       return t;
     },
   };
+}
+
+/**
+ * The seed cases every golden file holds: 20 (seeds × ψ × noise mode), besides the style-mixing
+ * and batch cases. Tests that loop over them assert this count, so a loop that skips every case
+ * (a renamed field, a filter gone wrong) fails instead of passing.
+ */
+export const GOLDEN_SEED_CASES = 20;
+
+/** A seed case with every field a seed case has. */
+export type SeedCase = GoldenCase & { seed: number; psi: number; noise_mode: string; z: string; ws: string; image: string; image_uint8: string };
+
+/**
+ * The seed cases of `g` (those with a `seed`), each checked to carry z, ws, image, image_uint8 and
+ * psi: a seed case without one of them is an error here, not a case silently skipped.
+ */
+export function seedCases(g: Golden): SeedCase[] {
+  const out: SeedCase[] = [];
+  for (const c of g.cases.cases) {
+    if (c.seed === undefined) continue;
+    for (const k of ['psi', 'noise_mode', 'z', 'ws', 'image', 'image_uint8'] as const) {
+      if (c[k] === undefined) throw new Error(`golden ${g.cases.config}: seed case ${c.seed} has no ${k}`);
+    }
+    out.push(c as SeedCase);
+  }
+  return out;
 }

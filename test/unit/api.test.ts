@@ -42,14 +42,26 @@ describeFixtures('API on tiny32', () => {
   });
   afterAll(() => gen?.dispose());
 
-  it("picks the CPU for device 'auto' when no CUDA backend is available", () => {
-    if (!availableBackends().backends.includes('cuda')) expect(gen.info.backend).toBe('cpu');
+  it("device 'auto' picks CUDA when its backend is available, else the CPU", () => {
+    expect(gen.info.backend).toBe(availableBackends().backends.includes('cuda') ? 'cuda' : 'cpu');
     expect(gen.info.source).toBe(path.resolve(fixturePath('tiny32.pkl')));
   });
 
-  it("rejects device 'cuda' with ERR_BACKEND_UNAVAILABLE when there is no GPU", async () => {
-    if (availableBackends().backends.includes('cuda')) return;
-    await rejectsWith(loadGenerator(fixturePath('tiny32.pkl'), { device: 'cuda' }), 'ERR_BACKEND_UNAVAILABLE', /CUDA/);
+  it("device 'cuda' loads on CUDA where it is available, else rejects with ERR_BACKEND_UNAVAILABLE", async () => {
+    const { backends, unavailable } = availableBackends();
+    if (backends.includes('cuda')) {
+      const g = await loadGenerator(fixturePath('tiny32.pkl'), { device: 'cuda' });
+      try {
+        expect(g.info.backend).toBe('cuda');
+        const [img] = await g.generate({ seed: 3 });
+        expect(img.data.length).toBe(32 * 32 * 3);
+      } finally {
+        g.dispose();
+      }
+    } else {
+      expect(unavailable.length).toBeGreaterThan(0);
+      await rejectsWith(loadGenerator(fixturePath('tiny32.pkl'), { device: 'cuda' }), 'ERR_BACKEND_UNAVAILABLE', /CUDA/);
+    }
   });
 
   it('rejects bad load options', async () => {
@@ -85,15 +97,36 @@ describeFixtures('API on tiny32', () => {
   });
 
   it('keeps the event loop free while generating', async () => {
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 1);
-    const started = Date.now();
-    const images = await gen.generate({ seeds: Array.from({ length: 64 }, (_, i) => i), psi: 0.7 });
-    const elapsed = Date.now() - started;
-    clearInterval(timer);
-    expect(images).toHaveLength(64);
-    // With a blocked loop the interval could not fire at all during the call.
-    if (elapsed > 50) expect(ticks).toBeGreaterThan(2);
+    // A call long enough to tell (≥ 200 ms by the measured time per image, on the CPU engine).
+    const g = await loadGenerator(fixturePath('tiny32.pkl'), { device: 'cpu', batchSize: 64 });
+    try {
+      const t0 = performance.now();
+      await g.generate({ seeds: Array.from({ length: 16 }, (_, i) => i) });
+      const perImage = (performance.now() - t0) / 16;
+      const n = Math.min(1024, Math.max(64, Math.ceil(200 / perImage)));
+      let ticks = 0;
+      let longestGap = 0;
+      let last = performance.now();
+      const timer = setInterval(() => {
+        const now = performance.now();
+        longestGap = Math.max(longestGap, now - last);
+        last = now;
+        ticks++;
+      }, 1);
+      const started = performance.now();
+      const images = await g.generate({ seeds: Array.from({ length: n }, (_, i) => i), psi: 0.7 });
+      const elapsed = performance.now() - started;
+      clearInterval(timer);
+      expect(images).toHaveLength(n);
+      expect(elapsed).toBeGreaterThan(50);
+      // With a blocked loop the interval could not fire during the call; here it fires all along
+      // (a 1 ms interval on a busy 2-core machine: at least one tick per 10 ms of the call, and
+      // no gap as long as half the call).
+      expect(ticks).toBeGreaterThan(elapsed / 10);
+      expect(longestGap).toBeLessThan(elapsed / 2);
+    } finally {
+      g.dispose();
+    }
   });
 
   it('gives the same images whatever the batch split, random noise included', async () => {
@@ -118,12 +151,37 @@ describeFixtures('API on tiny32', () => {
     expect(Buffer.from(a.data).equals(Buffer.from(b.data))).toBe(false);
   });
 
-  it('rejects calls after dispose with ERR_DISPOSED, and lets a running call finish', async () => {
-    const g = await loadGenerator(fixturePath('tiny32.pkl'), { device: 'cpu' });
-    const running = g.generate({ seeds: [1, 2, 3, 4] });
+  it('dispose() stops a call that is running in the engine (ERR_DISPOSED, long before it would end) and the calls queued behind it', async () => {
+    // One engine call of 1024 images (batchSize 1024, no time cap on gathered batches).
+    const g = await loadGenerator(fixturePath('tiny32.pkl'), { device: 'cpu', batchSize: 1024, maxBatchMs: 0 });
+    const n = 1024;
+    const row = g.info.numWs * g.info.wDim;
+    const base = await g.mapping({ seeds: [1, 2, 3, 4, 5, 6, 7, 8] });
+    const ws = new Float32Array(n * row);
+    for (let i = 0; i < n; i++) ws.set(base.subarray((i % 8) * row, (i % 8 + 1) * row), i * row);
+    // The time of the whole call, from a small one.
+    const t0 = performance.now();
+    await g.synthesis(ws.subarray(0, 16 * row));
+    const whole = ((performance.now() - t0) / 16) * n;
+    const batchesBefore = g.batchStats.batches;
+    const running = g.synthesis(ws);
+    const queued = g.generate({ seed: 9 });
+    running.catch(() => undefined);
+    queued.catch(() => undefined);
+    // Wait until the batcher has handed the call to the engine (the counter moves as it does),
+    // then a little longer, so that the engine is inside it.
+    const deadline = performance.now() + 5000;
+    while (g.batchStats.batches === batchesBefore && performance.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    expect(g.batchStats.batches).toBe(batchesBefore + 1);
+    await new Promise((r) => setTimeout(r, Math.min(50, whole / 8)));
+    const t1 = performance.now();
     g.dispose();
     expect(g.disposed).toBe(true);
     await rejectsWith(running, 'ERR_DISPOSED');
+    const after = performance.now() - t1;
+    // It stopped at a layer boundary instead of computing the rest of the 1024 images.
+    expect(after).toBeLessThan(whole / 2);
+    await rejectsWith(queued, 'ERR_DISPOSED');
     await rejectsWith(g.generate({ seed: 1 }), 'ERR_DISPOSED', /disposed/);
     g.dispose(); // twice is harmless
   });

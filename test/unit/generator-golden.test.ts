@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadGenerator, type FloatImage, type Generator } from '../../lib/index.js';
 import { describeFixtures, fixturePath } from '../helpers/fixtures.js';
-import { readGolden, type Golden } from '../helpers/golden.js';
+import { GOLDEN_SEED_CASES, readGolden, seedCases, type Golden } from '../helpers/golden.js';
 import { expectImageClose, expectUint8Close, expectWsClose, maxAbsDiff } from '../helpers/compare.js';
 
 const CHECKPOINTS: [string, string][] = [
@@ -54,8 +54,9 @@ for (const [config, file] of CHECKPOINTS) {
     });
 
     it('makes z from seeds exactly as numpy RandomState does', () => {
-      for (const c of golden.cases.cases) {
-        if (c.seed === undefined || c.z === undefined) continue;
+      const cases = seedCases(golden);
+      expect(cases).toHaveLength(GOLDEN_SEED_CASES);
+      for (const c of cases) {
         const want = golden.tensor(c.z).data as Float64Array;
         const got = gen.zFromSeed(c.seed);
         expect(Array.from(got)).toEqual(Array.from(want));
@@ -64,8 +65,9 @@ for (const [config, file] of CHECKPOINTS) {
     });
 
     it('maps seeds to the golden ws', async () => {
-      for (const c of golden.cases.cases) {
-        if (c.seed === undefined || c.ws === undefined) continue;
+      const cases = seedCases(golden);
+      expect(cases).toHaveLength(GOLDEN_SEED_CASES);
+      for (const c of cases) {
         const classIndex = golden.cases.c_dim > 0 ? c.seed % 10 : undefined;
         const ws = await gen.mapping({ seed: c.seed, psi: c.psi, classIndex });
         expectWsClose(ws, golden.tensor(c.ws).data as Float32Array);
@@ -73,8 +75,9 @@ for (const [config, file] of CHECKPOINTS) {
     });
 
     it('synthesises the golden float images and uint8 images from seeds', async () => {
-      for (const c of golden.cases.cases) {
-        if (c.seed === undefined || c.image === undefined) continue;
+      const cases = seedCases(golden);
+      expect(cases).toHaveLength(GOLDEN_SEED_CASES);
+      for (const c of cases) {
         const classIndex = golden.cases.c_dim > 0 ? c.seed % 10 : undefined;
         const noiseMode = c.noise_mode as 'const' | 'none';
         const [f] = await gen.generate({ seed: c.seed, psi: c.psi, classIndex, noiseMode, output: 'float32' });
@@ -82,7 +85,7 @@ for (const [config, file] of CHECKPOINTS) {
         expectImageClose(f.data, golden.tensor(c.image).data as Float32Array);
         const [u] = await gen.generate({ seed: c.seed, psi: c.psi, classIndex, noiseMode });
         expect([u.width, u.height, u.channels]).toEqual([golden.cases.img_resolution, golden.cases.img_resolution, golden.cases.img_channels]);
-        expectUint8Close(u.data, golden.tensor(c.image_uint8!).data as Uint8Array);
+        expectUint8Close(u.data, golden.tensor(c.image_uint8).data as Uint8Array);
       }
     });
 

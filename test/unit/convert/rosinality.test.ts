@@ -27,7 +27,7 @@ import { FaceganError } from '../../../lib/errors.js';
 import { loadGenerator, type Generator } from '../../../lib/index.js';
 import { expectImageClose, expectUint8Close, expectWsClose, maxAbsDiff } from '../../helpers/compare.js';
 import { describeFixtures, fixturePath } from '../../helpers/fixtures.js';
-import { readGolden, type Golden } from '../../helpers/golden.js';
+import { GOLDEN_SEED_CASES, readGolden, seedCases, type Golden } from '../../helpers/golden.js';
 import {
   Build, NewObj, Persid, call, dict, dumps, glob, legacyTorchStream, orderedDict, storagePid, tup,
   type PV, type StorageSpec,
@@ -338,27 +338,23 @@ describeFixtures('rosinality checkpoint: goldens through loadGenerator', () => {
   });
 
   it('maps seeds to the golden ws', async () => {
-    let n = 0;
-    for (const c of golden.cases.cases) {
-      if (c.seed === undefined || c.ws === undefined) continue;
+    const cases = seedCases(golden);
+    expect(cases).toHaveLength(GOLDEN_SEED_CASES);
+    for (const c of cases) {
       expectWsClose(await gen.mapping({ seed: c.seed, psi: c.psi }), golden.tensor(c.ws).data as Float32Array);
-      n++;
     }
-    expect(n).toBeGreaterThan(0);
   });
 
   it('synthesises the golden float and uint8 images (noise const and none)', async () => {
-    let n = 0;
-    for (const c of golden.cases.cases) {
-      if (c.seed === undefined || c.image === undefined) continue;
+    const cases = seedCases(golden);
+    expect(cases).toHaveLength(GOLDEN_SEED_CASES);
+    for (const c of cases) {
       const noiseMode = c.noise_mode as 'const' | 'none';
       const [f] = await gen.generate({ seed: c.seed, psi: c.psi, noiseMode, output: 'float32' });
       expectImageClose(f.data, golden.tensor(c.image).data as Float32Array);
       const [u] = await gen.generate({ seed: c.seed, psi: c.psi, noiseMode });
-      expectUint8Close(u.data, golden.tensor(c.image_uint8!).data as Uint8Array);
-      n++;
+      expectUint8Close(u.data, golden.tensor(c.image_uint8).data as Uint8Array);
     }
-    expect(n).toBeGreaterThan(0);
   });
 
   it('reproduces the golden batch of 4', async () => {
