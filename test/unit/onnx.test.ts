@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { readCheckpoint, type Checkpoint } from '../../lib/convert/index.js';
-import { createProganReference } from '../../lib/convert/progan-reference.js';
+import { createProganReference } from '../helpers/progan-reference.js';
 import { readTfjsGraphModel, type ProganConfig } from '../../lib/convert/tfjs.js';
 import { loadGenerator, type FloatImage, type Generator } from '../../lib/index.js';
 import {

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { proganToUint8 } from '../../lib/convert/progan-reference.js';
+import { proganToUint8 } from '../helpers/progan-reference.js';
 import type { ProganConfig } from '../../lib/convert/progan.js';
 import { readCheckpoint } from '../../lib/convert/index.js';
 import { DEFAULT_MODEL, FaceganError, generate, loadGenerator, type Generator } from '../../lib/index.js';

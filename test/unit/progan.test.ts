@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaceganError } from '../../lib/errors.js';
 import { readTfjsGraphModel, type ProganConfig, type ProganTensor } from '../../lib/convert/tfjs.js';
-import { createProganReference, proganTfhubOutput, proganToUint8 } from '../../lib/convert/progan-reference.js';
+import { createProganReference, proganTfhubOutput, proganToUint8 } from '../helpers/progan-reference.js';
 import { float16ToFloat32, float32ToFloat16, readSafetensors } from '../../lib/safetensors.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

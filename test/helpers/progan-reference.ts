@@ -11,8 +11,8 @@
  * (each 3×3 conv widens the region by one pixel, each upsampling halves it), which is exact: the
  * values equal those of the full image at the same positions.
  */
-import { FaceganError } from '../errors.js';
-import type { ProganConfig } from './tfjs.js';
+import { FaceganError } from '../../lib/errors.js';
+import type { ProganConfig } from '../../lib/convert/tfjs.js';
 
 /** A float32 tensor in the canonical layout (F16 copies must be widened first). */
 export interface ReferenceTensor {
