@@ -3,7 +3,7 @@
 // worked out); a backend reads it in Backend::prepare and never re-derives any of it.
 //
 // Two architectures share it (Network::arch):
-//  - StyleGAN2 (shared/stylegan2-math.md): mapping z → w, then synthesis from the learned const:
+//  - StyleGAN2 (docs/stylegan2.md): mapping z → w, then synthesis from the learned const:
 //    modulated 3×3 convs (up-convs: transposed conv + [1,3,3,1] FIR), noise, ToRGB with skips.
 //  - ProGAN (docs/progan.md): no mapping; z is pixel-normalised (normalize_latent), a Dense
 //    layer makes the 4×4 start, then plain (unmodulated, s = 1, d = 1, no noise) 3×3 convs, the
