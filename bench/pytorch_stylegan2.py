@@ -2,7 +2,7 @@
 """A plain PyTorch StyleGAN2 (config-f) generator: the baseline that native/cuda/gpu-check.sh times
 beside facegan's CUDA backend on a GPU machine.
 
-Written for this project from the math in ../shared/stylegan2-math.md (no NVIDIA code: theirs is
+Written for this project from the math in docs/stylegan2.md (no NVIDIA code: theirs is
 under a non-commercial licence). Only for the GPU machine: nothing in the product or its tests
 needs Python.
 

@@ -1,5 +1,5 @@
 /**
- * StyleGAN2 (skip generator, as in /shared/stylegan2-math.md) → ONNX graphs built from ordinary
+ * StyleGAN2 (skip generator, as in docs/stylegan2.md) → ONNX graphs built from ordinary
  * ops, batch-friendly: modulation is a per-sample per-channel scale of the activations, the 3×3
  * convolution has fixed weights shared by the whole batch, and demodulation is a per-sample
  * per-output-channel scale d[n,o] = 1/sqrt(Σ_i s[n,i]²·Wsq[o,i] + 1e-8) computed with a MatMul

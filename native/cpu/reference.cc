@@ -1,9 +1,9 @@
-// The scalar reference engine ("cpu-ref"): shared/stylegan2-math.md written out literally,
+// The scalar reference engine ("cpu-ref"): docs/stylegan2.md written out literally,
 // one image at a time, per-sample modulated weights, the transposed convolution materialised
 // at (2H+1)² and then filtered, the skip image upsampled by zero insertion + FIR. Slow on
 // purpose; the judge for the optimised engines.
 //
-// ProGAN: docs/progan.md / lib/convert/progan-reference.ts written out the same way (float32
+// ProGAN: docs/progan.md / test/helpers/progan-reference.ts written out the same way (float32
 // intermediates, float64 accumulation, the same roundings as the TypeScript reference), the
 // nearest ×2 upsampling materialised.
 #include <cmath>

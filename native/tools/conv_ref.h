@@ -1,5 +1,5 @@
 // Test helpers and naive references of the modulated convolutions (activations NHWC, weights [Cout][Cin][3][3],
-// styles [b][Cin]), written from the definitions in docs and shared/stylegan2-math.md, for the unit
+// styles [b][Cin]), written from the definitions in docs/stylegan2.md, for the unit
 // tests of the CUDA kernels: facegan-unit's host emulations and the emulated kernels
 // (native/cuda/emu/kernel_tests.cc) check against the same code. Header-only; needs ConvGeom
 // (native/cuda/indexing.cuh) in scope as cuda::ConvGeom.

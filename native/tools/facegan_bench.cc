@@ -9,7 +9,7 @@
 // CUDA it captures the graph), then K timed calls (more until T ms have passed, with --min-ms);
 // prints img/s and ms/image (median, best, mean) and the arithmetic rate: TFLOP/s = 2 × the
 // network's nominal multiply-adds per image (printed at load; FFHQ config-f 1024² ≈ 74.3 GMAC,
-// each up-convolution counted at its input resolution, as ../shared/stylegan2-math.md does; the
+// each up-convolution counted at its input resolution, as docs/stylegan2.md does; the
 // CUDA backend's fused polyphase up-conv really does 4× that layer's MACs) × images / time.
 // Times are wall-clock per synthesis call (the engine's own synchronisation): they include the
 // upload of ws / z and the download of the uint8 images (n × H × W × C bytes), not the mapping
