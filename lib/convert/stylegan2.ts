@@ -162,7 +162,11 @@ export function blockResolutions(config: Pick<StyleGAN2Config, 'img_resolution'>
   return out;
 }
 
-/** Every canonical tensor name with its shape, in canonical order. */
+/**
+ * Every canonical tensor name with its shape, in canonical order. The engine's list
+ * (native/core/network.cc, the addon's `expectedTensors`) is the definition; this copy, which the
+ * converter needs without the addon, is pinned to it by test/unit/expected-tensors.test.ts.
+ */
 export function expectedTensorShapes(config: StyleGAN2Config): Map<string, number[]> {
   const m = new Map<string, number[]>();
   const { w_dim, z_dim, c_dim } = config;

@@ -8,6 +8,7 @@
 #include "common.h"
 #include "facegan.h"
 #include "generator_wrap.h"
+#include "network.h"
 
 namespace facegan_binding {
 namespace {
@@ -41,6 +42,31 @@ Napi::Value NumpyRandn(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// expectedTensors(configJson: string) → { name, shape, optional }[]: the tensors the engine
+// expects for a config, in canonical order (network.cc, the one definition of the weight format).
+// Throws an Error with the config's problem.
+Napi::Value ExpectedTensors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) FG_THROW_TYPE(env, "expectedTensors(config: string)");
+  std::vector<facegan::ExpectedTensor> list;
+  facegan::Status s = facegan::expected_tensors(info[0].As<Napi::String>().Utf8Value(), &list);
+  if (!s) {
+    Napi::Error::New(env, s.message).ThrowAsJavaScriptException();
+    return {};
+  }
+  Napi::Array arr = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", list[i].name);
+    Napi::Array shape = Napi::Array::New(env, list[i].shape.size());
+    for (size_t k = 0; k < list[i].shape.size(); k++) shape.Set(uint32_t(k), double(list[i].shape[k]));
+    o.Set("shape", shape);
+    o.Set("optional", list[i].optional);
+    arr.Set(uint32_t(i), o);
+  }
+  return arr;
+}
+
 }  // namespace
 }  // namespace facegan_binding
 
@@ -50,6 +76,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createGenerator", Napi::Function::New(env, GeneratorWrap::Create, "createGenerator"));
   exports.Set("availableBackends", Napi::Function::New(env, AvailableBackends, "availableBackends"));
   exports.Set("numpyRandn", Napi::Function::New(env, NumpyRandn, "numpyRandn"));
+  exports.Set("expectedTensors", Napi::Function::New(env, ExpectedTensors, "expectedTensors"));
   exports.Set("createCancelToken", Napi::Function::New(env, CreateCancelToken, "createCancelToken"));
 #ifdef FACEGAN_WITH_CUDA
   exports.Set("builtWithCuda", Napi::Boolean::New(env, true));

@@ -117,8 +117,16 @@ class Builder {
     return Status::Ok();
   }
 
-  void expect(const std::string& name, std::vector<int64_t> shape) { expected_[name] = std::move(shape); }
-  void optional(const std::string& name, std::vector<int64_t> shape) { optional_[name] = std::move(shape); }
+  void expect(const std::string& name, std::vector<int64_t> shape) {
+    declared_.push_back({name, shape, false});
+    expected_[name] = std::move(shape);
+  }
+  void optional(const std::string& name, std::vector<int64_t> shape) {
+    declared_.push_back({name, shape, true});
+    optional_[name] = std::move(shape);
+  }
+  // Every declared tensor, in declaration (canonical) order.
+  const std::vector<ExpectedTensor>& declared() const { return declared_; }
 
   // Validates the named tensor and returns it widened to float32 (owned by the network).
   Status load(const std::string& name, const float** out) {
@@ -175,9 +183,12 @@ class Builder {
   std::map<std::string, const TensorView*> by_name_;
   std::map<std::string, std::vector<int64_t>> expected_;
   std::map<std::string, std::vector<int64_t>> optional_;
+  std::vector<ExpectedTensor> declared_;
 };
 
-Status build_stylegan2(const json::Value& root, const std::vector<TensorView>& tensors, Network* net) {
+// With `declared`, only the config is read and the expected tensors listed (no tensors needed).
+Status build_stylegan2(const json::Value& root, const std::vector<TensorView>& tensors, Network* net,
+                       std::vector<ExpectedTensor>* declared) {
   Config cfg;
   Status s = parse_config(root, &cfg);
   if (!s) return s;
@@ -229,6 +240,10 @@ Status build_stylegan2(const json::Value& root, const std::vector<TensorView>& t
     b.expect(lp + "affine.bias", {cout});
     b.expect(lp + "weight", {cfg.img_channels, cout, 1, 1});
     b.expect(lp + "bias", {cfg.img_channels});
+  }
+  if (declared) {
+    *declared = b.declared();
+    return Status::Ok();
   }
   if (!(s = b.check_names(tensors))) return s;
 
@@ -379,7 +394,8 @@ Status get_number(const json::Value& obj, const std::string& where, const char* 
   return Status::Ok();
 }
 
-Status build_progan(const json::Value& root, const std::vector<TensorView>& tensors, Network* net) {
+Status build_progan(const json::Value& root, const std::vector<TensorView>& tensors, Network* net,
+                    std::vector<ExpectedTensor>* declared) {
   *net = Network();
   net->arch = Arch::ProGAN;
   Status s;
@@ -447,6 +463,10 @@ Status build_progan(const json::Value& root, const std::vector<TensorView>& tens
   }
   b.expect("progan.torgb.weight", {IC, C.back(), 1, 1});
   b.expect("progan.torgb.bias", {IC});
+  if (declared) {
+    *declared = b.declared();
+    return Status::Ok();
+  }
   if (!(s = b.check_names(tensors))) return s;
 
   ModelInfo& info = net->info;
@@ -529,7 +549,8 @@ Status build_progan(const json::Value& root, const std::vector<TensorView>& tens
   return Status::Ok();
 }
 
-Status build(const std::string& config_json, const std::vector<TensorView>& tensors, Network* net) {
+Status build(const std::string& config_json, const std::vector<TensorView>& tensors, Network* net,
+             std::vector<ExpectedTensor>* declared = nullptr) {
   json::Value root;
   json::Limits lim;
   lim.max_bytes = 1 << 20;
@@ -539,12 +560,25 @@ Status build(const std::string& config_json, const std::vector<TensorView>& tens
   if (!root.is_object()) return Status::Error("config: not a JSON object");
   const json::Value* arch = root.get("arch");
   if (!arch || !arch->is_string()) return Status::Error("config: missing \"arch\"");
-  if (arch->str == "stylegan2") return build_stylegan2(root, tensors, net);
-  if (arch->str == "progan") return build_progan(root, tensors, net);
+  if (arch->str == "stylegan2") return build_stylegan2(root, tensors, net, declared);
+  if (arch->str == "progan") return build_progan(root, tensors, net, declared);
   return Status::Error("config: unsupported arch " + json::quote(arch->str) + " (supported: stylegan2, progan)");
 }
 
 }  // namespace
+
+Status expected_tensors(const std::string& config_json, std::vector<ExpectedTensor>* out) {
+  if (!out) return Status::Error("expected_tensors: null output");
+  out->clear();
+  try {
+    Network scratch;
+    return build(config_json, {}, &scratch, out);
+  } catch (const std::bad_alloc&) {
+    return Status::Error("out of memory while listing the tensors");
+  } catch (...) {
+    return Status::Error("unexpected error while listing the tensors");
+  }
+}
 
 Status build_network(const std::string& config_json, const std::vector<TensorView>& tensors, Network* out) {
   if (!out) return Status::Error("build_network: null output");

@@ -115,6 +115,18 @@ struct Network {
   std::vector<std::vector<float>> storage;  // owns every float32 array the pointers above use
 };
 
+// A tensor the weight format (docs/weights-format.md, docs/progan.md) holds for a config.
+struct ExpectedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  bool optional = false;  // StyleGAN2 resample_filter buffers: allowed, not required
+};
+
+// The tensors of a config, in canonical order: the one definition of the format's names and
+// shapes (the addon exports it as expectedTensors; the TS converter's list is pinned to it by
+// test/unit/expected-tensors.test.ts). Errors: the config's, as build_network gives them.
+Status expected_tensors(const std::string& config_json, std::vector<ExpectedTensor>* out);
+
 // Builds and validates the description. Errors name the offending tensor or field.
 Status build_network(const std::string& config_json, const std::vector<TensorView>& tensors, Network* out);
 
