@@ -1,7 +1,7 @@
 // The backend interface: a backend takes the shared Network description once (prepare) and then
 // runs whole mapping / synthesis passes on host inputs and outputs. How it stores weights, lays
 // out activations, fuses ops or schedules work is its own business; what it computes is
-// defined by network.h and ../shared/stylegan2-math.md.
+// defined by network.h and docs/stylegan2.md (docs/progan.md for ProGAN).
 #pragma once
 
 #include <memory>
@@ -17,8 +17,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
-  // Whether the backend runs this architecture (Generator::create asks before prepare).
-  virtual bool supports(Arch arch) const { return arch == Arch::StyleGAN2; }
+  // Whether the backend runs this architecture (Generator::create asks before prepare). Every
+  // backend answers for itself (no default: each one runs both architectures today).
+  virtual bool supports(Arch arch) const = 0;
   // Called once. `net` outlives the backend. Upload / pre-pack weights here.
   virtual Status prepare(const Network& net, const LoadOptions& options) = 0;
   // Host pointers in and out (see MappingArgs / SynthesisArgs). Never called concurrently.
@@ -69,7 +70,7 @@ void register_backend(const BackendReg& reg);
 // Defined by native/cpu.
 std::unique_ptr<Backend> create_cpu_backend();
 // The plain scalar reference engine (native/cpu/reference.cc): slow, written straight from
-// shared/stylegan2-math.md; the judge for the optimised engines in self-checks.
+// docs/stylegan2.md; the judge for the optimised engines in self-checks.
 std::unique_ptr<Backend> create_cpu_reference_backend();
 
 #ifdef FACEGAN_WITH_CUDA

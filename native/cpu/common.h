@@ -17,7 +17,10 @@ namespace cpu {
 // offset in double, clamped to [0, 255], rounded half up. NaN → 0 in both.
 void to_u8_hwc(const float* img, int C, int H, int W, uint8_t* out, const OutputMap& map = OutputMap());
 
-// The mapping network on float32 (shared by both CPU engines; it is tiny next to synthesis).
+// The mapping network on float32, one sample at a time, written as plainly as docs/stylegan2.md
+// states it: the reference engine's (cpu-ref). The fast CPU backend has its own threaded copy
+// (CpuBackend::mapping in cpu_backend.cc, weights × gain rounded once at load); the golden
+// tests hold both to the official ws.
 void run_mapping(const Network& net, const MappingArgs& a);
 
 // Truncation as torch.lerp(w_avg, w, psi) computes it.

@@ -381,7 +381,7 @@ class CpuBackend : public Backend {
         }
     });
     if (is_cancelled(a.cancel)) return Status::Cancelled("mapping: cancelled");
-    return ok ? Status::Ok() : Status::Error("mapping failed");
+    return ok ? Status::Ok() : Status::Error("mapping failed: " + pool_->error());
   }
 
   bool reports_nonfinite() const override { return true; }
@@ -445,7 +445,7 @@ class CpuBackend : public Backend {
   }
 
   void run_or_throw(int ntasks, const std::function<void(int, int)>& fn) {
-    if (!pool_->run(ntasks, fn)) throw std::runtime_error("a worker task failed");
+    if (!pool_->run(ntasks, fn)) throw std::runtime_error("a worker task failed: " + pool_->error());
   }
 
   // Writes the outputs of images [start, start + nb) from the float images `fimg` (nb × isz)

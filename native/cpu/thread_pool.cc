@@ -1,6 +1,7 @@
 #include "thread_pool.h"
 
 #include <chrono>
+#include <exception>
 
 namespace facegan {
 namespace cpu {
@@ -20,14 +21,22 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
+void ThreadPool::fail(const char* what) {
+  std::lock_guard<std::mutex> lock(error_mu_);
+  if (!failed_.load()) error_ = what != nullptr ? what : "unknown exception";
+  failed_.store(true);
+}
+
 void ThreadPool::work(int index) {
   for (;;) {
     int t = next_.fetch_add(1, std::memory_order_relaxed);
     if (t >= ntasks_) break;
     try {
       (*fn_)(t, index);
+    } catch (const std::exception& e) {
+      fail(e.what());
     } catch (...) {
-      failed_.store(true);
+      fail(nullptr);
     }
   }
 }
@@ -60,14 +69,17 @@ void ThreadPool::worker(int index) {
 }
 
 bool ThreadPool::run(int ntasks, const std::function<void(int, int)>& fn) {
-  if (ntasks <= 0) return true;
   failed_.store(false);
+  error_.clear();
+  if (ntasks <= 0) return true;
   if (nthreads_ == 1 || ntasks == 1) {
     for (int t = 0; t < ntasks; ++t) {
       try {
         fn(t, 0);
+      } catch (const std::exception& e) {
+        fail(e.what());
       } catch (...) {
-        failed_.store(true);
+        fail(nullptr);
       }
     }
     return !failed_.load();

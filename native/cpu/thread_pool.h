@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -23,12 +24,17 @@ class ThreadPool {
 
   int size() const { return nthreads_; }
   // fn(task, thread_index) for task in [0, ntasks); thread_index in [0, size()). Not reentrant.
-  // An exception thrown by fn is caught; run() then returns false (the remaining tasks still run).
+  // An exception thrown by fn is caught; run() then returns false (the remaining tasks still run)
+  // and error() gives the first such exception's what() (or "unknown exception").
   bool run(int ntasks, const std::function<void(int, int)>& fn);
+  // The text of the first exception of the last run() that failed ("" after one that did not).
+  // Read it on the thread that called run(), after run() returned.
+  const std::string& error() const { return error_; }
 
  private:
   void worker(int index);
   void work(int index);
+  void fail(const char* what);
 
   int nthreads_;
   std::vector<std::thread> threads_;
@@ -41,6 +47,8 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   int ntasks_ = 0;
   const std::function<void(int, int)>* fn_ = nullptr;
+  std::mutex error_mu_;
+  std::string error_;  // the first failure's text (guarded by error_mu_ while a run is going)
 };
 
 }  // namespace cpu

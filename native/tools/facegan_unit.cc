@@ -1,6 +1,6 @@
 // facegan-unit: CPU unit tests of the CUDA backend's index arithmetic (native/cuda/indexing.cuh,
 // philox.cuh, plan.h), which compile with a plain C++ compiler. Every check compares against a
-// naive reference written here from the definitions in ../shared/stylegan2-math.md:
+// naive reference written here from the definitions in docs/stylegan2.md:
 //   - Philox4x32-10 against the Random123 known-answer vectors; Box-Muller sanity;
 //   - the implicit-GEMM mapping (im2col rows/taps, output columns) against a direct convolution;
 //   - the fused polyphase up-conv (combined kernels) against transposed conv + [1,3,3,1]^2 FIR;
@@ -20,6 +20,7 @@
 // Prints "N passed, M failed" and exits non-zero on failure.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -29,11 +30,13 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "../cpu/common.h"  // cpu::to_u8_hwc (the CPU engines' uint8 maps)
 #include "../cpu/noise.h"   // noise_fill (the CPU engines' random noise)
+#include "../cpu/thread_pool.h"  // ThreadPool (its error reporting)
 #include "../cuda/indexing.cuh"
 #include "../cuda/philox.cuh"
 #include "../cuda/plan.h"
@@ -980,7 +983,7 @@ void test_row_plans() {
 
 // ---------------------------------------------------------------------------------------------
 // A small synthetic network (the Network description the core builds, filled in by hand) and a
-// naive host forward pass from stylegan2-math.md.
+// naive host forward pass from docs/stylegan2.md.
 
 struct TinyModel {
   Network net;
@@ -1961,6 +1964,30 @@ void run_emulated_kernel_tests() {
 }
 #endif
 
+// The CPU engine's thread pool: a task's exception fails run() and its text is kept (error(),
+// which the engine puts in its error message); the other tasks still run; the next run() starts
+// clean. With one thread and with several.
+void test_thread_pool_errors() {
+  for (int threads : {1, 4}) {
+    const std::string with = std::to_string(threads) + " threads: ";
+    facegan::cpu::ThreadPool pool(threads);
+    std::atomic<int> ran{0};
+    bool ok = pool.run(64, [&](int t, int) {
+      ran.fetch_add(1);
+      if (t == 17) throw std::runtime_error("task 17: out of scratch");
+    });
+    CHECK(!ok, with + "run() reports the failure");
+    CHECK(pool.error() == "task 17: out of scratch", with + "the exception text is kept (got '" + pool.error() + "')");
+    CHECK(ran.load() == 64, with + "the other tasks still ran (" + std::to_string(ran.load()) + " of 64)");
+    ok = pool.run(8, [&](int t, int) {
+      if (t == 3) throw 42;
+    });
+    CHECK(!ok && pool.error() == "unknown exception", with + "a non-std exception (got '" + pool.error() + "')");
+    ok = pool.run(8, [&](int, int) {});
+    CHECK(ok && pool.error().empty(), with + "a clean run clears the error");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -1993,6 +2020,7 @@ int main() {
   run_case("host reference == core cpu-ref engine (tiny network)", test_host_reference_vs_cpu_ref);
   run_case("ProGAN spec forward == core cpu-ref engine (tiny ProGAN)", test_progan_host_vs_cpu_ref);
   run_case("ProGAN pipeline emulation (backend geometry + kernels) == cpu-ref", test_progan_pipeline_emulation);
+  run_case("CPU thread pool keeps a worker's exception text", test_thread_pool_errors);
 #ifdef FACEGAN_WITH_CUDA_EMU
   run_emulated_kernel_tests();
   run_case("emulated CUDA backend (cuda-emu) == host reference, end to end", [] { test_cuda_backend("cuda-emu"); });
