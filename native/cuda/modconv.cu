@@ -53,6 +53,40 @@ __device__ __forceinline__ void conv_store(const ConvArgs& a, const Pixel& p, in
   static_cast<T*>(a.y)[gemm_out_offset(a.g, p, oc)] = Act<T>::from_float(v);
 }
 
+// Two adjacent columns j, j + 1 (j even) of one row: when both are output channels o, o + 1 of
+// the same phase (Cout even), one 4-byte store of the pair (half2 / bfloat162 layout: the lower
+// channel in the low half) and one column decode; otherwise two single stores.
+template <typename T>
+__device__ __forceinline__ void conv_store_pair(const ConvArgs& a, const Pixel& p, int j, int N, float acc0,
+                                                float acc1) {
+  if (j + 1 >= N || (a.g.Cout & 1)) {
+    if (j < N) conv_store<T>(a, p, j, acc0);
+    if (j + 1 < N) conv_store<T>(a, p, j + 1, acc1);
+    return;
+  }
+  const OutCol oc = gemm_col_out(a.g, j);  // oc.o is even, oc.o + 1 < Cout: same phase
+  float v[2] = {acc0, acc1};
+  const int64_t db = (int64_t)p.b * a.d_stride + a.d_off + oc.o;
+  const float nz = a.noise ? a.noise[(int64_t)p.b * a.noise_bstride + gemm_out_pixel(a.g, p, oc)] * a.noise_strength : 0.0f;
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    if (a.colscale) v[e] *= a.colscale[j + e];
+    if (a.dcoef) v[e] *= a.dcoef[db + e];
+    v[e] += nz + a.bias[oc.o + e];
+    v[e] = act_clamp(v[e], a.activate != 0, a.slope, a.gain, a.clamp);
+  }
+  T pair[2] = {Act<T>::from_float(v[0]), Act<T>::from_float(v[1])};
+  T* dst = static_cast<T*>(a.y) + gemm_out_offset(a.g, p, oc);
+  if (sizeof(T) == 2) {
+    uint32_t bits;
+    memcpy(&bits, pair, 4);
+    *reinterpret_cast<uint32_t*>(dst) = bits;  // NHWC, o even: 4-byte aligned
+  } else {
+    dst[0] = pair[0];
+    dst[1] = pair[1];
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // FP32 FFMA path.
 
@@ -371,13 +405,8 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
       const Pixel p = gemm_row_pixel(g, m);
 #pragma unroll
       for (int ni = 0; ni < NI; ++ni) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          int rr, cc;
-          mma_c_elem(lane, 2 * h + e, &rr, &cc);
-          const int col = n0 + wn0 + ni * 8 + cc;
-          if (col < N) conv_store<T>(a, p, col, acc[mi][ni][2 * h + e]);
-        }
+        // Elements 2h and 2h + 1 are columns c and c + 1 (c even) of this row.
+        conv_store_pair<T>(a, p, n0 + wn0 + ni * 8 + c, N, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
       }
     }
   }
