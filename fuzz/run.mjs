@@ -81,6 +81,8 @@ async function loadBases(tmp) {
   file('pkl', 'pickle', gray, 3, '.pkl');
   file('tf-pkl', 'pickle', path.join(fixtures, 'tiny32.tf.pkl'), 3, '.pkl');
   file('rosinality-pt', 'zip', path.join(root, 'test', 'fixtures', 'rosinality', 'tiny32-rosinality.pt'), 3, '.pt');
+  // train.py form: g, d, optimiser states, args, no latent_avg (w_avg computed at load).
+  file('rosinality-train-pt', 'zip', path.join(root, 'test', 'fixtures', 'rosinality', 'train16.pt'), 2, '.pt');
   const tfjs = path.join(root, 'test', 'fixtures', 'progan');
   const manifest = JSON.parse(fs.readFileSync(path.join(tfjs, 'tiny-model.json'), 'utf8'));
   const files = new Map([['model.json', fs.readFileSync(path.join(tfjs, 'tiny-model.json'))]]);
