@@ -113,7 +113,7 @@ describe('F16 / BF16 weights reach the engine as stored', () => {
       const widened: NativeTensor[] = [...(await readCheckpoint(file)).tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: t.data }));
       const ref = await createGenerator({ config: SMALL_CONFIG as unknown as Record<string, unknown>, tensors: widened, source: file, format: 'test' }, { device: 'cpu' });
       try {
-        const opts = { seeds: [1, 2, 3], psi: 0.7, output: 'float32' } as const;
+        const opts = { seeds: [1, 2, 3], psi: 0.7, output: 'float32' as const };
         const [a, b] = [await gen.generate(opts), await ref.generate(opts)];
         for (let i = 0; i < 3; i++) expect(Buffer.from(a[i]!.data.buffer, a[i]!.data.byteOffset, a[i]!.data.byteLength).equals(Buffer.from(b[i]!.data.buffer, b[i]!.data.byteOffset, b[i]!.data.byteLength))).toBe(true);
       } finally {
