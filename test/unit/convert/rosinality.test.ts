@@ -447,6 +447,22 @@ describe('rosinality train.py checkpoint (train16.pt: g, d, g_ema, optimiser sta
     }
   });
 
+  it('exportOnnx carries the computed w_avg: ONNX Runtime gives the same image at ψ = 0.5', async () => {
+    const ort = await import('onnxruntime-node');
+    const dst = path.join(os.tmpdir(), `facegan-train16-${process.pid}.onnx`);
+    try {
+      await gen.exportOnnx(dst);
+      const z = Float32Array.from(gen.zFromSeed(5));
+      const [want] = await gen.generate({ z, psi: 0.5, output: 'float32' });
+      const session = await ort.InferenceSession.create(dst);
+      const out = await session.run({ z: new ort.Tensor('float32', z, [1, 16]), psi: new ort.Tensor('float32', Float32Array.of(0.5), []) });
+      const got = out[session.outputNames[0]!]!.data as Float32Array;
+      expectImageClose(got, want.data);
+    } finally {
+      fs.rmSync(dst, { force: true });
+    }
+  });
+
   it('does not interpret g, d or the optimiser states: any allowed values there are fine', () => {
     const junk = { g: (): PV => dict({ x: 1 }), d: (): PV => [1, 2, 3], g_optim: (): PV => 'not a state dict', d_optim: (): PV => null };
     const got = readCheckpointBuffer(torchSave(checkpointBuilder(undefined, junk, false)));
