@@ -5,7 +5,8 @@
  * A request waits at most `maxWaitMs` for company while the engine is idle; while the engine is
  * busy, requests simply gather until it is free. The batch is formed at the moment the engine
  * becomes free (late binding): a request that was aborted before that moment is dropped and never
- * runs. Only requests with the same `key` (same noise mode and output kind) share a batch, and a
+ * runs. Once a batch runs, its engine call is cancelled (`run`'s signal) only when every request in
+ * it has aborted: one request's signal never stops the images of the others. Only requests with the same `key` (same noise mode and output kind) share a batch, and a
  * batch never holds more than `maxBatch` images. Results go back to their own callers in order.
  */
 import { FaceganError } from './errors.js';
@@ -52,8 +53,11 @@ export interface BatcherOptions<P> {
    * calling `job` when the engine is gone (disposed).
    */
   enqueue: (job: () => Promise<void>) => Promise<void>;
-  /** Runs `n` images (inputs concatenated) with the parameters of the batch's first request. */
-  run: (params: P, input: Float32Array, n: number) => Promise<BatchOutput>;
+  /**
+   * Runs `n` images (inputs concatenated) with the parameters of the batch's first request.
+   * `signal` aborts when every request of the batch has aborted: the engine call may stop early.
+   */
+  run: (params: P, input: Float32Array, n: number, signal: AbortSignal) => Promise<BatchOutput>;
 }
 
 /** The error of a request whose signal aborted before it ran. */
@@ -185,10 +189,29 @@ export class Batcher<P> {
     this.stats.images += n;
     this.stats.requests += batch.length;
     this.stats.largestBatch = Math.max(this.stats.largestBatch, n);
+    // Abort the engine call when every request of the batch has aborted (all have signals).
+    const whole = new AbortController();
+    const detach: (() => void)[] = [];
+    if (batch.every((p) => p.signal)) {
+      let left = batch.filter((p) => !p.signal!.aborted).length;
+      if (left === 0) whole.abort();
+      for (const p of batch) {
+        if (p.signal!.aborted) continue;
+        const onAbort = (): void => {
+          if (--left === 0) whole.abort();
+        };
+        p.signal!.addEventListener('abort', onAbort, { once: true });
+        detach.push(() => p.signal!.removeEventListener('abort', onAbort));
+      }
+    }
     let out: BatchOutput;
     try {
       const t0 = performance.now();
-      out = await this.#opts.run(batch[0].params, input, n);
+      try {
+        out = await this.#opts.run(batch[0].params, input, n, whole.signal);
+      } finally {
+        for (const d of detach) d();
+      }
       // Engine time per image, smoothed (first call: as measured).
       const per = (performance.now() - t0) / n;
       this.stats.msPerImage = this.stats.msPerImage === 0 ? per : 0.7 * this.stats.msPerImage + 0.3 * per;

@@ -139,12 +139,19 @@ export class Generator {
       maxBatchMs,
       rowLength: info.arch === 'progan' ? info.zDim : info.numWs * info.wDim,
       enqueue: (job) => this.#run(job),
-      run: async (p, input, n) => {
+      run: async (p, input, n, signal) => {
+        // Every request of this batch left: cancel the running engine call (it stops within a chunk).
+        const token = native().createCancelToken();
+        const onAbort = (): void => token.cancel();
+        if (signal.aborted) token.cancel();
+        else signal.addEventListener('abort', onAbort, { once: true });
         try {
-          const out = await this.#native!.synthesis(input, n, p.noiseMode, p.noiseSeed, p.offset, p.wantFloat, !p.wantFloat);
+          const out = await this.#native!.synthesis(input, n, p.noiseMode, p.noiseSeed, p.offset, p.wantFloat, !p.wantFloat, token);
           return { data: (p.wantFloat ? out.float32 : out.uint8)! };
         } catch (err) {
           throw engineError(err, this.#native === undefined);
+        } finally {
+          signal.removeEventListener('abort', onAbort);
         }
       },
     });

@@ -275,6 +275,49 @@ describe('6b. an AbortSignal stops a long request within one chunk', () => {
   });
 });
 
+describe('6c. an AbortSignal stops the running engine call when every request of it has left', () => {
+  it('a 1024-image request in one engine call, aborted after 100 ms, stops within one layer', async () => {
+    const gen = await loadGenerator(DEFAULT_MODEL, { device: 'cpu', batchSize: 1024 });
+    try {
+      const t0 = performance.now();
+      await gen.generate({ seeds: [0, 1] });
+      const perImage = (performance.now() - t0) / 2;
+      const ac = new AbortController();
+      const call = gen.generate({ seeds: Array.from({ length: 1024 }, (_, i) => i), signal: ac.signal });
+      await new Promise((r) => setTimeout(r, 100));
+      const t1 = performance.now();
+      ac.abort();
+      await rejectsWith(call, 'ERR_ABORTED');
+      const after = performance.now() - t1;
+      // The engine call holds all 1024 images: only its cancel flag can end it early.
+      expect(after).toBeLessThan(Math.max(500, 64 * perImage));
+      const t2 = performance.now();
+      await gen.generate({ seed: 5 });
+      expect(performance.now() - t2).toBeLessThan(Math.max(500, 24 * perImage));
+    } finally {
+      gen.dispose();
+    }
+  });
+
+  it('one request leaving a shared batch does not cancel the others', async () => {
+    const gen = await loadGenerator(DEFAULT_MODEL, { device: 'cpu', batchSize: 8 });
+    try {
+      const alone = await gen.generate({ seed: 3 });
+      const ac = new AbortController();
+      const leaving = gen.generate({ seed: 1, signal: ac.signal });
+      const staying = gen.generate({ seed: 3, signal: new AbortController().signal });
+      setTimeout(() => ac.abort(), 5);
+      const [left, stayed] = await Promise.allSettled([leaving, staying]);
+      expect(stayed.status).toBe('fulfilled');
+      if (stayed.status === 'fulfilled') expect(Buffer.from(stayed.value[0].data).equals(Buffer.from(alone[0].data))).toBe(true);
+      // The leaving request either finished before the abort or was dropped with ERR_ABORTED.
+      if (left.status === 'rejected') expect((left.reason as { code?: string }).code).toBe('ERR_ABORTED');
+    } finally {
+      gen.dispose();
+    }
+  });
+});
+
 describe('7. error codes', () => {
   let gen: Generator;
   beforeAll(async () => {
