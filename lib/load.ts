@@ -69,7 +69,15 @@ function warnIfStale(compiled: string): void {
 function readInWorker(file: string): Promise<Extract<LoadWorkerReply, { ok: true }>> {
   const trace = new Error();
   return new Promise((resolve, reject) => {
-    const worker = new Worker(workerScript(), { workerData: { file } });
+    // The worker inherits the process's Node flags, less those a worker refuses (a program run as
+    // `node --input-type=module -e ...` would otherwise fail with ERR_INPUT_TYPE_NOT_ALLOWED).
+    const execArgv: string[] = [];
+    for (let i = 0; i < process.execArgv.length; ++i) {
+      const a = process.execArgv[i];
+      if (a === '-e' || a === '--eval' || a === '-p' || a === '--print') ++i;  // and the code after it
+      else if (!a.startsWith('--input-type') && !a.startsWith('--eval=') && !a.startsWith('--print=')) execArgv.push(a);
+    }
+    const worker = new Worker(workerScript(), { workerData: { file }, execArgv });
     let settled = false;
     const fail = (e: Error): void => {
       if (settled) return;
