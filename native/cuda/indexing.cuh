@@ -376,7 +376,7 @@ FG_HD uint8_t float_to_u8_scaled(float v, float scale, float offset) {
 }
 FG_HD uint8_t float_to_u8(float v) { return float_to_u8_scaled(v, 127.5f, 128.0f); }
 
-// ProGAN's pixels, as lib/convert/progan-reference.ts (proganToUint8) computes them:
+// ProGAN's pixels, as test/helpers/progan-reference.ts (proganToUint8) computes them:
 // Math.round(min(255, max(0, v * scale + offset))) in double arithmetic (the product of a float and
 // a double rounded once, then the sum rounded once, never fused), halves rounded up, NaN -> 0.
 FG_HD uint8_t float_to_u8_round(float v, double scale, double offset) {

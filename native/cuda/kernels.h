@@ -106,7 +106,7 @@ struct NoiseParams {
 };
 Status launch_noise(int n, int plane, int layer, const NoiseParams* params, float* out, cudaStream_t stream);
 
-// ---- progan.cu: ProGAN's pixel norm over channels, per pixel. For each of `pixels` rows of C
+// ---- pixnorm.cu: ProGAN's pixel norm over channels, per pixel. For each of `pixels` rows of C
 // channels: v = src ? act(src + bias) : x (bias optional; act = lrelu(slope)*gain when activate,
 // else identity); x = normalize ? v / sqrt(mean_c v^2 + eps) : v, stored in the activation type.
 // With src == nullptr, x is normalised in place.

@@ -554,7 +554,7 @@ void test_u8_and_lerp() {
   CHECK(lerp_torch(0.3f, -0.9f, 0.0f) == 0.3f, "psi 0 gives w_avg");
 }
 
-// proganToUint8 (lib/convert/progan-reference.ts) in JavaScript's terms: x = v * scale + offset in
+// proganToUint8 (test/helpers/progan-reference.ts) in JavaScript's terms: x = v * scale + offset in
 // double, Math.max(0, x), Math.min(255, .), Math.round (nearest, halves toward +infinity), stored
 // into a Uint8Array (NaN -> 0).
 uint8_t js_progan_u8(float v, double scale, double offset) {

@@ -380,7 +380,7 @@ void test_noise(Results* out) {
   }
 }
 
-// ---- progan.cu: pixel norm (in place, and from a float source with bias + leaky ReLU).
+// ---- pixnorm.cu: pixel norm (in place, and from a float source with bias + leaky ReLU).
 void test_pixnorm(Results* out) {
   for (ActType t : {ActType::F32, ActType::F16}) {
     const int pixels = 37, C = 70;
