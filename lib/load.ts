@@ -69,15 +69,11 @@ function warnIfStale(compiled: string): void {
 function readInWorker(file: string): Promise<Extract<LoadWorkerReply, { ok: true }>> {
   const trace = new Error();
   return new Promise((resolve, reject) => {
-    // The worker inherits the process's Node flags, less those a worker refuses (a program run as
-    // `node --input-type=module -e ...` would otherwise fail with ERR_INPUT_TYPE_NOT_ALLOWED).
-    const execArgv: string[] = [];
-    for (let i = 0; i < process.execArgv.length; ++i) {
-      const a = process.execArgv[i];
-      if (a === '-e' || a === '--eval' || a === '-p' || a === '--print') ++i;  // and the code after it
-      else if (!a.startsWith('--input-type') && !a.startsWith('--eval=') && !a.startsWith('--print=')) execArgv.push(a);
-    }
-    const worker = new Worker(workerScript(), { workerData: { file }, execArgv });
+    // The worker inherits the process's Node flags, but refuses --input-type (a program run as
+    // `node --input-type=module -e ...` would fail with ERR_INPUT_TYPE_NOT_ALLOWED): then it gets
+    // none (an explicit list may not hold V8 flags such as --max-old-space-size either).
+    const execArgv = process.execArgv.some((a) => a.startsWith('--input-type')) ? [] : undefined;
+    const worker = new Worker(workerScript(), { workerData: { file }, ...(execArgv ? { execArgv } : {}) });
     let settled = false;
     const fail = (e: Error): void => {
       if (settled) return;

@@ -2,7 +2,8 @@
 // Builds the native addon with cmake-js into build/Release/facegan.node (`npm run build:native` in a
 // clone; `npx facegan build-native` in a project that installed facegan-native).
 // The CUDA backend is compiled when CMake finds a CUDA toolkit (set FACEGAN_CUDA=0 to skip it).
-// FACEGAN_TOOLS=1 also builds the C++ check / bench / unit executables into build/bin.
+// FACEGAN_TOOLS=1 also builds the C++ check / bench / unit executables into build/bin
+// (FACEGAN_EMU_SANITIZERS=1: also facegan-unit-asan / -tsan).
 // Extra arguments are passed to cmake-js (e.g. --debug).
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -29,6 +30,8 @@ const common = [
   '--parallel', String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length)),
   `--CDFACEGAN_CUDA=${cuda}`,
   `--CDFACEGAN_TOOLS=${process.env.FACEGAN_TOOLS === '1' ? 'ON' : 'OFF'}`,
+  // With the tools: build/bin/facegan-unit-asan and -tsan (the emulated CUDA kernels under sanitizers).
+  `--CDFACEGAN_EMU_SANITIZERS=${process.env.FACEGAN_EMU_SANITIZERS === '1' ? 'ON' : 'OFF'}`,
   ...(process.env.FACEGAN_CUDA_ARCHITECTURES ? [`--CDFACEGAN_CUDA_ARCHITECTURES=${process.env.FACEGAN_CUDA_ARCHITECTURES}`] : []),
   ...process.argv.slice(2),
 ];

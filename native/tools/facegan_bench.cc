@@ -97,7 +97,9 @@ double nominal_macs(const std::vector<TensorView>& tensors, const ModelInfo& mi)
 int main(int argc, char** argv) {
 #ifdef FACEGAN_WITH_CUDA_EMU
   facegan::register_cuda_emu_backend();
+#ifdef FACEGAN_WITH_CUDA_EMU_SM75
   facegan::register_cuda_emu_sm75_backend();
+#endif
 #endif
   LoadOptions lo;
   std::string config = "ffhq256";

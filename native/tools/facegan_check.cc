@@ -1002,7 +1002,9 @@ int run_self_test(const Opts& o) {
 int main(int argc, char** argv) {
 #ifdef FACEGAN_WITH_CUDA_EMU
   facegan::register_cuda_emu_backend();
+#ifdef FACEGAN_WITH_CUDA_EMU_SM75
   facegan::register_cuda_emu_sm75_backend();
+#endif
 #endif
   Opts o;
   std::vector<std::string> pos;

@@ -1955,7 +1955,9 @@ void run_emulated_kernel_tests() {
   const bool q = quick && std::string(quick) == "1";
   emu_results::Results results;
   emu_tests::run_kernel_tests(&results, q);            // sm_80+ device code paths
+#ifdef FACEGAN_WITH_CUDA_EMU_SM75
   emu_tests_sm75::run_kernel_tests(&results, true);    // sm_75's (fp16 as two m16n8k8)
+#endif
   for (const auto& r : results) {
     if (r.ok) ++g_passed;
     else ++g_failed;
@@ -1993,7 +1995,9 @@ void test_thread_pool_errors() {
 int main() {
 #ifdef FACEGAN_WITH_CUDA_EMU
   facegan::register_cuda_emu_backend();
+#ifdef FACEGAN_WITH_CUDA_EMU_SM75
   facegan::register_cuda_emu_sm75_backend();
+#endif
 #endif
   std::printf("facegan-unit: CUDA backend index arithmetic on the CPU (and end to end on a GPU)\n");
   run_case("philox4x32-10 known-answer vectors", test_philox_kat);
@@ -2025,12 +2029,14 @@ int main() {
   run_emulated_kernel_tests();
   run_case("emulated CUDA backend (cuda-emu) == host reference, end to end", [] { test_cuda_backend("cuda-emu"); });
   run_case("emulated CUDA ProGAN (cuda-emu) == cpu-ref, end to end", [] { test_cuda_progan("cuda-emu"); });
+#ifdef FACEGAN_WITH_CUDA_EMU_SM75
   run_case("emulated CUDA backend, sm_75 code paths (cuda-emu-sm75) == host reference", [] {
     fg_emu::reset();
     fg_emu::config().cc = 75;  // the device reports 7.5: bf16 is refused, fp16 runs as m16n8k8 pairs
     test_cuda_backend("cuda-emu-sm75");
     fg_emu::reset();
   });
+#endif
   run_case("emulated CUDA backend: graphs, chunking, OOM halving, non-finite, cancel, faults", test_cuda_emu_runtime);
 #endif
 #ifdef FACEGAN_WITH_CUDA
