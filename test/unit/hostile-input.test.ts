@@ -249,54 +249,43 @@ describe('6. dispose() stops a running call', () => {
   });
 });
 
+/**
+ * A 1024-image request on a generator with `batchSize`, aborted after 100 ms: rejects with
+ * ERR_ABORTED within `budgetImages` image-times (the request would take ~1024), and the generator
+ * is free for the next request at once.
+ */
+async function abortedLongRequest(batchSize: number, budgetImages: number): Promise<void> {
+  const gen = await loadGenerator(DEFAULT_MODEL, { device: 'cpu', batchSize });
+  try {
+    const t0 = performance.now();
+    await gen.generate({ seeds: [0, 1] });
+    const perImage = (performance.now() - t0) / 2;
+    const ac = new AbortController();
+    const call = gen.generate({ seeds: Array.from({ length: 1024 }, (_, i) => i), signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 100));
+    const t1 = performance.now();
+    ac.abort();
+    await rejectsWith(call, 'ERR_ABORTED');
+    expect(performance.now() - t1).toBeLessThan(Math.max(500, budgetImages * perImage));
+    const t2 = performance.now();
+    await gen.generate({ seed: 5 });
+    expect(performance.now() - t2).toBeLessThan(Math.max(500, 24 * perImage));
+  } finally {
+    gen.dispose();
+  }
+}
+
 describe('6b. an AbortSignal stops a long request within one chunk', () => {
   it('a 1024-image request aborted after 100 ms rejects with ERR_ABORTED long before its end', async () => {
-    const gen = await loadGenerator(DEFAULT_MODEL, { device: 'cpu', batchSize: 16 });
-    try {
-      const t0 = performance.now();
-      await gen.generate({ seeds: [0, 1] });
-      const perImage = (performance.now() - t0) / 2;
-      const ac = new AbortController();
-      const call = gen.generate({ seeds: Array.from({ length: 1024 }, (_, i) => i), signal: ac.signal });
-      await new Promise((r) => setTimeout(r, 100));
-      const t1 = performance.now();
-      ac.abort();
-      await rejectsWith(call, 'ERR_ABORTED');
-      const after = performance.now() - t1;
-      // At most the chunk that was running (16 images) finishes; the request would take ~1024 × perImage.
-      expect(after).toBeLessThan(Math.max(500, 48 * perImage));
-      // The generator is free for the next request at once.
-      const t2 = performance.now();
-      await gen.generate({ seed: 5 });
-      expect(performance.now() - t2).toBeLessThan(Math.max(500, 24 * perImage));
-    } finally {
-      gen.dispose();
-    }
+    // At most the chunk that was running (16 images) finishes.
+    await abortedLongRequest(16, 48);
   });
 });
 
 describe('6c. an AbortSignal stops the running engine call when every request of it has left', () => {
   it('a 1024-image request in one engine call, aborted after 100 ms, stops within one layer', async () => {
-    const gen = await loadGenerator(DEFAULT_MODEL, { device: 'cpu', batchSize: 1024 });
-    try {
-      const t0 = performance.now();
-      await gen.generate({ seeds: [0, 1] });
-      const perImage = (performance.now() - t0) / 2;
-      const ac = new AbortController();
-      const call = gen.generate({ seeds: Array.from({ length: 1024 }, (_, i) => i), signal: ac.signal });
-      await new Promise((r) => setTimeout(r, 100));
-      const t1 = performance.now();
-      ac.abort();
-      await rejectsWith(call, 'ERR_ABORTED');
-      const after = performance.now() - t1;
-      // The engine call holds all 1024 images: only its cancel flag can end it early.
-      expect(after).toBeLessThan(Math.max(500, 64 * perImage));
-      const t2 = performance.now();
-      await gen.generate({ seed: 5 });
-      expect(performance.now() - t2).toBeLessThan(Math.max(500, 24 * perImage));
-    } finally {
-      gen.dispose();
-    }
+    // The engine call holds all 1024 images: only its cancel flag can end it early.
+    await abortedLongRequest(1024, 64);
   });
 
   it('one request leaving a shared batch does not cancel the others', async () => {
