@@ -70,6 +70,21 @@ float from16(uint16_t h, ActType t) {
   return f;
 }
 
+// Values stored in the activation type t (float, or 16-bit bits) on the device, and back.
+void* upload_act(const std::vector<float>& v, ActType t) {
+  if (t == ActType::F32) return upload(v);
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = to16(v[i], t);
+  return upload(h);
+}
+std::vector<float> download_act(const void* p, size_t n, ActType t) {
+  if (t == ActType::F32) return download<float>(p, n);
+  const auto h = download<uint16_t>(p, n);
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = from16(h[i], t);
+  return v;
+}
+
 struct ConvCase {
   const char* name;
   int batch, H, Cin, Cout, up;
@@ -114,23 +129,16 @@ void conv_case(const ConvCase& c, ActType t, Results* out) {
   a.g = g;
   a.x_bstride = bstride;
   std::vector<float> B((size_t)Kpad * Npad), colscale(Npad, 1.0f);
-  void* wdev = nullptr;
-  void* xdev = nullptr;
   float* csdev = nullptr;
   if (t == ActType::F32) {
     pack_b_kmajor(g, W.data(), Kpad, Npad, B.data());
-    wdev = upload(B);
-    xdev = upload(x);
   } else {
     pack_b_nmajor_scaled(g, W.data(), Kpad, Npad, B.data(), colscale.data());
-    std::vector<uint16_t> B16(B.size()), x16(x.size());
-    for (size_t i = 0; i < B.size(); ++i) B16[i] = to16(B[i], t);
-    for (size_t i = 0; i < x.size(); ++i) x16[i] = to16(x[i], t);
-    wdev = upload(B16);
-    xdev = upload(x16);
     csdev = upload(colscale);
     a.colscale = csdev;
   }
+  void* wdev = upload_act(B, t);
+  void* xdev = upload_act(x, t);
   a.x = xdev;
   float* sdev = upload(s);
   float* ddev = upload(d);
@@ -153,13 +161,7 @@ void conv_case(const ConvCase& c, ActType t, Results* out) {
   a.y = ydev;
   const Status st = launch_modconv(a, t, tile, 0);
   const cudaError_t e = cudaDeviceSynchronize();
-  std::vector<float> got(out_n);
-  if (t == ActType::F32) {
-    got = download<float>(ydev, out_n);
-  } else {
-    auto g16 = download<uint16_t>(ydev, out_n);
-    for (size_t i = 0; i < out_n; ++i) got[i] = from16(g16[i], t);
-  }
+  const std::vector<float> got = download_act(ydev, out_n, t);
   for (void* p : {wdev, xdev, (void*)csdev, (void*)sdev, (void*)ddev, (void*)bdev, (void*)ndev, ydev}) cudaFree(p);
   const char* tname = tile == ConvTile::Ffma ? "ffma" : tile == ConvTile::MmaWide ? "mma128x128" : "mma128x32";
   const std::string name = std::string("modconv ") + c.name + " " + pname + " " + tname + " sm_" +
@@ -307,14 +309,7 @@ void torgb_case(const char* name, int n, int R, int Cin, int Cimg, bool prev, Ac
   a.R = R;
   a.Cin = Cin;
   a.Cimg = Cimg;
-  void* xdev = nullptr;
-  if (t == ActType::F32) {
-    xdev = upload(x);
-  } else {
-    std::vector<uint16_t> x16(x.size());
-    for (size_t i = 0; i < x.size(); ++i) x16[i] = to16(x[i], t);
-    xdev = upload(x16);
-  }
+  void* xdev = upload_act(x, t);
   float* sdev = upload(s);
   float* wdev = upload(W);
   float* bdev = upload(bias);
@@ -413,13 +408,7 @@ void test_pixnorm(Results* out) {
     a.x = xdev;
     const Status st = launch_pixnorm(a, t, 0);
     const cudaError_t e = cudaDeviceSynchronize();
-    std::vector<float> got((size_t)pixels * C);
-    if (t == ActType::F32) {
-      got = download<float>(xdev, got.size());
-    } else {
-      auto g16 = download<uint16_t>(xdev, got.size());
-      for (size_t i = 0; i < got.size(); ++i) got[i] = from16(g16[i], t);
-    }
+    const std::vector<float> got = download_act(xdev, (size_t)pixels * C, t);
     cudaFree(sdev);
     cudaFree(bdev);
     cudaFree(xdev);

@@ -143,6 +143,14 @@ cudaError_t set_error(cudaError_t e) {
   return e;
 }
 
+// A kernel fault: remembered with its description and reported at the next synchronising call
+// (the first fault wins, as on a GPU).
+void raise_fault(cudaError_t code, std::string msg) {
+  g_fault_msg = std::move(msg);
+  fprintf(stderr, "fg_emu: %s\n", g_fault_msg.c_str());
+  if (g_pending_fault == cudaSuccess && g_sticky == cudaSuccess) g_pending_fault = code;
+}
+
 // A synchronising call: reports a pending kernel fault, which then sticks.
 cudaError_t sync_point() {
   if (g_pending_fault != cudaSuccess) {
@@ -159,6 +167,15 @@ struct Alloc {
   size_t bytes;
 };
 std::map<uintptr_t, Alloc> g_allocs;  // device allocations by start address
+
+// Allocations are made in whole 256-byte units (cudaMalloc's alignment).
+size_t rounded(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+size_t bytes_in_use() {
+  size_t used = 0;
+  for (auto& kv : g_allocs) used += kv.second.bytes;
+  return used;
+}
 struct HostAlloc {
   size_t bytes;
 };
@@ -379,9 +396,7 @@ void switch_to_scheduler(Worker& w, bool done) {
     w.failed = true;
     std::string where = std::string("kernel ") + w.kernel + ", block " + dim_str(w.bidx);
     if (w.cur) where += ", thread " + dim_str(dim3(w.cur->ctx.tid.x, w.cur->ctx.tid.y, w.cur->ctx.tid.z));
-    g_fault_msg = where + ": " + what;
-    fprintf(stderr, "fg_emu: %s\n", g_fault_msg.c_str());
-    if (g_pending_fault == cudaSuccess && g_sticky == cudaSuccess) g_pending_fault = code;
+    raise_fault(code, where + ": " + what);
   }
   w.cur->state = FState::Done;
   switch_to_scheduler(w, true);
@@ -479,7 +494,7 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
   while ((int)w.fibers.size() < nt) w.fibers.emplace_back(new Fiber());
   w.lanes.resize(nt);
   w.warp_arrived.assign((nt + 31) / 32, 0u);
-  w.warp_sync.resize((size_t)((nt + 31) / 32) * 2);
+  w.warp_sync.resize((size_t)(nt + 31) / 32);
   for (int t = 0; t < nt; ++t) {
     Fiber* f = w.fibers[t].get();
     init_fiber(f);
@@ -525,11 +540,10 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
       if (done > 0) {
         w.cur = nullptr;
         w.failed = true;
-        g_fault_msg = std::string("kernel ") + w.kernel + ", block " + dim_str(bidx) + ": __syncthreads reached by " +
-                      std::to_string(at_bar) + " of " + std::to_string(nt) + " threads (" + std::to_string(done) +
-                      " exited before it): a barrier every thread must reach";
-        fprintf(stderr, "fg_emu: %s\n", g_fault_msg.c_str());
-        if (g_pending_fault == cudaSuccess && g_sticky == cudaSuccess) g_pending_fault = cudaErrorLaunchFailure;
+        raise_fault(cudaErrorLaunchFailure, std::string("kernel ") + w.kernel + ", block " + dim_str(bidx) +
+                                                ": __syncthreads reached by " + std::to_string(at_bar) + " of " +
+                                                std::to_string(nt) + " threads (" + std::to_string(done) +
+                                                " exited before it): a barrier every thread must reach");
         return false;
       }
       for (int t = 0; t < nt; ++t) w.fibers[t]->state = FState::Runnable;
@@ -549,11 +563,10 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
         }
       }
       w.failed = true;
-      g_fault_msg = std::string("kernel ") + w.kernel + ", block " + dim_str(bidx) + ": deadlock (" +
-                    std::to_string(at_bar) + " threads at __syncthreads, " + std::to_string(at_warp) +
-                    " in warp collectives, " + std::to_string(done) + " exited)." + detail;
-      fprintf(stderr, "fg_emu: %s\n", g_fault_msg.c_str());
-      if (g_pending_fault == cudaSuccess && g_sticky == cudaSuccess) g_pending_fault = cudaErrorLaunchFailure;
+      raise_fault(cudaErrorLaunchFailure, std::string("kernel ") + w.kernel + ", block " + dim_str(bidx) + ": deadlock (" +
+                                              std::to_string(at_bar) + " threads at __syncthreads, " +
+                                              std::to_string(at_warp) + " in warp collectives, " +
+                                              std::to_string(done) + " exited)." + detail);
       return false;
     }
   }
@@ -594,9 +607,8 @@ void execute_kernel(const char* name, void (*key)(), const LaunchCfg& lc, const 
   if (!cfg().fault_kernel.empty() && cfg().fault_kernel == name) {
     w.failed = true;
     w.bidx = dim3(0, 0, 0);
-    g_fault_msg = std::string("kernel ") + name + ", block (0,0,0): injected fault (FACEGAN_EMU_FAULT_KERNEL)";
-    fprintf(stderr, "fg_emu: %s\n", g_fault_msg.c_str());
-    g_pending_fault = cudaErrorIllegalAddress;
+    raise_fault(cudaErrorIllegalAddress,
+                std::string("kernel ") + name + ", block (0,0,0): injected fault (FACEGAN_EMU_FAULT_KERNEL)");
     return;
   }
   for (unsigned z = 0; z < lc.grid.z; ++z)
@@ -759,7 +771,7 @@ void collective(int kind, unsigned mask, const void* tag, void (*compute)(LaneSl
                    "lanes of one warp meet in different warp collectives (or with different masks)");
   }
 #ifdef FG_EMU_TSAN
-  __tsan_release(&w.warp_sync[(size_t)warp * 2]);
+  __tsan_release(&w.warp_sync[(size_t)warp]);
 #endif
   if ((arrived & mask) == mask) {
     LaneSlot* lanes[32];
@@ -778,7 +790,7 @@ void collective(int kind, unsigned mask, const void* tag, void (*compute)(LaneSl
     switch_to_scheduler(w, false);
   }
 #ifdef FG_EMU_TSAN
-  __tsan_acquire(&w.warp_sync[(size_t)warp * 2]);
+  __tsan_acquire(&w.warp_sync[(size_t)warp]);
 #endif
 }
 
@@ -831,8 +843,7 @@ void trap(const char* why) { fiber_fail(g_worker, cudaErrorIllegalInstruction, w
 Config& config() { return cfg(); }
 Stats stats() {
   Stats s = g_stats;
-  s.bytes_in_use = 0;
-  for (auto& kv : g_allocs) s.bytes_in_use += kv.second.bytes;
+  s.bytes_in_use = bytes_in_use();
   return s;
 }
 std::string fault_message() { return g_fault_msg; }
@@ -841,7 +852,7 @@ void reset() {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   for (auto& kv : g_allocs) {
 #ifdef FG_EMU_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(kv.first), (kv.second.bytes + 255) / 256 * 256);
+    ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(kv.first), rounded(kv.second.bytes));
 #endif
     free(reinterpret_cast<void*>(kv.first));
   }
@@ -998,15 +1009,14 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   if (bytes == 0) return cudaSuccess;
   ++g_stats.mallocs;
   if (cfg().fail_malloc_at > 0 && --cfg().fail_malloc_at == 0) return set_error(cudaErrorMemoryAllocation);
-  size_t used = 0;
-  for (auto& kv : g_allocs) used += kv.second.bytes;
+  const size_t used = bytes_in_use();
   if (bytes > cfg().device_memory || used + bytes > cfg().device_memory) return set_error(cudaErrorMemoryAllocation);
-  void* m = aligned_alloc(256, (bytes + 255) / 256 * 256);
+  void* m = aligned_alloc(256, rounded(bytes));
   if (!m) return set_error(cudaErrorMemoryAllocation);
   memset(m, 0xff, bytes);  // NaN as float, half and bfloat16
 #ifdef FG_EMU_ASAN
   // The allocation is rounded up to 256 bytes: the tail is out of bounds all the same.
-  if ((bytes + 255) / 256 * 256 > bytes) ASAN_POISON_MEMORY_REGION(static_cast<char*>(m) + bytes, (bytes + 255) / 256 * 256 - bytes);
+  if (rounded(bytes) > bytes) ASAN_POISON_MEMORY_REGION(static_cast<char*>(m) + bytes, rounded(bytes) - bytes);
 #endif
   g_allocs[(uintptr_t)m] = Alloc{bytes};
   g_stats.peak_bytes = std::max(g_stats.peak_bytes, used + bytes);
@@ -1022,7 +1032,7 @@ cudaError_t cudaFree(void* p) {
   auto it = g_allocs.find((uintptr_t)p);
   if (it == g_allocs.end()) return set_error(cudaErrorInvalidDevicePointer);
 #ifdef FG_EMU_ASAN
-  ASAN_UNPOISON_MEMORY_REGION(p, (it->second.bytes + 255) / 256 * 256);
+  ASAN_UNPOISON_MEMORY_REGION(p, rounded(it->second.bytes));
 #endif
   g_allocs.erase(it);
   free(p);
@@ -1052,8 +1062,7 @@ cudaError_t cudaFreeHost(void* p) {
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   FG_EMU_ENTER();
-  size_t used = 0;
-  for (auto& kv : g_allocs) used += kv.second.bytes;
+  const size_t used = bytes_in_use();
   *total_bytes = cfg().device_memory;
   *free_bytes = used > cfg().device_memory ? 0 : cfg().device_memory - used;
   return cudaSuccess;
