@@ -504,7 +504,7 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
     return Status::Error(std::string("cuda backend: precision ") + precision_name(options.precision) +
                          " needs compute capability 8.0 or newer; device " + std::to_string(dev_) + " has " + cc_str);
   const char* graphs_env = std::getenv("FACEGAN_CUDA_GRAPHS");
-  use_graphs_ = !(graphs_env && std::strcmp(graphs_env, "0") == 0) && !sync_debug();
+  use_graphs_ = !(graphs_env && std::strcmp(graphs_env, "0") == 0) && !read_sync_debug();
   FG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 
   Blob blob;
@@ -1018,14 +1018,15 @@ Status CudaBackend::synthesis_impl(const SynthesisArgs& args) {
                                     cudaMemcpyDeviceToHost, stream_));
     if (args.img_u8)
       FG_CUDA_CHECK(cudaMemcpyAsync(u8_h_.as<uint8_t>(), sb_.u8, (size_t)n * img_elems, cudaMemcpyDeviceToHost, stream_));
+    // After the last chunk: the call's non-finite count, fetched by the same synchronisation.
+    if (s0 + n >= args.n)
+      FG_CUDA_CHECK(cudaMemcpyAsync(count_h_.as<unsigned long long>(), sb_.nonfinite, sizeof(unsigned long long),
+                                    cudaMemcpyDeviceToHost, stream_));
     // The pinned buffers are reused by the next chunk: wait, then hand the results over.
     FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
     if (args.img) std::memcpy(args.img + (size_t)s0 * img_elems, img_h_.as<float>(), (size_t)n * img_elems * sizeof(float));
     if (args.img_u8) std::memcpy(args.img_u8 + (size_t)s0 * img_elems, u8_h_.as<uint8_t>(), (size_t)n * img_elems);
   }
-  FG_CUDA_CHECK(cudaMemcpyAsync(count_h_.as<unsigned long long>(), sb_.nonfinite, sizeof(unsigned long long),
-                                cudaMemcpyDeviceToHost, stream_));
-  FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
   if (args.nonfinite_count) *args.nonfinite_count = *count_h_.as<unsigned long long>();
   return Status::Ok();
 }

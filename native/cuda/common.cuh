@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -41,11 +42,19 @@ inline Status cuda_error(cudaError_t err, const char* call, const char* file, in
   return Status::Error(std::move(msg));
 }
 
-// FACEGAN_CUDA_SYNC=1: synchronise after every launch.
-inline bool sync_debug() {
-  const char* v = std::getenv("FACEGAN_CUDA_SYNC");
-  return v && std::strcmp(v, "1") == 0;
+// FACEGAN_CUDA_SYNC=1: synchronise after every launch. Read from the environment by
+// read_sync_debug() when a backend prepares (not on every launch); check_launch tests the flag.
+inline std::atomic<bool>& sync_debug_flag() {
+  static std::atomic<bool> on{false};
+  return on;
 }
+inline bool read_sync_debug() {
+  const char* v = std::getenv("FACEGAN_CUDA_SYNC");
+  const bool on = v && std::strcmp(v, "1") == 0;
+  sync_debug_flag().store(on, std::memory_order_relaxed);
+  return on;
+}
+inline bool sync_debug() { return sync_debug_flag().load(std::memory_order_relaxed); }
 
 inline Status check_launch(const char* kernel, const char* file, int line) {
   cudaError_t e = cudaGetLastError();
