@@ -5,6 +5,7 @@
 // (batch size, noise mode) and replayed. Host pointers in and out: one host->device copy of the
 // inputs and one device->host copy per requested output.
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -326,6 +327,22 @@ class CudaBackend final : public Backend {
   std::vector<ConvStep> convs_;
   std::vector<RgbStep> rgbs_;
   std::vector<Step> steps_;
+  // Multiply-adds per image of every launch, from the plan (printed at prepare with FACEGAN_CUDA_MACS=1).
+  struct MacLine {
+    std::string name, kind;
+    MacCount m;
+  };
+  std::vector<MacLine> macs_;
+  void add_macs(const std::string& name, const std::string& kind, double nominal, double gemm, double tiles) {
+    MacLine l;
+    l.name = name;
+    l.kind = kind;
+    l.m.nominal = nominal;
+    l.m.gemm = gemm;
+    l.m.tiles = tiles;
+    macs_.push_back(l);
+  }
+  void print_macs() const;
   int64_t max_act_ = 0;  // elements per sample of the largest activation
   int final_img_ = 0;    // which of the two image buffers holds the result
 
@@ -535,9 +552,13 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
     has_embed_ = m.has_embed;
     map_width_ = m.z_dim + (m.has_embed ? m.embed.out : 0);
     if (has_embed_) add_fc(m.embed, &embed_);
+    if (has_embed_) add_macs("mapping.embed", "fc", (double)m.embed.in * m.embed.out, (double)m.embed.in * m.embed.out,
+                             (double)m.embed.in * m.embed.out);
     fcs_.resize(m.fcs.size());
     for (size_t i = 0; i < m.fcs.size(); ++i) {
       add_fc(m.fcs[i], &fcs_[i]);
+      const double fc_macs = (double)m.fcs[i].in * m.fcs[i].out;
+      add_macs("mapping.fc" + std::to_string(i), "fc", fc_macs, fc_macs, fc_macs);
       map_width_ = std::max(map_width_, m.fcs[i].out);
     }
     w_avg_ = blob.add(m.w_avg, (size_t)m.w_dim * sizeof(float));
@@ -561,6 +582,13 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
   style_dev_.style_dim = sp.style_dim;
   style_dev_.demod_dim = sp.demod_dim;
   style_dev_.num_conv = sp.num_conv;
+  if (sp.style_dim > 0) {
+    const double affine = (double)sp.style_dim * sp.w_dim;
+    add_macs("affines", "rows", affine, affine, affine);
+    double demod = 0;
+    for (const RowTile& t : sp.demod_tiles) demod += (double)t.nrows * t.K;
+    add_macs("demod", "rows", 0, demod, demod);  // not part of the nominal count (docs/stylegan2.md)
+  }
 
   // ---- const input (StyleGAN2), NHWC [4][4][C] in the activation type
   if (!progan_) {
@@ -609,6 +637,7 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
       d.pn_eps = L.pixel_norm_eps;
       max_act_ = std::max(max_act_, (int64_t)16 * L.out_ch);
       steps_.push_back({Step::Dense, 0});
+      add_macs(L.name, "dense", (double)rows * L.in_ch, (double)rows * L.in_ch, (double)rows * L.in_ch);
     } else if (L.kind == LayerDesc::Conv) {
       ConvStep s;
       s.g = conv_layer_geom(L);  // (ProGAN's nearest x2 up-conv reads its input through src_shift)
@@ -643,6 +672,11 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
       s.pn_eps = L.pixel_norm_eps;
       max_act_ = std::max(max_act_, (int64_t)L.out_res * L.out_res * L.out_ch);
       steps_.push_back({Step::Conv, (int)convs_.size()});
+      {
+        const int r = L.resample == LayerDesc::Nearest ? L.out_res : L.in_res;  // an up-conv at its input size
+        const MacCount c = conv_gemm_macs(s.g, conv_tile_bm(s.tile), s.Kpad, s.Npad);
+        add_macs(L.name, L.up == 2 ? "up-conv" : "conv", (double)L.out_ch * L.in_ch * 9 * r * r, c.gemm, c.tiles);
+      }
       convs_.push_back(s);
     } else {
       RgbStep r;
@@ -655,11 +689,15 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
       r.style_off = L.style_offset;
       r.clamp = L.clamp;
       steps_.push_back({Step::Rgb, (int)rgbs_.size()});
+      const double rgb = (double)L.out_res * L.out_res * L.in_ch * L.out_ch;
+      add_macs(L.name, "torgb", rgb, rgb, rgb);
       rgbs_.push_back(r);
       ++rgb_count;
     }
   }
   final_img_ = (rgb_count - 1) & 1;
+  const char* macs_env = std::getenv("FACEGAN_CUDA_MACS");
+  if (macs_env && std::strcmp(macs_env, "0") != 0) print_macs();
 
   // ---- upload
   const std::vector<uint8_t>& data = blob.data();
@@ -675,6 +713,29 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
   style_dev_.demod_tiles = wptr<RowTile>(demod_tiles_);
   ready_ = true;
   return Status::Ok();
+}
+
+// The FACEGAN_CUDA_MACS=1 report (stderr): multiply-adds per image of every launch, from the plan.
+void CudaBackend::print_macs() const {
+  const char* prec = act_ == ActType::F32 ? "fp32" : act_ == ActType::F16 ? "fp16" : "bf16";
+  std::fprintf(stderr,
+               "cuda MACs per image (%s; M = 1e6): nominal = the layer's own work (docs/stylegan2.md, an up-conv "
+               "at its input size), gemm = what the kernels compute, tiles@b1 = the launched tiles at batch 1\n",
+               prec);
+  std::fprintf(stderr, "  %-16s %-8s %12s %12s %12s %8s\n", "layer", "kind", "nominal M", "gemm M", "tiles@b1 M",
+               "gemm/nom");
+  MacCount total;
+  for (const MacLine& l : macs_) {
+    std::fprintf(stderr, "  %-16s %-8s %12.3f %12.3f %12.3f %8.3f\n", l.name.c_str(), l.kind.c_str(), l.m.nominal / 1e6,
+                 l.m.gemm / 1e6, l.m.tiles / 1e6, l.m.nominal > 0 ? l.m.gemm / l.m.nominal : 0.0);
+    total.nominal += l.m.nominal;
+    total.gemm += l.m.gemm;
+    total.tiles += l.m.tiles;
+  }
+  std::fprintf(stderr, "  %-16s %-8s %12.3f %12.3f %12.3f %8.3f\n", "total", "", total.nominal / 1e6, total.gemm / 1e6,
+               total.tiles / 1e6, total.nominal > 0 ? total.gemm / total.nominal : 0.0);
+  std::fprintf(stderr, "cuda MACs total: nominal %.3f G, gemm %.3f G, tiles@b1 %.3f G per image\n", total.nominal / 1e9,
+               total.gemm / 1e9, total.tiles / 1e9);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ enum class ConvTile { Ffma, MmaWide, MmaNarrow };
 ConvTile choose_conv_tile(ActType t, int N);
 int conv_tile_kpad(ConvTile tile, int K);
 int conv_tile_npad(ConvTile tile, int N);
+int conv_tile_bm(ConvTile tile);  // GEMM rows per block
 Status launch_modconv(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t stream);
 
 // ---- torgb.cu: 1x1 modulated conv (no demod) + bias + clamp + the x2 skip upsample, one pass

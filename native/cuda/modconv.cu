@@ -38,6 +38,10 @@ int conv_tile_npad(ConvTile tile, int N) {
   return N;
 }
 
+int conv_tile_bm(ConvTile tile) {
+  return tile == ConvTile::Ffma ? FfmaCfg::BM : tile == ConvTile::MmaWide ? MmaCfgWide::BM : MmaCfgNarrow::BM;
+}
+
 namespace {
 
 // The epilogue of one output element (row pixel p, column j).

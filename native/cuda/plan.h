@@ -75,6 +75,26 @@ inline ConvGeom conv_layer_geom(const LayerDesc& L) {
 }
 
 // ------------------------------------------------------------------------------------------
+// Multiply-adds per image, counted from the launch plan (the backend's FACEGAN_CUDA_MACS=1
+// report). `nominal` is the layer's own work as docs/stylegan2.md counts it (an up-conv at its
+// input resolution); `gemm` is M*N*K of what the kernels compute (taps in the zero padding
+// included); `tiles` is what the launched tiles compute at batch 1 (rows rounded up to the
+// tile's BM, columns to Npad, the reduction to Kpad).
+struct MacCount {
+  double nominal = 0, gemm = 0, tiles = 0;
+};
+
+// One conv layer's implicit GEMM per image, for a tile of BM rows and weights padded to Kpad x Npad.
+inline MacCount conv_gemm_macs(const ConvGeom& g, int BM, int Kpad, int Npad) {
+  ConvGeom one = g;
+  one.batch = 1;
+  MacCount m;
+  m.gemm = (double)geom_M(one) * geom_N(one) * geom_K(one);
+  m.tiles = (double)round_up(geom_M(one), BM) * Npad * Kpad;
+  return m;
+}
+
+// ------------------------------------------------------------------------------------------
 // Weight packing for the implicit GEMM (B[k][j] = conv_b_value).
 
 // Visits every B[k][j] (k < K, j < N) once, one (o, c) weight slice at a time: f(k, j, value).

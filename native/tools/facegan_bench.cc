@@ -86,7 +86,7 @@ double nominal_macs(const std::vector<TensorView>& tensors, const ModelInfo& mi)
   std::fprintf(stderr,
                "usage: facegan-bench [--backend B] [--precision fp32|fp16|bf16] [--threads N]\n"
                "                     [--config NAME|MODEL.safetensors] [--batch 1,4,16] [--iters K] [--min-ms T]\n"
-               "                     [--noise const|none|random] [--mapping] [--dump FILE]\n"
+               "                     [--noise const|none|random] [--mapping] [--dump FILE] [--load-only]\n"
                "       named configs (random weights): %s\n",
                tools::random_model_names().c_str());
   std::exit(2);
@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
   std::string dump;
   NoiseMode noise = NoiseMode::Const;
   bool with_mapping = false;
+  bool load_only = false;  // prepare the backend, print the load line, stop (e.g. FACEGAN_CUDA_MACS=1)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -144,6 +145,7 @@ int main(int argc, char** argv) {
       if (m != "none" && m != "random" && m != "const") usage("bad --noise");
       noise = m == "none" ? NoiseMode::None : m == "random" ? NoiseMode::Random : NoiseMode::Const;
     } else if (a == "--mapping") with_mapping = true;
+    else if (a == "--load-only") load_only = true;
     else if (a == "-h" || a == "--help") usage();
     else usage(("unknown argument " + a).c_str());
   }
@@ -181,6 +183,7 @@ int main(int argc, char** argv) {
               "loaded in %.0f ms\n",
               config.c_str(), mi.img_resolution, mi.img_resolution, double(mi.num_params) / 1e6, macs / 1e9,
               gen->backend_name(), prec, noise_name, lo.num_threads, load_ms);
+  if (load_only) return 0;
   std::FILE* dump_file = nullptr;
   if (!dump.empty() && !(dump_file = std::fopen(dump.c_str(), "wb"))) {
     std::fprintf(stderr, "facegan-bench: cannot write %s\n", dump.c_str());
