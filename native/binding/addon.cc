@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "backend.h"
 #include "common.h"
 #include "facegan.h"
 #include "generator_wrap.h"
@@ -72,6 +73,7 @@ Napi::Value ExpectedTensors(const Napi::CallbackInfo& info) {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   using namespace facegan_binding;
+  facegan::register_builtin_backends();
   GeneratorWrap::Init(env);
   exports.Set("createGenerator", Napi::Function::New(env, GeneratorWrap::Create, "createGenerator"));
   exports.Set("availableBackends", Napi::Function::New(env, AvailableBackends, "availableBackends"));

@@ -52,6 +52,8 @@ class Backend {
 };
 
 // An entry of the backend registry (backend_registry.cc), best first; the CPU is always last.
+// The core lists no backend itself: register_builtin_backends() (native/backends, library
+// facegan_backends) adds the ones built into the binary.
 struct BackendReg {
   const char* name;
   // True when the backend can run in this process (compiled in, driver and device present).
@@ -63,9 +65,13 @@ struct BackendReg {
 };
 
 const std::vector<BackendReg>& backend_registry();
-// Adds a backend at run time (before any Generator is created): the C++ tools register the
-// emulated CUDA backend "cuda-emu" (native/cuda/emu) this way; the addon never does.
+// Adds a backend at run time (before any Generator is created); a name already there is kept.
+// The C++ tools also register the emulated CUDA backend "cuda-emu" (native/cuda/emu) this way.
 void register_backend(const BackendReg& reg);
+// Registers "cuda" (unavailable, with the reason, when not compiled in), "cpu" and the hidden
+// "cpu-ref", in that order; once per process. Defined in native/backends/builtin_backends.cc:
+// the addon and the tools call it first.
+void register_builtin_backends();
 
 // Defined by native/cpu.
 std::unique_ptr<Backend> create_cpu_backend();
@@ -74,7 +80,8 @@ std::unique_ptr<Backend> create_cpu_backend();
 std::unique_ptr<Backend> create_cpu_reference_backend();
 
 #ifdef FACEGAN_WITH_CUDA
-// Defined by native/cuda (compiled only when CMake found a CUDA toolkit).
+// Defined by native/cuda (compiled only when CMake found a CUDA toolkit; FACEGAN_WITH_CUDA is
+// defined for what links facegan_backends).
 bool cuda_backend_available(std::string* why_not);
 std::unique_ptr<Backend> create_cuda_backend();
 #endif

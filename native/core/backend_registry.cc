@@ -1,25 +1,12 @@
-// The backend registry: best first, the CPU last.
+// The backend registry: best first, the CPU last. It starts empty: the backends built in are added
+// by register_builtin_backends() (native/backends), the emulated ones by the tools.
 #include "backend.h"
 
 namespace facegan {
 
 namespace {
-
-bool cpu_available(std::string*) { return true; }
-
-std::vector<BackendReg> make_registry() {
-  std::vector<BackendReg> r;
-#ifdef FACEGAN_WITH_CUDA
-  r.push_back({"cuda", &cuda_backend_available, &create_cuda_backend, false});
-#endif
-  r.push_back({"cpu", &cpu_available, &create_cpu_backend, false});
-  // The scalar reference engine (slow, for checks); not listed by available_backends().
-  r.push_back({"cpu-ref", &cpu_available, &create_cpu_reference_backend, true});
-  return r;
-}
-
 std::vector<BackendReg>& mutable_registry() {
-  static std::vector<BackendReg> registry = make_registry();
+  static std::vector<BackendReg> registry;
   return registry;
 }
 }  // namespace
@@ -35,9 +22,6 @@ void register_backend(const BackendReg& reg) {
 std::vector<std::string> available_backends(std::string* why_not) {
   std::vector<std::string> names;
   std::string reasons;
-#ifndef FACEGAN_WITH_CUDA
-  reasons = "cuda: not compiled in (built without a CUDA toolkit)";
-#endif
   for (const auto& reg : backend_registry()) {
     if (reg.hidden) continue;
     std::string why;

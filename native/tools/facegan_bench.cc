@@ -32,6 +32,7 @@
 #define FG_HAVE_RUSAGE 1
 #endif
 
+#include "backend.h"
 #include "facegan.h"
 #ifdef FACEGAN_WITH_CUDA_EMU
 #include "emu_backend.h"  // backend "cuda-emu": the CUDA sources on the CPU emulator
@@ -95,6 +96,7 @@ double nominal_macs(const std::vector<TensorView>& tensors, const ModelInfo& mi)
 }  // namespace
 
 int main(int argc, char** argv) {
+  facegan::register_builtin_backends();
 #ifdef FACEGAN_WITH_CUDA_EMU
   facegan::register_cuda_emu_backend();
 #ifdef FACEGAN_WITH_CUDA_EMU_SM75

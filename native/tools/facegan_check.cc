@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "backend.h"
 #include "facegan.h"
 #ifdef FACEGAN_WITH_CUDA_EMU
 #include "emu_backend.h"  // backend "cuda-emu": the CUDA sources on the CPU emulator
@@ -1000,6 +1001,7 @@ int run_self_test(const Opts& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  facegan::register_builtin_backends();
 #ifdef FACEGAN_WITH_CUDA_EMU
   facegan::register_cuda_emu_backend();
 #ifdef FACEGAN_WITH_CUDA_EMU_SM75

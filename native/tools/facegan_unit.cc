@@ -1993,6 +1993,7 @@ void test_thread_pool_errors() {
 }  // namespace
 
 int main() {
+  facegan::register_builtin_backends();
 #ifdef FACEGAN_WITH_CUDA_EMU
   facegan::register_cuda_emu_backend();
 #ifdef FACEGAN_WITH_CUDA_EMU_SM75
