@@ -54,7 +54,7 @@ void normalize_2nd_moment(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] *= k;
 }
 
-void fc(const FcDesc& f, const float* x, float* y) {
+void plain_fc(const FcDesc& f, const float* x, float* y) {
   const float bg = f.b_gain;
   for (int o = 0; o < f.out; ++o) {
     const float* Wr = f.W + size_t(o) * f.in;
@@ -75,35 +75,39 @@ void fc(const FcDesc& f, const float* x, float* y) {
 
 }  // namespace
 
-void run_mapping(const Network& net, const MappingArgs& a) {
+void map_sample(const Network& net, const MappingArgs& a, int n, const MappingFc& fc) {
   const MappingDesc& m = net.mapping;
   const int zd = m.z_dim, wd = m.w_dim;
   const int in0 = zd + (m.has_embed ? wd : 0);
   std::vector<float> x(static_cast<size_t>(std::max(in0, wd)));
   std::vector<float> y(static_cast<size_t>(wd));
   std::vector<float> e(static_cast<size_t>(wd));
-  for (int n = 0; n < a.n; ++n) {
-    for (int i = 0; i < zd; ++i) x[size_t(i)] = a.z[size_t(n) * zd + i];
-    normalize_2nd_moment(x.data(), zd);
-    if (m.has_embed) {
-      fc(m.embed, a.c + size_t(n) * m.c_dim, e.data());
-      normalize_2nd_moment(e.data(), wd);
-      for (int i = 0; i < wd; ++i) x[size_t(zd + i)] = e[size_t(i)];
-    }
-    for (const FcDesc& f : m.fcs) {
-      fc(f, x.data(), y.data());
-      for (int i = 0; i < wd; ++i) x[size_t(i)] = y[size_t(i)];
-    }
-    float* out = a.ws + size_t(n) * m.num_ws * wd;
-    int cutoff = a.truncation_cutoff < 0 ? m.num_ws : a.truncation_cutoff;
-    for (int r = 0; r < m.num_ws; ++r) {
-      for (int i = 0; i < wd; ++i) {
-        float v = x[size_t(i)];
-        if (r < cutoff && a.psi != 1.0f) v = lerp_torch(m.w_avg[i], v, a.psi);
-        out[size_t(r) * wd + i] = v;
-      }
+  for (int i = 0; i < zd; ++i) x[size_t(i)] = a.z[size_t(n) * zd + i];
+  normalize_2nd_moment(x.data(), zd);
+  int index = 0;
+  if (m.has_embed) {
+    fc(index++, m.embed, a.c + size_t(n) * m.c_dim, e.data());
+    normalize_2nd_moment(e.data(), wd);
+    for (int i = 0; i < wd; ++i) x[size_t(zd + i)] = e[size_t(i)];
+  }
+  for (const FcDesc& f : m.fcs) {
+    fc(index++, f, x.data(), y.data());
+    for (int i = 0; i < wd; ++i) x[size_t(i)] = y[size_t(i)];
+  }
+  float* out = a.ws + size_t(n) * m.num_ws * wd;
+  const int cutoff = a.truncation_cutoff < 0 ? m.num_ws : a.truncation_cutoff;
+  for (int r = 0; r < m.num_ws; ++r) {
+    for (int i = 0; i < wd; ++i) {
+      float v = x[size_t(i)];
+      if (r < cutoff && a.psi != 1.0f) v = lerp_torch(m.w_avg[i], v, a.psi);
+      out[size_t(r) * wd + i] = v;
     }
   }
+}
+
+void run_mapping(const Network& net, const MappingArgs& a) {
+  const MappingFc fc = [](int, const FcDesc& f, const float* x, float* y) { plain_fc(f, x, y); };
+  for (int n = 0; n < a.n; ++n) map_sample(net, a, n, fc);
 }
 
 }  // namespace cpu

@@ -1,0 +1,139 @@
+// The CPU engine's im2col GEMM convolution (3×3, padding 1, on the output grid: the layers
+// below 16², or every 3×3 with FACEGAN_CPU_WINOGRAD=0), and the GEMM, packing and epilogue
+// helpers its other convolutions share.
+//
+// C[o][pixel] = Σ_k A[o][k]·B[k][pixel] with k = (c, ky, kx), B packed per K block from the
+// style-scaled input (kernels.h pack_b) into NR-wide panels; the register-blocked micro-kernel,
+// or the small-N kernels when there are only a few pixels (the same arithmetic per output).
+// Tasks split the batch-flattened pixels and, when there are too few of them, the output
+// channels: never a reduction.
+#include <algorithm>
+
+#include "cpu_engine.h"
+
+namespace facegan {
+namespace cpu {
+
+// The packing arguments of a layer's input for one task's column block (the caller sets the K
+// block: kc, k0).
+PackBArgs CpuBackend::pack_args(const LayerDesc& L, const LayerIO& io, int taps, int H, int W, Scratch& sc,
+                                int nr, int ncols) const {
+  PackBArgs pa;
+  pa.Bp = sc.Bp.data();
+  pa.nr = nr;
+  pa.kc = 0;
+  pa.k0 = 0;
+  pa.taps = taps;
+  pa.segs = sc.segs.data();
+  pa.nsegs = int(sc.segs.size());
+  pa.ncols = ncols;
+  pa.in = io.in;
+  pa.in_img_stride = io.in_stride;
+  pa.H = H;
+  pa.W = W;
+  pa.styles = io.S + L.style_offset;
+  pa.style_stride = size_t(net_->style_dim);
+  return pa;
+}
+
+// Column segments for columns [j0, j1) of a batch-flattened (img, y, x) space.
+void CpuBackend::build_segs(std::vector<ColSeg>& segs, int j0, int j1, int HW, int W, int NR) {
+  segs.clear();
+  int j = j0;
+  while (j < j1) {
+    const int img = j / HW, p = j % HW, y = p / W, x = p % W;
+    const int col = j - j0;
+    int len = std::min(W - x, j1 - j);
+    len = std::min(len, NR - col % NR);
+    segs.push_back({img, y, x, len, col});
+    j += len;
+  }
+}
+
+void CpuBackend::epi_args(EpilogueArgs* e, const LayerDesc& L, const float* noise_row, float d, int o) const {
+  e->d = d;
+  e->bias = L.bias[o];
+  e->noise_strength = L.noise_strength;
+  e->noise = L.has_noise ? noise_row : nullptr;
+  e->clamp = L.clamp;
+  e->act = L.activate;
+  e->slope = L.lrelu_slope;
+  e->gain = L.act_gain;
+}
+
+// C[(p − p0)·MR …][…] (+)= A panels [p0, p1) (each K·MR floats, K-block offset kb) × the packed
+// B block (npan panels of nr columns, kcur deep). `small`: the small-N kernels (nr = NR_small).
+void CpuBackend::gemm_block(const float* A, int K, int kb, int kcur, int p0, int p1, const float* Bp, int npan,
+                            bool small, float* C, size_t ldc, bool accumulate) const {
+  const int MR = ks_->MR;
+  if (small) {
+    const int nr = ks_->NR_small, P = ks_->small_panels;
+    for (int p = p0; p < p1; p += P) {
+      const int np = std::min(P, p1 - p);
+      const float* Ap = A + (size_t(p) * K + kb) * MR;
+      float* Cp = C + size_t(p - p0) * MR * ldc;
+      for (int jp = 0; jp < npan; ++jp)
+        ks_->gemm_small[np](kcur, Ap, size_t(K) * MR, Bp + size_t(jp) * kcur * nr, Cp + size_t(jp) * nr, ldc,
+                            accumulate);
+    }
+    return;
+  }
+  const int NR = ks_->NR;
+  for (int p = p0; p < p1; ++p) {
+    const float* Ap = A + (size_t(p) * K + kb) * MR;
+    float* Cp = C + size_t(p - p0) * MR * ldc;
+    for (int jp = 0; jp < npan; ++jp)
+      ks_->gemm(kcur, Ap, Bp + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, accumulate);
+  }
+}
+
+// Few columns: the small-N kernels waste less of their tile.
+bool CpuBackend::use_small(int ncols) const { return ncols < 2 * ks_->NR && ks_->NR_small < ks_->NR; }
+
+void CpuBackend::conv3x3(const ConvPrep& cp, const LayerIO& io) {
+  const LayerDesc& L = *cp.L;
+  const int H = L.out_res, W = H, HW = H * W, Co = L.out_ch, K = cp.K;
+  const int MR = ks_->MR;
+  const int Ntot = io.nb * HW;
+  const bool small = use_small(Ntot);
+  const int NR = small ? ks_->NR_small : ks_->NR;
+  const int pstep = small ? ks_->small_panels : 1;
+  const int nc = std::min(int(round_up(size_t(Ntot), size_t(NR))), nc_target_);
+  const int ncol = ceil_div(Ntot, nc);
+  const int Mp = cp.group_panels[0];
+  int nm = 1;
+  while (ncol * nm < 2 * pool_->size() && Mp >= 2 * nm * 2 * pstep) nm *= 2;
+  const int mchunk = int(round_up(size_t(ceil_div(Mp, nm)), size_t(pstep)));
+  run_or_throw(ncol * nm, [&](int t, int tid) {
+    Scratch& sc = scratch_[size_t(tid)];
+    const int ci = t / nm, mi = t % nm;
+    const int j0 = ci * nc, j1 = std::min(Ntot, j0 + nc), ncols = j1 - j0;
+    const int p0 = mi * mchunk, p1 = std::min(Mp, p0 + mchunk);
+    if (p0 >= p1) return;
+    build_segs(sc.segs, j0, j1, HW, W, NR);
+    const int npan = ceil_div(ncols, NR);
+    const size_t ldc = size_t(npan) * NR;
+    float* C = sc.C.data();
+    PackBArgs pa = pack_args(L, io, 9, H, W, sc, NR, ncols);
+    for (int kb = 0; kb < K; kb += kc_) {
+      const int kcur = std::min(kc_, K - kb);
+      pa.kc = kcur;
+      pa.k0 = kb;
+      ks_->pack_b(pa);
+      gemm_block(cp.A.data(), K, kb, kcur, p0, p1, pa.Bp, npan, small, C, ldc, kb > 0);
+    }
+    const int o_end = std::min(Co, p1 * MR);
+    EpilogueArgs e;
+    for (int o = p0 * MR; o < o_end; ++o) {
+      const float* crow = C + size_t(o - p0 * MR) * ldc;
+      for (const ColSeg& sg : sc.segs) {
+        const size_t pix = size_t(sg.y) * W + sg.x0;
+        epi_args(&e, L, noise_row(io, L, sg.img, pix), demod(io, cp, sg.img, o), o);
+        ks_->epilogue(io.out + size_t(sg.img) * io.out_stride + size_t(o) * HW + pix, crow + sg.col, sg.len, e);
+      }
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace facegan

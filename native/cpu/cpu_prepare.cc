@@ -1,0 +1,232 @@
+// The CPU engine's weights at load: per conv layer the squared-weight sums for the
+// demodulation, and the packed forms its algorithm runs on (cpu_engine.h):
+//  - 3×3 up 1 below 16² (and ProGAN's nearest ×2 + 3×3 without Winograd): A panels of MR output
+//    channels × K = 9·C_in for the im2col GEMM;
+//  - 3×3 up 1 from 16²: Winograd F(2×2, 3×3) U = G·g·Gᵀ, 16 planes;
+//  - ProGAN's nearest ×2 + 3×3 from 16²: the polyphase Winograd F(2×2, 2×2) form, 36 planes;
+//  - StyleGAN2's transposed up-conv: A panels of GEMM rows (o, ky, kx) per group of output
+//    channels × K = C_in (cpu_upconv.cc), and its fixed schedule (images per task, row steps).
+// Every choice depends on the layer shape only (batch invariance).
+#include <algorithm>
+#include <cmath>
+
+#include "cpu_engine.h"
+
+namespace facegan {
+namespace cpu {
+
+void CpuBackend::prepare_conv(const LayerDesc& L, int index, bool use_wino, int wino_min_res, size_t* max_cols,
+                              size_t* max_crows, size_t* max_z, size_t* max_bp) {
+  const int MR = ks_->MR;
+  ConvPrep cp;
+  cp.L = &L;
+  cp.index = index;
+  cp.ordinal = int(convs_.size());
+  const int Ci = L.in_ch, Co = L.out_ch;
+  cp.wsq.assign(size_t(Co) * Ci, 0.0f);
+  for (int o = 0; o < Co; ++o)
+    for (int i = 0; i < Ci; ++i) {
+      double s = 0.0;
+      for (int k = 0; k < 9; ++k) {
+        double w = L.weight[(size_t(o) * Ci + i) * 9 + k];
+        s += w * w;
+      }
+      cp.wsq[size_t(o) * Ci + i] = float(s);
+    }
+  cp.demod_off = demod_total_;
+  demod_total_ += size_t(Co);
+  if (L.up == 2 && L.resample == LayerDesc::TransposedFir) {
+    pack_upconv(cp, max_crows, max_z, max_cols);
+    convs_.push_back(std::move(cp));
+    return;
+  }
+  // 3×3 on the output grid (ProGAN's nearest ×2 + 3×3: on the upsampled grid).
+  cp.K = 9 * Ci;
+  cp.og = Co;
+  cp.ngroups = 1;
+  const int panels = ceil_div(Co, MR);
+  cp.group_off = {0};
+  cp.group_panels = {panels};
+  // One algorithm per layer. Nearest ×2 layers: the polyphase Winograd form on the low-
+  // resolution input, or the plain conv on the upsampled grid.
+  const bool wino = use_wino && L.out_res >= wino_min_res;
+  cp.direct = !wino;
+  if (L.up == 2 && wino) {
+    prepare_wino_up(cp, max_cols, max_bp);
+  } else {
+    if (L.up == 2) max_up_ = std::max(max_up_, size_t(L.in_ch) * L.out_res * L.out_res);
+    if (cp.direct) {
+      pack_direct(cp);
+      *max_crows = std::max(*max_crows, size_t(panels) * MR);
+    }
+    if (wino) prepare_wino(cp, max_cols, max_bp);
+  }
+  convs_.push_back(std::move(cp));
+}
+
+// A[panel][k][MR]: MR output channels (zero past C_out) × K = 9·C_in, k = c·9 + ky·3 + kx.
+void CpuBackend::pack_direct(ConvPrep& cp) {
+  const LayerDesc& L = *cp.L;
+  const int MR = ks_->MR, Co = L.out_ch, panels = cp.group_panels[0];
+  cp.A.reserve(size_t(panels) * MR * cp.K);
+  float* A = cp.A.data();
+  for (int p = 0; p < panels; ++p)
+    for (int k = 0; k < cp.K; ++k)
+      for (int i = 0; i < MR; ++i) {
+        const int o = p * MR + i;
+        *A++ = o < Co ? L.weight[size_t(o) * cp.K + k] : 0.0f;
+      }
+}
+
+// The transposed up-conv's GEMM rows (o_local, ky, kx) per group of og output channels, MR-row
+// panels × K = C_in, and its schedule: small inputs put several whole images in one GEMM
+// (multi), larger ones step through G input rows at a time.
+void CpuBackend::pack_upconv(ConvPrep& cp, size_t* max_crows, size_t* max_z, size_t* max_cols) {
+  const LayerDesc& L = *cp.L;
+  const int MR = ks_->MR, Ci = L.in_ch, Co = L.out_ch;
+  cp.K = Ci;
+  cp.og = std::min(Co, env_int("FACEGAN_UP_OG", 32));
+  cp.ngroups = ceil_div(Co, cp.og);
+  size_t total = 0;
+  for (int g = 0; g < cp.ngroups; ++g) {
+    const int ogg = std::min(cp.og, Co - g * cp.og);
+    const int panels = ceil_div(9 * ogg, MR);
+    cp.group_off.push_back(total);
+    cp.group_panels.push_back(panels);
+    total += size_t(panels) * MR * cp.K;
+    *max_crows = std::max(*max_crows, size_t(panels) * MR);
+  }
+  cp.A.reserve(total);
+  for (int g = 0; g < cp.ngroups; ++g) {
+    const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
+    float* A = cp.A.data() + cp.group_off[size_t(g)];
+    for (int p = 0; p < cp.group_panels[size_t(g)]; ++p)
+      for (int c = 0; c < Ci; ++c)
+        for (int i = 0; i < MR; ++i) {
+          const int r = p * MR + i;  // (o_local, ky, kx)
+          float v = 0.0f;
+          if (r < 9 * ogg) {
+            const int o = o0 + r / 9, t = r % 9;
+            v = L.weight[(size_t(o) * Ci + c) * 9 + t];
+          }
+          *A++ = v;
+        }
+  }
+  const int H = L.in_res;
+  if (H * H * 2 <= nc_target_) {
+    cp.multi = true;
+    cp.ipt = std::max(1, std::min(64, nc_target_ / (H * H)));
+    cp.G = H;
+    *max_z = std::max(*max_z, size_t(cp.ipt) * H * cp.og * 6 * H);
+    *max_cols = std::max(*max_cols, size_t(cp.ipt) * H * H);
+  } else {
+    cp.multi = false;
+    cp.ipt = 1;
+    cp.G = std::max(1, std::min(H, nc_target_ / H));
+    *max_z = std::max(*max_z, size_t(cp.G + 2) * cp.og * 6 * H);
+    *max_cols = std::max(*max_cols, size_t(cp.G) * H);
+  }
+}
+
+void CpuBackend::prepare_wino(ConvPrep& cp, size_t* max_cols, size_t* max_bp) {
+  const LayerDesc& L = *cp.L;
+  const int MR = ks_->MR, Ci = L.in_ch, Co = L.out_ch;
+  const int Mp = ceil_div(Co, MR);
+  cp.wino = true;
+  // Transformed weights U = G·g·Gᵀ, G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], packed per ξ like A.
+  cp.U.reserve(size_t(16) * Mp * MR * Ci);
+  float* U = cp.U.data();
+  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  for (int p = 0; p < Mp; ++p)
+    for (int i = 0; i < MR; ++i) {
+      const int o = p * MR + i;
+      for (int c = 0; c < Ci; ++c) {
+        double u[4][4] = {};
+        if (o < Co) {
+          const float* g = L.weight + (size_t(o) * Ci + c) * 9;
+          double t[4][3];
+          for (int a = 0; a < 4; ++a)
+            for (int k = 0; k < 3; ++k) t[a][k] = G[a][0] * g[0 * 3 + k] + G[a][1] * g[1 * 3 + k] + G[a][2] * g[2 * 3 + k];
+          for (int a = 0; a < 4; ++a)
+            for (int b = 0; b < 4; ++b) u[a][b] = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2];
+        }
+        for (int xi = 0; xi < 16; ++xi) U[((size_t(xi) * Mp + p) * Ci + c) * MR + i] = float(u[xi / 4][xi % 4]);
+      }
+    }
+  // Blocking: V (16·kc·NT) and the accumulators (16·rows·NT) should stay in L2.
+  set_wino_blocking(cp, 16, {"FACEGAN_WG_ROWS", 512}, {"FACEGAN_WG_KC", 128}, {"FACEGAN_WG_BUDGET", 20480},
+                    (L.out_res / 2) * (L.out_res / 2), max_cols, max_bp);
+}
+
+
+// Blocks a Winograd convolution with `planes` transform planes: rows of output channels and K
+// blocks per task, and a column count NT such that V (planes·kc·NT) and the accumulators
+// (planes·rows·NT) stay in L2 (`budget` = NT·(kc + rows)). Grows the shared scratch sizes.
+void CpuBackend::set_wino_blocking(ConvPrep& cp, int planes, Tunable rows, Tunable kc, Tunable budget, int tiles,
+                                   size_t* max_cols, size_t* max_bp) {
+  const int MR = ks_->MR, NR = ks_->NR;
+  const int Mp = ceil_div(cp.L->out_ch, MR);
+  cp.wg_rows = std::min(Mp * MR, int(round_up(size_t(env_int(rows.env, rows.fallback)), size_t(MR))));
+  cp.wg_kc = std::min(cp.L->in_ch, env_int(kc.env, kc.fallback));
+  int nt = env_int(budget.env, budget.fallback) / (cp.wg_kc + cp.wg_rows);
+  nt = std::max(NR, nt / NR * NR);
+  cp.wg_nt = std::min(nt, int(round_up(size_t(tiles), size_t(NR))) * 64);
+  *max_cols = std::max(*max_cols, size_t(cp.wg_nt));
+  *max_bp = std::max(*max_bp, size_t(planes) * cp.wg_kc * cp.wg_nt);
+  max_cbuf_ = std::max(max_cbuf_, size_t(planes) * cp.wg_rows * cp.wg_nt);
+}
+
+// Nearest ×2 + 3×3 as polyphase Winograd F(2×2, 2×2) (kernels.h): per phase (py, px) the 2×2
+// kernel k = the sums of the 3×3 taps reading the same input pixel (rows: py 0 → {g0, g1 + g2},
+// py 1 → {g0 + g1, g2}; columns likewise), U = G·k·Gᵀ with G = [1 0; 1 1; 0 1], 36 planes.
+void CpuBackend::prepare_wino_up(ConvPrep& cp, size_t* max_cols, size_t* max_bp) {
+  const LayerDesc& L = *cp.L;
+  const int MR = ks_->MR, Ci = L.in_ch, Co = L.out_ch;
+  const int Mp = ceil_div(Co, MR);
+  cp.wino = cp.wino_up = true;
+  cp.nxi = 36;
+  cp.U.reserve(size_t(36) * Mp * MR * Ci);
+  float* U = cp.U.data();
+  // S[phase][a][k]: which 3×3 taps k fold into 2×2 tap a.
+  static const int S[2][2][3] = {{{1, 0, 0}, {0, 1, 1}}, {{1, 1, 0}, {0, 0, 1}}};
+  static const double G[3][2] = {{1, 0}, {1, 1}, {0, 1}};
+  for (int p = 0; p < Mp; ++p)
+    for (int i = 0; i < MR; ++i) {
+      const int o = p * MR + i;
+      for (int c = 0; c < Ci; ++c) {
+        double u[4][3][3] = {};
+        if (o < Co) {
+          const float* g = L.weight + (size_t(o) * Ci + c) * 9;
+          for (int py = 0; py < 2; ++py)
+            for (int px = 0; px < 2; ++px) {
+              double k[2][2] = {};
+              for (int a = 0; a < 2; ++a)
+                for (int b = 0; b < 2; ++b)
+                  for (int ky = 0; ky < 3; ++ky)
+                    for (int kx = 0; kx < 3; ++kx)
+                      if (S[py][a][ky] && S[px][b][kx]) k[a][b] += double(g[ky * 3 + kx]);
+              for (int al = 0; al < 3; ++al)
+                for (int be = 0; be < 3; ++be) {
+                  double v = 0.0;
+                  for (int a = 0; a < 2; ++a)
+                    for (int b = 0; b < 2; ++b) v += G[al][a] * k[a][b] * G[be][b];
+                  u[py * 2 + px][al][be] = v;
+                }
+            }
+        }
+        for (int xi = 0; xi < 36; ++xi)
+          U[((size_t(xi) * Mp + p) * Ci + c) * MR + i] = float(u[xi / 9][(xi % 9) / 3][xi % 3]);
+      }
+    }
+  // Blocking: V (36·kc·NT) and the accumulators (36·rows·NT) should stay in L2.
+  // (Measured on ProGAN-128, AVX-512, batch 4: every output channel in one task, K blocks of
+  // 256, one NR-wide column panel per task beat smaller row blocks / K blocks / wider tasks.)
+  set_wino_blocking(cp, 36, {"FACEGAN_WGU_ROWS", 512}, {"FACEGAN_WGU_KC", 256}, {"FACEGAN_WGU_BUDGET", 1024},
+                    (L.in_res / 2) * (L.in_res / 2), max_cols, max_bp);
+}
+
+// The pixel norm over the `tile`×`tile` output blocks of the segments a task just wrote (tile
+// 2: F(2×2, 3×3) on the output grid; 4: the polyphase up-conv on the input grid).
+
+}  // namespace cpu
+}  // namespace facegan

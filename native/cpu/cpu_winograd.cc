@@ -1,0 +1,193 @@
+#include <algorithm>
+#include <cstring>
+
+#include "cpu_engine.h"
+
+namespace facegan {
+namespace cpu {
+
+// The pixel norm over the `tile`×`tile` output blocks of the segments a task just wrote (tile
+// 2: F(2×2, 3×3) on the output grid; 4: the polyphase up-conv on the input grid).
+void CpuBackend::pixel_norm_tiles(const Scratch& sc, int tile, float* out, size_t out_stride, int OW, int Co,
+                                  float eps) const {
+  const size_t OHW = size_t(OW) * OW;
+  for (const ColSeg& sg : sc.segs)
+    for (int r = 0; r < tile; ++r)
+      ks_->pixel_norm(out + size_t(sg.img) * out_stride + size_t(tile * sg.y + r) * OW + tile * sg.x0, OHW, Co,
+                      tile * sg.len, eps);
+}
+
+// Winograd convolutions, run as 16 (F(2×2, 3×3)) or 36 (polyphase F(2×2, 2×2)) batched GEMMs
+// U[ξ] (C_out × C_in, transformed at load, cpu_prepare.cc) × V[ξ] (C_in × tiles):
+//  - 3×3 up 1 from 16²: 4 MACs per output pixel instead of 9; the input transform fused with the
+//    style scaling, the output transform with the epilogue and, when the task holds every output
+//    channel, with the following ToRGB and the skip upsampling of the previous image (so the
+//    activations are not read twice) and with ProGAN's pixel norm;
+//  - ProGAN's nearest ×2 + 3×3 from 16²: four polyphase 2×2 convolutions on the low-resolution
+//    grid, 9 products per 2×2 outputs instead of 16 (kernels.h WinoUpOutArgs).
+// Tasks own runs of tiles and blocks of output channels; V and the accumulators of a task stay
+// in L2 (the blocking of set_wino_blocking).
+// Returns true when it also ran `rgb` (fusion needs every output channel in one task).
+// `norm`: also apply the layer's pixel norm to the pixels each task wrote when the task holds
+// every output channel (returned in *normed; otherwise the caller runs the pixel-norm pass).
+bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const FusedRgb* rgb, bool* normed) {
+  const LayerDesc& L = *cp.L;
+  const float* in = io.in;
+  float* out = io.out;
+  const size_t in_stride = io.in_stride, out_stride = io.out_stride;
+  const int nb = io.nb;
+  // The tile grid: the output (F(2×2, 3×3)) or the low-resolution input (polyphase up).
+  const bool up = cp.wino_up;
+  const int NX = cp.nxi;
+  const int H = L.in_res, W = H, HW = H * W, Ci = L.in_ch, Co = L.out_ch;
+  const int OW = L.out_res, OHW = OW * OW;
+  const int TW = W / 2, TPI = (H / 2) * TW, Ttot = nb * TPI;
+  // Few tiles (small batches at 16², 32²): the small-N GEMM kernels on NR_small-wide panels
+  // waste less of each panel and give the pool more tasks (the same arithmetic per output, so
+  // the choice may follow the batch).
+  const bool small = Ttot < 2 * ks_->NR && ks_->NR_small < ks_->NR;
+  const int MR = ks_->MR, NR = small ? ks_->NR_small : ks_->NR;
+  const int Mp = ceil_div(Co, MR);
+  const int pan_per = cp.wg_rows / MR;
+  int nt = std::min(cp.wg_nt, int(round_up(size_t(Ttot), size_t(NR))));
+  int ntc = ceil_div(Ttot, nt);
+  const int nmc = ceil_div(Mp, pan_per);
+  // Enough tasks for the pool: split the tiles finer when needed.
+  while (ntc * nmc < 2 * pool_->size() && nt > NR) {
+    nt = std::max(NR, int(round_up(size_t(nt / 2), size_t(NR))));
+    ntc = ceil_div(Ttot, nt);
+  }
+  if (nmc != 1 || up) rgb = nullptr;
+  const bool norm = normed && L.pixel_norm && nmc == 1;
+  if (normed) *normed = norm;
+  run_or_throw(ntc * nmc, [&](int t, int tid) {
+    Scratch& sc = scratch_[size_t(tid)];
+    const int ti = t / nmc, mi = t % nmc;
+    const int t0 = ti * nt, t1 = std::min(Ttot, t0 + nt), ncols = t1 - t0;
+    const int p0 = mi * pan_per, p1 = std::min(Mp, p0 + pan_per);
+    const int rows = (p1 - p0) * MR;
+    // Tile runs: (img, tile row, first tile column, length, column in the block).
+    sc.segs.clear();
+    for (int tt = t0; tt < t1;) {
+      const int img = tt / TPI, r = tt % TPI, ty = r / TW, tx = r % TW;
+      const int col = tt - t0;
+      int len = std::min(TW - tx, t1 - tt);
+      len = std::min(len, NR - col % NR);
+      sc.segs.push_back({img, ty, tx, len, col});
+      tt += len;
+    }
+    const int npan = ceil_div(ncols, NR);
+    const size_t ldc = size_t(npan) * NR;
+    float* Vp = sc.Bp.data();
+    float* C = sc.C.data();
+    const size_t cxs = size_t(rows) * ldc;  // ξ stride of the accumulators
+    for (int kb = 0; kb < Ci; kb += cp.wg_kc) {
+      const int kcur = std::min(cp.wg_kc, Ci - kb);
+      const size_t vxs = size_t(kcur) * ldc;  // ξ stride of V
+      if (ncols % NR) {
+        const int tail = NR - ncols % NR;
+        for (int xi = 0; xi < NX; ++xi)
+          for (int kk = 0; kk < kcur; ++kk)
+            std::memset(Vp + xi * vxs + size_t(npan - 1) * kcur * NR + size_t(kk) * NR + (NR - tail), 0,
+                        sizeof(float) * size_t(tail));
+      }
+      WinoInArgs wa;
+      wa.xi_stride = vxs;
+      wa.W = W;
+      // Channel-major so that each channel's rows stream through once per block.
+      for (int kk = 0; kk < kcur; ++kk) {
+        const int c = kb + kk;
+        for (const ColSeg& sg : sc.segs) {
+          const float* base = in + size_t(sg.img) * in_stride;
+          const float* srow = io.S + size_t(sg.img) * net_->style_dim + L.style_offset;
+          const float* plane = base + size_t(c) * HW;
+          for (int r = 0; r < 4; ++r) {
+            const int y = 2 * sg.y - 1 + r;
+            wa.rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
+          }
+          wa.s = srow[c];
+          wa.tx0 = sg.x0;
+          wa.len = sg.len;
+          wa.dst = Vp + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR;
+          if (up) ks_->wino_up_in(wa);
+          else ks_->wino_in(wa);
+        }
+      }
+      for (int xi = 0; xi < NX; ++xi) {
+        const float* Ux = cp.U.data() + size_t(xi) * Mp * MR * Ci;
+        for (int p = p0; p < p1; ++p) {
+          const float* Ap = Ux + (size_t(p) * Ci + kb) * MR;
+          float* Cp = C + xi * cxs + size_t(p - p0) * MR * ldc;
+          const float* Bx = Vp + xi * vxs;
+          if (small) {
+            const int np = std::min(ks_->small_panels, p1 - p);
+            for (int jp = 0; jp < npan; ++jp)
+              ks_->gemm_small[np](kcur, Ap, size_t(Ci) * MR, Bx + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc,
+                                  kb > 0);
+            p += np - 1;
+            continue;
+          }
+          for (int jp = 0; jp < npan; ++jp)
+            ks_->gemm(kcur, Ap, Bx + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, kb > 0);
+        }
+      }
+    }
+    const int o_end = std::min(Co, p1 * MR);
+    if (up) {
+      WinoUpOutArgs wu;
+      wu.xi_stride = cxs;
+      for (int o = p0 * MR; o < o_end; ++o) {
+        const float* crow = C + size_t(o - p0 * MR) * ldc;
+        for (const ColSeg& sg : sc.segs) {
+          float* ob = out + size_t(sg.img) * out_stride + size_t(o) * OHW + size_t(4 * sg.y) * OW + 4 * sg.x0;
+          for (int r = 0; r < 4; ++r) wu.out[r] = ob + size_t(r) * OW;
+          wu.m = crow + sg.col;
+          wu.len = sg.len;
+          epi_args(&wu.e, L, nullptr, demod(io, cp, sg.img, o), o);
+          ks_->wino_up_out(wu);
+        }
+      }
+      if (norm) pixel_norm_tiles(sc, 4, out, out_stride, OW, Co, L.pixel_norm_eps);
+      return;
+    }
+    WinoOutArgs wo;
+    wo.xi_stride = cxs;
+    for (int o = p0 * MR; o < o_end; ++o) {
+      const float* crow = C + size_t(o - p0 * MR) * ldc;
+      for (const ColSeg& sg : sc.segs) {
+        const int y = 2 * sg.y, x = 2 * sg.x0;
+        float* ob = out + size_t(sg.img) * out_stride + size_t(o) * HW;
+        wo.out0 = ob + size_t(y) * W + x;
+        wo.out1 = wo.out0 + W;
+        wo.m = crow + sg.col;
+        wo.len = sg.len;
+        wo.noise0 = noise_row(io, L, sg.img, size_t(y) * W + x);
+        wo.noise1 = wo.noise0 ? wo.noise0 + W : nullptr;
+        epi_args(&wo.e, L, nullptr, demod(io, cp, sg.img, o), o);
+        ks_->wino_out(wo);
+      }
+    }
+    if (norm) pixel_norm_tiles(sc, 2, out, out_stride, W, Co, L.pixel_norm_eps);
+    if (rgb) {
+      // ToRGB on the rows just written (still in cache), plus the upsampled skip image.
+      const LayerDesc& R = *rgb->L;
+      const int IC = R.out_ch;
+      for (const ColSeg& sg : sc.segs) {
+        const float* w = rgb->w + size_t(sg.img) * IC * Co;
+        float* o = rgb->out + size_t(sg.img) * IC * HW;
+        const float* act = out + size_t(sg.img) * out_stride;
+        const float* pv = rgb->prev ? rgb->prev + size_t(sg.img) * IC * size_t(rgb->prev_res) * rgb->prev_res : nullptr;
+        const int xa = 2 * sg.x0, xb = xa + 2 * sg.len;
+        for (int y = 2 * sg.y; y < 2 * sg.y + 2; ++y) {
+          if (pv) skip_upsample(o, size_t(HW), W, pv, rgb->prev_res, IC, y, xa, xb);
+          const size_t off = size_t(y) * W + xa;
+          ks_->torgb_row(o + off, size_t(HW), act + off, size_t(HW), Co, xb - xa, w, R.bias, IC, R.clamp, pv ? 1 : 0);
+        }
+      }
+    }
+  });
+  return rgb != nullptr;
+}
+
+}  // namespace cpu
+}  // namespace facegan
