@@ -276,7 +276,7 @@ bool unsafe_during_capture() {
 // ---------------------------------------------------------------------------------------------
 // Fibers and the block scheduler.
 
-enum class FState { Runnable, AtBarrier, AtWarp, Done };
+enum class FState { Runnable, AtBarrier, AtWarp, AtMbarrier, Done };
 
 struct Fiber {
   void* sp = nullptr;
@@ -285,6 +285,8 @@ struct Fiber {
   ThreadCtx ctx;
   FState state = FState::Done;
   const void* barrier_site = nullptr;
+  unsigned mbar_addr = 0;  // AtMbarrier: the mbarrier (shared-window address) and the phase parity
+  int mbar_parity = 0;     // waited for
 #if !defined(__x86_64__)
   ucontext_t uc;
 #endif
@@ -336,6 +338,7 @@ struct Worker {
   size_t dyn_bytes = 0;
   std::vector<LaneSlot> lanes;  // one per thread
   std::vector<unsigned> warp_arrived;
+  std::vector<int> wg_arrived;  // threads of each warpgroup (128) waiting in a warpgroup collective
   bool failed = false;
   int barrier_gen = 0;
   char sync_objs[4];  // addresses for ThreadSanitizer's happens-before annotations
@@ -494,7 +497,9 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
   while ((int)w.fibers.size() < nt) w.fibers.emplace_back(new Fiber());
   w.lanes.resize(nt);
   w.warp_arrived.assign((nt + 31) / 32, 0u);
+  w.wg_arrived.assign((nt + 127) / 128, 0);
   w.warp_sync.resize((size_t)(nt + 31) / 32);
+  ptx_block_start();
   for (int t = 0; t < nt; ++t) {
     Fiber* f = w.fibers[t].get();
     init_fiber(f);
@@ -514,6 +519,12 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
   for (int t = 0; t < nt; ++t) order[t] = cfg().schedule == 1 ? nt - 1 - t : t;
   for (;;) {
     if (cfg().schedule == 2) std::shuffle(order.begin(), order.end(), g_shuffle_rng);
+    // A thread waiting on an mbarrier phase resumes once that phase has completed.
+    for (int t = 0; t < nt; ++t) {
+      Fiber* f = w.fibers[t].get();
+      if (f->state != FState::AtMbarrier) continue;
+      if (mbar_phase_done(f->mbar_addr, f->mbar_parity) || ptx_copies_pending(f->mbar_addr)) f->state = FState::Runnable;
+    }
     bool ran = false;
     for (int t : order) {
       Fiber* f = w.fibers[t].get();
@@ -522,14 +533,22 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
       ran = true;
       if (w.failed) return false;
     }
-    int done = 0, at_bar = 0, at_warp = 0;
+    int done = 0, at_bar = 0, at_warp = 0, at_mbar = 0;
     for (int t = 0; t < nt; ++t) {
       const FState s = w.fibers[t]->state;
       done += s == FState::Done;
       at_bar += s == FState::AtBarrier;
       at_warp += s == FState::AtWarp;
+      at_mbar += s == FState::AtMbarrier;
     }
     if (done == nt) {
+      const std::string left = ptx_block_end();
+      if (!left.empty()) {
+        w.cur = nullptr;
+        w.failed = true;
+        raise_fault(cudaErrorLaunchFailure, std::string("kernel ") + w.kernel + ", block " + dim_str(bidx) + ": " + left);
+        return false;
+      }
 #ifdef FG_EMU_TSAN
       // The block's shared memory is reused by the next block: its threads' accesses come first.
       __tsan_acquire(&g_launch_end_sync);
@@ -566,6 +585,7 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
       raise_fault(cudaErrorLaunchFailure, std::string("kernel ") + w.kernel + ", block " + dim_str(bidx) + ": deadlock (" +
                                               std::to_string(at_bar) + " threads at __syncthreads, " +
                                               std::to_string(at_warp) + " in warp collectives, " +
+                                              std::to_string(at_mbar) + " waiting on mbarrier phases, " +
                                               std::to_string(done) + " exited)." + detail);
       return false;
     }
@@ -832,6 +852,127 @@ uint64_t shfl(ShflKind kind, unsigned mask, uint64_t value, int arg, int width) 
 }
 
 void syncwarp(unsigned mask) { collective(kKindSyncwarp, mask, nullptr, compute_nothing); }
+
+// ---- Warpgroup collectives (wgmma): the 128 threads of warpgroup t / 128 meet; the last to arrive
+// runs `compute` for all of them (every wgmma instruction is .sync.aligned: all threads of the
+// warpgroup execute the same instruction).
+void warpgroup_collective(int kind, const void* tag, void (*compute)(LaneSlot* const* lanes, const void* tag)) {
+  Worker& w = g_worker;
+  Fiber* f = w.cur;
+  const int t = f->ctx.linear, wg = t / 128, first = wg * 128;
+  if (first + 128 > w.nthreads)
+    fiber_fail(w, cudaErrorIllegalInstruction, "warpgroup instruction in a block whose last warpgroup is incomplete (" +
+                                                  std::to_string(w.nthreads) + " threads)");
+  LaneSlot& me = w.lanes[t];
+  me.kind = kind;
+  me.mask = 0xffffffffu;
+  me.tag = tag;
+  int& arrived = w.wg_arrived[wg];
+  for (int l = first; l < first + 128; ++l) {
+    if (l == t) continue;
+    const Fiber* o = w.fibers[l].get();
+    if (o->state == FState::AtWarp && (w.lanes[l].kind != kind || w.lanes[l].tag != tag))
+      fiber_fail(w, cudaErrorIllegalInstruction, "threads of one warpgroup meet in different warpgroup instructions");
+  }
+  if (++arrived == 128) {
+    LaneSlot* lanes[128];
+    for (int l = 0; l < 128; ++l) lanes[l] = &w.lanes[first + l];
+    arrived = 0;
+    compute(lanes, tag);
+    for (int l = first; l < first + 128; ++l)
+      if (l != t) w.fibers[l]->state = FState::Runnable;
+  } else {
+    for (int l = first; l < first + 128; ++l)
+      if (w.fibers[l]->state == FState::Done)
+        fiber_fail(w, cudaErrorIllegalInstruction,
+                   "warpgroup instruction waits for thread " + std::to_string(l) + ", which has exited");
+    f->state = FState::AtWarp;
+    switch_to_scheduler(w, false);
+  }
+}
+
+// ---- mbarrier objects (PTX ISA "Parallel Synchronization and Communication Instructions:
+// mbarrier"): an opaque 8-byte shared-memory object holding the current phase, the pending
+// arrival count of that phase, its expected arrival count and its transaction count. A phase
+// completes when both the pending arrivals and the pending transactions reach zero; the next
+// phase then starts with the expected count. Packed here as: bits 0-19 expected, 20-39 pending,
+// 40 the phase parity, 41-62 the transaction count (22-bit two's complement).
+namespace {
+struct Mbar {
+  uint32_t expected, pending;
+  int phase;
+  int64_t tx;
+};
+uint64_t* mbar_word(unsigned addr) {
+  if (addr & 7u) fiber_fail(g_worker, cudaErrorIllegalAddress, "mbarrier object not 8-byte aligned");
+  return static_cast<uint64_t*>(shared_window_ptr(addr, 8));
+}
+Mbar mbar_decode(uint64_t v) {
+  Mbar m;
+  m.expected = (uint32_t)(v & 0xfffffu);
+  m.pending = (uint32_t)((v >> 20) & 0xfffffu);
+  m.phase = (int)((v >> 40) & 1u);
+  int64_t tx = (int64_t)((v >> 41) & 0x3fffffu);
+  if (tx & 0x200000) tx -= 0x400000;
+  m.tx = tx;
+  return m;
+}
+Mbar mbar_load(unsigned addr) {
+  const uint64_t v = *mbar_word(addr);
+  if (v == ~0ull || (v & 0xfffffu) == 0)
+    fiber_fail(g_worker, cudaErrorIllegalInstruction, "mbarrier used before mbarrier.init");
+  return mbar_decode(v);
+}
+void mbar_store(unsigned addr, Mbar m) {
+  if (m.pending == 0 && m.tx == 0) {  // the phase completes
+    m.phase ^= 1;
+    m.pending = m.expected;
+  }
+  *mbar_word(addr) = (uint64_t)m.expected | ((uint64_t)m.pending << 20) | ((uint64_t)m.phase << 40) |
+                     ((uint64_t)(m.tx & 0x3fffff) << 41);
+}
+}  // namespace
+
+void mbar_word_check(unsigned addr) { mbar_word(addr); }
+
+void mbar_init(unsigned addr, uint32_t count) {
+  if (count == 0 || count > 0xfffffu) fiber_fail(g_worker, cudaErrorIllegalInstruction, "mbarrier.init count out of range");
+  *mbar_word(addr) = (uint64_t)count | ((uint64_t)count << 20);
+}
+void mbar_arrive(unsigned addr, uint32_t count, int64_t expect_tx) {
+  Mbar m = mbar_load(addr);
+  if (count > m.pending)
+    fiber_fail(g_worker, cudaErrorIllegalInstruction, "mbarrier: more arrivals than the phase expects");
+  m.tx += expect_tx;
+  if (m.tx > 0xfffff) fiber_fail(g_worker, cudaErrorIllegalInstruction, "mbarrier transaction count overflows (2^20 - 1)");
+  m.pending -= count;
+  mbar_store(addr, m);
+}
+void mbar_complete_tx(unsigned addr, int64_t bytes) {
+  Mbar m = mbar_load(addr);
+  m.tx -= bytes;
+  if (m.tx < -0xfffff) fiber_fail(g_worker, cudaErrorIllegalInstruction, "mbarrier transaction count underflows");
+  mbar_store(addr, m);
+}
+bool mbar_phase_done(unsigned addr, int parity) {
+  // The phase with this parity has completed when the current phase has the other parity
+  // (parity names the current or the immediately preceding phase). Also called by the scheduler
+  // (no running thread): reads the object without faulting.
+  Worker& w = g_worker;
+  const size_t idx = addr >> 24, off = addr & 0xffffffu;
+  if (idx == 0 || idx > w.regions.size() || off + 8 > w.regions[idx - 1].bytes || (off & 7u)) return false;
+  uint64_t v;
+  memcpy(&v, static_cast<char*>(w.regions[idx - 1].p) + off, 8);
+  return mbar_decode(v).phase != (parity & 1);
+}
+void mbar_sleep(unsigned addr, int parity) {
+  Worker& w = g_worker;
+  mbar_load(addr);  // faults on an uninitialised object
+  w.cur->mbar_addr = addr;
+  w.cur->mbar_parity = parity;
+  w.cur->state = FState::AtMbarrier;
+  switch_to_scheduler(w, false);
+}
 
 void trap(const char* why) { fiber_fail(g_worker, cudaErrorIllegalInstruction, why); }
 
@@ -1334,5 +1475,26 @@ cudaError_t fg_emu_func_set_attribute(void (*key)(), cudaFuncAttribute attr, int
     if (value < 0 || (size_t)value > optin_smem()) return set_error(cudaErrorInvalidValue);
     g_max_dyn_smem[key] = value;
   }
+  return cudaSuccess;
+}
+
+// The driver entry point the CUDA backend asks for: only cuTensorMapEncodeTiled, answered by the
+// emulator's encoder (the TMA emulation in ptx.cc reads what it writes).
+cudaError_t cudaGetDriverEntryPointByVersion(const char* symbol, void** fn, unsigned int version,
+                                             unsigned long long flags, cudaDriverEntryPointQueryResult* status) {
+  FG_EMU_ENTER();
+  (void)flags;
+  if (!symbol || !fn) return set_error(cudaErrorInvalidValue);
+  *fn = nullptr;
+  if (std::strcmp(symbol, "cuTensorMapEncodeTiled") != 0) {
+    if (status) *status = cudaDriverEntryPointSymbolNotFound;
+    return cudaSuccess;
+  }
+  if (version < 12000) {
+    if (status) *status = cudaDriverEntryPointVersionNotSufficent;
+    return cudaSuccess;
+  }
+  *fn = tensor_map_encoder();
+  if (status) *status = cudaDriverEntryPointSuccess;
   return cudaSuccess;
 }

@@ -66,6 +66,7 @@ inline uint2 make_uint2(unsigned x, unsigned y) { return uint2{x, y}; }
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __grid_constant__
 #define __align__(n) __attribute__((aligned(n)))
 #define __constant__ static
 #ifndef __CUDA_ARCH__

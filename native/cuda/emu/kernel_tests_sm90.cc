@@ -1,0 +1,296 @@
+// Emulated tests of the Hopper (sm_90a) path, modconv_sm90.cu: wgmma.mma_async from TMA-staged,
+// 128-byte-swizzled shared memory through a 4-stage mbarrier pipeline, run by the emulator's
+// PTX (ptx.cc) against naive references. Built only into the sm_90a emulator library
+// (__CUDA_ARCH__ 900, __CUDA_ARCH_FEAT_SM90_ALL), whose device reports compute capability 9.0.
+#include "kernel_tests_sm90.h"
+
+#include <cudaTypedefs.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common.cuh"
+#include "conv_ref.h"
+#include "emu_control.h"
+#include "kernels.h"
+#include "modconv_sm90.cuh"
+#include "plan.h"
+
+namespace facegan {
+namespace emu_tests_sm90a {
+namespace {
+
+using namespace cuda;
+using emu_results::Results;
+
+std::mt19937 g_rng(9090);
+
+template <class T>
+T* upload(const std::vector<T>& v) {
+  void* p = nullptr;
+  if (cudaMalloc(&p, std::max<size_t>(1, v.size()) * sizeof(T)) != cudaSuccess) return nullptr;
+  cudaMemcpyAsync(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, 0);
+  return static_cast<T*>(p);
+}
+uint16_t to16(float v, ActType t) {
+  return t == ActType::F16 ? fg_emu::float_to_half_bits(v) : fg_emu::float_to_bf16_bits(v);
+}
+float from16(uint16_t h, ActType t) {
+  if (t == ActType::F16) return fg_emu::half_bits_to_float(h);
+  const uint32_t x = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+float q16(float v, ActType t) { return from16(to16(v, t), t); }
+
+struct Sm90Case {
+  const char* name;
+  int batch, H, W, Cin, Cout;
+};
+
+// One layer through launch_modconv_sm90, against two references:
+//  - the float reference (ref_conv3x3 on the stored activations and the float weights) with the
+//    limits of the mma.sync tests (kernel_tests.cc);
+//  - an operand-exact one: the same 16-bit operands the kernel multiplies (x * s * sinv rounded to
+//    the activation type, the packed 16-bit weights times colscale), summed in double, the same
+//    epilogue in double: every output within 2 units in the last place of the 16-bit output
+//    (plus 1e-4 absolute), which a wrong fragment, swizzle, stage or tap shows at once.
+void sm90_case(const Sm90Case& c, ActType t, Results* out) {
+  const char* pname = t == ActType::F16 ? "fp16" : "bf16";
+  const std::string name = std::string("modconv sm_90a wgmma+TMA ") + c.name + " " + pname;
+  ConvGeom g;
+  g.batch = c.batch;
+  g.H = c.H;
+  g.W = c.W;
+  g.Cin = c.Cin;
+  g.Cout = c.Cout;
+  const int64_t plane = (int64_t)g.H * g.W * g.Cin;
+  auto x = testref::random_vec(g_rng, (size_t)c.batch * plane, -1.0f, 1.0f);
+  for (float& v : x) v = q16(v, t);
+  auto s = testref::random_vec(g_rng, (size_t)c.batch * c.Cin, 0.5f, 1.5f);
+  auto sinv = testref::random_vec(g_rng, (size_t)c.batch, 0.6f, 0.9f);
+  auto W = testref::random_vec(g_rng, (size_t)c.Cout * c.Cin * 9, -1.0f, 1.0f);
+  auto d = testref::random_vec(g_rng, (size_t)c.batch * c.Cout, 0.5f, 1.0f);
+  auto bias = testref::random_vec(g_rng, c.Cout, -0.2f, 0.2f);
+  auto noise = testref::random_vec(g_rng, (size_t)g.H * g.W, -1.0f, 1.0f);
+  const float strength = 0.3f, clamp = 1.5f;
+
+  // The backend's 128-wide tensor-core packing (ConvTile::MmaWide): K is a multiple of 64 here.
+  const int Kpad = geom_K(g), Npad = round_up(geom_N(g), Sm90Cfg::BN);
+  std::vector<float> B((size_t)Kpad * Npad), colscale(Npad);
+  pack_b_nmajor_scaled(g, W.data(), Kpad, Npad, B.data(), colscale.data());
+  std::vector<uint16_t> B16(B.size()), x16(x.size());
+  for (size_t i = 0; i < B.size(); ++i) B16[i] = to16(B[i], t);
+  for (size_t i = 0; i < x.size(); ++i) x16[i] = to16(x[i], t);
+
+  // Float reference: the kernel scales x by s * sinv (the backend's d carries 1 / sinv back).
+  std::vector<float> s_eff(s.size());
+  for (int b = 0; b < c.batch; ++b)
+    for (int ch = 0; ch < c.Cin; ++ch) s_eff[(size_t)b * c.Cin + ch] = s[(size_t)b * c.Cin + ch] * sinv[b];
+  auto epilogue = [&](int b, int p, int o, double acc) {
+    double r = acc * d[(size_t)b * c.Cout + o] + noise[p] * strength + bias[o];
+    r = (r < 0 ? r * 0.2 : r) * std::sqrt(2.0);
+    return std::min<double>(std::max<double>(r, -clamp), clamp);
+  };
+  std::vector<float> ref = testref::ref_conv3x3(g, x, plane, s_eff, W);
+  const int HW = g.H * g.W;
+  for (int b = 0; b < c.batch; ++b)
+    for (int p = 0; p < HW; ++p)
+      for (int o = 0; o < c.Cout; ++o) {
+        float& v = ref[((size_t)b * HW + p) * c.Cout + o];
+        v = (float)epilogue(b, p, o, v);
+      }
+  // Operand-exact reference.
+  std::vector<float> ax(x.size());
+  for (int b = 0; b < c.batch; ++b)
+    for (int64_t i = 0; i < plane; ++i) {
+      const int ch = (int)(i % c.Cin);
+      ax[(size_t)(b * plane + i)] = q16(x[(size_t)(b * plane + i)] * (s[(size_t)b * c.Cin + ch] * sinv[b]), t);
+    }
+  std::vector<double> exact(ref.size());
+  for (int b = 0; b < c.batch; ++b)
+    for (int y = 0; y < g.H; ++y)
+      for (int xx = 0; xx < g.W; ++xx)
+        for (int o = 0; o < c.Cout; ++o) {
+          double acc = 0.0;
+          for (int tap = 0; tap < 9; ++tap) {
+            const int iy = y + tap / 3 - 1, ix = xx + tap % 3 - 1;
+            if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
+            const float* a = &ax[(size_t)b * plane + ((size_t)iy * g.W + ix) * g.Cin];
+            const uint16_t* w = &B16[(size_t)o * Kpad + (size_t)tap * g.Cin];
+            for (int ch = 0; ch < g.Cin; ++ch) acc += (double)a[ch] * from16(w[ch], t);
+          }
+          const double v = acc * colscale[o] * d[(size_t)b * c.Cout + o] + noise[y * g.W + xx] * strength + bias[o];
+          const double r = (v < 0 ? v * 0.2 : v) * std::sqrt(2.0);
+          exact[(((size_t)b * g.H + y) * g.W + xx) * c.Cout + o] = std::min<double>(std::max<double>(r, -clamp), clamp);
+        }
+
+  ConvArgs a;
+  a.g = g;
+  a.x_bstride = plane;
+  a.Kpad = Kpad;
+  a.Npad = Npad;
+  void* wdev = upload(B16);
+  void* xdev = upload(x16);
+  float* sdev = upload(s);
+  float* sinvdev = upload(sinv);
+  float* csdev = upload(colscale);
+  float* ddev = upload(d);
+  float* bdev = upload(bias);
+  float* ndev = upload(noise);
+  a.x = xdev;
+  a.w = wdev;
+  a.styles = sdev;
+  a.style_stride = c.Cin;
+  a.sinv = sinvdev;
+  a.sinv_stride = 1;
+  a.colscale = csdev;
+  a.dcoef = ddev;
+  a.d_stride = c.Cout;
+  a.noise = ndev;
+  a.noise_strength = strength;
+  a.bias = bdev;
+  a.clamp = clamp;
+  const size_t out_n = (size_t)c.batch * HW * c.Cout;
+  void* ydev = nullptr;
+  cudaMalloc(&ydev, out_n * 2);
+  a.y = ydev;
+  const uint64_t blocks0 = fg_emu::stats().blocks;
+  const bool fits = modconv_sm90_fits(a, t);
+  const Status st = fits ? launch_modconv_sm90(a, t, 0) : Status::Error("modconv_sm90_fits refuses the layer");
+  const cudaError_t e = cudaDeviceSynchronize();
+  std::vector<uint16_t> got16(out_n);
+  cudaMemcpy(got16.data(), ydev, out_n * 2, cudaMemcpyDeviceToHost);
+  const fg_emu::Stats stats = fg_emu::stats();
+  for (void* p : {wdev, xdev, (void*)sdev, (void*)sinvdev, (void*)csdev, (void*)ddev, (void*)bdev, (void*)ndev, ydev})
+    cudaFree(p);
+  if (!st.ok || e != cudaSuccess) {
+    out->push_back({name, false, st.ok ? std::string(cudaGetErrorName(e)) + ": " + fg_emu::fault_message() : st.message});
+    cudaDeviceReset();
+    return;
+  }
+  std::vector<float> got(out_n);
+  for (size_t i = 0; i < out_n; ++i) got[i] = from16(got16[i], t);
+  const double err = testref::rel_l2(got, ref);
+  const double limit = t == ActType::F16 ? 2e-3 : 1.5e-2;
+  const int mant = t == ActType::F16 ? 10 : 7;
+  size_t bad = 0;
+  double worst = 0.0;
+  for (size_t i = 0; i < out_n; ++i) {
+    const double r = exact[i], mag = std::max(std::fabs(r), 1e-3);
+    const double ulp = std::ldexp(1.0, (int)std::floor(std::log2(mag)) - mant);
+    const double dev = std::fabs(got[i] - r) / ulp;
+    if (!(std::fabs(got[i] - r) <= 2 * ulp + 1e-4)) ++bad;
+    if (std::fabs(r) >= 0.01 && !(dev <= worst)) worst = dev;
+  }
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "rel. L2 error %.3g (limit %g); vs the exact 16-bit operands: max %.2f ulp (|v| >= 0.01), %zu of %zu beyond 2 ulp + 1e-4; %llu blocks",
+                err, limit, worst, bad, out_n, (unsigned long long)(stats.blocks - blocks0));
+  out->push_back({name, err < limit && bad == 0, buf});
+}
+
+// Which layers the kernel takes, and on which device.
+void fit_checks(Results* out) {
+  ConvArgs a;
+  a.g.batch = 2;
+  a.g.H = a.g.W = 64;
+  a.g.Cin = 128;
+  a.g.Cout = 128;
+  a.x_bstride = (int64_t)64 * 64 * 128;
+  a.Kpad = geom_K(a.g);
+  a.Npad = round_up(geom_N(a.g), Sm90Cfg::BN);
+  bool ok = modconv_sm90_fits(a, ActType::BF16) && modconv_sm90_fits(a, ActType::F16) && !modconv_sm90_fits(a, ActType::F32);
+  std::string why;
+  auto refuse = [&](const char* what, ConvArgs b) {
+    if (modconv_sm90_fits(b, ActType::BF16)) {
+      ok = false;
+      why += std::string(" takes ") + what + ";";
+    }
+  };
+  ConvArgs b = a;
+  b.g.Cin = 96;
+  refuse("Cin 96", b);
+  b = a;
+  b.x_bstride = 0;
+  refuse("a broadcast input", b);
+  b = a;
+  b.g.W = 8;
+  refuse("W 8", b);
+  b = a;
+  b.g.up = 2;
+  refuse("an up-conv", b);
+  b = a;
+  b.g.src_shift = 1;
+  refuse("a nearest-x2 input", b);
+  b = a;
+  b.g.Cout = 64;
+  b.Npad = 64;  // the 128 x 32 tiles' packing
+  refuse("64 columns", b);
+  fg_emu::config().cc = 90;
+  const bool on90 = modconv_sm90_available(0);
+  fg_emu::config().cc = 89;
+  const bool on89 = modconv_sm90_available(0);
+  fg_emu::config().cc = 90;
+  if (!on90 || on89) {
+    ok = false;
+    why += on90 ? " available on cc 8.9;" : " unavailable on cc 9.0;";
+  }
+  out->push_back({"modconv sm_90a: layers and devices it takes", ok, ok ? "as documented" : why});
+}
+
+// The tensor-map encoder (through the driver entry point, as the backend gets it) refuses what
+// cuTensorMapEncodeTiled documents as invalid.
+void tensor_map_checks(Results* out) {
+  void* fn = nullptr;
+  cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+  const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q);
+  if (e != cudaSuccess || q != cudaDriverEntryPointSuccess || !fn) {
+    out->push_back({"tensor map encoder", false, "cuTensorMapEncodeTiled not found"});
+    return;
+  }
+  auto enc = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  std::vector<uint16_t> buf(64 * 64 * 4, 0);
+  const cuuint64_t dims[2] = {256, 64};
+  const cuuint64_t strides[1] = {512};
+  const cuuint32_t box[2] = {64, 128}, estr[2] = {1, 1};
+  alignas(64) CUtensorMap m;
+  auto run = [&](const cuuint64_t* st, const cuuint32_t* bx, CUtensorMapSwizzle sw) {
+    return enc(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, buf.data(), dims, st, bx, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, sw,
+               CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  };
+  const cuuint64_t bad_stride[1] = {520};
+  const cuuint32_t big_box[2] = {64, 257}, wide_box[2] = {128, 8};
+  std::string why;
+  if (run(strides, box, CU_TENSOR_MAP_SWIZZLE_128B) != CUDA_SUCCESS) why += " a valid map refused;";
+  if (run(bad_stride, box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS) why += " stride 520 accepted;";
+  if (run(strides, big_box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS) why += " box 257 accepted;";
+  if (run(strides, wide_box, CU_TENSOR_MAP_SWIZZLE_128B) == CUDA_SUCCESS) why += " a 256-byte inner box with the 128B swizzle accepted;";
+  if (run(strides, wide_box, CU_TENSOR_MAP_SWIZZLE_NONE) != CUDA_SUCCESS) why += " a 256-byte inner box without swizzle refused;";
+  out->push_back({"tensor map encoder (cuTensorMapEncodeTiled stand-in) checks its arguments", why.empty(),
+                  why.empty() ? "valid / invalid maps as documented" : why});
+}
+
+}  // namespace
+
+void run_sm90_kernel_tests(emu_results::Results* out) {
+  fg_emu::reset();
+  fg_emu::config().cc = 90;
+  fit_checks(out);
+  tensor_map_checks(out);
+  const Sm90Case cases[] = {
+      {"16x16 b2 64->72 (N tail)", 2, 16, 16, 64, 72},
+      {"20x24 b1 128->136 (M tails in x and y, 2 column tiles, 18 k-tiles)", 1, 20, 24, 128, 136},
+      {"8x16 b3 192->128 (3 channel blocks, 27 k-tiles, 3 samples)", 3, 8, 16, 192, 128},
+  };
+  for (const Sm90Case& c : cases)
+    for (cuda::ActType t : {cuda::ActType::BF16, cuda::ActType::F16}) sm90_case(c, t, out);
+  fg_emu::reset();
+}
+}  // namespace emu_tests_sm90a
+
+}  // namespace facegan
