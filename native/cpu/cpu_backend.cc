@@ -75,9 +75,11 @@ int env_int(const char* name, int def) {
   return v && *v ? std::atoi(v) : def;
 }
 
-namespace {
+bool profiling() {
+  static const bool on = std::getenv("FACEGAN_CPU_PROFILE") != nullptr;
+  return on;
+}
 
-// CPU time of the calling thread in ms (0 where unavailable); for FACEGAN_CPU_PROFILE only.
 double thread_cpu_ms() {
 #if defined(CLOCK_THREAD_CPUTIME_ID)
   timespec ts;
@@ -88,7 +90,9 @@ double thread_cpu_ms() {
 #endif
 }
 
-const bool kProfile = std::getenv("FACEGAN_CPU_PROFILE") != nullptr;
+namespace {
+
+const bool kProfile = profiling();
 
 // The layer's nominal multiply-adds per image (what the official code computes): a conv's
 // k²·C_in·C_out per pixel of the grid it runs on (StyleGAN2's transposed up-conv: the input
@@ -323,8 +327,10 @@ Status CpuBackend::run_batch(const SynthesisArgs& a, int start, int nb, std::ato
   size_t x_stride = 0;               // per-image stride; 0: shared const
   int cur = 0;                       // act_ buffer holding x (when x_stride > 0)
   int img_cur = -1, img_res = 0;     // img_ buffer holding the image so far (-1: none yet)
-  LayerTimer total("total", 0.0, nb);
   const int nl = int(net.layers.size());
+  double macs = 0.0;
+  for (const LayerDesc& L : net.layers) macs += nominal_macs(L);
+  LayerTimer total("total", macs, nb);
   for (int li = 0; li < nl; ++li) {
     if (is_cancelled(a.cancel)) return Status::Cancelled("synthesis: cancelled");
     const LayerDesc& L = net.layers[size_t(li)];

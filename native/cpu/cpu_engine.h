@@ -83,6 +83,10 @@ class Buf {
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
 int env_int(const char* name, int def);
+// FACEGAN_CPU_PROFILE=1 (read once): per-layer timings on stderr (cpu_backend.cc).
+bool profiling();
+// CPU time of the calling thread in ms (0 where unavailable); for the profile only.
+double thread_cpu_ms();
 
 // A convolution layer as prepared at load.
 struct ConvPrep {

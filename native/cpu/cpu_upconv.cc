@@ -8,6 +8,9 @@
 // kernels is the same function but costs 4× the MACs of this scheme: 36 instead of 9 per input
 // pixel and channel pair.)
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
 
 #include "cpu_engine.h"
 
@@ -33,6 +36,10 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
   // Outputs much larger than the caches: write around them (read back only by the next layer).
   const bool stream = stream_min_ > 0 && size_t(nb) * Co * OHW * sizeof(float) >= stream_min_;
   const float* zero = zero_block_.data();
+  // FACEGAN_CPU_PROFILE: thread CPU time in the GEMM (with the packing) and in the col2im + FIR
+  // + epilogue passes, summed over the tasks.
+  const bool prof = profiling();
+  std::atomic<int64_t> gemm_us{0}, fir_us{0};
   run_or_throw(ntasks, [&](int t, int tid) {
     Scratch& sc = scratch_[size_t(tid)];
     const int ri = t % rc, g = (t / rc) % cp.ngroups, ic = t / (rc * cp.ngroups);
@@ -74,6 +81,7 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
       const int npan = ceil_div(ncols, NR);
       const size_t ldc = size_t(npan) * NR;
       PackBArgs pa = pack_args(L, io, 1, H, W, sc, NR, ncols);
+      const double tp0 = prof ? thread_cpu_ms() : 0.0;
       for (int kb = 0; kb < K; kb += kc_) {
         const int kcur = std::min(kc_, K - kb);
         pa.kc = kcur;
@@ -81,6 +89,7 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
         ks_->pack_b(pa);
         gemm_block(Ag, K, kb, kcur, 0, panels, pa.Bp, npan, small, C, ldc, kb > 0);
       }
+      const double tp1 = prof ? thread_cpu_ms() : 0.0;
       // Horizontal pass into the Z ring.
       for (int il = 0; il < nimg; ++il)
         for (int m = g0; m < g1; ++m) {
@@ -115,9 +124,16 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
           ++m;
         }
       }
+      if (prof) {
+        gemm_us += int64_t(1e3 * (tp1 - tp0));
+        fir_us += int64_t(1e3 * (thread_cpu_ms() - tp1));
+      }
     }
     if (stream) ks_->store_fence();
   });
+  if (prof)
+    std::fprintf(stderr, "    (%s: GEMM + packing %.2f ms, col2im + FIR + epilogue %.2f ms, thread cpu summed)\n",
+                 L.name.c_str(), 1e-3 * double(gemm_us.load()), 1e-3 * double(fir_us.load()));
 }
 
 }  // namespace cpu

@@ -3,6 +3,7 @@
 //   facegan-bench [--backend B] [--precision P] [--threads N] [--config ffhq1024|ffhq256|MODEL.safetensors]
 //                 [--batch 1,4,16] [--iters K] [--min-ms T] [--noise const|none|random] [--mapping]
 //                 [--dump FILE]
+//   facegan-bench --fma-peak [--threads N]
 //
 // Named configs use random weights of that shape. ProGAN models (arch progan) have no mapping:
 // synthesis takes z directly (--mapping is ignored). For each batch size: one warm-up call (on
@@ -16,16 +17,27 @@
 // (unless --mapping). One line per batch starts with "RESULT " and holds key=value pairs for
 // scripts (native/cuda/gpu-check.sh).
 //
+// --fma-peak: instead, measures the machine's float32 FMA peak with --threads threads (default:
+// all cores): each thread runs 12 independent chains of vector FMAs (acc = acc·b + c, AVX-512
+// 16 lanes, or AVX2 8 lanes, or plain float code) that stay in registers, best of 3 runs; GFLOP/s
+// = 2 × lanes × FMAs / time, summed over threads (the ceiling the engine's GEMMs are held to).
+//
 // --dump FILE: after timing, one more call per batch size with a float output too; its float
 // images then its uint8 images, batch after batch, are written raw to FILE. Two runs that must
 // agree bit for bit (e.g. FACEGAN_CUDA_GRAPHS=0 vs graphs on) are then compared with cmp.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/resource.h>
@@ -82,12 +94,88 @@ double nominal_macs(const std::vector<TensorView>& tensors, const ModelInfo& mi)
   return macs;
 }
 
+// 12 independent FMA chains per thread (enough to cover the FMA latency on two FMA ports).
+constexpr int kChains = 12;
+constexpr long kFmaIters = 1L << 27;  // ~0.4 s per thread at 2.6 GHz (AVX-512)
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) float fma_loop_avx512(long iters) {
+  __m512 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm512_set1_ps(float(j) * 1e-3f);
+  const __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
+  for (long i = 0; i < iters; ++i)
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm512_fmadd_ps(acc[j], b, c);
+  __m512 s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = _mm512_add_ps(s, acc[j]);
+  return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx2,fma"))) float fma_loop_avx2(long iters) {
+  __m256 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm256_set1_ps(float(j) * 1e-3f);
+  const __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-6f);
+  for (long i = 0; i < iters; ++i)
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm256_fmadd_ps(acc[j], b, c);
+  __m256 s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = _mm256_add_ps(s, acc[j]);
+  float v[8];
+  _mm256_storeu_ps(v, s);
+  return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+}
+#endif
+
+float fma_loop_scalar(long iters) {
+  float acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = float(j) * 1e-3f;
+  for (long i = 0; i < iters; ++i)
+    for (int j = 0; j < kChains; ++j) acc[j] = acc[j] * 0.999999f + 1e-6f;
+  float s = 0;
+  for (int j = 0; j < kChains; ++j) s += acc[j];
+  return s;
+}
+
+// The float32 FMA peak of `threads` threads (see --fma-peak above); prints one line per ISA.
+int fma_peak(int threads) {
+  if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  struct Isa {
+    const char* name;
+    int lanes;
+    float (*loop)(long);
+    bool ok;
+  };
+  std::vector<Isa> isas;
+#if defined(__x86_64__)
+  isas.push_back({"avx512", 16, fma_loop_avx512, __builtin_cpu_supports("avx512f") != 0});
+  isas.push_back({"avx2", 8, fma_loop_avx2, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")});
+#endif
+  isas.push_back({"scalar", 1, fma_loop_scalar, true});
+  for (const Isa& isa : isas) {
+    if (!isa.ok) continue;
+    const long iters = isa.lanes == 1 ? kFmaIters / 8 : kFmaIters;
+    std::vector<float> sink(static_cast<size_t>(threads));
+    double s = 1e30;  // the best of 3 runs (the machine may be shared)
+    for (int rep = 0; rep < 3; ++rep) {
+      std::vector<std::thread> pool;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { sink[size_t(t)] = isa.loop(iters); });
+      for (auto& th : pool) th.join();
+      s = std::min(s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    const double gflops = 2.0 * isa.lanes * kChains * double(iters) * threads / s / 1e9;
+    std::printf("fma peak %-6s %d thread(s): %8.1f GFLOP/s fp32 (%.1f per thread; %.2f s; sink %g)\n", isa.name,
+                threads, gflops, gflops / threads, s, double(sink[0]));
+    std::printf("RESULT fma_peak isa=%s threads=%d gflops=%.2f\n", isa.name, threads, gflops);
+  }
+  return 0;
+}
+
 [[noreturn]] void usage(const char* msg = nullptr) {
   if (msg) std::fprintf(stderr, "facegan-bench: %s\n", msg);
   std::fprintf(stderr,
                "usage: facegan-bench [--backend B] [--precision fp32|fp16|bf16] [--threads N]\n"
                "                     [--config NAME|MODEL.safetensors] [--batch 1,4,16] [--iters K] [--min-ms T]\n"
                "                     [--noise const|none|random] [--mapping] [--dump FILE] [--load-only]\n"
+               "       facegan-bench --fma-peak [--threads N]\n"
                "       named configs (random weights): %s\n",
                tools::random_model_names().c_str());
   std::exit(2);
@@ -111,6 +199,7 @@ int main(int argc, char** argv) {
   std::string dump;
   NoiseMode noise = NoiseMode::Const;
   bool with_mapping = false;
+  bool peak = false;       // --fma-peak
   bool load_only = false;  // prepare the backend, print the load line, stop (e.g. FACEGAN_CUDA_MACS=1)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -148,9 +237,12 @@ int main(int argc, char** argv) {
       noise = m == "none" ? NoiseMode::None : m == "random" ? NoiseMode::Random : NoiseMode::Const;
     } else if (a == "--mapping") with_mapping = true;
     else if (a == "--load-only") load_only = true;
+    else if (a == "--fma-peak") peak = true;
     else if (a == "-h" || a == "--help") usage();
     else usage(("unknown argument " + a).c_str());
   }
+
+  if (peak) return fma_peak(lo.num_threads);
 
   std::unique_ptr<Generator> gen;
   std::unique_ptr<SafetensorsFile> file;
