@@ -1007,6 +1007,9 @@ int main(int argc, char** argv) {
 #ifdef FACEGAN_WITH_CUDA_EMU_SM75
   facegan::register_cuda_emu_sm75_backend();
 #endif
+#ifdef FACEGAN_WITH_CUDA_EMU_SM90A
+  facegan::register_cuda_emu_sm90a_backend();
+#endif
 #endif
   Opts o;
   std::vector<std::string> pos;
