@@ -18,6 +18,7 @@
 #include "backend.h"
 #include "common.cuh"
 #include "kernels.h"
+#include "modconv_sm90.cuh"
 #include "plan.h"
 
 namespace facegan {
@@ -281,6 +282,7 @@ class CudaBackend final : public Backend {
   ActType act_ = ActType::F32;
   cudaStream_t stream_ = nullptr;
   bool use_graphs_ = true;
+  bool sm90_ = false;  // the sm_90a wgmma / TMA conv runs the layers it fits (modconv_sm90.cu)
 
   DeviceMem weights_;
   // mapping
@@ -522,6 +524,13 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
                          " needs compute capability 8.0 or newer; device " + std::to_string(dev_) + " has " + cc_str);
   const char* graphs_env = std::getenv("FACEGAN_CUDA_GRAPHS");
   use_graphs_ = !(graphs_env && std::strcmp(graphs_env, "0") == 0) && !read_sync_debug();
+  // Hopper (compute capability 9.0, the sm_90a cubin present): the wgmma / TMA conv for the plain
+  // 3x3 layers it fits. FACEGAN_CUDA_SM90=0 keeps the mma.sync kernels; =1 makes its absence an error.
+  const char* sm90_env = std::getenv("FACEGAN_CUDA_SM90");
+  sm90_ = !(sm90_env && std::strcmp(sm90_env, "0") == 0) && modconv_sm90_available(dev_);
+  if (sm90_env && std::strcmp(sm90_env, "1") == 0 && !sm90_)
+    return Status::Error("cuda backend: FACEGAN_CUDA_SM90=1, but the sm_90a kernel cannot run on device " +
+                         std::to_string(dev_) + " (it needs compute capability 9.0 and the sm_90a build)");
   FG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 
   Blob blob;
@@ -970,7 +979,10 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       a.gain = s.gain;
       a.clamp = s.clamp;
       a.y = sb_.act[out_act];
-      FG_RETURN_IF_ERROR(launch_modconv(a, act_, s.tile, stream_));
+      if (sm90_ && s.tile == ConvTile::MmaWide && modconv_sm90_fits(a, act_))  // Hopper: modconv_sm90.cu
+        FG_RETURN_IF_ERROR(launch_modconv_sm90(a, act_, stream_));
+      else
+        FG_RETURN_IF_ERROR(launch_modconv(a, act_, s.tile, stream_));
       if (s.pixel_norm) {
         PixNormArgs pn;
         pn.pixels = (int64_t)n * out_plane;
