@@ -99,6 +99,14 @@ GEN=Ninja
 EMU_OFF=''
 grep -q 'option(FACEGAN_CUDA_EMU' CMakeLists.txt 2> /dev/null && EMU_OFF='-DFACEGAN_CUDA_EMU=OFF'
 
+# Hopper (compute capability 9.0): the sm_90a wgmma / TMA conv (modconv_sm90.cu) runs the layers it
+# fits by default. There the 16-bit compare and bench steps require it (FACEGAN_CUDA_SM90=1: an
+# error if it cannot run), the goldens run it too (small64-fp16's 16x16 128-channel conv), and one
+# more bench step times the mma.sync kernels on the same GPU (bf16, FACEGAN_CUDA_SM90=0, reported as
+# backend cuda-mma in the speed table) for the side-by-side ratio.
+SM90=''
+[ "$GPU_CC" = 9.0 ] && SM90='FACEGAN_CUDA_SM90=1 '
+
 # ---------------------------------------------------------------- the plan
 NAMES=() TMOS=() REQS=() CMDS=()
 add() { NAMES+=("$1"); TMOS+=("$2"); REQS+=("$3"); CMDS+=("$4"); }  # NAME TIMEOUT REQ COMMAND
@@ -128,8 +136,8 @@ for p in fp32 fp16 bf16; do
   add "progan-fixture-$p" 90 cuda "$B/facegan-check --progan --backend cuda --precision $p $PROGAN_MODEL $PROGAN_OUT"
 done
 add compare-ffhq1024-fp32 180 cuda "$B/facegan-check --compare-backends cuda cpu --random-config ffhq1024 --batch 2"
-add compare-ffhq1024-fp16 180 cuda "$B/facegan-check --compare-backends cuda cpu --random-config ffhq1024 --batch 2 --precision fp16 --precision-b fp32"
-add compare-ffhq1024-bf16 180 cuda "$B/facegan-check --compare-backends cuda cpu --random-config ffhq1024 --batch 2 --precision bf16 --precision-b fp32"
+add compare-ffhq1024-fp16 180 cuda "${SM90}$B/facegan-check --compare-backends cuda cpu --random-config ffhq1024 --batch 2 --precision fp16 --precision-b fp32"
+add compare-ffhq1024-bf16 180 cuda "${SM90}$B/facegan-check --compare-backends cuda cpu --random-config ffhq1024 --batch 2 --precision bf16 --precision-b fp32"
 add compare-progan128-fp32 120 cuda "$B/facegan-check --compare-backends cuda cpu --random-config progan128 --batch 3"
 # Graphs on vs off: the same calls (random noise: the seed and image offset read on the device),
 # float and uint8 outputs dumped and compared bit for bit.
@@ -140,8 +148,11 @@ S=${SANITIZER:-compute-sanitizer}
 add memcheck-cond32-fp16 180 sanitizer "FACEGAN_CUDA_GRAPHS=0 \"$S\" --tool memcheck --error-exitcode 99 --leak-check no $B/facegan-check --backend cuda --precision fp16 $FX/cond32.safetensors $FX/cond32"
 add memcheck-gray16-fp32-graphs 120 sanitizer "\"$S\" --tool memcheck --error-exitcode 99 --leak-check no $B/facegan-check --backend cuda --precision fp32 $FX/gray16.safetensors $FX/gray16"
 for p in fp32 fp16 bf16; do
-  add "bench-ffhq1024-$p" 150 cuda "$B/facegan-bench --backend cuda --precision $p --config ffhq1024 --batch 1,8,32 --iters 5 --min-ms 1500"
+  add "bench-ffhq1024-$p" 150 cuda "${SM90}$B/facegan-bench --backend cuda --precision $p --config ffhq1024 --batch 1,8,32 --iters 5 --min-ms 1500"
 done
+if [ -n "$SM90" ]; then
+  add bench-ffhq1024-bf16-mma 150 cuda "FACEGAN_CUDA_SM90=0 $B/facegan-bench --backend cuda --precision bf16 --config ffhq1024 --batch 1,8,32 --iters 5 --min-ms 1500 | sed 's/^RESULT backend=cuda /RESULT backend=cuda-mma /'"
+fi
 add bench-progan128-fp16 60 cuda "$B/facegan-bench --backend cuda --precision fp16 --config $PROGAN_MODEL --batch 1,16,64 --iters 5 --min-ms 500"
 add torch-check-cond32 120 torch "PYTHONUNBUFFERED=1 python3 bench/pytorch_stylegan2.py --check $FX/cond32.safetensors $FX/cond32"
 add torch-bench-ffhq1024 360 torch "PYTHONUNBUFFERED=1 python3 bench/pytorch_stylegan2.py --config ffhq1024 --batch 1,8,32 --modes fp32,tf32,fp16,bf16 --iters 5 --min-ms 1500 --budget-s \$(( GPU_CHECK_LEFT > 150 ? GPU_CHECK_LEFT - 90 : 30 )) \$(case \${GPU_CHECK_TORCH_COMPILE:-auto} in 1) echo --compile;; auto) [ \$GPU_CHECK_LEFT -gt 300 ] && echo --compile;; esac)"
