@@ -107,9 +107,19 @@ const sh = (cmd, a) => {
 function machine() {
   const lscpu = sh('lscpu', []);
   const cpu = /^Model name:\s*(.+)$/m.exec(lscpu)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+  // The vector / matrix extensions the CPU engine can use (kernels chosen at run time by cpuid).
+  const flags = new Set((/^Flags:\s*(.+)$/m.exec(lscpu)?.[1] ?? '').split(/\s+/));
+  const isa = [
+    ['avx2', 'AVX2'],
+    ['fma', 'FMA'],
+    ['avx512f', 'AVX-512'],
+    ['avx512_bf16', 'AVX512-BF16'],
+    ['amx_tile', 'AMX'],
+  ].filter(([f]) => flags.has(f)).map(([, name]) => name);
   const ortVersion = ort.env?.versions?.common ?? require('onnxruntime-node/package.json').version;
   return {
     cpu,
+    isa: isa.join(', ') || 'unknown',
     cores: os.availableParallelism(),
     memory_gib: Math.round(os.totalmem() / 2 ** 30),
     platform: `${process.platform}-${process.arch}`,
@@ -357,7 +367,7 @@ function writeMarkdown(report) {
       (p.modified_tracked_files.length ? ` (working tree modified: ${p.modified_tracked_files.map((f) => `\`${f}\``).join(', ')})` : '') +
       `; addon ${p.addon}${p.addon_mtime ? ` built ${p.addon_mtime}` : ''}, last native commit ${p.last_native_commit || 'n/a'}.`,
     '',
-    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memory_gib} GiB, ${m.platform}; Node ${m.node}; onnxruntime-node ${m.onnxruntime_node}.`,
+    `Machine: ${m.cpu} (${m.isa}), ${m.cores} cores, ${m.memory_gib} GiB, ${m.platform}; Node ${m.node}; onnxruntime-node ${m.onnxruntime_node}.`,
     `Threads: ${report.threads} (facegan \`threads\` = ORT \`intraOpNumThreads\`, ORT inter-op 1, sequential, all graph optimisations, intra-op spinning off so that neither engine's idle threads compete with the other's run).`,
     `Command: \`${report.command}\``,
     '',

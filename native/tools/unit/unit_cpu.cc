@@ -7,10 +7,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "../../cpu/kernels.h"      // kernel_sets (the instruction sets usable here)
 #include "../../cpu/thread_pool.h"  // ThreadPool (its error reporting)
+#include "../random_model.h"
+#include "facegan.h"
 #include "unit.h"
 
 using namespace facegan;
@@ -43,8 +47,85 @@ void test_thread_pool_errors() {
   }
 }
 
+// The float images of n samples of a random model on the CPU engine (z drawn from a fixed seed;
+// ws from z at psi 0.7, or z itself for ProGAN), with the environment as it is now.
+std::vector<float> cpu_images(const std::string& config, int n, NoiseMode noise) {
+  tools::RandomModelSpec spec;
+  tools::RandomModel model;
+  if (!tools::random_model_spec(config, &spec)) {
+    fail("unknown random config " + config);
+    return {};
+  }
+  tools::make_random_model(spec, 3, &model);
+  LoadOptions lo;
+  lo.backend = "cpu";
+  lo.num_threads = 2;
+  std::unique_ptr<Generator> gen;
+  Status s = Generator::create(model.config_json, model.tensors, lo, &gen);
+  if (!s) {
+    fail(config + ": " + s.message);
+    return {};
+  }
+  const ModelInfo& mi = gen->info();
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  std::vector<float> z(size_t(n) * mi.z_dim);
+  for (float& v : z) v = normal(rng);
+  std::vector<float> ws(size_t(n) * mi.num_ws * mi.w_dim);
+  std::vector<float> img(size_t(n) * mi.img_channels * mi.img_resolution * mi.img_resolution);
+  SynthesisArgs sa;
+  sa.n = n;
+  if (mi.arch == "progan") {
+    sa.z = z.data();
+  } else {
+    MappingArgs m;
+    m.n = n;
+    m.z = z.data();
+    m.psi = 0.7f;
+    m.ws = ws.data();
+    if (!(s = gen->mapping(m))) fail(config + ": " + s.message);
+    sa.ws = ws.data();
+  }
+  sa.noise = noise;
+  sa.noise_seed = 11;
+  sa.img = img.data();
+  if (!(s = gen->synthesis(sa))) fail(config + ": " + s.message);
+  return img;
+}
+
+// The CPU engine runs a ToRGB inside the Winograd conv before it when the tasks allow it
+// (StyleGAN2's every block from 16², with the skip upsampling; ProGAN's final one, after the
+// in-task pixel norm); FACEGAN_CPU_FUSE_RGB=0 runs it as its own pass. Both must give the same
+// bits (the fused form is only a schedule), for every instruction set this machine has
+// (kernels.h kernel_sets: here avx512, avx2 and scalar where the CPU has them).
+void test_fused_torgb_bits() {
+  const char* isa_env = std::getenv("FACEGAN_CPU_ISA");
+  const std::string saved_isa = isa_env ? isa_env : "";
+  const cpu::KernelSet* sets[8];
+  const int nsets = std::min(8, cpu::kernel_sets(sets, 8));
+  for (int k = 0; k < nsets; ++k) {
+    const char* isa = sets[k]->name;
+    setenv("FACEGAN_CPU_ISA", isa, 1);
+    for (const char* config : {"wide256", "progan-wide", "tiny"}) {
+      const NoiseMode noise = std::string(config) == "progan-wide" ? NoiseMode::None : NoiseMode::Random;
+      unsetenv("FACEGAN_CPU_FUSE_RGB");
+      const std::vector<float> fused = cpu_images(config, 2, noise);
+      setenv("FACEGAN_CPU_FUSE_RGB", "0", 1);
+      const std::vector<float> separate = cpu_images(config, 2, noise);
+      unsetenv("FACEGAN_CPU_FUSE_RGB");
+      CHECK(!fused.empty() && fused.size() == separate.size() &&
+                std::memcmp(fused.data(), separate.data(), fused.size() * sizeof(float)) == 0,
+            std::string(config) + " (" + isa + "): fused ToRGB differs from the separate pass (max |diff| " +
+                std::to_string(max_abs_diff(fused, separate)) + ")");
+    }
+  }
+  if (isa_env) setenv("FACEGAN_CPU_ISA", saved_isa.c_str(), 1);
+  else unsetenv("FACEGAN_CPU_ISA");
+}
+
 const Register kCases(__FILE__, {
     {"CPU thread pool keeps a worker's exception text", test_thread_pool_errors},
+    {"CPU engine: fused ToRGB == the separate pass, bit for bit (every ISA)", test_fused_torgb_bits},
 });
 
 }  // namespace
