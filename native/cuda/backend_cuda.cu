@@ -238,6 +238,7 @@ struct SynthBuffers {
   float* dcoef = nullptr;
   float* sinv = nullptr;
   void* act[2] = {nullptr, nullptr};
+  void* t = nullptr;  // an up-conv's transposed-conv output before the FIR pass
   float* img[2] = {nullptr, nullptr};
   uint8_t* u8 = nullptr;
   float* noise = nullptr;
@@ -346,6 +347,7 @@ class CudaBackend final : public Backend {
   }
   void print_macs() const;
   int64_t max_act_ = 0;  // elements per sample of the largest activation
+  int64_t max_t_ = 0;    // elements per sample of the largest up-conv buffer t ((2H+1)^2 x Cout)
   int final_img_ = 0;    // which of the two image buffers holds the result
 
   DeviceMem map_pool_;
@@ -650,20 +652,13 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
     } else if (L.kind == LayerDesc::Conv) {
       ConvStep s;
       s.g = conv_layer_geom(L);  // (ProGAN's nearest x2 up-conv reads its input through src_shift)
-      const int K = geom_K(s.g), N = geom_N(s.g);
-      s.tile = choose_conv_tile(act_, N);
-      s.Kpad = conv_tile_kpad(s.tile, K);
-      s.Npad = conv_tile_npad(s.tile, N);
-      if (act_ == ActType::F32) {
-        std::vector<float> B((size_t)s.Kpad * s.Npad);
-        pack_b_kmajor(s.g, L.weight, s.Kpad, s.Npad, B.data());
-        s.w = blob.add_vec(B);
-      } else {
-        std::vector<float> B((size_t)s.Kpad * s.Npad), colscale(s.Npad);
-        pack_b_nmajor_scaled(s.g, L.weight, s.Kpad, s.Npad, B.data(), colscale.data());
-        s.w = add_act_values(&blob, B, act_);
-        s.colscale = blob.add_vec(colscale);
-      }
+      s.tile = choose_conv_tile(act_, geom_N(s.g));
+      s.Kpad = conv_tile_kpad(s.tile, s.g);
+      s.Npad = conv_tile_npad(s.tile, geom_N(s.g));
+      std::vector<float> B((size_t)s.Kpad * s.Npad), colscale((size_t)conv_phases(s.g) * s.Npad);
+      pack_conv_layer(s.g, L.weight, conv_tile_bk(s.tile), s.Npad, act_ != ActType::F32, B.data(), colscale.data());
+      s.w = add_act_values(&blob, B, act_);
+      if (act_ != ActType::F32) s.colscale = blob.add_vec(colscale);
       s.bias = blob.add(L.bias, (size_t)L.out_ch * sizeof(float));
       s.modulated = L.modulated;
       s.has_noise = L.has_noise;
@@ -680,11 +675,13 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
       s.pixel_norm = L.pixel_norm;
       s.pn_eps = L.pixel_norm_eps;
       max_act_ = std::max(max_act_, (int64_t)L.out_res * L.out_res * L.out_ch);
+      if (s.g.up == 2) max_t_ = std::max(max_t_, (int64_t)geom_OH(s.g) * geom_OW(s.g) * s.g.Cout);
       steps_.push_back({Step::Conv, (int)convs_.size()});
       {
         const int r = L.resample == LayerDesc::Nearest ? L.out_res : L.in_res;  // an up-conv at its input size
-        const MacCount c = conv_gemm_macs(s.g, conv_tile_bm(s.tile), s.Kpad, s.Npad);
+        const MacCount c = conv_gemm_macs(s.g, conv_tile_bm(s.tile), conv_tile_bk(s.tile), s.Npad);
         add_macs(L.name, L.up == 2 ? "up-conv" : "conv", (double)L.out_ch * L.in_ch * 9 * r * r, c.gemm, c.tiles);
+        if (s.g.up == 2) add_macs(L.name + ".fir", "fir", 0, upfir_macs(s.g), upfir_macs(s.g));  // not nominal work
       }
       convs_.push_back(s);
     } else {
@@ -837,6 +834,7 @@ void CudaBackend::carve_synthesis(Carver* c, int n, SynthBuffers* b) const {
   b->dcoef = c->take<float>((size_t)n * std::max(1, style_dev_.demod_dim));
   b->sinv = act_ == ActType::F32 ? nullptr : c->take<float>((size_t)n * std::max(1, style_dev_.num_conv));
   for (int i = 0; i < 2; ++i) b->act[i] = c->take<uint8_t>((size_t)n * max_act_ * act_size(act_));
+  b->t = c->take<uint8_t>((size_t)n * max_t_ * act_size(act_));
   for (int i = 0; i < 2; ++i) b->img[i] = c->take<float>((size_t)n * info.img_channels * plane);
   b->u8 = c->take<uint8_t>((size_t)n * info.img_channels * plane);
   bool noise = false;
@@ -963,7 +961,7 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       a.Kpad = s.Kpad;
       a.Npad = s.Npad;
       a.colscale = wptr<float>(s.colscale);
-      const int out_plane = geom_OH(s.g) * geom_OW(s.g);
+      const int out_plane = conv_out_h(s.g) * conv_out_w(s.g);
       if (s.has_noise && mode == NoiseMode::Const) {
         a.noise = wptr<float>(s.noise_const);
         a.noise_bstride = 0;
@@ -979,6 +977,7 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       a.gain = s.gain;
       a.clamp = s.clamp;
       a.y = sb_.act[out_act];
+      a.t = sb_.t;
       if (sm90_ && s.tile == ConvTile::MmaWide && modconv_sm90_fits(a, act_))  // Hopper: modconv_sm90.cu
         FG_RETURN_IF_ERROR(launch_modconv_sm90(a, act_, stream_));
       else

@@ -5,10 +5,10 @@
 // Conventions (see README.md in this directory):
 //   activations  NHWC, one sample after another: x[((b*H + y)*W + x)*C + c]
 //   images       NCHW float: img[((b*C + c)*H + y)*W + x]
-//   implicit GEMM of a modulated 3x3 conv: rows m = pixels of the *input* grid (b, y, x),
-//   reduction k = tap*Cin + c (tap = ty*3 + tx), columns j = phase*Cout + o with
-//   phase = py*up + px (up = 1: one phase). Column j of row m lands on output pixel
-//   (up*y + py, up*x + px), channel o.
+//   implicit GEMM of a modulated 3x3 conv: rows m = pixels (b, y, x) of the row grid (the input
+//   grid; for an up-conv phase its parity grid of t), reduction k = tap*Cin + c (tap =
+//   ty*taps_x + tx), columns j = output channel o. Row m lands on pixel (up*y + py, up*x + px)
+//   of the grid the GEMM writes (the output; for an up-conv t, before the FIR pass).
 #pragma once
 
 #include <cstdint>
@@ -27,81 +27,129 @@ FG_HD int round_up(int a, int b) { return ceil_div(a, b) * b; }
 
 // ------------------------------------------------------------------------------------------
 // Implicit-GEMM geometry of one modulated convolution (3x3, up 1 or 2) over a batch.
+//
+// up 2 (StyleGAN2's up-conv): the transposed 3x3 conv, stride 2, is split into its four output
+// parities ("sub-pixel" phases). Its output t is (2H+1)^2, t[2i + ky][2j + kx] += x[i][j] w[ky][kx],
+// so per axis an even output 2i reads x[i] (k = 0) and x[i - 1] (k = 2), an odd one 2i + 1 reads
+// x[i] (k = 1) only: phase (py, px) is a small correlation over the input with taps
+// dy = -ty (ty < 2 - py), dx = -tx (tx < 2 - px) and kernel taps ky = py ? 1 : 2 ty, kx likewise,
+// on a grid of (H + 1 - py) x (W + 1 - px) rows. The four phases (4, 2, 2 and 1 taps) do exactly
+// the transposed conv's 9 Cin Cout multiply-adds per input pixel (plus the taps in the zero border).
+// The [1,3,3,1]^2 FIR (gain 4, pad 1) then runs as a separate pass over t (upfir below).
+// A layer's geometry has phase 0; conv_phase_geom gives the geometry of each phase's launch.
 
 struct ConvGeom {
   int batch = 0;   // samples
   int H = 0, W = 0;  // input grid (the output grid is up*H x up*W)
   int Cin = 0, Cout = 0;
-  int up = 1;      // 1: plain 3x3 conv, pad 1; 2: transposed conv + FIR, as 4 polyphase 3x3 convs
-  int ks = 3;      // taps per axis of every phase (3)
+  int up = 1;      // 1: plain 3x3 conv, pad 1; 2: one sub-pixel phase of the transposed conv (+ FIR pass)
+  int ks = 3;      // kernel taps per axis (3)
   // 0: the input tensor is the H x W grid itself. 1 (up = 1 only): the input tensor is
   // (H/2) x (W/2) and the grid is its nearest-neighbour x2 upsampling, read on the fly: grid
   // pixel (y, x) is tensor pixel (y >> 1, x >> 1) (ProGAN's upsample before conv0).
   int src_shift = 0;
+  int phase = 0;   // up 2: the output parity of this GEMM, py = phase >> 1, px = phase & 1
 };
 
-FG_HD int geom_M(const ConvGeom& g) { return g.batch * g.H * g.W; }
-FG_HD int geom_K(const ConvGeom& g) { return g.ks * g.ks * g.Cin; }
-FG_HD int geom_N(const ConvGeom& g) { return g.up * g.up * g.Cout; }
-FG_HD int geom_OH(const ConvGeom& g) { return g.up * g.H; }
-FG_HD int geom_OW(const ConvGeom& g) { return g.up * g.W; }
+FG_HD int geom_py(const ConvGeom& g) { return g.up == 2 ? g.phase >> 1 : 0; }
+FG_HD int geom_px(const ConvGeom& g) { return g.up == 2 ? g.phase & 1 : 0; }
+// Taps per axis of the GEMM's reduction.
+FG_HD int geom_taps_y(const ConvGeom& g) { return g.up == 2 ? 2 - geom_py(g) : g.ks; }
+FG_HD int geom_taps_x(const ConvGeom& g) { return g.up == 2 ? 2 - geom_px(g) : g.ks; }
+// The grid of GEMM rows: the input grid (up 1) or the phase's parity grid of t (up 2).
+FG_HD int geom_RH(const ConvGeom& g) { return g.up == 2 ? g.H + 1 - geom_py(g) : g.H; }
+FG_HD int geom_RW(const ConvGeom& g) { return g.up == 2 ? g.W + 1 - geom_px(g) : g.W; }
+FG_HD int geom_M(const ConvGeom& g) { return g.batch * geom_RH(g) * geom_RW(g); }
+FG_HD int geom_K(const ConvGeom& g) { return geom_taps_y(g) * geom_taps_x(g) * g.Cin; }
+FG_HD int geom_N(const ConvGeom& g) { return g.Cout; }
+// The grid the GEMM writes: the output (up 1) or t, the transposed conv's (2H+1)^2 output (up 2).
+FG_HD int geom_OH(const ConvGeom& g) { return g.up == 2 ? 2 * g.H + 1 : g.H; }
+FG_HD int geom_OW(const ConvGeom& g) { return g.up == 2 ? 2 * g.W + 1 : g.W; }
+// The layer's output grid (after the FIR for up 2).
+FG_HD int conv_out_h(const ConvGeom& g) { return g.up * g.H; }
+FG_HD int conv_out_w(const ConvGeom& g) { return g.up * g.W; }
+
+// Launches per layer (grid z) and the geometry of launch z.
+FG_HD int conv_phases(const ConvGeom& g) { return g.up == 2 ? 4 : 1; }
+FG_HD ConvGeom conv_phase_geom(const ConvGeom& g, int phase) {
+  ConvGeom p = g;
+  p.phase = g.up == 2 ? phase : 0;
+  return p;
+}
+// The packed weights of a layer: the phases' B matrices one after another, each padded to a
+// multiple of bk in k and to npad columns; conv_packed_k is their total k extent.
+FG_HD int conv_packed_k(const ConvGeom& g, int bk) {
+  int k = 0;
+  for (int ph = 0; ph < conv_phases(g); ++ph) k += round_up(geom_K(conv_phase_geom(g, ph)), bk);
+  return k;
+}
+// Where phase `phase`'s B starts, in elements (k rows of npad columns, or npad rows of its k).
+FG_HD int64_t conv_phase_w_offset(const ConvGeom& g, int phase, int bk, int npad) {
+  int k = 0;
+  for (int ph = 0; ph < phase; ++ph) k += round_up(geom_K(conv_phase_geom(g, ph)), bk);
+  return (int64_t)k * npad;
+}
 
 struct Pixel {
   int b, y, x;
 };
 
-// GEMM row m (0 <= m < M) -> input-grid pixel.
+// GEMM row m (0 <= m < M) -> row-grid pixel.
 FG_HD Pixel gemm_row_pixel(const ConvGeom& g, int m) {
   Pixel p;
-  const int hw = g.H * g.W;
+  const int rw = geom_RW(g), hw = geom_RH(g) * rw;
   p.b = m / hw;
   const int r = m - p.b * hw;
-  p.y = r / g.W;
-  p.x = r - p.y * g.W;
+  p.y = r / rw;
+  p.x = r - p.y * rw;
   return p;
 }
 
 struct Tap {
   int c;       // input channel
-  int dy, dx;  // offset of the input pixel read, in [-ks/2, ks/2]
+  int dy, dx;  // offset of the input pixel read
 };
 
-// The reduction position of a loader walking k upwards in fixed steps: (tap, channel) kept
-// incrementally, so the K loop does no run-time division (gemm_k_tap divides twice per call).
-// The kernels' 3x3 taps: dy = tap / 3 - 1, dx = tap % 3 - 1 (constant divisors).
+// Kernel tap (ty, tx) of the reduction -> input offset and the weight's [ky][kx] index.
+FG_HD int tap_offset(const ConvGeom& g, int t) { return g.up == 2 ? -t : t - g.ks / 2; }
+FG_HD int tap_kernel_index(const ConvGeom& g, int t, int parity) {
+  return g.up == 2 ? (parity ? 1 : 2 * t) : t;
+}
+
+// The reduction position of a loader walking k upwards in fixed steps: (tap row, tap column,
+// channel) kept incrementally, so the K loop does no run-time division.
 struct KWalk {
-  int tap, c;
+  int ty, tx, c;
 };
 FG_HD KWalk kwalk_start(const ConvGeom& g, int k) {
   KWalk w;
-  w.tap = k / g.Cin;
-  w.c = k - w.tap * g.Cin;
+  const int tap = k / g.Cin, nx = geom_taps_x(g);
+  w.c = k - tap * g.Cin;
+  w.ty = tap / nx;
+  w.tx = tap - w.ty * nx;
   return w;
 }
 FG_HD void kwalk_advance(const ConvGeom& g, KWalk* w, int step) {
   w->c += step;
   while (w->c >= g.Cin) {  // at most once per step when Cin >= step
     w->c -= g.Cin;
-    ++w->tap;
+    if (++w->tx == geom_taps_x(g)) {
+      w->tx = 0;
+      ++w->ty;
+    }
   }
 }
-FG_HD Tap kwalk_tap(const KWalk& w) {
+FG_HD Tap kwalk_tap(const ConvGeom& g, const KWalk& w) {
   Tap t;
   t.c = w.c;
-  t.dy = w.tap / 3 - 1;
-  t.dx = w.tap - (w.tap / 3) * 3 - 1;
+  t.dy = tap_offset(g, w.ty);
+  t.dx = tap_offset(g, w.tx);
   return t;
 }
 
 // GEMM reduction index k (0 <= k < K) -> (channel, tap offset).
 FG_HD Tap gemm_k_tap(const ConvGeom& g, int k) {
-  Tap t;
-  const int tap = k / g.Cin;
-  t.c = k - tap * g.Cin;
-  const int ty = tap / g.ks;
-  t.dy = ty - g.ks / 2;
-  t.dx = (tap - ty * g.ks) - g.ks / 2;
-  return t;
+  return kwalk_tap(g, kwalk_start(g, k));
 }
 
 // Offset of grid pixel (iy, ix) (inside the grid) in one sample of the NHWC input tensor, in
@@ -125,90 +173,45 @@ FG_HD int64_t gemm_a_offset(const ConvGeom& g, const Pixel& p, int k, int64_t in
 }
 
 struct OutCol {
-  int py, px;  // output phase
+  int py, px;  // output parity (up 2)
   int o;       // output channel
 };
 
-// GEMM column j (0 <= j < N) -> (phase, output channel).
+// GEMM column j (0 <= j < N) -> (parity, output channel).
 FG_HD OutCol gemm_col_out(const ConvGeom& g, int j) {
   OutCol c;
-  const int phase = j / g.Cout;
-  c.o = j - phase * g.Cout;
-  c.py = phase / g.up;
-  c.px = phase - c.py * g.up;
+  c.o = j;
+  c.py = geom_py(g);
+  c.px = geom_px(g);
   return c;
 }
 
-// Index of the output pixel of (m, j) inside one sample's output plane: Y*OW + X.
+// Index of the pixel of (m, j) inside one sample's plane of the grid the GEMM writes: Y*OW + X.
 FG_HD int gemm_out_pixel(const ConvGeom& g, const Pixel& p, const OutCol& c) {
   return (g.up * p.y + c.py) * geom_OW(g) + (g.up * p.x + c.px);
 }
 
-// Element offset of C[m][j] in the NHWC output.
+// Element offset of C[m][j] in the NHWC output (up 2: in t).
 FG_HD int64_t gemm_out_offset(const ConvGeom& g, const Pixel& p, const OutCol& c) {
   const int64_t plane = (int64_t)geom_OH(g) * geom_OW(g);
   return ((int64_t)p.b * plane + gemm_out_pixel(g, p, c)) * g.Cout + c.o;
 }
 
-// ------------------------------------------------------------------------------------------
-// Up-conv (transposed 3x3 conv, stride 2) followed by the [1,3,3,1]^2 FIR (gain 4, pad 1),
-// fused polyphase. Per axis the FIR is f1 = [1,3,3,1]/4 (gain 2), and
-//   out[2j + p] = sum_{t=0..2} x[j - 1 + t] * G_p[t],   G_p[t] = sum_k w[k] * f1[2t + k - p - 1]
-// (f1 indexed outside [0,3] is zero), i.e. each output phase is a 3-tap correlation with
-// padding 1 over the low-resolution input. In 2-D the phase (py, px) has the 3x3 kernel
-// G[ty][tx] = sum_{ky,kx} w[ky][kx] * f1[2ty + ky - py - 1] * f1[2tx + kx - px - 1].
-
-FG_HD float fir_up_tap(int a) {
-  return (a == 0 || a == 3) ? 0.25f : (a == 1 || a == 2) ? 0.75f : 0.0f;
-}
-
-FG_HD int upconv_fir_index(int phase, int tap, int k) { return 2 * tap + k - phase - 1; }
-
-// w9: one (o, c) slice of the 3x3 weight, w9[ky*3 + kx]. Evaluated separably: per kernel row
-// h = sum_kx w[ky][kx] * f1x, then sum_ky f1y * h (upconv_combined_slice does the same sums).
-FG_HD float upconv_combined_tap(const float* w9, int py, int px, int ty, int tx) {
-  float acc = 0.0f;
-  for (int ky = 0; ky < 3; ++ky) {
-    float h = 0.0f;
-    for (int kx = 0; kx < 3; ++kx) h += w9[ky * 3 + kx] * fir_up_tap(upconv_fir_index(px, tx, kx));
-    acc += fir_up_tap(upconv_fir_index(py, ty, ky)) * h;
-  }
-  return acc;
-}
-
-// All 36 combined taps of one slice, out[((py*2 + px)*3 + ty)*3 + tx], bit-identical to
-// upconv_combined_tap (the same products and sums in the same order, row sums shared).
-FG_HD void upconv_combined_slice(const float* w9, float out[36]) {
-  float h[3][2][3];  // [ky][px][tx]
-  for (int ky = 0; ky < 3; ++ky)
-    for (int px = 0; px < 2; ++px)
-      for (int tx = 0; tx < 3; ++tx) {
-        float v = 0.0f;
-        for (int kx = 0; kx < 3; ++kx) v += w9[ky * 3 + kx] * fir_up_tap(upconv_fir_index(px, tx, kx));
-        h[ky][px][tx] = v;
-      }
-  for (int py = 0; py < 2; ++py)
-    for (int px = 0; px < 2; ++px)
-      for (int ty = 0; ty < 3; ++ty)
-        for (int tx = 0; tx < 3; ++tx) {
-          float acc = 0.0f;
-          for (int ky = 0; ky < 3; ++ky) acc += fir_up_tap(upconv_fir_index(py, ty, ky)) * h[ky][px][tx];
-          out[((py * 2 + px) * 3 + ty) * 3 + tx] = acc;
-        }
-}
-
-// B[k][j] of the implicit GEMM, from the raw weight W [Cout][Cin][3][3] (no modulation:
-// the style scales A on load, the demodulation scales C in the epilogue).
+// B[k][j] of the implicit GEMM (of one phase for up 2), from the raw weight W [Cout][Cin][3][3]
+// (no modulation: the style scales A on load, the demodulation scales C in the epilogue).
 FG_HD float conv_b_value(const ConvGeom& g, const float* W, int k, int j) {
   if (k >= geom_K(g) || j >= geom_N(g)) return 0.0f;
-  const int tap = k / g.Cin;
+  const int tap = k / g.Cin, nx = geom_taps_x(g);
   const int c = k - tap * g.Cin;
-  const int ty = tap / g.ks, tx = tap - (tap / g.ks) * g.ks;
-  const OutCol oc = gemm_col_out(g, j);
-  const float* w9 = W + ((int64_t)oc.o * g.Cin + c) * 9;
-  if (g.up == 1) return w9[ty * 3 + tx];
-  return upconv_combined_tap(w9, oc.py, oc.px, ty, tx);
+  const int ty = tap / nx, tx = tap - ty * nx;
+  const int ky = tap_kernel_index(g, ty, geom_py(g)), kx = tap_kernel_index(g, tx, geom_px(g));
+  return W[(((int64_t)j * g.Cin + c) * 3 + ky) * 3 + kx];
 }
+
+// ------------------------------------------------------------------------------------------
+// The up-conv's FIR pass: out[Y][X] = sum_{a,e<4} t[Y-1+a][X-1+e] f[a] f[e] over t (2H+1)^2,
+// f = [1,3,3,1]/4 per axis (gain 4 in 2-D), taps outside t are zero; out is (2H)^2.
+FG_HD float upfir_tap(int a) { return (a == 0 || a == 3) ? 0.25f : 0.75f; }
 
 // ------------------------------------------------------------------------------------------
 // ToRGB skip: x2 upsampling of the previous image (zero insertion, pad [2,1], the same FIR with

@@ -45,7 +45,8 @@ Status launch_normalize_concat(int n, const float* z, int z_dim, const float* e,
 Status launch_broadcast_truncate(int n, const float* w, int w_dim, int num_ws, const float* w_avg,
                                  float psi, int cutoff, float* ws, cudaStream_t stream);
 
-// ---- modconv.cu: modulated 3x3 conv (up 1) or fused polyphase up-conv (up 2), implicit GEMM
+// ---- modconv.cu: modulated 3x3 conv (up 1) or up-conv (up 2: the transposed conv as four sub-pixel
+// phases into t, then the FIR pass), implicit GEMM
 struct ConvArgs {
   ConvGeom g;
   const void* x = nullptr;      // NHWC input, ActType elements
@@ -54,9 +55,9 @@ struct ConvArgs {
   int style_stride = 0, style_off = 0;
   const float* sinv = nullptr;  // optional per-sample input scale sinv[b*sinv_stride + sinv_off]
   int sinv_stride = 0, sinv_off = 0;
-  const void* w = nullptr;      // packed B: F32 [Kpad][Npad]; F16/BF16 [Npad][Kpad]
-  int Kpad = 0, Npad = 0;
-  const float* colscale = nullptr;  // optional [Npad]
+  const void* w = nullptr;      // packed B (plan.h: pack_conv_layer): F32 [Kpad][Npad]; F16/BF16 [Npad][Kpad]
+  int Kpad = 0, Npad = 0;       // Kpad: conv_tile_kpad (all phases of an up-conv)
+  const float* colscale = nullptr;  // optional [phases][Npad]
   const float* dcoef = nullptr;     // optional d[b*d_stride + d_off + o]
   int d_stride = 0, d_off = 0;
   const float* noise = nullptr;     // optional noise[b*noise_bstride + Y*OW + X]
@@ -66,11 +67,13 @@ struct ConvArgs {
   int activate = 1;
   float slope = 0.2f, gain = 1.41421356237309515f, clamp = -1.0f;
   void* y = nullptr;                // NHWC output at up*H x up*W
+  void* t = nullptr;                // up 2: NHWC [batch][2H+1][2W+1][Cout], ActType elements (scratch)
 };
 enum class ConvTile { Ffma, MmaWide, MmaNarrow };
 // The tile configuration and the padding of the packed weights for a layer.
 ConvTile choose_conv_tile(ActType t, int N);
-int conv_tile_kpad(ConvTile tile, int K);
+int conv_tile_bk(ConvTile tile);                       // the k-tile; packed phases are padded to it
+int conv_tile_kpad(ConvTile tile, const ConvGeom& g);  // conv_packed_k of the layer
 int conv_tile_npad(ConvTile tile, int N);
 int conv_tile_bm(ConvTile tile);  // GEMM rows per block
 Status launch_modconv(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t stream);

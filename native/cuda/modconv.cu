@@ -1,12 +1,12 @@
 // Modulated 3x3 convolution as an implicit GEMM, for both conv kinds of a synthesis block:
-//   up = 1: C[m][j] = sum_k A[m][k] B[k][j], A = im2col(x * s) of the output grid, B = W (fixed,
+//   up = 1: C[m][o] = sum_k A[m][k] B[k][o], A = im2col(x * s) of the output grid, B = W (fixed,
 //           packed once at load and shared by the whole batch);
-//   up = 2: the transposed conv + [1,3,3,1]^2 FIR, fused polyphase: the 4 output phases are 4*Cout
-//           GEMM columns over the low-resolution input, B = the combined 3x3 kernels of each phase
-//           (indexing.cuh: conv_b_value); no (2H+1)^2 buffer, no separate blur pass.
+//   up = 2: the transposed conv, stride 2, as its four sub-pixel phases (grid z of one launch;
+//           4, 2, 2 and 1 taps: only the real multiply-adds, indexing.cuh: conv_phase_geom) into
+//           t, (2H+1)^2, then the [1,3,3,1]^2 FIR as a separate memory-bound pass (upfir_kernel).
 // The input channels are scaled by the sample's style while A is loaded; the epilogue applies
-// x colscale (16-bit weight scaling), x d[b, o] (demodulation), + noise * strength, + bias,
-// lrelu * sqrt(2), clamp, and stores NHWC.
+// x colscale (16-bit weight scaling), x d[b, o] (demodulation), then (up 1; for up 2 after the
+// FIR) + noise * strength, + bias, lrelu * sqrt(2), clamp, and stores NHWC.
 //
 // Paths: FP32 FFMA (64x64 tiles, 4x4 per thread) and FP16 / BF16 tensor cores (mma.sync
 // m16n8k16 with fp32 accumulation, ldmatrix from padded shared tiles; two tile shapes: 128x128
@@ -25,9 +25,9 @@ ConvTile choose_conv_tile(ActType t, int N) {
   return N <= 64 ? ConvTile::MmaNarrow : ConvTile::MmaWide;
 }
 
-int conv_tile_kpad(ConvTile tile, int K) {
-  return round_up(K, tile == ConvTile::Ffma ? FfmaCfg::BK : MmaCfgWide::BK);
-}
+int conv_tile_bk(ConvTile tile) { return tile == ConvTile::Ffma ? FfmaCfg::BK : MmaCfgWide::BK; }
+
+int conv_tile_kpad(ConvTile tile, const ConvGeom& g) { return conv_packed_k(g, conv_tile_bk(tile)); }
 
 int conv_tile_npad(ConvTile tile, int N) {
   switch (tile) {
@@ -44,43 +44,32 @@ int conv_tile_bm(ConvTile tile) {
 
 namespace {
 
-// The epilogue of one output element (row pixel p, column j).
-template <typename T>
-__device__ __forceinline__ void conv_store(const ConvArgs& a, const Pixel& p, int j, float acc) {
-  const OutCol oc = gemm_col_out(a.g, j);
-  float v = acc;
-  if (a.colscale) v *= a.colscale[j];
-  if (a.dcoef) v *= a.dcoef[(int64_t)p.b * a.d_stride + a.d_off + oc.o];
-  if (a.noise) v += a.noise[(int64_t)p.b * a.noise_bstride + gemm_out_pixel(a.g, p, oc)] * a.noise_strength;
-  v += a.bias[oc.o];
-  v = act_clamp(v, a.activate != 0, a.slope, a.gain, a.clamp);
-  static_cast<T*>(a.y)[gemm_out_offset(a.g, p, oc)] = Act<T>::from_float(v);
+// The epilogue's bias, activation and clamp of one element (noise added by the caller).
+__device__ __forceinline__ float conv_finish(const ConvArgs& a, int o, float v) {
+  return act_clamp(v + a.bias[o], a.activate != 0, a.slope, a.gain, a.clamp);
 }
 
-// Two adjacent columns j, j + 1 (j even) of one row: when both are output channels o, o + 1 of
-// the same phase (Cout even), one 4-byte store of the pair (half2 / bfloat162 layout: the lower
-// channel in the low half) and one column decode; otherwise two single stores.
+// The epilogue of one output element (row pixel p, column j) of the GEMM g (a phase for up 2):
+// x colscale x d, then up 1: + noise, bias, activation, clamp into y; up 2: stored into t.
 template <typename T>
-__device__ __forceinline__ void conv_store_pair(const ConvArgs& a, const Pixel& p, int j, int N, float acc0,
-                                                float acc1) {
-  if (j + 1 >= N || (a.g.Cout & 1)) {
-    if (j < N) conv_store<T>(a, p, j, acc0);
-    if (j + 1 < N) conv_store<T>(a, p, j + 1, acc1);
-    return;
+__device__ __forceinline__ void conv_store(const ConvArgs& a, const ConvGeom& g, const float* colscale,
+                                           const Pixel& p, int j, float acc) {
+  const OutCol oc = gemm_col_out(g, j);
+  float v = acc;
+  if (colscale) v *= colscale[j];
+  if (a.dcoef) v *= a.dcoef[(int64_t)p.b * a.d_stride + a.d_off + oc.o];
+  if (g.up == 1) {
+    if (a.noise) v += a.noise[(int64_t)p.b * a.noise_bstride + gemm_out_pixel(g, p, oc)] * a.noise_strength;
+    v = conv_finish(a, oc.o, v);
   }
-  const OutCol oc = gemm_col_out(a.g, j);  // oc.o is even, oc.o + 1 < Cout: same phase
-  float v[2] = {acc0, acc1};
-  const int64_t db = (int64_t)p.b * a.d_stride + a.d_off + oc.o;
-  const float nz = a.noise ? a.noise[(int64_t)p.b * a.noise_bstride + gemm_out_pixel(a.g, p, oc)] * a.noise_strength : 0.0f;
-#pragma unroll
-  for (int e = 0; e < 2; ++e) {
-    if (a.colscale) v[e] *= a.colscale[j + e];
-    if (a.dcoef) v[e] *= a.dcoef[db + e];
-    v[e] += nz + a.bias[oc.o + e];
-    v[e] = act_clamp(v[e], a.activate != 0, a.slope, a.gain, a.clamp);
-  }
-  T pair[2] = {Act<T>::from_float(v[0]), Act<T>::from_float(v[1])};
-  T* dst = static_cast<T*>(a.y) + gemm_out_offset(a.g, p, oc);
+  static_cast<T*>(g.up == 1 ? a.y : a.t)[gemm_out_offset(g, p, oc)] = Act<T>::from_float(v);
+}
+
+// Stores a pair of adjacent channels (o even, o + 1 < C) of one pixel as one 4-byte store
+// (half2 / bfloat162 layout: the lower channel in the low half), or two floats.
+template <typename T>
+__device__ __forceinline__ void store_pair(T* dst, float v0, float v1) {
+  T pair[2] = {Act<T>::from_float(v0), Act<T>::from_float(v1)};
   if (sizeof(T) == 2) {
     uint32_t bits;
     memcpy(&bits, pair, 4);
@@ -89,6 +78,47 @@ __device__ __forceinline__ void conv_store_pair(const ConvArgs& a, const Pixel& 
     dst[0] = pair[0];
     dst[1] = pair[1];
   }
+}
+
+// Two adjacent columns j, j + 1 (j even) of one row: when both are output channels (Cout even),
+// one pair store and one column decode; otherwise two single stores.
+template <typename T>
+__device__ __forceinline__ void conv_store_pair(const ConvArgs& a, const ConvGeom& g, const float* colscale,
+                                                const Pixel& p, int j, int N, float acc0, float acc1) {
+  if (j + 1 >= N || (g.Cout & 1)) {
+    if (j < N) conv_store<T>(a, g, colscale, p, j, acc0);
+    if (j + 1 < N) conv_store<T>(a, g, colscale, p, j + 1, acc1);
+    return;
+  }
+  const OutCol oc = gemm_col_out(g, j);  // oc.o is even, oc.o + 1 < Cout
+  float v[2] = {acc0, acc1};
+  const int64_t db = (int64_t)p.b * a.d_stride + a.d_off + oc.o;
+  const float nz = g.up == 1 && a.noise
+                       ? a.noise[(int64_t)p.b * a.noise_bstride + gemm_out_pixel(g, p, oc)] * a.noise_strength
+                       : 0.0f;
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    if (colscale) v[e] *= colscale[j + e];
+    if (a.dcoef) v[e] *= a.dcoef[db + e];
+    if (g.up == 1) v[e] = conv_finish(a, oc.o + e, v[e] + nz);
+  }
+  store_pair<T>(static_cast<T*>(g.up == 1 ? a.y : a.t) + gemm_out_offset(g, p, oc), v[0], v[1]);
+}
+
+// The launch's GEMM (blockIdx.z: the up-conv's phase), its packed weights and its column scales.
+struct PhaseGemm {
+  ConvGeom g;
+  int64_t w_off;  // elements into a.w
+  int Kpad;
+  const float* colscale;
+};
+__device__ __forceinline__ PhaseGemm phase_gemm(const ConvArgs& a, int BK) {
+  PhaseGemm p;
+  p.g = conv_phase_geom(a.g, blockIdx.z);
+  p.w_off = conv_phase_w_offset(a.g, blockIdx.z, BK, a.Npad);
+  p.Kpad = round_up(geom_K(p.g), BK);
+  p.colscale = a.colscale ? a.colscale + (int64_t)blockIdx.z * a.Npad : nullptr;
+  return p;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,12 +130,14 @@ __global__ void __launch_bounds__(FfmaCfg::THREADS, FfmaCfg::MIN_BLOCKS) modconv
   __shared__ __align__(16) float As[2][BK][BM + FfmaCfg::APAD];
   __shared__ __align__(16) float Bs[2][BK][BN];
 
-  const ConvGeom& g = a.g;
+  const PhaseGemm ph = phase_gemm(a, BK);
+  const ConvGeom& g = ph.g;
   const int tid = threadIdx.x;
   const int M = geom_M(g), N = geom_N(g), K = geom_K(g);
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  if (m0 >= M) return;  // the grid covers the largest phase (whole block: no barrier is skipped)
   const float* __restrict__ x = static_cast<const float*>(a.x);
-  const float* __restrict__ wp = static_cast<const float*>(a.w);
+  const float* __restrict__ wp = static_cast<const float*>(a.w) + ph.w_off;
   const bool vec4 = (g.Cin & 3) == 0;
 
   int arow, akq;
@@ -126,7 +158,7 @@ __global__ void __launch_bounds__(FfmaCfg::THREADS, FfmaCfg::MIN_BLOCKS) modconv
     if (aok) {
       if (vec4) {
         if (k < K) {
-          const Tap t = kwalk_tap(aw);
+          const Tap t = kwalk_tap(g, aw);
           const int64_t off = gemm_a_offset_tap(g, ap, t, a.x_bstride);
           if (off >= 0) {
             const float4 v = *reinterpret_cast<const float4*>(x + off);
@@ -164,7 +196,7 @@ __global__ void __launch_bounds__(FfmaCfg::THREADS, FfmaCfg::MIN_BLOCKS) modconv
   int r0, c0;
   ffma_thread_origin(tid, &r0, &c0);
 
-  const int nk = a.Kpad / BK;
+  const int nk = ph.Kpad / BK;
   load(0);
   store(0);
   __syncthreads();
@@ -194,7 +226,7 @@ __global__ void __launch_bounds__(FfmaCfg::THREADS, FfmaCfg::MIN_BLOCKS) modconv
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
       const int col = n0 + c0 + j;
-      if (col < N) conv_store<float>(a, p, col, acc[i][j]);
+      if (col < N) conv_store<float>(a, g, ph.colscale, p, col, acc[i][j]);
     }
   }
 }
@@ -266,12 +298,14 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
   __shared__ __align__(16) T As[2][BM][LDS];
   __shared__ __align__(16) T Bs[2][BN][LDS];
 
-  const ConvGeom& g = a.g;
+  const PhaseGemm ph = phase_gemm(a, BK);
+  const ConvGeom& g = ph.g;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int M = geom_M(g), N = geom_N(g), K = geom_K(g);
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  if (m0 >= M) return;  // the grid covers the largest phase (whole block: no barrier is skipped)
   const T* __restrict__ x = static_cast<const T*>(a.x);
-  const T* __restrict__ wp = static_cast<const T*>(a.w);
+  const T* __restrict__ wp = static_cast<const T*>(a.w) + ph.w_off;
   const bool vec8 = (g.Cin & 7) == 0;
 
   // Per loader vector: its tile row and k offset are fixed for the whole K loop.
@@ -309,7 +343,7 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
       if (aok[i]) {
         if (vec8) {
           if (k < K) {
-            const Tap t = kwalk_tap(aw[i]);
+            const Tap t = kwalk_tap(g, aw[i]);
             const int64_t off = gemm_a_offset_tap(g, ap[i], t, a.x_bstride);
             if (off >= 0) {
               out = *reinterpret_cast<const uint4*>(x + off);
@@ -335,7 +369,7 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
     }
 #pragma unroll
     for (int i = 0; i < BV; ++i)
-      breg[i] = *reinterpret_cast<const uint4*>(wp + (int64_t)(n0 + brow[i]) * a.Kpad + k0 + bkc[i]);
+      breg[i] = *reinterpret_cast<const uint4*>(wp + (int64_t)(n0 + brow[i]) * ph.Kpad + k0 + bkc[i]);
   };
   auto store = [&](int buf) {
 #pragma unroll
@@ -367,7 +401,7 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
 
-  const int nk = a.Kpad / BK;
+  const int nk = ph.Kpad / BK;
   load(0);
   store(0);
   __syncthreads();
@@ -410,18 +444,91 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
 #pragma unroll
       for (int ni = 0; ni < NI; ++ni) {
         // Elements 2h and 2h + 1 are columns c and c + 1 (c even) of this row.
-        conv_store_pair<T>(a, p, n0 + wn0 + ni * 8 + c, N, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+        conv_store_pair<T>(a, g, ph.colscale, p, n0 + wn0 + ni * 8 + c, N, acc[mi][ni][2 * h],
+                           acc[mi][ni][2 * h + 1]);
       }
     }
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The up-conv's FIR pass over t ((2H+1)^2, indexing.cuh: upfir_tap), then + noise * strength,
+// + bias, activation and clamp into y ((2H)^2, NHWC). Memory-bound: threads x run along one
+// output row (pixel, channel pair or channel), blocks y over the rows of the batch.
+constexpr int kUpfirThreads = 256;
+
+template <typename T>
+__global__ void __launch_bounds__(kUpfirThreads) upfir_kernel(const ConvArgs a) {
+  const ConvGeom& g = a.g;
+  const int TH = geom_OH(g), TW = geom_OW(g), OH = conv_out_h(g), OW = conv_out_w(g), C = g.Cout;
+  const int cw = (C & 1) ? 1 : 2;  // channels per thread
+  const int cq = C / cw;
+  const int i = blockIdx.x * kUpfirThreads + threadIdx.x;
+  if (i >= OW * cq) return;
+  const int X = i / cq, o = (i - X * cq) * cw;
+  const T* __restrict__ t = static_cast<const T*>(a.t);
+  for (int64_t row = blockIdx.y; row < (int64_t)g.batch * OH; row += gridDim.y) {
+    const int b = (int)(row / OH), Y = (int)(row - (int64_t)b * OH);
+    const T* tb = t + (int64_t)b * TH * TW * C + o;
+    float v[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int ay = 0; ay < 4; ++ay) {
+      const int ty = Y - 1 + ay;
+      if (ty < 0 || ty >= TH) continue;
+      float h[2] = {0.0f, 0.0f};
+#pragma unroll
+      for (int ax = 0; ax < 4; ++ax) {
+        const int tx = X - 1 + ax;
+        if (tx < 0 || tx >= TW) continue;
+        const T* src = tb + ((int64_t)ty * TW + tx) * C;
+        h[0] += upfir_tap(ax) * Act<T>::to_float(src[0]);
+        if (cw == 2) h[1] += upfir_tap(ax) * Act<T>::to_float(src[1]);
+      }
+      v[0] += upfir_tap(ay) * h[0];
+      v[1] += upfir_tap(ay) * h[1];
+    }
+    const float nz = a.noise ? a.noise[(int64_t)b * a.noise_bstride + Y * OW + X] * a.noise_strength : 0.0f;
+    T* dst = static_cast<T*>(a.y) + ((int64_t)row * OW + X) * C + o;
+    if (cw == 2) store_pair<T>(dst, conv_finish(a, o, v[0] + nz), conv_finish(a, o + 1, v[1] + nz));
+    else dst[0] = Act<T>::from_float(conv_finish(a, o, v[0] + nz));
+  }
+}
+
+template <typename T>
+Status launch_upfir(const ConvArgs& a, cudaStream_t stream) {
+  const int cq = (a.g.Cout & 1) ? a.g.Cout : a.g.Cout / 2;
+  const int64_t rows = (int64_t)a.g.batch * conv_out_h(a.g);
+  const dim3 grid(ceil_div(conv_out_w(a.g) * cq, kUpfirThreads), (unsigned)std::min<int64_t>(rows, 65535));
+  upfir_kernel<T><<<grid, kUpfirThreads, 0, stream>>>(a);
+  FG_CUDA_CHECK_LAUNCH("upfir_kernel");
+  return Status::Ok();
+}
+
 template <typename T, class Cfg>
-Status launch_mma(const ConvArgs& a, cudaStream_t stream) {
-  const dim3 grid(ceil_div(geom_M(a.g), Cfg::BM), a.Npad / Cfg::BN);
+Status launch_mma(const ConvArgs& a, const dim3& grid, cudaStream_t stream) {
   modconv_mma_kernel<T, Cfg><<<grid, Cfg::THREADS, 0, stream>>>(a);
   FG_CUDA_CHECK_LAUNCH("modconv_mma_kernel");
   return Status::Ok();
+}
+
+Status launch_gemm(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t stream) {
+  const int BM = conv_tile_bm(tile);
+  const int BN = tile == ConvTile::Ffma ? FfmaCfg::BN : tile == ConvTile::MmaWide ? MmaCfgWide::BN : MmaCfgNarrow::BN;
+  // Phase 0 has the most rows; blocks past a smaller phase's rows return at once.
+  const dim3 grid(ceil_div(geom_M(conv_phase_geom(a.g, 0)), BM), a.Npad / BN, conv_phases(a.g));
+  switch (tile) {
+    case ConvTile::Ffma:
+      modconv_ffma_kernel<<<grid, FfmaCfg::THREADS, 0, stream>>>(a);
+      FG_CUDA_CHECK_LAUNCH("modconv_ffma_kernel");
+      return Status::Ok();
+    case ConvTile::MmaWide:
+      return t == ActType::F16 ? launch_mma<__half, MmaCfgWide>(a, grid, stream)
+                               : launch_mma<__nv_bfloat16, MmaCfgWide>(a, grid, stream);
+    case ConvTile::MmaNarrow:
+      return t == ActType::F16 ? launch_mma<__half, MmaCfgNarrow>(a, grid, stream)
+                               : launch_mma<__nv_bfloat16, MmaCfgNarrow>(a, grid, stream);
+  }
+  return Status::Error("modconv: unknown tile configuration");
 }
 
 }  // namespace
@@ -429,29 +536,23 @@ Status launch_mma(const ConvArgs& a, cudaStream_t stream) {
 Status launch_modconv(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t stream) {
   const int M = geom_M(a.g);
   if (M <= 0) return Status::Ok();
-  if (a.Kpad != conv_tile_kpad(tile, geom_K(a.g)) || a.Npad != conv_tile_npad(tile, geom_N(a.g)))
+  if (a.Kpad != conv_tile_kpad(tile, a.g) || a.Npad != conv_tile_npad(tile, geom_N(a.g)))
     return Status::Error("modconv: packed weights do not match the tile configuration");
   if ((tile == ConvTile::Ffma) != (t == ActType::F32))
     return Status::Error("modconv: tile configuration does not match the precision");
-  if (a.g.ks != 3) return Status::Error("modconv: the kernels take 3x3 taps");  // KWalk's constant divisor
-  const int grid_y = a.Npad / (tile == ConvTile::Ffma ? FfmaCfg::BN
-                               : tile == ConvTile::MmaWide ? MmaCfgWide::BN : MmaCfgNarrow::BN);
-  if (grid_y > 65535) return Status::Error("modconv: too many output channels");
-  switch (tile) {
-    case ConvTile::Ffma: {
-      const dim3 grid(ceil_div(M, FfmaCfg::BM), grid_y);
-      modconv_ffma_kernel<<<grid, FfmaCfg::THREADS, 0, stream>>>(a);
-      FG_CUDA_CHECK_LAUNCH("modconv_ffma_kernel");
-      return Status::Ok();
-    }
-    case ConvTile::MmaWide:
-      return t == ActType::F16 ? launch_mma<__half, MmaCfgWide>(a, stream)
-                               : launch_mma<__nv_bfloat16, MmaCfgWide>(a, stream);
-    case ConvTile::MmaNarrow:
-      return t == ActType::F16 ? launch_mma<__half, MmaCfgNarrow>(a, stream)
-                               : launch_mma<__nv_bfloat16, MmaCfgNarrow>(a, stream);
+  if (a.g.ks != 3 || a.g.phase != 0) return Status::Error("modconv: the kernels take a 3x3 layer geometry");
+  if (a.g.up == 2 && (a.t == nullptr || a.g.src_shift != 0))
+    return Status::Error("modconv: an up-conv needs its (2H+1)^2 buffer t and a plain input");
+  const int BN = tile == ConvTile::Ffma ? FfmaCfg::BN : tile == ConvTile::MmaWide ? MmaCfgWide::BN : MmaCfgNarrow::BN;
+  if (a.Npad / BN > 65535) return Status::Error("modconv: too many output channels");
+  FG_RETURN_IF_ERROR(launch_gemm(a, t, tile, stream));
+  if (a.g.up == 1) return Status::Ok();
+  switch (t) {
+    case ActType::F32: return launch_upfir<float>(a, stream);
+    case ActType::F16: return launch_upfir<__half>(a, stream);
+    case ActType::BF16: return launch_upfir<__nv_bfloat16>(a, stream);
   }
-  return Status::Error("modconv: unknown tile configuration");
+  return Status::Error("modconv: unknown precision");
 }
 
 }  // namespace cuda

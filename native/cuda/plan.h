@@ -53,7 +53,8 @@ inline int rows_samples_per_block(int n, int K) {
 // ------------------------------------------------------------------------------------------
 // The implicit-GEMM geometry of a conv layer of the description (batch filled per launch):
 //  - up 1: the 3x3 conv (pad 1) over the in_res grid;
-//  - up 2, TransposedFir (StyleGAN2): 4 polyphase phases over the in_res input (conv_b_value);
+//  - up 2, TransposedFir (StyleGAN2): the transposed conv over the in_res input as 4 sub-pixel
+//    phases (conv_phase_geom), then the FIR pass;
 //  - up 2, Nearest (ProGAN): the plain 3x3 conv over the out_res grid, its input read through
 //    src_shift 1 (grid pixel (y, x) = input pixel (y/2, x/2)): no upsampled buffer.
 inline ConvGeom conv_layer_geom(const LayerDesc& L) {
@@ -85,30 +86,35 @@ struct MacCount {
 };
 
 // One conv layer's implicit GEMM per image, for a tile of BM rows and weights padded to Kpad x Npad.
-inline MacCount conv_gemm_macs(const ConvGeom& g, int BM, int Kpad, int Npad) {
-  ConvGeom one = g;
-  one.batch = 1;
+// For an up-conv: its four phases; its FIR pass is counted by upfir_macs.
+inline MacCount conv_gemm_macs(const ConvGeom& g, int BM, int BK, int Npad) {
   MacCount m;
-  m.gemm = (double)geom_M(one) * geom_N(one) * geom_K(one);
-  m.tiles = (double)round_up(geom_M(one), BM) * Npad * Kpad;
+  for (int ph = 0; ph < conv_phases(g); ++ph) {
+    ConvGeom p = conv_phase_geom(g, ph);
+    p.batch = 1;
+    m.gemm += (double)geom_M(p) * geom_N(p) * geom_K(p);
+    m.tiles += (double)round_up(geom_M(p), BM) * Npad * round_up(geom_K(p), BK);
+  }
   return m;
 }
+// The FIR pass of an up-conv per image: 16 taps per output element (4 + 4 when computed separably).
+inline double upfir_macs(const ConvGeom& g) { return g.up == 2 ? 16.0 * conv_out_h(g) * conv_out_w(g) * g.Cout : 0.0; }
 
 // ------------------------------------------------------------------------------------------
 // Weight packing for the implicit GEMM (B[k][j] = conv_b_value).
 
-// Visits every B[k][j] (k < K, j < N) once, one (o, c) weight slice at a time: f(k, j, value).
-// Same values as conv_b_value, without re-deriving the slice per element.
+// Visits every B[k][j] (k < K, j < N) of one GEMM (one phase of an up-conv) once, one (o, c)
+// weight slice at a time: f(k, j, value). Same values as conv_b_value.
 template <class F>
 inline void for_each_b(const ConvGeom& g, const float* W, F&& f) {
-  float taps[36];
+  const int ny = geom_taps_y(g), nx = geom_taps_x(g);
   for (int o = 0; o < g.Cout; ++o)
     for (int c = 0; c < g.Cin; ++c) {
       const float* w9 = W + ((int64_t)o * g.Cin + c) * 9;
-      if (g.up == 2) upconv_combined_slice(w9, taps);
-      const float* src = g.up == 2 ? taps : w9;
-      for (int phase = 0; phase < g.up * g.up; ++phase)
-        for (int tap = 0; tap < 9; ++tap) f(tap * g.Cin + c, phase * g.Cout + o, src[phase * 9 + tap]);
+      for (int ty = 0; ty < ny; ++ty)
+        for (int tx = 0; tx < nx; ++tx)
+          f((ty * nx + tx) * g.Cin + c, o,
+            w9[tap_kernel_index(g, ty, geom_py(g)) * 3 + tap_kernel_index(g, tx, geom_px(g))]);
     }
 }
 
@@ -131,6 +137,21 @@ inline void pack_b_nmajor_scaled(const ConvGeom& g, const float* W, int Kpad, in
     for (int k = 0; k < Kpad; ++k) mx = std::max(mx, std::fabs(col[k]));
     colscale[j] = mx > 0.0f ? mx : 1.0f;
     for (int k = 0; k < Kpad; ++k) col[k] /= colscale[j];
+  }
+}
+
+// Every GEMM of a layer (the four phases of an up-conv, one after another at
+// conv_phase_w_offset, each padded to round_up(K, bk) x npad), as the kernels read them:
+// k-major for FP32 (colscale unused), n-major scaled for 16-bit with colscale [phases][npad].
+// `out` holds conv_packed_k(g, bk) * npad values.
+inline void pack_conv_layer(const ConvGeom& g, const float* W, int bk, int npad, bool nmajor, float* out,
+                            float* colscale) {
+  for (int ph = 0; ph < conv_phases(g); ++ph) {
+    const ConvGeom p = conv_phase_geom(g, ph);
+    const int kpad = round_up(geom_K(p), bk);
+    float* dst = out + conv_phase_w_offset(g, ph, bk, npad);
+    if (nmajor) pack_b_nmajor_scaled(p, W, kpad, npad, dst, colscale + (int64_t)ph * npad);
+    else pack_b_kmajor(p, W, kpad, npad, dst);
   }
 }
 

@@ -123,17 +123,14 @@ void conv_case(const ConvCase& c, ActType t, Results* out) {
       }
 
   const ConvTile tile = choose_conv_tile(t, geom_N(g));
-  const int K = geom_K(g), N = geom_N(g);
-  const int Kpad = conv_tile_kpad(tile, K), Npad = conv_tile_npad(tile, N);
+  const int Kpad = conv_tile_kpad(tile, g), Npad = conv_tile_npad(tile, geom_N(g));
   ConvArgs a;
   a.g = g;
   a.x_bstride = bstride;
-  std::vector<float> B((size_t)Kpad * Npad), colscale(Npad, 1.0f);
+  std::vector<float> B((size_t)Kpad * Npad), colscale((size_t)conv_phases(g) * Npad, 1.0f);
+  pack_conv_layer(g, W.data(), conv_tile_bk(tile), Npad, t != ActType::F32, B.data(), colscale.data());
   float* csdev = nullptr;
-  if (t == ActType::F32) {
-    pack_b_kmajor(g, W.data(), Kpad, Npad, B.data());
-  } else {
-    pack_b_nmajor_scaled(g, W.data(), Kpad, Npad, B.data(), colscale.data());
+  if (t != ActType::F32) {
     csdev = upload(colscale);
     a.colscale = csdev;
   }
@@ -156,13 +153,17 @@ void conv_case(const ConvCase& c, ActType t, Results* out) {
   a.bias = bdev;
   a.clamp = clamp;
   const size_t out_n = (size_t)c.batch * OH * OH * c.Cout;
-  void* ydev = nullptr;
+  void *ydev = nullptr, *tdev = nullptr;
   cudaMalloc(&ydev, out_n * (t == ActType::F32 ? 4 : 2));
   a.y = ydev;
+  if (g.up == 2) {  // the transposed conv's (2H+1)^2 output, before the FIR pass
+    cudaMalloc(&tdev, (size_t)c.batch * geom_OH(g) * geom_OW(g) * c.Cout * (t == ActType::F32 ? 4 : 2));
+    a.t = tdev;
+  }
   const Status st = launch_modconv(a, t, tile, 0);
   const cudaError_t e = cudaDeviceSynchronize();
   const std::vector<float> got = download_act(ydev, out_n, t);
-  for (void* p : {wdev, xdev, (void*)csdev, (void*)sdev, (void*)ddev, (void*)bdev, (void*)ndev, ydev}) cudaFree(p);
+  for (void* p : {wdev, xdev, (void*)csdev, (void*)sdev, (void*)ddev, (void*)bdev, (void*)ndev, ydev, tdev}) cudaFree(p);
   const char* tname = tile == ConvTile::Ffma ? "ffma" : tile == ConvTile::MmaWide ? "mma128x128" : "mma128x32";
   const std::string name = std::string("modconv ") + c.name + " " + pname + " " + tname + " sm_" +
                            std::to_string(__CUDA_ARCH__ / 10);
@@ -179,10 +180,12 @@ void test_modconv(Results* out, bool quick) {
       {"6x6 b2 16->72 (column tiles)", 2, 6, 16, 72, 1, false},  // several column tiles
       {"up2 4x4 b2 24->16", 2, 4, 24, 16, 2, false},
       {"up2 3x3 b3 10->12 (scalar)", 3, 3, 10, 12, 2, false},
+      {"up2 5x5 b1 8->7 (odd Cout)", 1, 5, 8, 7, 2, false},
   };
   if (!quick) {
     cases.push_back({"wide 2x2 b1 176->24 (K 1584)", 1, 2, 176, 24, 1, false});
     cases.push_back({"9x9 b2 8->136 (rows cross samples)", 2, 9, 8, 136, 1, false});
+    cases.push_back({"up2 9x9 b2 16->72 (row and column tiles)", 2, 9, 16, 72, 2, false});
   }
   for (const ConvCase& c : cases)
     for (ActType t : {ActType::F32, ActType::F16, ActType::BF16})

@@ -67,6 +67,11 @@ int64_t in_plane(const cuda::ConvGeom& g);
 // The modulated conv of g (plain, transposed x2 + FIR, or nearest-x2 source) written out.
 std::vector<float> ref_modconv(const cuda::ConvGeom& g, const std::vector<float>& x, int64_t bstride,
                                const std::vector<float>& s, const std::vector<float>& W);
+// An up-conv (g.up == 2) computed as the CUDA kernels do (indexing.cuh): each of its four sub-pixel
+// GEMMs by `gemm` on conv_phase_geom(g, phase) (writing its parity of t, (2H+1)^2 NHWC, NaN
+// elsewhere), then the FIR pass with upfir_tap. An element of t written twice or never comes out NaN.
+std::vector<float> upconv_via_phases(const cuda::ConvGeom& g,
+                                     const std::function<std::vector<float>(const cuda::ConvGeom&)>& gemm);
 // upsample2d of one plane [n][n] -> [2n][2n]: zero insertion, pad [2,1], FIR gain 4.
 std::vector<double> ref_upsample2d(const std::vector<double>& p, int n);
 struct ConvCase {

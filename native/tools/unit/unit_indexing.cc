@@ -1,6 +1,6 @@
 // The CUDA backend's index arithmetic (native/cuda/indexing.cuh, plan.h) on the CPU: the
-// implicit-GEMM mapping against a direct convolution, the fused polyphase up-conv against
-// transposed conv + [1,3,3,1]^2 FIR, the packed weights, the x2 skip upsampling, both uint8 maps
+// implicit-GEMM mapping against a direct convolution, the up-conv's four sub-pixel GEMMs + FIR
+// pass against transposed conv + [1,3,3,1]^2 FIR, the packed weights, the x2 skip upsampling, both uint8 maps
 // (against the CPU engines' and proganToUint8's JavaScript semantics), ProGAN's dense rows and the
 // row tiles.
 #include <algorithm>
@@ -107,7 +107,7 @@ void test_gemm_index_vs_direct() {
   }
 }
 
-void test_polyphase_upconv() {
+void test_subpixel_upconv() {
   for (const ConvCase& c : conv_cases()) {
     if (c.g.up != 2) continue;
     const ConvGeom& g = c.g;
@@ -115,46 +115,53 @@ void test_polyphase_upconv() {
     const auto x = random_vec((size_t)g.batch * bstride);
     const auto s = random_vec((size_t)g.batch * g.Cin, 0.5f, 2.0f);
     const auto W = random_vec((size_t)g.Cout * g.Cin * 9);
+    const auto got = upconv_via_phases(g, [&](const ConvGeom& p) { return gemm_via_index(p, x, bstride, s, W); });
     double rmax;
-    const double d = max_abs_diff(gemm_via_index(g, x, bstride, s, W), ref_upconv(g, x, bstride, s, W), &rmax);
+    const double d = max_abs_diff(got, ref_upconv(g, x, bstride, s, W), &rmax);
     CHECK(d <= 1e-5 * std::max(1.0, rmax), fmt("max diff %g (ref max %g)", d, rmax));
+    // Only the real taps: the phases use each of the 9 kernel taps once per input pixel, and their
+    // rows x taps are the input's pixels x 9 plus the taps in the zero border ((2H+1)^2 - ...).
+    int64_t macs = 0;
+    std::vector<int> used(9, 0);
+    for (int ph = 0; ph < conv_phases(g); ++ph) {
+      const ConvGeom p = conv_phase_geom(g, ph);
+      CHECK(geom_N(p) == g.Cout && geom_K(p) == geom_taps_y(p) * geom_taps_x(p) * g.Cin, "phase GEMM shape");
+      macs += (int64_t)geom_M(p) * geom_K(p) / g.Cin;
+      for (int ty = 0; ty < geom_taps_y(p); ++ty)
+        for (int tx = 0; tx < geom_taps_x(p); ++tx)
+          ++used[tap_kernel_index(p, ty, geom_py(p)) * 3 + tap_kernel_index(p, tx, geom_px(p))];
+    }
+    CHECK(std::all_of(used.begin(), used.end(), [](int u) { return u == 1; }), "each kernel tap in one phase");
+    const int64_t rows_taps = (int64_t)g.batch * (4 * (g.H + 1) * (g.W + 1) + 2 * (g.H + 1) * g.W +
+                                                  2 * g.H * (g.W + 1) + g.H * g.W);
+    CHECK(macs == rows_taps, "rows x taps of the four phases");
   }
-  // The combined 1-D taps: each phase sums the FIR over the conv taps it meets; all 4 phases x 3
-  // taps together carry the full (w * f1) mass, i.e. sum(w) * sum(f1) = sum(w) * 2.
-  const float w[3] = {0.3f, -1.1f, 0.7f};
-  double total = 0;
-  for (int p = 0; p < 2; ++p)
-    for (int t = 0; t < 3; ++t)
-      for (int k = 0; k < 3; ++k) total += w[k] * fir_up_tap(upconv_fir_index(p, t, k));
-  CHECK(std::fabs(total - (0.3 - 1.1 + 0.7) * 2.0) < 1e-6, "1-D mass");
 }
 
 void test_output_mapping_bijective() {
   for (const ConvCase& c : conv_cases()) {
-    const ConvGeom& g = c.g;
-    const size_t total = (size_t)g.batch * geom_OH(g) * geom_OW(g) * g.Cout;
+    const size_t total = (size_t)c.g.batch * geom_OH(c.g) * geom_OW(c.g) * c.g.Cout;  // up 2: t, all phases
     std::vector<int> hits(total, 0);
     bool in_range = true;
-    for (int m = 0; m < geom_M(g); ++m) {
-      const Pixel p = gemm_row_pixel(g, m);
-      for (int j = 0; j < geom_N(g); ++j) {
-        const OutCol oc = gemm_col_out(g, j);
-        const int64_t off = gemm_out_offset(g, p, oc);
-        if (off < 0 || (size_t)off >= total) {
-          in_range = false;
-          continue;
+    for (int ph = 0; ph < conv_phases(c.g); ++ph) {
+      const ConvGeom g = conv_phase_geom(c.g, ph);
+      for (int m = 0; m < geom_M(g); ++m) {
+        const Pixel p = gemm_row_pixel(g, m);
+        CHECK((p.b * geom_RH(g) + p.y) * geom_RW(g) + p.x == m, "row decode");
+        for (int j = 0; j < geom_N(g); ++j) {
+          const OutCol oc = gemm_col_out(g, j);
+          const int64_t off = gemm_out_offset(g, p, oc);
+          if (off < 0 || (size_t)off >= total) {
+            in_range = false;
+            continue;
+          }
+          ++hits[off];
+          CHECK(gemm_out_pixel(g, p, oc) == (int)((off / g.Cout) % (geom_OH(g) * geom_OW(g))), "noise pixel index");
         }
-        ++hits[off];
-        CHECK(gemm_out_pixel(g, p, oc) == (int)((off / g.Cout) % (geom_OH(g) * geom_OW(g))), "noise pixel index");
       }
     }
     CHECK(in_range, "offsets in range");
     CHECK(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }), "every output written once");
-    // Row decode round trip.
-    for (int m = 0; m < geom_M(g); ++m) {
-      const Pixel p = gemm_row_pixel(g, m);
-      CHECK((p.b * g.H + p.y) * g.W + p.x == m, "row decode");
-    }
   }
 }
 
@@ -162,21 +169,31 @@ void test_packing() {
   ConvGeom g;
   g.batch = 1; g.H = g.W = 4; g.Cin = 5; g.Cout = 7; g.up = 2;
   const auto W = random_vec((size_t)g.Cout * g.Cin * 9);
-  const int K = geom_K(g), N = geom_N(g);
-  const int Kpad = round_up(K, 32), Npad = round_up(N, 32);
-  std::vector<float> kmaj((size_t)Kpad * Npad), nmaj((size_t)Kpad * Npad), colscale(Npad);
-  pack_b_kmajor(g, W.data(), Kpad, Npad, kmaj.data());
-  pack_b_nmajor_scaled(g, W.data(), Kpad, Npad, nmaj.data(), colscale.data());
-  for (int k = 0; k < Kpad; ++k)
-    for (int j = 0; j < Npad; ++j) {
-      const float b = conv_b_value(g, W.data(), k, j);
-      if (k >= K || j >= N) CHECK(b == 0.0f, "padding is zero");
-      CHECK(kmaj[(size_t)k * Npad + j] == b, "k-major");
-      const float v = nmaj[(size_t)j * Kpad + k];
-      CHECK(std::fabs(v) <= 1.0f, "scaled into [-1, 1]");
-      CHECK(close(v * colscale[j], b, 1e-7, 1e-6), "n-major * colscale");
-    }
-  for (int j = N; j < Npad; ++j) CHECK(colscale[j] == 1.0f, "all-zero column scale 1");
+  const int bk = 32, Kpad = conv_packed_k(g, bk), Npad = round_up(geom_N(g), 32);
+  CHECK(Kpad == 4 * 32, "each phase padded to the k-tile");  // K = 20, 10, 10, 5
+  std::vector<float> kmaj((size_t)Kpad * Npad), nmaj((size_t)Kpad * Npad), colscale((size_t)4 * Npad);
+  pack_conv_layer(g, W.data(), bk, Npad, false, kmaj.data(), nullptr);
+  pack_conv_layer(g, W.data(), bk, Npad, true, nmaj.data(), colscale.data());
+  for (int ph = 0; ph < conv_phases(g); ++ph) {
+    const ConvGeom p = conv_phase_geom(g, ph);
+    const int K = geom_K(p), N = geom_N(p), kp = round_up(K, bk);
+    const float* km = kmaj.data() + conv_phase_w_offset(g, ph, bk, Npad);
+    const float* nm = nmaj.data() + conv_phase_w_offset(g, ph, bk, Npad);
+    const float* cs = colscale.data() + (size_t)ph * Npad;
+    for (int k = 0; k < kp; ++k)
+      for (int j = 0; j < Npad; ++j) {
+        const float b = conv_b_value(p, W.data(), k, j);
+        if (k >= K || j >= N) CHECK(b == 0.0f, "padding is zero");
+        CHECK(km[(size_t)k * Npad + j] == b, "k-major");
+        const float v = nm[(size_t)j * kp + k];
+        CHECK(std::fabs(v) <= 1.0f, "scaled into [-1, 1]");
+        CHECK(close(v * cs[j], b, 1e-7, 1e-6), "n-major * colscale");
+      }
+    for (int j = N; j < Npad; ++j) CHECK(cs[j] == 1.0f, "all-zero column scale 1");
+  }
+  // Phase (1, 1) is the centre tap alone: B[c][o] = W[o][c][1][1].
+  const ConvGeom p3 = conv_phase_geom(g, 3);
+  CHECK(conv_b_value(p3, W.data(), 2, 4) == W[(4 * g.Cin + 2) * 9 + 4], "odd/odd phase = centre tap");
   // Demodulation table.
   std::vector<float> wsq((size_t)g.Cout * g.Cin);
   weight_sq_sums(W.data(), g.Cout, g.Cin, 9, wsq.data());
@@ -284,7 +301,7 @@ void test_row_plans() {
 
 const Register kCases(__FILE__, {
     {"implicit GEMM indexing == direct 3x3 conv", test_gemm_index_vs_direct},
-    {"polyphase up-conv == transposed conv + FIR", test_polyphase_upconv},
+    {"sub-pixel up-conv + FIR pass == transposed conv + FIR", test_subpixel_upconv},
     {"GEMM output mapping is a bijection", test_output_mapping_bijective},
     {"weight packing", test_packing},
     {"toRGB x2 skip upsampling == upfirdn2d", test_up2_skip},

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,35 @@ std::vector<float> ref_modconv(const ConvGeom& g, const std::vector<float>& x, i
                        s, W);
   }
   return g.up == 1 ? ref_conv3x3(g, x, bstride, s, W) : ref_upconv(g, x, bstride, s, W);
+}
+
+std::vector<float> upconv_via_phases(const ConvGeom& g, const std::function<std::vector<float>(const ConvGeom&)>& gemm) {
+  const int TH = geom_OH(g), TW = geom_OW(g), OH = conv_out_h(g), OW = conv_out_w(g), C = g.Cout;
+  std::vector<float> t((size_t)g.batch * TH * TW * C, std::nanf(""));
+  std::vector<char> seen(t.size(), 0);
+  for (int ph = 0; ph < conv_phases(g); ++ph) {
+    const std::vector<float> part = gemm(conv_phase_geom(g, ph));
+    for (size_t i = 0; i < t.size(); ++i)
+      if (!std::isnan(part[i])) {
+        t[i] = seen[i] ? std::nanf("") : part[i];
+        seen[i] = 1;
+      }
+  }
+  std::vector<float> out((size_t)g.batch * OH * OW * C);
+  for (int b = 0; b < g.batch; ++b)
+    for (int Y = 0; Y < OH; ++Y)
+      for (int X = 0; X < OW; ++X)
+        for (int o = 0; o < C; ++o) {
+          double acc = 0.0;
+          for (int ay = 0; ay < 4; ++ay)
+            for (int ax = 0; ax < 4; ++ax) {
+              const int ty = Y - 1 + ay, tx = X - 1 + ax;
+              if (ty < 0 || ty >= TH || tx < 0 || tx >= TW) continue;
+              acc += (double)upfir_tap(ay) * upfir_tap(ax) * t[(((size_t)b * TH + ty) * TW + tx) * C + o];
+            }
+          out[(((size_t)b * OH + Y) * OW + X) * C + o] = (float)acc;
+        }
+  return out;
 }
 
 

@@ -174,7 +174,7 @@ void test_style_plan() {
   CHECK(!build_style_plan(bad, 32, &q, &err) && err.find("overlap") != std::string::npos, "overlap detected");
 }
 
-// conv_layer_geom: StyleGAN2's convs keep the input grid (up-convs as 4 polyphase phases), ProGAN's
+// conv_layer_geom: StyleGAN2's convs keep the input grid (up-convs as 4 sub-pixel phases), ProGAN's
 // nearest up-convs become the plain conv over the output grid reading the input via src_shift.
 void test_conv_layer_geom() {
   auto t = make_tiny_model();
@@ -182,7 +182,7 @@ void test_conv_layer_geom() {
     if (L.kind != LayerDesc::Conv) continue;
     const ConvGeom g = conv_layer_geom(L);
     CHECK(g.H == L.in_res && g.W == L.in_res && g.up == L.up && g.src_shift == 0 && g.Cin == L.in_ch &&
-              g.Cout == L.out_ch && geom_OH(g) == L.out_res,
+              g.Cout == L.out_ch && conv_out_h(g) == L.out_res,
           "StyleGAN2 " + L.name);
   }
   LayerDesc L;
