@@ -4,16 +4,17 @@
 // f16 / bf16 in, f32 accumulate) from operands staged in shared memory by TMA. The up-convs
 // (their sub-pixel phases) stay on modconv.cu.
 //
-// Tiles: a block of 256 threads (two warpgroups) computes 128 rows x 128 columns. Its 128 rows are
+// Tiles: a block of 256 threads (two warpgroups) computes 128 rows x BN columns (BN 128, or 64 for
+// layers of at most 64 output channels: m64n64k16, 24 KB stages, two blocks per SM). Its 128 rows are
 // an 8 x 16 rectangle of one sample's input grid (not 128 consecutive GEMM rows), so that the A
 // tile of one tap (dy, dx) and one 64-channel block is a single *tiled* TMA box of the NHWC
 // activation tensor, {64 channels, 16 x, 8 y, 1 sample} at (c0, x0 + dx, y0 + dy, b): the
 // tensor-map bounds zero-fill the conv padding and the tile's edges. (im2col-mode TMA is not used:
-// the tiled box already is the im2col tile of one tap.) B is one box {64 k, 128 n} of the packed
+// the tiled box already is the im2col tile of one tap.) B is one box {64 k, BN n} of the packed
 // weights. Both use the 128-byte swizzle, rows of 64 16-bit elements, which wgmma reads through
 // K-major descriptors (SBO 1024 bytes). K runs over 9 taps x Cin / 64 channel blocks.
 //
-// Pipeline: 4 stages of (A 16 KB + B 16 KB), one "full" mbarrier each (arrive.expect_tx by the
+// Pipeline: 4 stages of (A 16 KB + B 16 or 8 KB), one "full" mbarrier each (arrive.expect_tx by the
 // issuing thread + the two TMA transactions). At k-tile kt every thread waits for its stage,
 // scales its A chunks in place by the sample's style (x * s * sinv, the same rounding as the
 // mma.sync path) and fences them to the async proxy; after the block barrier, thread 0 issues the
@@ -21,7 +22,7 @@
 // have waited for (wgmma.wait_group 1 at kt - 1) before reaching the barrier. Each warpgroup then
 // issues 4 wgmma (k16 steps) on its 64 rows, commits them and waits for the previous group.
 //
-// Used for 16-bit plain 3x3 layers with Cin % 64 == 0, more than 64 GEMM columns (the 128-wide packing), a
+// Used for 16-bit plain 3x3 layers with Cin % 64 == 0, more than 32 output channels, a
 // per-sample input and an input grid of at least 8 x 16, on a device of compute capability 9.0
 // with this file's sm_90a cubin; everything else (and every other GPU) runs modconv.cu.
 // The device code exists only for sm_90a (__CUDA_ARCH_FEAT_SM90_ALL); other targets compile the
@@ -117,9 +118,10 @@ __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;" : : "n"(N) : "memory");
 }
 // Keeps the compiler from moving accumulator accesses across the asynchronous wgmma.
-__device__ __forceinline__ void fence_acc(float (&d)[64]) {
+template <int R>
+__device__ __forceinline__ void fence_acc(float (&d)[R]) {
 #pragma unroll
-  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i]) : : "memory");
+  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i]) : : "memory");
 }
 
 // K-major operand descriptor, 128-byte swizzle: rows of 128 bytes, 8-row groups 1024 bytes apart
@@ -128,54 +130,90 @@ __device__ __forceinline__ uint64_t sm90_desc(uint32_t addr) {
   return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
 }
 
-// D[64 x 128] += A[64 x 16] * B[128 x 16]^T (both K-major in shared memory).
-template <typename T>
-__device__ __forceinline__ void wgmma_128(float (&d)[64], uint64_t da, uint64_t db, uint32_t scale_d);
+// D[64 x N] += A[64 x 16] * B[N x 16]^T (both K-major in shared memory), N = 128 or 64.
+template <typename T, int N>
+struct Wgmma;
 template <>
-__device__ __forceinline__ void wgmma_128<__nv_bfloat16>(float (&d)[64], uint64_t da, uint64_t db, uint32_t scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "%64, %65, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(da), "l"(db), "r"(scale_d));
-}
+struct Wgmma<__nv_bfloat16, 128> {
+  static __device__ __forceinline__ void run(float (&d)[64], uint64_t da, uint64_t db, uint32_t scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "%64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+            "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+            "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+            "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+            "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+            "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+            "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+            "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db), "r"(scale_d));
+  }
+};
 template <>
-__device__ __forceinline__ void wgmma_128<__half>(float (&d)[64], uint64_t da, uint64_t db, uint32_t scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "%64, %65, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(da), "l"(db), "r"(scale_d));
-}
+struct Wgmma<__nv_bfloat16, 64> {
+  static __device__ __forceinline__ void run(float (&d)[32], uint64_t da, uint64_t db, uint32_t scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "%32, %33, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+            "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+            "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+            "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(da), "l"(db), "r"(scale_d));
+  }
+};
+template <>
+struct Wgmma<__half, 128> {
+  static __device__ __forceinline__ void run(float (&d)[64], uint64_t da, uint64_t db, uint32_t scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "%64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+            "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+            "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+            "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+            "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+            "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+            "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+            "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db), "r"(scale_d));
+  }
+};
+template <>
+struct Wgmma<__half, 64> {
+  static __device__ __forceinline__ void run(float (&d)[32], uint64_t da, uint64_t db, uint32_t scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "%32, %33, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+            "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+            "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+            "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(da), "l"(db), "r"(scale_d));
+  }
+};
 #endif  // FG_SM90A_DEVICE
 
-template <typename T>
+template <typename T, int BN>
 __global__ void __launch_bounds__(Sm90Cfg::THREADS, 1)
     modconv_sm90_kernel(const __grid_constant__ CUtensorMap tmap_a, const __grid_constant__ CUtensorMap tmap_b,
                         const ConvArgs a) {
 #ifdef FG_SM90A_DEVICE
   constexpr int S = Sm90Cfg::STAGES, BK = Sm90Cfg::BK;
-  constexpr uint32_t A_BYTES = Sm90Cfg::A_BYTES, B_BYTES = Sm90Cfg::B_BYTES, STAGE = A_BYTES + B_BYTES;
+  constexpr uint32_t A_BYTES = Sm90Cfg::A_BYTES, B_BYTES = Sm90Cfg::b_bytes(BN), STAGE = A_BYTES + B_BYTES;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   // Stages at a 1024-byte aligned shared address (the 128-byte swizzle repeats every 1024 bytes,
   // and the descriptors assume base offset 0); the mbarriers after them.
@@ -191,7 +229,7 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 1)
   const int bx = blockIdx.x;
   const int tx = bx % tiles_x, ty = (bx / tiles_x) % tiles_y, b = bx / (tiles_x * tiles_y);
   const int x0 = tx * Sm90Cfg::TILE_W, y0 = ty * Sm90Cfg::TILE_H;
-  const int n0 = blockIdx.y * Sm90Cfg::BN;
+  const int n0 = blockIdx.y * BN;
   const int cblocks = g.Cin / BK, nk = 9 * cblocks;
 
   if (tid == 0) {
@@ -218,9 +256,9 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 1)
   const float* srow = a.styles + (int64_t)b * a.style_stride + a.style_off + lchunk * 8;
   const float sinv = a.sinv ? a.sinv[(int64_t)b * a.sinv_stride + a.sinv_off] : 1.0f;
 
-  float acc[64];
+  float acc[BN / 2];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+  for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
 
   for (int kt = 0; kt < nk; ++kt) {
     const int s = kt % S, cb = kt % cblocks;
@@ -249,7 +287,7 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 1)
     fence_acc(acc);
 #pragma unroll
     for (int kk = 0; kk < BK / 16; ++kk)
-      wgmma_128<T>(acc, sm90_desc(st + wg * (A_BYTES / 2) + kk * 32), sm90_desc(st + A_BYTES + kk * 32), 1u);
+      Wgmma<T, BN>::run(acc, sm90_desc(st + wg * (A_BYTES / 2) + kk * 32), sm90_desc(st + A_BYTES + kk * 32), 1u);
     wgmma_commit();
     wgmma_wait<1>();
     fence_acc(acc);
@@ -267,7 +305,7 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 1)
     if (y >= g.H || x >= g.W) continue;
     const Pixel p{b, y, x};
 #pragma unroll
-    for (int q = 0; q < 16; ++q) {
+    for (int q = 0; q < BN / 8; ++q) {
       const int i = 4 * q + 2 * h;
       sm90_store<T>(a, p, n0 + 8 * q + 2 * (lane & 3), N, acc[i], acc[i + 1]);
     }
@@ -293,7 +331,7 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   return fn;
 }
 
-template <typename T>
+template <typename T, int BN>
 Status launch_sm90(const ConvArgs& a, cudaStream_t stream) {
   const ConvGeom& g = a.g;
   PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
@@ -309,16 +347,17 @@ Status launch_sm90(const ConvArgs& a, cudaStream_t stream) {
   if (encode(&ta, dt, 4, const_cast<void*>(a.x), adims, astr, abox, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
     return Status::Error("modconv sm_90a: cuTensorMapEncodeTiled refused the activation tensor");
-  // B: the packed weights [Npad][Kpad]; one box = 128 columns x 64 k.
+  // B: the packed weights [Npad][Kpad]; one box = BN columns x 64 k.
   const cuuint64_t bdims[2] = {(cuuint64_t)a.Kpad, (cuuint64_t)a.Npad};
   const cuuint64_t bstr[1] = {(cuuint64_t)a.Kpad * 2};
-  const cuuint32_t bbox[2] = {Sm90Cfg::BK, Sm90Cfg::BN};
+  const cuuint32_t bbox[2] = {Sm90Cfg::BK, BN};
   if (encode(&tb, dt, 2, const_cast<void*>(a.w), bdims, bstr, bbox, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
     return Status::Error("modconv sm_90a: cuTensorMapEncodeTiled refused the weight tensor");
-  FG_CUDA_CHECK(cudaFuncSetAttribute(modconv_sm90_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, Sm90Cfg::SMEM_BYTES));
-  const dim3 grid(ceil_div(g.W, Sm90Cfg::TILE_W) * ceil_div(g.H, Sm90Cfg::TILE_H) * g.batch, a.Npad / Sm90Cfg::BN);
-  modconv_sm90_kernel<T><<<grid, Sm90Cfg::THREADS, Sm90Cfg::SMEM_BYTES, stream>>>(ta, tb, a);
+  constexpr int smem = Sm90Cfg::smem_bytes(BN);
+  FG_CUDA_CHECK(cudaFuncSetAttribute(modconv_sm90_kernel<T, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid(ceil_div(g.W, Sm90Cfg::TILE_W) * ceil_div(g.H, Sm90Cfg::TILE_H) * g.batch, ceil_div(a.Npad, BN));
+  modconv_sm90_kernel<T, BN><<<grid, Sm90Cfg::THREADS, smem, stream>>>(ta, tb, a);
   FG_CUDA_CHECK_LAUNCH("modconv_sm90_kernel");
   return Status::Ok();
 }
@@ -327,9 +366,10 @@ Status launch_sm90(const ConvArgs& a, cudaStream_t stream) {
 
 bool modconv_sm90_fits(const ConvArgs& a, ActType t) {
   const ConvGeom& g = a.g;
+  const int N = geom_N(g);
   return t != ActType::F32 && g.up == 1 && g.ks == 3 && g.src_shift == 0 && g.Cin % Sm90Cfg::BK == 0 &&
-         a.x_bstride == (int64_t)g.H * g.W * g.Cin && g.W >= Sm90Cfg::TILE_W && g.H >= Sm90Cfg::TILE_H &&
-         geom_N(g) > 64 && a.Npad % Sm90Cfg::BN == 0 && a.Kpad == geom_K(g) && a.Npad / Sm90Cfg::BN <= 65535 &&
+         a.x_bstride == (int64_t)g.H * g.W * g.Cin && g.W >= Sm90Cfg::TILE_W && g.H >= Sm90Cfg::TILE_H && N > 32 &&
+         a.Npad >= N && a.Npad % 32 == 0 && a.Kpad == geom_K(g) && ceil_div(a.Npad, sm90_bn(N)) <= 65535 &&
          (int64_t)ceil_div(g.W, Sm90Cfg::TILE_W) * ceil_div(g.H, Sm90Cfg::TILE_H) * g.batch <= 0x7fffffff;
 }
 
@@ -349,7 +389,7 @@ bool modconv_sm90_available(int device) {
 #else
   // The real build: the kernel has an image for this device only when the sm_90a cubin is in.
   cudaFuncAttributes attr;
-  if (cudaFuncGetAttributes(&attr, modconv_sm90_kernel<__half>) != cudaSuccess) {
+  if (cudaFuncGetAttributes(&attr, modconv_sm90_kernel<__half, 128>) != cudaSuccess) {
     (void)cudaGetLastError();
     return false;
   }
@@ -360,7 +400,9 @@ bool modconv_sm90_available(int device) {
 Status launch_modconv_sm90(const ConvArgs& a, ActType t, cudaStream_t stream) {
   if (geom_M(a.g) <= 0) return Status::Ok();
   if (!modconv_sm90_fits(a, t)) return Status::Error("modconv sm_90a: layer shape not supported by the sm_90a kernel");
-  return t == ActType::F16 ? launch_sm90<__half>(a, stream) : launch_sm90<__nv_bfloat16>(a, stream);
+  if (sm90_bn(geom_N(a.g)) == 64)
+    return t == ActType::F16 ? launch_sm90<__half, 64>(a, stream) : launch_sm90<__nv_bfloat16, 64>(a, stream);
+  return t == ActType::F16 ? launch_sm90<__half, 128>(a, stream) : launch_sm90<__nv_bfloat16, 128>(a, stream);
 }
 
 }  // namespace cuda

@@ -80,8 +80,8 @@ void sm90_case(const Sm90Case& c, ActType t, Results* out) {
   auto noise = testref::random_vec(g_rng, (size_t)g.H * g.W, -1.0f, 1.0f);
   const float strength = 0.3f, clamp = 1.5f;
 
-  // The backend's 128-wide tensor-core packing (ConvTile::MmaWide): K is a multiple of 64 here.
-  const int Kpad = geom_K(g), Npad = round_up(geom_N(g), Sm90Cfg::BN);
+  // The backend's tensor-core packing: columns to 128 (more than 64) or 32; K is a multiple of 64.
+  const int Kpad = geom_K(g), Npad = round_up(geom_N(g), geom_N(g) > 64 ? 128 : 32);
   std::vector<float> B((size_t)Kpad * Npad), colscale(Npad);
   pack_b_nmajor_scaled(g, W.data(), Kpad, Npad, B.data(), colscale.data());
   std::vector<uint16_t> B16(B.size()), x16(x.size());
@@ -203,7 +203,7 @@ void fit_checks(Results* out) {
   a.g.Cout = 128;
   a.x_bstride = (int64_t)64 * 64 * 128;
   a.Kpad = geom_K(a.g);
-  a.Npad = round_up(geom_N(a.g), Sm90Cfg::BN);
+  a.Npad = round_up(geom_N(a.g), 128);
   bool ok = modconv_sm90_fits(a, ActType::BF16) && modconv_sm90_fits(a, ActType::F16) && !modconv_sm90_fits(a, ActType::F32);
   std::string why;
   auto refuse = [&](const char* what, ConvArgs b) {
@@ -228,9 +228,15 @@ void fit_checks(Results* out) {
   b.g.src_shift = 1;
   refuse("a nearest-x2 input", b);
   b = a;
+  b.g.Cout = 32;
+  b.Npad = 32;  // the 128 x 32 tiles' packing
+  refuse("32 columns", b);
   b.g.Cout = 64;
-  b.Npad = 64;  // the 128 x 32 tiles' packing
-  refuse("64 columns", b);
+  b.Npad = 64;
+  if (!modconv_sm90_fits(b, ActType::F16)) {
+    ok = false;
+    why += " refuses 64 columns;";
+  }
   fg_emu::config().cc = 90;
   const bool on90 = modconv_sm90_available(0);
   fg_emu::config().cc = 89;
@@ -286,6 +292,8 @@ void run_sm90_kernel_tests(emu_results::Results* out) {
       {"16x16 b2 64->72 (N tail)", 2, 16, 16, 64, 72},
       {"20x24 b1 128->136 (M tails in x and y, 2 column tiles, 18 k-tiles)", 1, 20, 24, 128, 136},
       {"8x16 b3 192->128 (3 channel blocks, 27 k-tiles, 3 samples)", 3, 8, 16, 192, 128},
+      {"16x16 b2 64->64 (64-column blocks)", 2, 16, 16, 64, 64},
+      {"12x20 b1 128->40 (64-column blocks, N tail, M tails)", 1, 12, 20, 128, 40},
   };
   for (const Sm90Case& c : cases)
     for (cuda::ActType t : {cuda::ActType::BF16, cuda::ActType::F16}) sm90_case(c, t, out);
