@@ -6,8 +6,8 @@
  * busy, requests simply gather until it is free. The batch is formed at the moment the engine
  * becomes free (late binding): a request that was aborted before that moment is dropped and never
  * runs. Once a batch runs, its engine call is cancelled (`run`'s signal) only when every request in
- * it has aborted: one request's signal never stops the images of the others. Only requests with the same `key` (same noise mode and output kind) share a batch, and a
- * batch never holds more than `maxBatch` images. Results go back to their own callers in order.
+ * it has aborted: one request's signal never stops the images of the others. Only requests with the same `key` (same call, noise mode, truncation and output kind) share a batch, and a
+ * gathered batch never holds more than `maxBatch` images (a single larger request runs alone). Results go back to their own callers in order.
  */
 import { FaceganError } from './errors.js';
 
@@ -24,10 +24,10 @@ export interface BatchShare<D extends Uint8Array | Float32Array = Uint8Array | F
   batchImages: number;
 }
 
-interface Pending<P> {
+interface Pending<P, I> {
   key: string;
   params: P;
-  input: Float32Array;
+  input: I;
   count: number;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
@@ -35,8 +35,12 @@ interface Pending<P> {
   reject: (err: unknown) => void;
 }
 
-export interface BatcherOptions<P> {
-  /** Most images in one engine call. */
+export interface BatcherOptions<P, I> {
+  /**
+   * Most images gathered into one engine call from concurrent requests (a latency / throughput
+   * knob). A single request of more images still runs as one call: splitting requests to fit
+   * memory is the engine's business (its chunks), not the batcher's.
+   */
   maxBatch: number;
   /** Longest a request waits for others while the engine is idle (ms). */
   maxWaitMs: number;
@@ -46,8 +50,8 @@ export interface BatcherOptions<P> {
    * does not pay (a CPU runs images one after another). 0: no cap but maxBatch.
    */
   maxBatchMs?: number;
-  /** Floats per image in `input`. */
-  rowLength: number;
+  /** The inputs of several requests (same key) as one, in order. */
+  concat: (inputs: I[]) => I;
   /**
    * Puts `job` in the engine's queue (after the calls already there). It must reject without
    * calling `job` when the engine is gone (disposed).
@@ -57,7 +61,7 @@ export interface BatcherOptions<P> {
    * Runs `n` images (inputs concatenated) with the parameters of the batch's first request.
    * `signal` aborts when every request of the batch has aborted: the engine call may stop early.
    */
-  run: (params: P, input: Float32Array, n: number, signal: AbortSignal) => Promise<BatchOutput>;
+  run: (params: P, input: I, n: number, signal: AbortSignal) => Promise<BatchOutput>;
 }
 
 /** The error of a request whose signal aborted before it ran. */
@@ -67,15 +71,15 @@ export function abortError(signal: AbortSignal): FaceganError {
   return new FaceganError('ERR_ABORTED', `The request ${why} before it ran`, { cause: reason });
 }
 
-export class Batcher<P> {
-  readonly #opts: BatcherOptions<P>;
-  #pending: Pending<P>[] = [];
+export class Batcher<P, I> {
+  readonly #opts: BatcherOptions<P, I>;
+  #pending: Pending<P, I>[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #scheduled = false;
   /** Engine calls made and images run through them (for tests and metrics). */
   readonly stats = { batches: 0, images: 0, requests: 0, dropped: 0, largestBatch: 0, msPerImage: 0 };
 
-  constructor(options: BatcherOptions<P>) {
+  constructor(options: BatcherOptions<P, I>) {
     this.#opts = options;
   }
 
@@ -85,10 +89,10 @@ export class Batcher<P> {
   }
 
   /** Queues `count` images; resolves with this request's share of its batch's output. */
-  submit(key: string, params: P, input: Float32Array, count: number, signal?: AbortSignal): Promise<BatchShare> {
+  submit(key: string, params: P, input: I, count: number, signal?: AbortSignal): Promise<BatchShare> {
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise<BatchShare>((resolve, reject) => {
-      const p: Pending<P> = { key, params, input, count, signal, onAbort: undefined, resolve, reject };
+      const p: Pending<P, I> = { key, params, input, count, signal, onAbort: undefined, resolve, reject };
       if (signal) {
         p.onAbort = () => {
           const i = this.#pending.indexOf(p);
@@ -145,13 +149,13 @@ export class Batcher<P> {
   }
 
   /** Takes the oldest request and the following ones of the same key, up to the batch limit. */
-  #take(): Pending<P>[] {
+  #take(): Pending<P, I>[] {
     if (this.#pending.length === 0) return [];
     const key = this.#pending[0].key;
     const limit = this.#limit();
-    const batch: Pending<P>[] = [];
+    const batch: Pending<P, I>[] = [];
     let images = 0;
-    const rest: Pending<P>[] = [];
+    const rest: Pending<P, I>[] = [];
     for (const p of this.#pending) {
       if (p.key === key && (batch.length === 0 || images + p.count <= limit)) {
         batch.push(p);
@@ -166,25 +170,14 @@ export class Batcher<P> {
   }
 
   /** Detaches the abort listener (the request is leaving the queue). */
-  #settle(p: Pending<P>): Pending<P> {
+  #settle(p: Pending<P, I>): Pending<P, I> {
     if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
     return p;
   }
 
-  async #runBatch(batch: Pending<P>[]): Promise<void> {
-    const row = this.#opts.rowLength;
+  async #runBatch(batch: Pending<P, I>[]): Promise<void> {
     const n = batch.reduce((s, p) => s + p.count, 0);
-    let input: Float32Array;
-    if (batch.length === 1) {
-      input = batch[0].input;
-    } else {
-      input = new Float32Array(n * row);
-      let at = 0;
-      for (const p of batch) {
-        input.set(p.input.subarray(0, p.count * row), at * row);
-        at += p.count;
-      }
-    }
+    const input = batch.length === 1 ? batch[0].input : this.#opts.concat(batch.map((p) => p.input));
     this.stats.batches++;
     this.stats.images += n;
     this.stats.requests += batch.length;

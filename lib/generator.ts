@@ -15,6 +15,7 @@ import {
   checkSynthesisOptions,
   checkTruncation,
   checkWs,
+  type TruncationOptions,
   type Device,
   type ModelShape,
   type NoiseMode,
@@ -33,8 +34,20 @@ export interface LoadOptions {
   precision?: Precision;
   /** CPU worker threads (0 or absent: one per hardware thread). */
   threads?: number;
-  /** Images run through the engine at once; larger calls are split. Default: by image size. */
+  /**
+   * Micro-batching: the most images one engine call gathers from concurrent requests (a latency /
+   * throughput knob for a service). It never splits a request: a request of more images runs as
+   * one engine call, which the engine splits into chunks of `maxChunk`. Default: the engine's
+   * chunk (`chunkImages`).
+   */
   batchSize?: number;
+  /**
+   * The most images the engine runs at once (its memory bound): larger calls are split inside the
+   * engine into chunks of this many, with the same images bit for bit (the tests use a tiny chunk).
+   * Default: the backend's estimate from its memory (CPU: about 768 MiB of activations; CUDA: the
+   * free device memory), halved after an out-of-memory.
+   */
+  maxChunk?: number;
   /**
    * Time budget (ms) of one engine call that gathers concurrent requests (micro-batching): such a
    * batch holds at most the images the engine runs in that time (measured), and at most batchSize.
@@ -126,18 +139,18 @@ export class Generator {
   #queue: Promise<unknown> = Promise.resolve();
   #randomKeys = 0;
   #batchSize: number;
-  #batcher: Batcher<SynthParams>;
+  #batcher: Batcher<CallParams, EngineInput>;
 
   /** @internal use loadGenerator() */
   constructor(engine: NativeGenerator, info: GeneratorInfo, batchSize: number, maxBatchMs = 250) {
     this.#native = engine;
     this.info = Object.freeze(info);
     this.#batchSize = batchSize;
-    this.#batcher = new Batcher<SynthParams>({
+    this.#batcher = new Batcher<CallParams, EngineInput>({
       maxBatch: batchSize,
       maxWaitMs: BATCH_WAIT_MS,
       maxBatchMs,
-      rowLength: info.arch === 'progan' ? info.zDim : info.numWs * info.wDim,
+      concat: concatInputs,
       enqueue: (job) => this.#run(job),
       run: async (p, input, n, signal) => {
         // Every request of this batch left: cancel the running engine call (it stops within a chunk).
@@ -146,7 +159,18 @@ export class Generator {
         if (signal.aborted) token.cancel();
         else signal.addEventListener('abort', onAbort, { once: true });
         try {
-          const out = await this.#native!.synthesis(input, n, p.noiseMode, p.noiseSeed, p.offset, p.wantFloat, !p.wantFloat, token);
+          const render = { noiseMode: p.noiseMode, noiseSeed: p.noiseSeed, float32: p.wantFloat, uint8: !p.wantFloat, cancel: token };
+          const engine = this.#native!;
+          const out =
+            input.ws !== undefined
+              ? await engine.synthesis({ ws: input.ws, ...render })
+              : await engine.generate({
+                  ...(input.seeds !== undefined ? { seeds: input.seeds } : { z: input.z! }),
+                  c: input.c,
+                  psi: p.psi,
+                  truncationCutoff: p.cutoff,
+                  ...render,
+                });
           return { data: (p.wantFloat ? out.float32 : out.uint8)! };
         } catch (err) {
           throw engineError(err, this.#native === undefined);
@@ -162,7 +186,7 @@ export class Generator {
     return { ...this.#batcher.stats, waiting: this.#batcher.waiting };
   }
 
-  /** Images in one engine call (concurrent requests are gathered up to this many). */
+  /** Images in one gathered engine call (concurrent requests are gathered up to this many; see LoadOptions.batchSize). */
   get batchSize(): number {
     return this.#batchSize;
   }
@@ -186,14 +210,12 @@ export class Generator {
     const c = checkClasses(opts, shape, latents.count);
     const synth = checkSynthesisOptions(opts, shape, latents.count);
     const signal = checkSignal(opts.signal);
-    const z = latents.z ?? this.#zForSeeds(latents.seeds!);
-    if (this.info.arch === 'progan') {
-      // No mapping network: z goes straight into the synthesis network.
-      if (trunc.psi !== 1 || trunc.cutoff !== -1) throw invalidOption('psi / truncationCutoff', 'nothing: a ProGAN model has no truncation', opts.psi ?? opts.truncationCutoff);
-      return (await this.#synthesise(z, latents.count, synth, latents.seeds, signal)) as ImagesFor<O>;
+    if (this.info.arch === 'progan' && (trunc.psi !== 1 || trunc.cutoff !== -1)) {
+      throw invalidOption('psi / truncationCutoff', 'nothing: a ProGAN model has no truncation', opts.psi ?? opts.truncationCutoff);
     }
-    const ws = await this.#run((g) => g.mapping(z, c, latents.count, trunc.psi, trunc.cutoff), signal);
-    return (await this.#synthesise(ws, latents.count, synth, latents.seeds, signal)) as ImagesFor<O>;
+    // One engine call from the latents to the images (the engine picks the path for the model).
+    const input: EngineInput = latents.seeds ? { seeds: Uint32Array.from(latents.seeds), c } : { z: latents.z, c };
+    return (await this.#images(input, latents.count, synth, trunc, latents.seeds, signal)) as ImagesFor<O>;
   }
 
   /** Seeds or latents → ws, n × numWs × wDim (truncation applied). */
@@ -206,7 +228,7 @@ export class Generator {
     const c = checkClasses(opts, shape, latents.count);
     const signal = checkSignal(opts.signal);
     const z = latents.z ?? this.#zForSeeds(latents.seeds!);
-    return this.#run((g) => g.mapping(z, c, latents.count, trunc.psi, trunc.cutoff), signal);
+    return this.#run((g) => g.mapping({ z, c, psi: trunc.psi, truncationCutoff: trunc.cutoff }), signal);
   }
 
   /** ws (n × numWs × wDim) → images. Style mixing is editing rows of ws. */
@@ -216,7 +238,7 @@ export class Generator {
     this.#requireMapping('synthesis(ws)');
     const checked = checkWs(ws, shape);
     const synth = checkSynthesisOptions(opts, shape, checked.count);
-    return (await this.#synthesise(checked.ws, checked.count, synth, undefined, checkSignal(opts.signal))) as ImagesFor<O>;
+    return (await this.#images({ ws: checked.ws }, checked.count, synth, NO_TRUNCATION, undefined, checkSignal(opts.signal))) as ImagesFor<O>;
   }
 
   /**
@@ -275,38 +297,35 @@ export class Generator {
   }
 
   /**
-   * ws (StyleGAN2) or z (ProGAN) → images, in chunks of the batch size, through the micro-batcher:
+   * Latents (generate) or ws (synthesis) → images, as one request to the micro-batcher:
    * concurrent calls share engine calls (same images as alone: the engine is batch-invariant).
+   * The engine splits a large request into chunks itself.
    */
-  async #synthesise(
-    input: Float32Array,
+  async #images(
+    input: EngineInput,
     count: number,
     synth: { noiseMode: NoiseMode; noiseSeed: number | undefined; output: OutputKind },
+    trunc: TruncationOptions,
     seeds: number[] | undefined,
     signal?: AbortSignal,
   ): Promise<Image[] | FloatImage[]> {
-    const { resolution: size, imageChannels: channels, numWs, wDim, zDim, arch } = this.info;
-    const row = arch === 'progan' ? zDim : numWs * wDim;
+    const { resolution: size, imageChannels: channels } = this.info;
     const wantFloat = synth.output === 'float32';
     const noiseSeed = synth.noiseSeed ?? Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
+    // Random noise is keyed by (noiseSeed, image index in the engine call): such a request runs
+    // alone (its own key). Const / no noise batches with any request of the same call and options.
+    const call = input.ws ? 'synthesis' : `generate:${input.seeds ? 'seeds' : 'z'}:${trunc.psi}:${trunc.cutoff}`;
+    const key = synth.noiseMode === 'random' && this.info.arch !== 'progan' ? `random:${++this.#randomKeys}` : `${call}:${synth.noiseMode}:${synth.output}`;
+    const params: CallParams = { noiseMode: synth.noiseMode, noiseSeed, wantFloat, psi: trunc.psi, cutoff: trunc.cutoff };
+    const share = await this.#batcher.submit(key, params, input, count, signal);
+    const per = channels * size * size;
     const images: (Image | FloatImage)[] = [];
-    for (let start = 0; start < count; start += this.#batchSize) {
-      const n = Math.min(this.#batchSize, count - start);
-      const chunk = input.subarray(start * row, (start + n) * row);
-      // Random noise is keyed by (noiseSeed, image index in the request): chunking changes nothing,
-      // and such a chunk runs alone (its own key). Const / no noise batches with anyone.
-      const key = synth.noiseMode === 'random' && arch !== 'progan' ? `random:${++this.#randomKeys}` : `${synth.noiseMode}:${synth.output}`;
-      const params: SynthParams = { noiseMode: synth.noiseMode, noiseSeed, offset: start, wantFloat };
-      const share = await this.#batcher.submit(key, params, chunk, n, signal);
-      const data = share.data;
-      const per = channels * size * size;
-      for (let i = 0; i < n; i++) {
-        const at = share.offset + i;
-        const image = { width: size, height: size, channels, data: data.subarray(at * per, (at + 1) * per) } as Image | FloatImage;
-        if (seeds) image.seed = seeds[start + i];
-        if (!wantFloat) (image as Image).model = this.modelName;
-        images.push(image);
-      }
+    for (let i = 0; i < count; i++) {
+      const at = share.offset + i;
+      const image = { width: size, height: size, channels, data: share.data.subarray(at * per, (at + 1) * per) } as Image | FloatImage;
+      if (seeds) image.seed = seeds[i];
+      if (!wantFloat) (image as Image).model = this.modelName;
+      images.push(image);
     }
     return images as Image[] | FloatImage[];
   }
@@ -339,11 +358,42 @@ export class Generator {
 /** How long a request waits for others to share its engine call while the engine is idle (ms). */
 const BATCH_WAIT_MS = 2;
 
-interface SynthParams {
+interface CallParams {
   noiseMode: NoiseMode;
   noiseSeed: number;
-  offset: number;
   wantFloat: boolean;
+  psi: number;
+  cutoff: number;
+}
+
+/** What one request gives the engine: latents (seeds or z, with class labels) for generate, or ws for synthesis. */
+interface EngineInput {
+  seeds?: Uint32Array;
+  z?: Float32Array;
+  c?: Float32Array | null;
+  ws?: Float32Array;
+}
+
+const NO_TRUNCATION: TruncationOptions = { psi: 1, cutoff: -1 };
+
+/** The inputs of requests that share a batch (same key, so the same fields), concatenated in order. */
+function concatInputs(inputs: EngineInput[]): EngineInput {
+  const join = <T extends Float32Array | Uint32Array>(parts: T[], make: (n: number) => T): T => {
+    const out = make(parts.reduce((s, p) => s + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  };
+  const first = inputs[0];
+  const out: EngineInput = {};
+  if (first.seeds) out.seeds = join(inputs.map((i) => i.seeds!), (n) => new Uint32Array(n));
+  if (first.z) out.z = join(inputs.map((i) => i.z!), (n) => new Float32Array(n));
+  if (first.ws) out.ws = join(inputs.map((i) => i.ws!), (n) => new Float32Array(n));
+  if (first.c) out.c = join(inputs.map((i) => i.c!), (n) => new Float32Array(n));
+  return out;
 }
 
 function checkSignal(v: unknown): AbortSignal | undefined {
@@ -356,13 +406,6 @@ function checkSignal(v: unknown): AbortSignal | undefined {
 export function availableBackends(): { backends: ('cpu' | 'cuda')[]; unavailable: string } {
   const r = native().availableBackends();
   return { backends: r.backends as ('cpu' | 'cuda')[], unavailable: r.unavailable };
-}
-
-/** Images per engine call by default: bounded activations (~256 MiB per call on the CPU). */
-function defaultBatchSize(resolution: number, backend: string): number {
-  const perImage = resolution * resolution * 64 * 4 * 3;
-  const budget = backend === 'cuda' ? 4 * 2 ** 30 : 256 * 2 ** 20;
-  return Math.max(1, Math.min(64, Math.floor(budget / perImage)));
 }
 
 export interface LoadedModel {
@@ -381,6 +424,7 @@ export async function createGenerator(model: LoadedModel, options: LoadOptions =
   const deviceIndex = opts.deviceIndex === undefined ? 0 : checkInteger('deviceIndex', opts.deviceIndex, 0, 63);
   const threads = opts.threads === undefined ? 0 : checkInteger('threads', opts.threads, 0, 1024);
   const batchSize = opts.batchSize === undefined ? undefined : checkInteger('batchSize', opts.batchSize, 1, 1024);
+  const maxChunk = opts.maxChunk === undefined ? 0 : checkInteger('maxChunk', opts.maxChunk, 1, 1024);
   const maxBatchMs = opts.maxBatchMs === undefined ? undefined : checkInteger('maxBatchMs', opts.maxBatchMs, 0, 3_600_000);
   const addon = native();
   const { backends, unavailable } = addon.availableBackends();
@@ -408,6 +452,7 @@ export async function createGenerator(model: LoadedModel, options: LoadOptions =
       deviceIndex,
       precision,
       threads,
+      maxChunk,
     });
   } catch (err) {
     const e = new FaceganError('ERR_NATIVE', `Could not create the ${backend} engine: ${(err as Error).message}`);
@@ -436,5 +481,5 @@ export async function createGenerator(model: LoadedModel, options: LoadOptions =
     if (w?.kind === 'computed') Object.assign(info, { wAvg: 'computed', wAvgSamples: w.samples, wAvgSeed: w.seed });
     else info.wAvg = 'stored';
   }
-  return new Generator(engine, info, batchSize ?? defaultBatchSize(info.resolution, backend), maxBatchMs);
+  return new Generator(engine, info, batchSize ?? engine.chunkImages(), maxBatchMs);
 }

@@ -39,6 +39,8 @@ export interface NativeLoadOptions {
   deviceIndex: number;
   precision: 'fp32' | 'fp16' | 'bf16';
   threads: number;
+  /** The most images the backend runs at once (0 or absent: its memory estimate); see LoadOptions.maxChunk. */
+  maxChunk?: number;
 }
 
 export interface NativeInfo {
@@ -65,20 +67,56 @@ export interface NativeCancelToken {
   readonly cancelled: boolean;
 }
 
-/** The engine's calls copy their inputs before they return the Promise. */
+/** Truncation and class labels of a call from latents (StyleGAN2; a ProGAN model takes neither). */
+export interface NativeLatentOptions {
+  /** n × cDim one-hot labels: required by a conditional model, refused by an unconditional one. */
+  c?: Float32Array | null;
+  /** Truncation ψ (default 1: none). */
+  psi?: number;
+  /** Truncate rows [0, cutoff) of ws only (default −1: all rows). */
+  truncationCutoff?: number;
+}
+
+/** Noise and outputs of a call that makes images (at least one of float32 / uint8 must be true). */
+export interface NativeRenderOptions {
+  noiseMode?: 'const' | 'random' | 'none';
+  /** Seed of the random noise (default 0). */
+  noiseSeed?: number;
+  /** For random noise: the first image is image #imageOffset of a larger request (default 0). */
+  imageOffset?: number;
+  /** Hand back the CHW float32 images. */
+  float32?: boolean;
+  /** Hand back the HWC uint8 images. */
+  uint8?: boolean;
+}
+
+export interface NativeCallOptions {
+  cancel?: NativeCancelToken;
+}
+
+export type NativeImages = { float32?: Float32Array; uint8?: Uint8Array };
+
+/**
+ * The engine's calls take one options object; n is the number of rows of the input. They copy
+ * their inputs before they return the Promise, throw a TypeError / RangeError naming a bad field
+ * at once, and reject as NativeCancelToken says. Requests larger than chunkImages() run in
+ * chunks inside the engine (the same bits as one pass).
+ */
 export interface NativeGenerator {
   info(): NativeInfo;
-  mapping(z: Float32Array, c: Float32Array | null, n: number, psi: number, cutoff: number, cancel?: NativeCancelToken): Promise<Float32Array>;
-  synthesis(
-    ws: Float32Array,
-    n: number,
-    noiseMode: 'const' | 'random' | 'none',
-    noiseSeed: number,
-    imageOffset: number,
-    wantFloat: boolean,
-    wantUint8: boolean,
-    cancel?: NativeCancelToken,
-  ): Promise<{ float32?: Float32Array; uint8?: Uint8Array }>;
+  /** z (n × zDim) → ws (n × numWs × wDim), truncated. StyleGAN2 only. */
+  mapping(options: { z: Float32Array } & NativeLatentOptions & NativeCallOptions): Promise<Float32Array>;
+  /** ws (n × numWs × wDim; StyleGAN2) or z (n × zDim; ProGAN) → images. */
+  synthesis(options: ({ ws: Float32Array; z?: undefined } | { z: Float32Array; ws?: undefined }) & NativeRenderOptions & NativeCallOptions): Promise<NativeImages>;
+  /**
+   * Latents → images in one native call (mapping, truncation and synthesis for StyleGAN2; z
+   * straight into synthesis for ProGAN). seeds: z = numpy.random.RandomState(seed).randn(zDim).
+   */
+  generate(
+    options: ({ z: Float32Array; seeds?: undefined } | { seeds: Uint32Array; z?: undefined }) & NativeLatentOptions & NativeRenderOptions & NativeCallOptions,
+  ): Promise<NativeImages>;
+  /** The most images the engine hands its backend at once (LoadOptions.maxChunk, or the backend's memory estimate, halved after an out-of-memory). */
+  chunkImages(): number;
   /** Cancels the running and queued calls, then frees the engine when the last one ends. */
   dispose(): void;
 }

@@ -43,7 +43,7 @@ export async function computeWAvg(
       const z = Float32Array.from(z64.subarray(start * zDim, (start + n) * zDim));
       let ws: Float32Array;
       try {
-        ws = await engine.mapping(z, null, n, 1, -1);
+        ws = await engine.mapping({ z });
       } catch (err) {
         throw engineError(err, false);
       }

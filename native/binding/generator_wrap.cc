@@ -96,14 +96,14 @@ class CreateJob : public Job {
 
 class MappingJob : public Job {
  public:
-  // z and c are copied here, when the call is made: a later change to the JS arrays (or their
-  // buffers being detached) cannot reach the running job.
+  // z and c were copied when the call was made (ParseLatents): a later change to the JS arrays
+  // (or their buffers being detached) cannot reach the running job.
   MappingJob(Napi::Env env, std::shared_ptr<facegan::Generator> gen, facegan::MappingArgs args,
-             std::shared_ptr<facegan::CancelFlag> cancel, size_t z_len, size_t c_len)
+             std::shared_ptr<facegan::CancelFlag> cancel, std::vector<float> z, std::vector<float> c)
       : Job(env, "facegan:mapping"), gen_(std::move(gen)), args_(args), cancel_(std::move(cancel)),
-        z_(args.z, args.z + z_len), c_(args.c ? args.c : nullptr, args.c ? args.c + c_len : nullptr) {
+        z_(std::move(z)), c_(std::move(c)) {
     args_.z = z_.data();
-    args_.c = args.c ? c_.data() : nullptr;
+    args_.c = c_.empty() ? nullptr : c_.data();
     args_.cancel = cancel_.get();
   }
 
@@ -135,34 +135,57 @@ class MappingJob : public Job {
   size_t bytes_ = 0;
 };
 
-class SynthesisJob : public Job {
+// The inputs of one image call, copied when the call is made (see MappingJob).
+struct ImageInputs {
+  std::vector<float> ws, z, c;
+  std::vector<uint32_t> seeds;
+};
+
+// synthesis (ws / z → images) or generate (z / seeds → images): the outputs are allocated in
+// the worker and handed to JS without a copy.
+class ImageJob : public Job {
  public:
-  // The input (ws or z) is copied here, when the call is made (see MappingJob).
-  SynthesisJob(Napi::Env env, std::shared_ptr<facegan::Generator> gen, facegan::SynthesisArgs args,
-               bool want_float, bool want_u8, std::shared_ptr<facegan::CancelFlag> cancel, size_t in_len)
-      : Job(env, "facegan:synthesis"), gen_(std::move(gen)), args_(args),
-        want_float_(want_float), want_u8_(want_u8), cancel_(std::move(cancel)) {
-    const float* src = args.ws ? args.ws : args.z;
-    input_.assign(src, src + in_len);
-    (args.ws ? args_.ws : args_.z) = input_.data();
+  ImageJob(Napi::Env env, std::shared_ptr<facegan::Generator> gen, bool generate, facegan::GenerateArgs args,
+           bool want_float, bool want_u8, std::shared_ptr<facegan::CancelFlag> cancel, ImageInputs in)
+      : Job(env, generate ? "facegan:generate" : "facegan:synthesis"), gen_(std::move(gen)), generate_(generate),
+        args_(args), want_float_(want_float), want_u8_(want_u8), cancel_(std::move(cancel)), in_(std::move(in)) {
     args_.cancel = cancel_.get();
   }
 
   void Execute() override {
-    const auto& in = gen_->info();
-    size_t values = size_t(args_.n) * in.img_channels * in.img_resolution * in.img_resolution;
+    const auto& info = gen_->info();
+    values_ = size_t(args_.n) * info.img_channels * info.img_resolution * info.img_resolution;
     if (want_float_) {
-      f32_ = static_cast<float*>(AllocOrNull(values * sizeof(float)));
+      f32_ = static_cast<float*>(AllocOrNull(values_ * sizeof(float)));
       if (!f32_) return SetError("out of memory allocating the float image output");
-      args_.img = f32_;
     }
     if (want_u8_) {
-      u8_ = static_cast<uint8_t*>(AllocOrNull(values));
+      u8_ = static_cast<uint8_t*>(AllocOrNull(values_));
       if (!u8_) return SetError("out of memory allocating the uint8 image output");
-      args_.img_u8 = u8_;
     }
-    values_ = values;
-    facegan::Status s = gen_->synthesis(args_);
+    auto data = [](auto& v) { return v.empty() ? nullptr : v.data(); };
+    facegan::Status s;
+    if (generate_) {
+      facegan::GenerateArgs a = args_;
+      a.z = data(in_.z);
+      a.seeds = data(in_.seeds);
+      a.c = data(in_.c);
+      a.img = f32_;
+      a.img_u8 = u8_;
+      s = gen_->generate(a);
+    } else {
+      facegan::SynthesisArgs a;
+      a.n = args_.n;
+      a.ws = data(in_.ws);
+      a.z = data(in_.z);
+      a.noise = args_.noise;
+      a.noise_seed = args_.noise_seed;
+      a.image_offset = args_.image_offset;
+      a.img = f32_;
+      a.img_u8 = u8_;
+      a.cancel = args_.cancel;
+      s = gen_->synthesis(a);
+    }
     if (!s) return Fail(s);
   }
 
@@ -182,17 +205,18 @@ class SynthesisJob : public Job {
     deferred_.Resolve(result);
   }
 
-  ~SynthesisJob() override {
+  ~ImageJob() override {
     std::free(f32_);
     std::free(u8_);
   }
 
  private:
   std::shared_ptr<facegan::Generator> gen_;
-  facegan::SynthesisArgs args_;
+  bool generate_;
+  facegan::GenerateArgs args_;
   bool want_float_, want_u8_;
   std::shared_ptr<facegan::CancelFlag> cancel_;
-  std::vector<float> input_;
+  ImageInputs in_;
   float* f32_ = nullptr;
   uint8_t* u8_ = nullptr;
   size_t values_ = 0;
@@ -219,6 +243,108 @@ bool ParseNoise(const std::string& s, facegan::NoiseMode* out) {
   return false;
 }
 
+
+// Readers of the fields of a call's options object. Absent (undefined) gives the fallback; a
+// value of the wrong type throws a TypeError, one out of range a RangeError, both naming the
+// field; they then return false (the caller returns with the exception pending).
+bool ThrowType(Napi::Env env, const std::string& msg) {
+  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
+  return false;
+}
+bool ThrowRange(Napi::Env env, const std::string& msg) {
+  Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
+  return false;
+}
+
+bool ReadNumber(const Napi::Object& o, const char* key, double fallback, double* out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return *out = fallback, true;
+  if (!v.IsNumber()) return ThrowType(o.Env(), std::string(key) + " must be a number");
+  *out = v.As<Napi::Number>().DoubleValue();
+  return true;
+}
+
+// An integer field in [lo, hi].
+bool ReadInteger(const Napi::Object& o, const char* key, double fallback, double lo, double hi, double* out) {
+  if (!ReadNumber(o, key, fallback, out)) return false;
+  if (!(*out >= lo && *out <= hi) || std::floor(*out) != *out)
+    return ThrowRange(o.Env(), std::string(key) + " must be an integer in [" + std::to_string(int64_t(lo)) + ", " +
+                                   std::to_string(int64_t(hi)) + "]");
+  return true;
+}
+
+bool ReadBool(const Napi::Object& o, const char* key, bool* out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return *out = false, true;
+  if (!v.IsBoolean()) return ThrowType(o.Env(), std::string(key) + " must be a boolean");
+  *out = v.As<Napi::Boolean>().Value();
+  return true;
+}
+
+// A typed-array field copied now (undefined or null: `out` stays empty and *given false).
+template <typename T, typename TA>
+bool ReadArray(const Napi::Object& o, const char* key, napi_typedarray_type type, const char* type_name,
+               std::vector<T>* out, bool* given) {
+  Napi::Value v = o.Get(key);
+  *given = !(v.IsUndefined() || v.IsNull());
+  if (!*given) return true;
+  if (!IsTypedArrayOf(v, type)) return ThrowType(o.Env(), std::string(key) + " must be a " + type_name);
+  TA a = v.As<TA>();
+  out->assign(a.Data(), a.Data() + a.ElementLength());
+  return true;
+}
+bool ReadF32(const Napi::Object& o, const char* key, std::vector<float>* out, bool* given) {
+  return ReadArray<float, Napi::Float32Array>(o, key, napi_float32_array, "Float32Array", out, given);
+}
+
+// The number of images of an input of `len` values, `row` values per image: a RangeError unless
+// it is a whole number in [1, 1024].
+bool ImagesOf(Napi::Env env, const char* what, size_t len, size_t row, int* n) {
+  if (row == 0) return ThrowRange(env, std::string("this model takes no ") + what);
+  if (len == 0 || len % row != 0)
+    return ThrowRange(env, std::string(what) + " must hold n × " + std::to_string(row) + " values (n ≥ 1)");
+  if (len / row > 1024) return ThrowRange(env, std::string(what) + " holds more than 1024 images (the most per call)");
+  *n = int(len / row);
+  return true;
+}
+
+// The class labels of a call of n images: required (n × cDim) by a conditional model, refused
+// by an unconditional one.
+bool ReadLabels(const Napi::Object& o, const facegan::ModelInfo& m, int n, std::vector<float>* c) {
+  bool given = false;
+  if (!ReadF32(o, "c", c, &given)) return false;
+  if (m.c_dim == 0) return given ? ThrowRange(o.Env(), "c must be absent: this model is unconditional") : true;
+  if (!given) return ThrowType(o.Env(), "c (n × cDim one-hot labels) is required: this model is conditional");
+  if (c->size() != size_t(n) * m.c_dim) return ThrowRange(o.Env(), "c must hold n × cDim values");
+  return true;
+}
+
+// psi and truncationCutoff (the core checks the cutoff against numWs).
+bool ReadTruncation(const Napi::Object& o, float* psi, int* cutoff) {
+  double p = 1, c = -1;
+  if (!ReadNumber(o, "psi", 1, &p)) return false;
+  if (!std::isfinite(p)) return ThrowRange(o.Env(), "psi must be finite");
+  if (!ReadInteger(o, "truncationCutoff", -1, -1, 1 << 30, &c)) return false;
+  *psi = float(p);
+  *cutoff = int(c);
+  return true;
+}
+
+// noiseMode, noiseSeed, imageOffset and the outputs (float32 / uint8, at least one).
+bool ReadRender(const Napi::Object& o, facegan::GenerateArgs* a, bool* want_float, bool* want_u8) {
+  Napi::Value mode = o.Get("noiseMode");
+  if (!mode.IsUndefined() && !(mode.IsString() && ParseNoise(mode.As<Napi::String>().Utf8Value(), &a->noise)))
+    return ThrowType(o.Env(), "noiseMode must be 'const', 'random' or 'none'");
+  double seed = 0, offset = 0;
+  if (!ReadInteger(o, "noiseSeed", 0, 0, 9007199254740991.0, &seed)) return false;
+  if (!ReadInteger(o, "imageOffset", 0, 0, 4294967295.0, &offset)) return false;
+  a->noise_seed = uint64_t(seed);
+  a->image_offset = uint32_t(offset);
+  if (!ReadBool(o, "float32", want_float) || !ReadBool(o, "uint8", want_u8)) return false;
+  if (!*want_float && !*want_u8) return ThrowType(o.Env(), "no output requested: set float32 and / or uint8 to true");
+  return true;
+}
+
 }  // namespace
 
 Napi::Function GeneratorWrap::Init(Napi::Env env) {
@@ -227,6 +353,8 @@ Napi::Function GeneratorWrap::Init(Napi::Env env) {
                                         InstanceMethod<&GeneratorWrap::Info>("info"),
                                         InstanceMethod<&GeneratorWrap::Mapping>("mapping"),
                                         InstanceMethod<&GeneratorWrap::Synthesis>("synthesis"),
+                                        InstanceMethod<&GeneratorWrap::Generate>("generate"),
+                                        InstanceMethod<&GeneratorWrap::ChunkImages>("chunkImages"),
                                         InstanceMethod<&GeneratorWrap::Dispose>("dispose"),
                                     });
   auto* ref = new Napi::FunctionReference(Napi::Persistent(ctor));
@@ -288,6 +416,7 @@ Napi::Value GeneratorWrap::Create(const Napi::CallbackInfo& info) {
   lo.backend = AttrAsString(opts, "backend", "cpu");
   lo.device_index = int(AttrAsDouble(opts, "deviceIndex", 0));
   lo.num_threads = int(AttrAsDouble(opts, "threads", 0));
+  lo.max_chunk = int(AttrAsDouble(opts, "maxChunk", 0));
   if (!ParsePrecision(AttrAsString(opts, "precision", "fp32"), &lo.precision))
     FG_THROW_TYPE(env, "precision must be fp32, fp16 or bf16");
 
@@ -318,72 +447,104 @@ Napi::Value GeneratorWrap::Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// mapping(z: Float32Array, c: Float32Array | null, n, psi, cutoff, cancelToken?) → Promise<Float32Array>
-// Inputs are copied before this returns. Rejects with an Error whose `status` is 'cancelled'
-// (dispose() or the token) or 'non-finite' (NaN / ±Inf ws).
+// Every call takes one options object (lib/native.ts types it); its arrays are copied before
+// the call returns its Promise. Bad fields throw a TypeError / RangeError at once; a failed run
+// rejects with an Error whose `status` is 'cancelled' (dispose() or the `cancel` token),
+// 'non-finite' (NaN / ±Inf output) or absent.
+
+// The options object of a call (a TypeError unless it is an object).
+static bool CallOptions(const Napi::CallbackInfo& info, const char* usage, Napi::Object* out) {
+  if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray() || info[0].IsTypedArray())
+    return ThrowType(info.Env(), usage);
+  *out = info[0].As<Napi::Object>();
+  return true;
+}
+
+// mapping({ z, c?, psi?, truncationCutoff?, cancel? }) → Promise<Float32Array> (n × numWs × wDim)
 Napi::Value GeneratorWrap::Mapping(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!gen_) FG_THROW_TYPE(env, "generator is disposed");
   const facegan::ModelInfo& m = gen_->info();
-  if (info.Length() < 5 || !IsTypedArrayOf(info[0], napi_float32_array) || !info[2].IsNumber() ||
-      !info[3].IsNumber() || !info[4].IsNumber())
-    FG_THROW_TYPE(env, "mapping(z: Float32Array, c: Float32Array | null, n, psi, cutoff)");
+  Napi::Object o;
+  if (!CallOptions(info, "mapping({ z: Float32Array, c?, psi?, truncationCutoff?, cancel? })", &o)) return {};
+  std::vector<float> z, c;
+  bool given = false;
   facegan::MappingArgs a;
-  a.n = info[2].As<Napi::Number>().Int32Value();
-  a.psi = info[3].As<Napi::Number>().FloatValue();
-  a.truncation_cutoff = info[4].As<Napi::Number>().Int32Value();
-  Napi::Float32Array z = info[0].As<Napi::Float32Array>();
-  if (a.n < 1 || z.ElementLength() != size_t(a.n) * m.z_dim) FG_THROW_RANGE(env, "z must hold n × zDim values");
-  a.z = z.Data();
-  if (m.c_dim > 0) {
-    if (!IsTypedArrayOf(info[1], napi_float32_array)) FG_THROW_TYPE(env, "c must be a Float32Array");
-    Napi::Float32Array c = info[1].As<Napi::Float32Array>();
-    if (c.ElementLength() != size_t(a.n) * m.c_dim) FG_THROW_RANGE(env, "c must hold n × cDim values");
-    a.c = c.Data();
-  }
-  std::shared_ptr<facegan::CancelFlag> flag = CallFlag(info, 5);
+  if (!ReadF32(o, "z", &z, &given)) return {};
+  if (!given) FG_THROW_TYPE(env, "z (a Float32Array of n × zDim values) is required");
+  if (!ImagesOf(env, "z", z.size(), size_t(m.z_dim), &a.n) || !ReadLabels(o, m, a.n, &c) ||
+      !ReadTruncation(o, &a.psi, &a.truncation_cutoff))
+    return {};
+  std::shared_ptr<facegan::CancelFlag> flag = CallFlag(o.Get("cancel"));
   if (!flag) return {};
-  auto* job = new MappingJob(env, gen_, a, std::move(flag), size_t(a.n) * m.z_dim, a.c ? size_t(a.n) * m.c_dim : 0);
+  auto* job = new MappingJob(env, gen_, a, std::move(flag), std::move(z), std::move(c));
   Napi::Promise p = job->Promise();
   job->Queue();
   return p;
 }
 
-// synthesis(wsOrZ: Float32Array, n, noiseMode, noiseSeed, imageOffset, wantFloat, wantU8, cancelToken?)
-//   → Promise<{float32?, uint8?}>. The input is copied before this returns; errors as mapping().
+// synthesis({ ws | z, noiseMode?, noiseSeed?, imageOffset?, float32?, uint8?, cancel? })
+//   → Promise<{ float32?, uint8? }>. ws (n × numWs × wDim) for StyleGAN2, z (n × zDim) for
+// ProGAN: the core refuses the other one.
 Napi::Value GeneratorWrap::Synthesis(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!gen_) FG_THROW_TYPE(env, "generator is disposed");
   const facegan::ModelInfo& m = gen_->info();
-  if (info.Length() < 7 || !IsTypedArrayOf(info[0], napi_float32_array) || !info[1].IsNumber() ||
-      !info[2].IsString() || !info[3].IsNumber() || !info[4].IsNumber() || !info[5].IsBoolean() ||
-      !info[6].IsBoolean())
-    FG_THROW_TYPE(env, "synthesis(ws: Float32Array, n, noiseMode, noiseSeed, imageOffset, wantFloat, wantU8)");
-  facegan::SynthesisArgs a;
-  a.n = info[1].As<Napi::Number>().Int32Value();
-  // StyleGAN2 synthesises from ws; ProGAN (no mapping network) from z.
-  Napi::Float32Array input = info[0].As<Napi::Float32Array>();
-  const bool from_z = m.arch == "progan";
-  const size_t row = from_z ? size_t(m.z_dim) : size_t(m.num_ws) * m.w_dim;
-  if (a.n < 1 || input.ElementLength() != size_t(a.n) * row)
-    FG_THROW_RANGE(env, from_z ? "z must hold n × zDim values" : "ws must hold n × numWs × wDim values");
-  (from_z ? a.z : a.ws) = input.Data();
-  if (!ParseNoise(info[2].As<Napi::String>().Utf8Value(), &a.noise))
-    FG_THROW_TYPE(env, "noiseMode must be const, random or none");
-  double seed = info[3].As<Napi::Number>().DoubleValue();
-  if (!(seed >= 0 && seed <= 9007199254740991.0)) FG_THROW_RANGE(env, "noiseSeed must be a safe integer ≥ 0");
-  a.noise_seed = uint64_t(seed);
-  double offset = info[4].As<Napi::Number>().DoubleValue();
-  if (!(offset >= 0 && offset <= 4294967295.0)) FG_THROW_RANGE(env, "imageOffset must be an integer in [0, 2^32)");
-  a.image_offset = uint32_t(offset);
-  bool want_float = info[5].As<Napi::Boolean>().Value();
-  bool want_u8 = info[6].As<Napi::Boolean>().Value();
-  std::shared_ptr<facegan::CancelFlag> flag = CallFlag(info, 7);
+  Napi::Object o;
+  if (!CallOptions(info, "synthesis({ ws | z: Float32Array, noiseMode?, noiseSeed?, imageOffset?, float32?, uint8?, cancel? })", &o))
+    return {};
+  ImageInputs in;
+  bool has_ws = false, has_z = false, want_float = false, want_u8 = false;
+  facegan::GenerateArgs a;
+  if (!ReadF32(o, "ws", &in.ws, &has_ws) || !ReadF32(o, "z", &in.z, &has_z)) return {};
+  if (has_ws == has_z) FG_THROW_TYPE(env, "give exactly one of ws (StyleGAN2) and z (ProGAN)");
+  if (has_ws ? !ImagesOf(env, "ws", in.ws.size(), size_t(m.num_ws) * m.w_dim, &a.n)
+             : !ImagesOf(env, "z", in.z.size(), size_t(m.z_dim), &a.n))
+    return {};
+  if (!ReadRender(o, &a, &want_float, &want_u8)) return {};
+  std::shared_ptr<facegan::CancelFlag> flag = CallFlag(o.Get("cancel"));
   if (!flag) return {};
-  auto* job = new SynthesisJob(env, gen_, a, want_float, want_u8, std::move(flag), size_t(a.n) * row);
+  auto* job = new ImageJob(env, gen_, false, a, want_float, want_u8, std::move(flag), std::move(in));
   Napi::Promise p = job->Promise();
   job->Queue();
   return p;
+}
+
+// generate({ z | seeds, c?, psi?, truncationCutoff?, noiseMode?, noiseSeed?, imageOffset?,
+//            float32?, uint8?, cancel? }) → Promise<{ float32?, uint8? }>: latents → images in one
+// native call (facegan::Generator::generate). seeds: a Uint32Array, one per image.
+Napi::Value GeneratorWrap::Generate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!gen_) FG_THROW_TYPE(env, "generator is disposed");
+  const facegan::ModelInfo& m = gen_->info();
+  Napi::Object o;
+  if (!CallOptions(info, "generate({ z | seeds, c?, psi?, truncationCutoff?, noiseMode?, noiseSeed?, imageOffset?, float32?, uint8?, cancel? })", &o))
+    return {};
+  ImageInputs in;
+  bool has_z = false, has_seeds = false, want_float = false, want_u8 = false;
+  facegan::GenerateArgs a;
+  if (!ReadF32(o, "z", &in.z, &has_z) ||
+      !ReadArray<uint32_t, Napi::Uint32Array>(o, "seeds", napi_uint32_array, "Uint32Array", &in.seeds, &has_seeds))
+    return {};
+  if (has_z == has_seeds) FG_THROW_TYPE(env, "give exactly one of z (Float32Array) and seeds (Uint32Array)");
+  if (has_z ? !ImagesOf(env, "z", in.z.size(), size_t(m.z_dim), &a.n) : !ImagesOf(env, "seeds", in.seeds.size(), 1, &a.n))
+    return {};
+  if (!ReadLabels(o, m, a.n, &in.c) || !ReadTruncation(o, &a.psi, &a.truncation_cutoff) ||
+      !ReadRender(o, &a, &want_float, &want_u8))
+    return {};
+  std::shared_ptr<facegan::CancelFlag> flag = CallFlag(o.Get("cancel"));
+  if (!flag) return {};
+  auto* job = new ImageJob(env, gen_, true, a, want_float, want_u8, std::move(flag), std::move(in));
+  Napi::Promise p = job->Promise();
+  job->Queue();
+  return p;
+}
+
+// chunkImages() → number: the most images the engine runs at once (facegan::Generator::chunk_images).
+Napi::Value GeneratorWrap::ChunkImages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!gen_) FG_THROW_TYPE(env, "generator is disposed");
+  return Napi::Number::New(env, gen_->chunk_images());
 }
 
 // Cancels every running and queued call of this generator (they reject with status
@@ -403,14 +564,13 @@ struct TokenState {
 const char kTokenKey[] = "__faceganCancel";
 }  // namespace
 
-std::shared_ptr<facegan::CancelFlag> GeneratorWrap::CallFlag(const Napi::CallbackInfo& info, size_t token_index) {
-  Napi::Env env = info.Env();
+std::shared_ptr<facegan::CancelFlag> GeneratorWrap::CallFlag(const Napi::Value& token) {
+  Napi::Env env = token.Env();
   auto flag = std::make_shared<facegan::CancelFlag>(false);
-  if (info.Length() > token_index && !info[token_index].IsUndefined() && !info[token_index].IsNull()) {
-    Napi::Value t = info[token_index];
-    Napi::Value h = t.IsObject() ? t.As<Napi::Object>().Get(kTokenKey) : env.Undefined();
+  if (!token.IsUndefined() && !token.IsNull()) {
+    Napi::Value h = token.IsObject() ? token.As<Napi::Object>().Get(kTokenKey) : env.Undefined();
     if (!h.IsExternal()) {
-      Napi::TypeError::New(env, "cancelToken must come from createCancelToken()").ThrowAsJavaScriptException();
+      Napi::TypeError::New(env, "cancel must be a token from createCancelToken()").ThrowAsJavaScriptException();
       return nullptr;
     }
     h.As<Napi::External<TokenState>>().Data()->group->Add(flag);

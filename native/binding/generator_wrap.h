@@ -42,11 +42,13 @@ class GeneratorWrap : public Napi::ObjectWrap<GeneratorWrap> {
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Mapping(const Napi::CallbackInfo& info);
   Napi::Value Synthesis(const Napi::CallbackInfo& info);
+  Napi::Value Generate(const Napi::CallbackInfo& info);
+  Napi::Value ChunkImages(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
-  // A new flag for one call: in this generator's group and in the group of the token at
-  // info[token_index] when that is a cancel token. Nullptr (a JS exception pending) when the
-  // argument there is neither undefined / null nor a cancel token.
-  std::shared_ptr<facegan::CancelFlag> CallFlag(const Napi::CallbackInfo& info, size_t token_index);
+  // A new flag for one call: in this generator's group and in the group of `token` (the call's
+  // `cancel` option) when that is a cancel token. Nullptr (a JS exception pending) when `token`
+  // is neither undefined / null nor a cancel token.
+  std::shared_ptr<facegan::CancelFlag> CallFlag(const Napi::Value& token);
 
   std::shared_ptr<facegan::Generator> gen_;
   std::shared_ptr<CancelGroup> calls_ = std::make_shared<CancelGroup>();

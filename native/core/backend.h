@@ -34,6 +34,12 @@ class Backend {
   // per call (the mapping network is small). The goal: dispose() / AbortSignal stop a call within
   // one layer of one chunk, so an abandoned 1024-image request does not run to the end.
   //
+  // Chunking: the Generator hands synthesis() at most images_per_call() images (or fewer: the
+  // LoadOptions::max_chunk knob) and splits larger requests itself, with image_offset advanced.
+  // A backend runs the n it is given in one pass and does not split it again. When it cannot get
+  // the memory for n images it returns Status::OutOfMemory (a std::bad_alloc escaping it counts
+  // as one): the Generator halves the chunk and retries.
+  //
   // Non-finite output (synthesis): if reports_nonfinite() returns true, then whenever
   // args.nonfinite_count is non-null the backend must store in *args.nonfinite_count the number
   // of NaN / ±Inf values of the float32 image of the whole call (n × C × H × W, the values before
@@ -41,14 +47,18 @@ class Backend {
   // non-finite), whether or not args.img was requested. It should count in its last pass over the
   // image (e.g. the kernel that writes img / img_u8), and return Status::Ok(): the Generator turns
   // a count > 0 into Status::NonFinite. If reports_nonfinite() is false (the default), the
-  // Generator scans the float image itself: the caller's args.img when given, else it runs the
-  // call in sub-batches (image_offset advanced) into a float scratch image of at most 64 MiB,
-  // which costs a device-to-host copy of the float image per call.
+  // Generator scans the float image itself: the caller's args.img when given, else it limits the
+  // chunk to a float scratch image of at most 64 MiB, which costs a device-to-host copy of the
+  // float image per call.
   // Mapping needs nothing from the backend: the Generator scans the ws it returned.
   virtual Status mapping(const MappingArgs& args) = 0;
   virtual Status synthesis(const SynthesisArgs& args) = 0;
   // Whether synthesis() fills args.nonfinite_count (see above).
   virtual bool reports_nonfinite() const { return false; }
+  // The most images one synthesis() call should take, from the backend's memory estimate (≥ 1).
+  // Asked after prepare, before each Generator call, so it may follow free device memory. The
+  // default: no limit of the backend's own (the Generator's 1024 images per call).
+  virtual int images_per_call() { return 1024; }
 };
 
 // An entry of the backend registry (backend_registry.cc), best first; the CPU is always last.

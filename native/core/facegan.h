@@ -17,6 +17,10 @@ enum class StatusCode {
   Error,      // any failure not listed below (bad argument, out of memory, engine fault)
   Cancelled,  // the call's cancel flag was set (dispose() / AbortSignal); outputs are undefined
   NonFinite,  // the computation finished but produced NaN / ±Inf (corrupt weights or absurd config)
+  // A backend could not get the memory for the images of one call. The Generator then halves
+  // its chunk (see Generator::chunk_images) and retries; callers see it only when one image
+  // does not fit.
+  OutOfMemory,
 };
 
 // A failure is a message, never an exception across this API and never an abort.
@@ -28,6 +32,7 @@ struct Status {
   static Status Error(std::string msg) { return {false, std::move(msg), StatusCode::Error}; }
   static Status Cancelled(std::string msg = "cancelled") { return {false, std::move(msg), StatusCode::Cancelled}; }
   static Status NonFinite(std::string msg) { return {false, std::move(msg), StatusCode::NonFinite}; }
+  static Status OutOfMemory(std::string msg) { return {false, std::move(msg), StatusCode::OutOfMemory}; }
   bool cancelled() const { return !ok && code == StatusCode::Cancelled; }
   bool non_finite() const { return !ok && code == StatusCode::NonFinite; }
   explicit operator bool() const { return ok; }
@@ -69,6 +74,11 @@ struct LoadOptions {
   int device_index = 0;         // GPU ordinal for "cuda"
   Precision precision = Precision::FP32;
   int num_threads = 0;          // CPU worker threads; 0 = one per hardware thread
+  // The most images the backend runs at once (a "chunk"); 0 = as many as the backend's memory
+  // estimate allows (Backend::images_per_call). Larger requests are split by the Generator into
+  // chunks; the images are the same bits whatever the chunk (a documented knob: tests force a
+  // tiny chunk with it, a service may bound its memory with it). In [0, 1024].
+  int max_chunk = 0;
 };
 
 struct MappingArgs {
@@ -111,6 +121,31 @@ struct SynthesisArgs {
   uint64_t* nonfinite_count = nullptr;
 };
 
+// z or seeds → images in one call: the mapping network's ws stay in native memory and the core
+// chooses the path by architecture (StyleGAN2: mapping, truncation, synthesis from ws; ProGAN:
+// z straight into the synthesis network).
+struct GenerateArgs {
+  int n = 0;
+  // The latents: exactly one of z (n × z_dim) and seeds (n seeds; image i gets
+  // z = numpy.random.RandomState(seeds[i]).randn(z_dim) rounded to float32, as the official
+  // generate.py does).
+  const float* z = nullptr;
+  const uint32_t* seeds = nullptr;
+  // Conditional StyleGAN2 (c_dim > 0): n × c_dim one-hot labels, required; otherwise ignored.
+  const float* c = nullptr;
+  // Truncation (StyleGAN2, as MappingArgs). A ProGAN model has none: psi must be 1, cutoff -1.
+  float psi = 1.0f;
+  int truncation_cutoff = -1;
+  // Noise and outputs as SynthesisArgs (image_offset: this call's first image is image
+  // #image_offset of a larger request, for NoiseMode::Random).
+  NoiseMode noise = NoiseMode::Const;
+  uint64_t noise_seed = 0;
+  uint32_t image_offset = 0;
+  float* img = nullptr;
+  uint8_t* img_u8 = nullptr;
+  const CancelFlag* cancel = nullptr;
+};
+
 class Backend;
 struct Network;
 
@@ -135,6 +170,18 @@ class Generator {
   // Status::NonFinite when any value of the float image is NaN / ±Inf (the outputs are then
   // not meant to be used); Status::Cancelled when args.cancel was set.
   Status synthesis(const SynthesisArgs& args);
+  // generate: z / seeds → images (see GenerateArgs). The same bits as mapping then synthesis
+  // (StyleGAN2) or synthesis from z (ProGAN). Status::NonFinite / Cancelled as those.
+  Status generate(const GenerateArgs& args);
+
+  // The most images synthesis / generate hand to the backend at once: LoadOptions::max_chunk
+  // when set, else the backend's Backend::images_per_call(), and never more than a chunk that
+  // failed with Status::OutOfMemory (the Generator halves it and retries; the halved size is kept
+  // for later calls). Requests of more images run chunk by chunk; the chunking changes no bits
+  // (random noise is keyed by the image's index in the request) and cancellation is checked
+  // between chunks as well as inside them. This is the only place requests are split: the
+  // backends and the JS layer do not.
+  int chunk_images();
 
  private:
   Generator();
