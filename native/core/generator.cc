@@ -2,6 +2,7 @@
 // arguments and serialises calls. No exception crosses this API.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <string>
@@ -54,6 +55,9 @@ struct Generator::Impl {
   const char* backend_reg_name = nullptr;  // the registry's name (e.g. "cuda-emu" runs backend "cuda")
   int max_chunk = 0;                       // LoadOptions::max_chunk (0: the backend's estimate)
   int oom_chunk = kMaxBatch;               // at most this many after an out-of-memory (halved)
+  // Fault injection for tests of the halving (FACEGAN_INJECT_OOM_ABOVE=N, read at create): a
+  // chunk of more than N images answers Status::OutOfMemory without reaching the backend.
+  int inject_oom_above = 0;
   std::mutex mu;
 
   // Under mu: the chunk size of the next call.
@@ -71,7 +75,9 @@ struct Generator::Impl {
     for (int start = 0; start < n;) {
       if (is_cancelled(cancel)) return Status::Cancelled(std::string(what) + ": cancelled");
       const int count = std::min(step, n - start);
-      Status s = guarded(what, [&] { return run(start, count); });
+      Status s = inject_oom_above > 0 && count > inject_oom_above
+                     ? Status::OutOfMemory(std::string(what) + ": out of memory (injected, FACEGAN_INJECT_OOM_ABOVE)")
+                     : guarded(what, [&] { return run(start, count); });
       if (s.code == StatusCode::OutOfMemory && count > 1) {
         step = count / 2;
         oom_chunk = std::min(oom_chunk, step);
@@ -151,6 +157,7 @@ Status Generator::create(const std::string& config_json, const std::vector<Tenso
     std::unique_ptr<Generator> g(new Generator());
     g->impl_->net.reset(new Network());
     g->impl_->max_chunk = options.max_chunk;
+    if (const char* e = std::getenv("FACEGAN_INJECT_OOM_ABOVE")) g->impl_->inject_oom_above = std::max(0, std::atoi(e));
     Status s = build_network(config_json, tensors, g->impl_->net.get());
     if (!s) return s;
     g->impl_->backend = reg->create();

@@ -110,6 +110,29 @@ describeFixtures('core generate (StyleGAN2 fixtures)', () => {
     expect(sameBits(shifted.uint8, whole.uint8)).toBe(false);
   });
 
+  it('halves the chunk after an out-of-memory and keeps the halved size, with the same bits (injected fault)', async () => {
+    const render = { noiseMode: 'random' as const, noiseSeed: 3, ...both };
+    const whole = await g.generate({ seeds: Uint32Array.from(SEEDS), ...render });
+    const ws = await g.mapping({ z: zOf(SEEDS, tiny.config.z_dim as number) });
+    const wholeSynth = await g.synthesis({ ws, ...render });
+    // Chunks of more than 2 images fail as out of memory: 5 → 2, 2, 1.
+    process.env.FACEGAN_INJECT_OOM_ABOVE = '2';
+    let small: NativeGenerator;
+    try {
+      small = await engine(tiny, 5);
+    } finally {
+      delete process.env.FACEGAN_INJECT_OOM_ABOVE;
+    }
+    try {
+      expect(small.chunkImages()).toBe(5);
+      expect(sameImages(await small.generate({ seeds: Uint32Array.from(SEEDS), ...render }), whole)).toBe(true);
+      expect(small.chunkImages()).toBe(2);
+      expect(sameImages(await small.synthesis({ ws, ...render }), wholeSynth)).toBe(true);
+    } finally {
+      small.dispose();
+    }
+  });
+
   it('the library generate() gives the same images as mapping() + synthesis(), and a tiny maxChunk changes nothing', async () => {
     const a = await loadGenerator(fixturePath('tiny32.pkl'), { device: 'cpu' });
     const b = await loadGenerator(fixturePath('tiny32.pkl'), { device: 'cpu', maxChunk: 2 });
