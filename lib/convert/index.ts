@@ -20,10 +20,11 @@ import { listGlobals, unpickle } from './pickle.js';
 import { proganTensorShapes, validateProganConfig, validateProganTensors, type ProganConfig } from './progan.js';
 import { readRosinalityCheckpoint, type WAvgOrigin } from './rosinality.js';
 import { readTfjsGraphModel } from './tfjs.js';
+import { engineTensorList } from './tensor-list.js';
 import { isLegacyTorchStream } from './torch.js';
 import { fillComputedWAvg } from './wavg.js';
 import {
-  NETWORK_PICKLE_GLOBALS, checkResampleFilter, convertNetworkPickle, expectedTensorShapes, isResampleFilterName,
+  NETWORK_PICKLE_GLOBALS, checkResampleFilter, convertNetworkPickle, expectedTensorShapes,
   validateConfig, validateTensorShapes,
   type Float32Tensor, type StyleGAN2Config,
 } from './stylegan2.js';
@@ -131,9 +132,10 @@ export function readSafetensorsModel(buffer: Uint8Array): SafetensorsModel {
     return { config, tensors, source: meta.source ?? '', metadata: meta };
   }
   const config = validateConfig(raw);
+  const { optional } = engineTensorList(config);
   const present = new Map<string, ModelTensor>();
   for (const [name, t] of file.tensors) {
-    if (isResampleFilterName(name)) {
+    if (optional.has(name)) {
       checkResampleFilter(name, t.shape, toFloat32(t));
       continue;
     }

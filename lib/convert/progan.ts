@@ -3,6 +3,7 @@
  * facegan-file reader, the ONNX exporter and anything else that takes a ProGAN model.
  */
 import { FaceganError } from '../errors.js';
+import { engineTensorList } from './tensor-list.js';
 import type { ProganConfig } from './tfjs.js';
 
 export type { ProganConfig } from './tfjs.js';
@@ -66,24 +67,12 @@ export function validateProganConfig(raw: unknown): ProganConfig {
   return raw as ProganConfig;
 }
 
-/** Every canonical ProGAN tensor with its shape (docs/progan.md), in canonical order. */
+/**
+ * Every canonical ProGAN tensor with its shape (docs/progan.md), in canonical order: the engine's
+ * list ({@link engineTensorList}, the one definition of the weight format).
+ */
 export function proganTensorShapes(config: ProganConfig): Map<string, number[]> {
-  const C = config.channels;
-  const m = new Map<string, number[]>();
-  m.set('progan.dense.weight', [16 * C[0]!, config.z_dim]);
-  m.set('progan.dense.bias', [C[0]!]);
-  m.set('progan.b4.conv1.weight', [C[0]!, C[0]!, 3, 3]);
-  m.set('progan.b4.conv1.bias', [C[0]!]);
-  for (let i = 1; i < C.length; i++) {
-    const r = 4 << i;
-    m.set(`progan.b${r}.conv0.weight`, [C[i]!, C[i - 1]!, 3, 3]);
-    m.set(`progan.b${r}.conv0.bias`, [C[i]!]);
-    m.set(`progan.b${r}.conv1.weight`, [C[i]!, C[i]!, 3, 3]);
-    m.set(`progan.b${r}.conv1.bias`, [C[i]!]);
-  }
-  m.set('progan.torgb.weight', [config.img_channels, C[C.length - 1]!, 1, 1]);
-  m.set('progan.torgb.bias', [config.img_channels]);
-  return m;
+  return engineTensorList(config).required;
 }
 
 /** Checks that `tensors` holds exactly the canonical tensors of `config`, with their shapes. */

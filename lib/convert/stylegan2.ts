@@ -18,6 +18,7 @@ import {
   globalTable, plainClass, pySequence, pyTypeName,
   type GlobalHandler, type GlobalTable, type PyValue,
 } from './pickle.js';
+import { engineTensorList } from './tensor-list.js';
 import { TORCH_LEGACY_GLOBALS, TORCH_TENSOR_GLOBALS, TorchTensor } from './torch.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -163,54 +164,11 @@ export function blockResolutions(config: Pick<StyleGAN2Config, 'img_resolution'>
 }
 
 /**
- * Every canonical tensor name with its shape, in canonical order. The engine's list
- * (native/core/network.cc, the addon's `expectedTensors`) is the definition; this copy, which the
- * converter needs without the addon, is pinned to it by test/unit/expected-tensors.test.ts.
+ * Every required canonical tensor name with its shape, in canonical order: the engine's list
+ * ({@link engineTensorList}, the one definition of the weight format).
  */
 export function expectedTensorShapes(config: StyleGAN2Config): Map<string, number[]> {
-  const m = new Map<string, number[]>();
-  const { w_dim, z_dim, c_dim } = config;
-  if (c_dim > 0) {
-    m.set('mapping.embed.weight', [w_dim, c_dim]);
-    m.set('mapping.embed.bias', [w_dim]);
-  }
-  for (let i = 0; i < config.mapping_layers; i++) {
-    const inF = i === 0 ? z_dim + (c_dim > 0 ? w_dim : 0) : w_dim;
-    m.set(`mapping.fc${i}.weight`, [w_dim, inF]);
-    m.set(`mapping.fc${i}.bias`, [w_dim]);
-  }
-  m.set('mapping.w_avg', [w_dim]);
-  const layer = (prefix: string, cin: number, cout: number, r: number): void => {
-    m.set(`${prefix}.affine.weight`, [cin, w_dim]);
-    m.set(`${prefix}.affine.bias`, [cin]);
-    m.set(`${prefix}.weight`, [cout, cin, 3, 3]);
-    m.set(`${prefix}.bias`, [cout]);
-    m.set(`${prefix}.noise_strength`, []);
-    m.set(`${prefix}.noise_const`, [r, r]);
-  };
-  for (const r of blockResolutions(config)) {
-    const c = channelsAt(config, r);
-    const b = `synthesis.b${r}`;
-    if (r === 4) {
-      m.set(`${b}.const`, [c, 4, 4]);
-      layer(`${b}.conv1`, c, c, r);
-    } else {
-      layer(`${b}.conv0`, channelsAt(config, r / 2), c, r);
-      layer(`${b}.conv1`, c, c, r);
-    }
-    m.set(`${b}.torgb.affine.weight`, [c, w_dim]);
-    m.set(`${b}.torgb.affine.bias`, [c]);
-    m.set(`${b}.torgb.weight`, [config.img_channels, c, 1, 1]);
-    m.set(`${b}.torgb.bias`, [config.img_channels]);
-  }
-  return m;
-}
-
-const RESAMPLE_FILTER_RE = /^synthesis\.b\d+\.(?:(?:conv0|conv1|torgb)\.)?resample_filter$/;
-
-/** True for the names of `resample_filter` buffers, which may accompany the canonical tensors. */
-export function isResampleFilterName(name: string): boolean {
-  return RESAMPLE_FILTER_RE.test(name);
+  return engineTensorList(config).required;
 }
 
 /** Checks that a resample filter is the standard `[1,3,3,1]⊗[1,3,3,1]/64`. */
@@ -463,10 +421,10 @@ export function convertPyTorchGenerator(G: PyValue): ConvertedGenerator {
   });
 
   const state = moduleTensors(G);
-  const expected = expectedTensorShapes(config);
+  const { required: expected, optional } = engineTensorList(config);
   for (const [name, t] of state) {
     if (expected.has(name)) continue;
-    if (isResampleFilterName(name)) {
+    if (optional.has(name)) {
       checkResampleFilter(name, t.shape, t.toFloat32());
       continue;
     }

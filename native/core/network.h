@@ -123,8 +123,8 @@ struct ExpectedTensor {
 };
 
 // The tensors of a config, in canonical order: the one definition of the format's names and
-// shapes (the addon exports it as expectedTensors; the TS converter's list is pinned to it by
-// test/unit/expected-tensors.test.ts). Errors: the config's, as build_network gives them.
+// shapes (the addon exports it as expectedTensors; the TS checkpoint readers and converter take
+// their lists from it, lib/convert/tensor-list.ts). Errors: the config's, as build_network gives them.
 Status expected_tensors(const std::string& config_json, std::vector<ExpectedTensor>* out);
 
 // Builds and validates the description. Errors name the offending tensor or field.
