@@ -184,7 +184,9 @@ class Generator {
   // for uint8 only, gets chunks of at most 64 MiB of float image, which the Generator scans.)
   // Tests inject the out-of-memory with FACEGAN_INJECT_OOM_ABOVE=N in the environment of
   // create(): a chunk of more than N images then fails as if the backend had run out of memory.
-  int chunk_images();
+  // Answers at once, even while a call runs (the chunk as last computed: at create, and at the
+  // start and on each halving of a call).
+  int chunk_images() const;
 
  private:
   Generator();

@@ -1,6 +1,7 @@
 // The Generator facade: builds the network description, picks the backend by name, checks
 // arguments and serialises calls. No exception crosses this API.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
@@ -59,11 +60,14 @@ struct Generator::Impl {
   // chunk of more than N images answers Status::OutOfMemory without reaching the backend.
   int inject_oom_above = 0;
   std::mutex mu;
+  std::atomic<int> last_chunk{1};  // chunk()'s last answer, for chunk_images() (which never waits for mu)
 
   // Under mu: the chunk size of the next call.
   int chunk() {
     int c = max_chunk > 0 ? max_chunk : std::max(1, backend->images_per_call());
-    return std::max(1, std::min({c, oom_chunk, kMaxBatch}));
+    c = std::max(1, std::min({c, oom_chunk, kMaxBatch}));
+    last_chunk.store(c, std::memory_order_relaxed);
+    return c;
   }
 
   // Runs images [0, n) in chunks of at most `limit`: run(start, count) for each, checking the
@@ -81,6 +85,7 @@ struct Generator::Impl {
       if (s.code == StatusCode::OutOfMemory && count > 1) {
         step = count / 2;
         oom_chunk = std::min(oom_chunk, step);
+        last_chunk.store(std::min(last_chunk.load(std::memory_order_relaxed), step), std::memory_order_relaxed);
         continue;
       }
       if (!s) return s;
@@ -126,10 +131,7 @@ const char* Generator::backend_name() const {
   return impl_->backend_reg_name ? impl_->backend_reg_name : impl_->backend->name();
 }
 
-int Generator::chunk_images() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->chunk();
-}
+int Generator::chunk_images() const { return impl_->last_chunk.load(std::memory_order_relaxed); }
 
 Status Generator::create(const std::string& config_json, const std::vector<TensorView>& tensors,
                          const LoadOptions& options, std::unique_ptr<Generator>* out) {
@@ -168,6 +170,7 @@ Status Generator::create(const std::string& config_json, const std::vector<Tenso
                            " models (yet)");
     s = g->impl_->backend->prepare(*g->impl_->net, options);
     if (!s) return Status::Error(std::string(reg->name) + ": " + s.message);
+    g->impl_->chunk();
     *out = std::move(g);
     return Status::Ok();
   });
