@@ -155,6 +155,13 @@ describe('micro-batching (embedded ProGAN-128)', () => {
       // An explicit multi-image request is never split below batchSize by the budget.
       await slow.generate({ seeds: [1, 2, 3, 4] });
       expect(slow.batchStats.largestBatch).toBe(4);
+      // Nor above it: batchSize bounds gathering only. A larger request is one engine call (the
+      // engine chunks it), with the images it would get one by one.
+      const calls = slow.batchStats.batches;
+      const six = await slow.generate({ seeds: [3, 14, 15, 92, 65, 35] });
+      expect(slow.batchStats.batches - calls).toBe(1);
+      expect(slow.batchStats.largestBatch).toBe(6);
+      six.slice(0, 4).forEach((img, i) => expect(same(img, out[i][0]), `seed ${seeds[i]}`).toBe(true));
     } finally {
       slow.dispose();
     }
