@@ -16,6 +16,7 @@
 #   - CUDA against the CPU engine on random networks (FFHQ config-f 1024², ProGAN-128, tiny);
 #   - CUDA graphs on vs off, bit for bit (facegan-bench --dump, then cmp);
 #   - compute-sanitizer memcheck on two small models, when compute-sanitizer is there;
+#   - the engine's multiply-adds per layer of FFHQ 1024² (FACEGAN_CUDA_MACS=1, from the plan);
 #   - speed: batch 1 / 8 / 32 at 1024² in fp32, fp16, bf16 (images/s and TFLOP/s);
 #   - when python3 has PyTorch with CUDA: bench/pytorch_stylegan2.py checked against a golden,
 #     then timed on the same network (fp32, TF32, fp16 / bf16 channels-last; torch.compile when
@@ -147,6 +148,8 @@ done
 S=${SANITIZER:-compute-sanitizer}
 add memcheck-cond32-fp16 180 sanitizer "FACEGAN_CUDA_GRAPHS=0 \"$S\" --tool memcheck --error-exitcode 99 --leak-check no $B/facegan-check --backend cuda --precision fp16 $FX/cond32.safetensors $FX/cond32"
 add memcheck-gray16-fp32-graphs 120 sanitizer "\"$S\" --tool memcheck --error-exitcode 99 --leak-check no $B/facegan-check --backend cuda --precision fp32 $FX/gray16.safetensors $FX/gray16"
+# The multiply-adds per image of every launch, from the plan (prepare only; seconds).
+add macs-ffhq1024 60 cuda "FACEGAN_CUDA_MACS=1 $B/facegan-bench --backend cuda --precision fp16 --config ffhq1024 --load-only"
 for p in fp32 fp16 bf16; do
   add "bench-ffhq1024-$p" 150 cuda "${SM90}$B/facegan-bench --backend cuda --precision $p --config ffhq1024 --batch 1,8,32 --iters 5 --min-ms 1500"
 done

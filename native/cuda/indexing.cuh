@@ -116,34 +116,39 @@ FG_HD int tap_kernel_index(const ConvGeom& g, int t, int parity) {
   return g.up == 2 ? (parity ? 1 : 2 * t) : t;
 }
 
-// The reduction position of a loader walking k upwards in fixed steps: (tap row, tap column,
-// channel) kept incrementally, so the K loop does no run-time division.
+// The reduction position of a loader walking k upwards in fixed steps: (tap, channel) kept
+// incrementally, so the K loop does no run-time division. The kernels' taps (launch_modconv
+// checks ks == 3): up 1, ty = tap / 3 (a constant divisor); up 2, taps_x is 1 or 2 (a shift).
 struct KWalk {
-  int ty, tx, c;
+  int tap, c;
 };
 FG_HD KWalk kwalk_start(const ConvGeom& g, int k) {
   KWalk w;
-  const int tap = k / g.Cin, nx = geom_taps_x(g);
-  w.c = k - tap * g.Cin;
-  w.ty = tap / nx;
-  w.tx = tap - w.ty * nx;
+  w.tap = k / g.Cin;
+  w.c = k - w.tap * g.Cin;
   return w;
 }
 FG_HD void kwalk_advance(const ConvGeom& g, KWalk* w, int step) {
   w->c += step;
   while (w->c >= g.Cin) {  // at most once per step when Cin >= step
     w->c -= g.Cin;
-    if (++w->tx == geom_taps_x(g)) {
-      w->tx = 0;
-      ++w->ty;
-    }
+    ++w->tap;
   }
 }
 FG_HD Tap kwalk_tap(const ConvGeom& g, const KWalk& w) {
+  int ty, tx;
+  if (g.up == 2) {
+    const int sx = 1 - geom_px(g);  // log2(taps_x)
+    ty = w.tap >> sx;
+    tx = w.tap - (ty << sx);
+  } else {
+    ty = w.tap / 3;
+    tx = w.tap - ty * 3;
+  }
   Tap t;
   t.c = w.c;
-  t.dy = tap_offset(g, w.ty);
-  t.dx = tap_offset(g, w.tx);
+  t.dy = tap_offset(g, ty);
+  t.dx = tap_offset(g, tx);
   return t;
 }
 

@@ -105,20 +105,12 @@ __device__ __forceinline__ void conv_store_pair(const ConvArgs& a, const ConvGeo
   store_pair<T>(static_cast<T*>(g.up == 1 ? a.y : a.t) + gemm_out_offset(g, p, oc), v[0], v[1]);
 }
 
-// The launch's GEMM (blockIdx.z: the up-conv's phase), its packed weights and its column scales.
-struct PhaseGemm {
-  ConvGeom g;
-  int64_t w_off;  // elements into a.w
-  int Kpad;
-  const float* colscale;
-};
-__device__ __forceinline__ PhaseGemm phase_gemm(const ConvArgs& a, int BK) {
-  PhaseGemm p;
-  p.g = conv_phase_geom(a.g, blockIdx.z);
-  p.w_off = conv_phase_w_offset(a.g, blockIdx.z, BK, a.Npad);
-  p.Kpad = round_up(geom_K(p.g), BK);
-  p.colscale = a.colscale ? a.colscale + (int64_t)blockIdx.z * a.Npad : nullptr;
-  return p;
+// The launch's phase (blockIdx.z; 0 for up 1): its packed weights and its column scales.
+__device__ __forceinline__ int64_t phase_w_offset(const ConvArgs& a, int BK) {
+  return conv_phase_w_offset(a.g, blockIdx.z, BK, a.Npad);
+}
+__device__ __forceinline__ const float* phase_colscale(const ConvArgs& a) {
+  return a.colscale ? a.colscale + (int64_t)blockIdx.z * a.Npad : nullptr;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -130,14 +122,13 @@ __global__ void __launch_bounds__(FfmaCfg::THREADS, FfmaCfg::MIN_BLOCKS) modconv
   __shared__ __align__(16) float As[2][BK][BM + FfmaCfg::APAD];
   __shared__ __align__(16) float Bs[2][BK][BN];
 
-  const PhaseGemm ph = phase_gemm(a, BK);
-  const ConvGeom& g = ph.g;
+  const ConvGeom g = conv_phase_geom(a.g, blockIdx.z);
   const int tid = threadIdx.x;
   const int M = geom_M(g), N = geom_N(g), K = geom_K(g);
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
   if (m0 >= M) return;  // the grid covers the largest phase (whole block: no barrier is skipped)
   const float* __restrict__ x = static_cast<const float*>(a.x);
-  const float* __restrict__ wp = static_cast<const float*>(a.w) + ph.w_off;
+  const float* __restrict__ wp = static_cast<const float*>(a.w) + phase_w_offset(a, BK);
   const bool vec4 = (g.Cin & 3) == 0;
 
   int arow, akq;
@@ -196,7 +187,7 @@ __global__ void __launch_bounds__(FfmaCfg::THREADS, FfmaCfg::MIN_BLOCKS) modconv
   int r0, c0;
   ffma_thread_origin(tid, &r0, &c0);
 
-  const int nk = ph.Kpad / BK;
+  const int nk = ceil_div(K, BK);
   load(0);
   store(0);
   __syncthreads();
@@ -226,7 +217,7 @@ __global__ void __launch_bounds__(FfmaCfg::THREADS, FfmaCfg::MIN_BLOCKS) modconv
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
       const int col = n0 + c0 + j;
-      if (col < N) conv_store<float>(a, g, ph.colscale, p, col, acc[i][j]);
+      if (col < N) conv_store<float>(a, g, nullptr, p, col, acc[i][j]);
     }
   }
 }
@@ -298,14 +289,14 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
   __shared__ __align__(16) T As[2][BM][LDS];
   __shared__ __align__(16) T Bs[2][BN][LDS];
 
-  const PhaseGemm ph = phase_gemm(a, BK);
-  const ConvGeom& g = ph.g;
+  const ConvGeom g = conv_phase_geom(a.g, blockIdx.z);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int M = geom_M(g), N = geom_N(g), K = geom_K(g);
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
   if (m0 >= M) return;  // the grid covers the largest phase (whole block: no barrier is skipped)
   const T* __restrict__ x = static_cast<const T*>(a.x);
-  const T* __restrict__ wp = static_cast<const T*>(a.w) + ph.w_off;
+  const int Kpad = round_up(K, BK);  // this phase's packed k extent
+  const T* __restrict__ wp = static_cast<const T*>(a.w) + phase_w_offset(a, BK) + (int64_t)n0 * Kpad;
   const bool vec8 = (g.Cin & 7) == 0;
 
   // Per loader vector: its tile row and k offset are fixed for the whole K loop.
@@ -369,7 +360,7 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
     }
 #pragma unroll
     for (int i = 0; i < BV; ++i)
-      breg[i] = *reinterpret_cast<const uint4*>(wp + (int64_t)(n0 + brow[i]) * ph.Kpad + k0 + bkc[i]);
+      breg[i] = *reinterpret_cast<const uint4*>(wp + brow[i] * Kpad + k0 + bkc[i]);
   };
   auto store = [&](int buf) {
 #pragma unroll
@@ -401,7 +392,7 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
 
-  const int nk = ph.Kpad / BK;
+  const int nk = ceil_div(K, BK);
   load(0);
   store(0);
   __syncthreads();
@@ -432,6 +423,7 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
   }
 
   // Epilogue: element e of acc[mi][ni] is C[row][col] of mma_c_elem; rows e < 2 and e >= 2.
+  const float* colscale = phase_colscale(a);
 #pragma unroll
   for (int mi = 0; mi < MI; ++mi) {
 #pragma unroll
@@ -444,7 +436,7 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
 #pragma unroll
       for (int ni = 0; ni < NI; ++ni) {
         // Elements 2h and 2h + 1 are columns c and c + 1 (c even) of this row.
-        conv_store_pair<T>(a, g, ph.colscale, p, n0 + wn0 + ni * 8 + c, N, acc[mi][ni][2 * h],
+        conv_store_pair<T>(a, g, colscale, p, n0 + wn0 + ni * 8 + c, N, acc[mi][ni][2 * h],
                            acc[mi][ni][2 * h + 1]);
       }
     }
