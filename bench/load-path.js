@@ -75,6 +75,9 @@ if (args[0] === '--make-pickle') {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'facegan-synth-'));
   execFileSync('npx', ['tsc', '--ignoreConfig', '--outDir', tmp, '--rootDir', root, '--module', 'nodenext', '--moduleResolution', 'nodenext',
     '--target', 'es2022', '--skipLibCheck', '--types', 'node', path.join(root, 'test/unit/convert/synthetic.ts')], { stdio: 'inherit', cwd: root });
+  // The tensor list comes from the addon (lib/convert/tensor-list.ts): the compiled copy finds it,
+  // and node-gyp-build, through links to this checkout's build/ and node_modules/.
+  for (const dir of ['build', 'node_modules']) fs.symlinkSync(path.join(root, dir), path.join(tmp, dir));
   const synth = await import(pathToFileURL(path.join(tmp, 'test/unit/convert/synthetic.js')).href);
   const config = {
     arch: 'stylegan2', z_dim: 512, w_dim: 512, c_dim: 0, img_resolution: 1024, img_channels: 3, num_ws: 18,
