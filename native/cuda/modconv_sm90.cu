@@ -370,6 +370,7 @@ bool modconv_sm90_fits(const ConvArgs& a, ActType t) {
   return t != ActType::F32 && g.up == 1 && g.ks == 3 && g.src_shift == 0 && g.Cin % Sm90Cfg::BK == 0 &&
          a.x_bstride == (int64_t)g.H * g.W * g.Cin && g.W >= Sm90Cfg::TILE_W && g.H >= Sm90Cfg::TILE_H && N > 32 &&
          a.Npad >= N && a.Npad % 32 == 0 && a.Kpad == geom_K(g) && ceil_div(a.Npad, sm90_bn(N)) <= 65535 &&
+         (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 && (reinterpret_cast<uintptr_t>(a.w) & 15) == 0 &&  // TMA bases
          (int64_t)ceil_div(g.W, Sm90Cfg::TILE_W) * ceil_div(g.H, Sm90Cfg::TILE_H) * g.batch <= 0x7fffffff;
 }
 

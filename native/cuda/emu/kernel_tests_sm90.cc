@@ -228,6 +228,9 @@ void fit_checks(Results* out) {
   b.g.src_shift = 1;
   refuse("a nearest-x2 input", b);
   b = a;
+  b.x = reinterpret_cast<const void*>(uintptr_t{0x1008});
+  refuse("an input address TMA cannot take (8-byte aligned)", b);
+  b = a;
   b.g.Cout = 32;
   b.Npad = 32;  // the 128 x 32 tiles' packing
   refuse("32 columns", b);
