@@ -151,7 +151,7 @@ Status Generator::create(const std::string& config_json, const std::vector<Tenso
       if (options.backend == r.name) reg = &r;
       if (!r.hidden) names += std::string(names.empty() ? "" : ", ") + r.name;
     }
-    if (!reg) return Status::Error("unknown backend \"" + options.backend + "\" (compiled in: " + names + ")");
+    if (!reg) return Status::Error("unknown backend \"" + options.backend + "\" (known: " + names + ")");
     std::string why;
     if (!reg->available(&why))
       return Status::Error(std::string("backend ") + reg->name + " is not available: " + (why.empty() ? "unknown reason" : why));
