@@ -704,7 +704,7 @@ void check_no_pending_wgmma_reads(uint32_t lo, uint32_t hi) {
 }
 
 void run_wgop(const WgOp& op) {
-  std::vector<float> A(64 * 16), B((size_t)op.n * 16);
+  float A[64 * 16], B[256 * 16];  // (on the issuing fiber's stack: 20 KB of its 128 KB)
   for (int r = 0; r < 64; ++r)
     for (int k = 0; k < 16; ++k) A[r * 16 + k] = (float)op.sa * desc_elem(op.da, r, k, op.bf16);
   for (int r = 0; r < op.n; ++r)

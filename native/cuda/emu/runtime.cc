@@ -339,6 +339,7 @@ struct Worker {
   std::vector<LaneSlot> lanes;  // one per thread
   std::vector<unsigned> warp_arrived;
   std::vector<int> wg_arrived;  // threads of each warpgroup (128) waiting in a warpgroup collective
+  std::vector<int> wg_first;    // the first of them (its slot names the collective)
   bool failed = false;
   int barrier_gen = 0;
   char sync_objs[4];  // addresses for ThreadSanitizer's happens-before annotations
@@ -498,6 +499,7 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
   w.lanes.resize(nt);
   w.warp_arrived.assign((nt + 31) / 32, 0u);
   w.wg_arrived.assign((nt + 127) / 128, 0);
+  w.wg_first.assign((nt + 127) / 128, 0);
   w.warp_sync.resize((size_t)(nt + 31) / 32);
   ptx_block_start();
   for (int t = 0; t < nt; ++t) {
@@ -868,11 +870,14 @@ void warpgroup_collective(int kind, const void* tag, void (*compute)(LaneSlot* c
   me.mask = 0xffffffffu;
   me.tag = tag;
   int& arrived = w.wg_arrived[wg];
-  for (int l = first; l < first + 128; ++l) {
-    if (l == t) continue;
-    const Fiber* o = w.fibers[l].get();
-    if (o->state == FState::AtWarp && (w.lanes[l].kind != kind || w.lanes[l].tag != tag))
+  // The threads already waiting were checked against each other when they arrived: compare with
+  // the first of them.
+  if (arrived > 0) {
+    const LaneSlot& o = w.lanes[w.wg_first[wg]];
+    if (o.kind != kind || o.tag != tag)
       fiber_fail(w, cudaErrorIllegalInstruction, "threads of one warpgroup meet in different warpgroup instructions");
+  } else {
+    w.wg_first[wg] = t;
   }
   if (++arrived == 128) {
     LaneSlot* lanes[128];
@@ -882,10 +887,11 @@ void warpgroup_collective(int kind, const void* tag, void (*compute)(LaneSlot* c
     for (int l = first; l < first + 128; ++l)
       if (l != t) w.fibers[l]->state = FState::Runnable;
   } else {
-    for (int l = first; l < first + 128; ++l)
-      if (w.fibers[l]->state == FState::Done)
-        fiber_fail(w, cudaErrorIllegalInstruction,
-                   "warpgroup instruction waits for thread " + std::to_string(l) + ", which has exited");
+    if (arrived == 1)  // (a thread exiting later leaves the others waiting: reported as a deadlock)
+      for (int l = first; l < first + 128; ++l)
+        if (w.fibers[l]->state == FState::Done)
+          fiber_fail(w, cudaErrorIllegalInstruction,
+                     "warpgroup instruction waits for thread " + std::to_string(l) + ", which has exited");
     f->state = FState::AtWarp;
     switch_to_scheduler(w, false);
   }
