@@ -143,6 +143,8 @@ Status CpuBackend::prepare(const Network& net, const LoadOptions& options) {
   fuse_rgb_ = !(fenv && fenv[0] == '0');
   stream_min_ = size_t(env_int("FACEGAN_CPU_STREAM_KB", 32 << 10)) << 10;
   const int wino_min_res = std::max(4, env_int("FACEGAN_CPU_WINO_MIN_RES", 16));
+  sub_min_res_ = env_int("FACEGAN_CPU_SUB_MIN_RES", 0);  // 0: off (the default; see cpu_upconv.cc)
+  if (sub_min_res_ <= 0) sub_min_res_ = 1 << 30;
 
   // Per-layer preparation; the scratch sizes grow with each layer's needs.
   size_t max_cols = size_t(nc_target_), max_crows = 0, max_z = 0, max_bp = 0;
@@ -378,6 +380,8 @@ Status CpuBackend::run_batch(const SynthesisArgs& a, int start, int nb, std::ato
           io.in = up_.data();
           io.in_stride = size_t(L.in_ch) * L.out_res * L.out_res;
           conv3x3(cp, io);
+        } else if (cp.sub) {
+          upconv_sub(cp, io);
         } else {
           upconv(cp, io);
         }

@@ -31,7 +31,9 @@
 // it falls in a run (kernels_impl.h). facegan-check verifies it bit for bit.
 //
 // Environment knobs (for experiments and checks): FACEGAN_CPU_ISA=scalar|avx2|avx512,
-// FACEGAN_CPU_WINOGRAD=0, FACEGAN_CPU_WINO_MIN_RES=N, FACEGAN_CPU_FUSE_RGB=0,
+// FACEGAN_CPU_WINOGRAD=0, FACEGAN_CPU_WINO_MIN_RES=N, FACEGAN_CPU_SUB_MIN_RES=N (StyleGAN2
+// up-convs from input resolution N as sub-pixel phases, cpu_upconv.cc; default off: not faster
+// yet), FACEGAN_CPU_FUSE_RGB=0,
 // FACEGAN_CPU_STREAM_KB=N (non-temporal stores for up-conv outputs of at least N KiB; 0 = never),
 // FACEGAN_CPU_PROFILE=1 (per-layer timings on stderr).
 #pragma once
@@ -111,6 +113,12 @@ struct ConvPrep {
   // Up-conv scheduling (fixed per layer).
   bool multi = false;  // several whole images per GEMM
   int ipt = 1, G = 1;  // images per task, input rows per GEMM step
+  // Up-conv as sub-pixel phases (cpu_upconv.cc upconv_sub): per group of og output channels and
+  // per input plane ξ = 3α + β (9), the A panels of the phases that use the plane (rows: phase
+  // slot · og + o), K = C_in.
+  bool sub = false;
+  std::vector<size_t> sub_off;  // [group · 9 + ξ]
+  std::vector<int> sub_rows;    // [ξ]: phases using the plane × og (before MR padding)
 };
 
 // A ToRGB layer fused into the preceding 3×3 convolution's epilogue.
@@ -124,7 +132,7 @@ struct FusedRgb {
 
 // Per-thread working memory.
 struct Scratch {
-  Buf Bp, C, Z;
+  Buf Bp, C, Z, T;
   std::vector<ColSeg> segs;
 };
 
@@ -169,6 +177,7 @@ class CpuBackend : public Backend {
                     size_t* max_crows, size_t* max_z, size_t* max_bp);
   void pack_direct(ConvPrep& cp);
   void pack_upconv(ConvPrep& cp, size_t* max_crows, size_t* max_z, size_t* max_cols);
+  void pack_upconv_sub(ConvPrep& cp);
   void prepare_wino(ConvPrep& cp, size_t* max_cols, size_t* max_bp);
   void prepare_wino_up(ConvPrep& cp, size_t* max_cols, size_t* max_bp);
   struct Tunable {  // a tuning default that an environment variable may override
@@ -202,6 +211,7 @@ class CpuBackend : public Backend {
 
   // --- cpu_upconv.cc
   void upconv(const ConvPrep& cp, const LayerIO& io);
+  void upconv_sub(const ConvPrep& cp, const LayerIO& io);
 
   // --- cpu_pointwise.cc
   void rgb_weights(const LayerDesc& L, const float* S, int nb, std::vector<float>* w) const;
@@ -223,6 +233,7 @@ class CpuBackend : public Backend {
   Buf act_[2], img_[2], styles_, demod_, noise_, zero_block_, up_, ones_, zn_;
   std::vector<float> rgbw_;
   bool fuse_rgb_ = true;
+  int sub_min_res_ = 1 << 30;  // up-convs from this input resolution run as sub-pixel phases (off)
   size_t stream_min_ = 0;  // bytes of an up-conv output (sub-batch) from which to store non-temporally
   std::vector<std::vector<float>> map_w_;  // mapping weights × w_gain: [embed], fc0, fc1, …
 };

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 #include "cpu_engine.h"
 
@@ -134,6 +135,203 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
   if (prof)
     std::fprintf(stderr, "    (%s: GEMM + packing %.2f ms, col2im + FIR + epilogue %.2f ms, thread cpu summed)\n",
                  L.name.c_str(), 1e-3 * double(gemm_us.load()), 1e-3 * double(fir_us.load()));
+}
+
+// The up-conv as sub-pixel phases (cpu_prepare.cc pack_upconv_sub), opt-in (FACEGAN_CPU_SUB_MIN_RES
+// = N: from input resolution N): 25 instead of 36 products per 2×2 input tile and channel pair,
+// and its GEMMs run at the FMA peak, but on the 2-core AVX-512 machine (bench/RESULTS.md, issue
+// 11 §4) the whole layer is not faster yet: the 9 transformed planes are 2.25× the GEMM input
+// of the plain form (re-read per channel group), the output transform is scalar, and the T rows
+// take one more pass through memory before the FIR. Per 2×2 input tile (rows
+// 2ty, 2ty+1, columns 2tx, 2tx+1) the 9 transformed planes of its 3×3 input patch (kernels.h
+// sub_in), 9 GEMMs U[ξ] (the phases using plane ξ × C_in) × V[ξ] (C_in × tiles), then per output
+// channel the output transforms give the transposed conv's T at rows 4ty … 4ty+3 and columns
+// 4tx … 4tx+3 (the four parities of T(2i+py, 2j+px), i ∈ {2ty, 2ty+1}), complete (no sums
+// across tiles). The tile grid runs one past the image (H/2 + 1 tile rows and columns) for T's
+// last row and column 2H. Each T row is FIR-filtered horizontally into a ring of rows; an output
+// row p is the vertical FIR of ring rows p−1 … p+2 (T(−1) = 0) with the epilogue. Tasks: (image,
+// channel group, band of tile rows); a band also computes the tile row before and after it
+// (its FIR halo), with the same arithmetic as the band that owns them.
+void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
+  const LayerDesc& L = *cp.L;
+  const int nb = io.nb, H = L.in_res, W = H, Ci = L.in_ch, Co = L.out_ch;
+  const int OW = 2 * W, OHW = OW * OW, HW = H * W;
+  const int MR = ks_->MR, NR = ks_->NR;
+  const int TH = H / 2 + 1, TWp = W / 2 + 1;  // tile rows / columns, one past the image
+  const int nto = H / 2;                      // tile rows that emit output rows 4t … 4t+3
+  static const int sub_cols = env_int("FACEGAN_SUB_COLS", 192), sub_kc = env_int("FACEGAN_SUB_KC", 128);
+  const int TG = std::max(1, std::min(nto, sub_cols / TWp));  // tile rows per GEMM step
+  const int kc = std::min(Ci, sub_kc);
+  const int want = 2 * pool_->size();
+  const int rc = nb < want ? std::max(1, std::min(ceil_div(want, nb), nto / 4)) : 1;
+  const int ntasks = nb * rc;
+  const bool stream = stream_min_ > 0 && size_t(nb) * Co * OHW * sizeof(float) >= stream_min_;
+  const int TRW = 4 * TWp + 2;  // a T row, columns −1 … 4·TWp
+  const int RR = 4 * TG + 8;    // ring rows per channel
+  const size_t ldc = size_t(ceil_div(TG * TWp, NR)) * NR;
+  int rows_pad[9], coff[10];
+  coff[0] = 0;
+  for (int xi = 0; xi < 9; ++xi) {
+    rows_pad[xi] = ceil_div(cp.sub_rows[size_t(xi)], MR) * MR;
+    coff[xi + 1] = coff[xi] + rows_pad[xi];
+  }
+  const float* zero = zero_block_.data();
+  const bool prof = profiling();
+  std::atomic<int64_t> in_us{0}, gemm_us{0}, fir_us{0};
+  run_or_throw(ntasks, [&](int t, int tid) {
+    Scratch& sc = scratch_[size_t(tid)];
+    const int ri = t % rc, img = t / rc;
+    const int t0 = nto * ri / rc, t1 = nto * (ri + 1) / rc;
+    const int ta = std::max(0, t0 - 1), te = std::min(TH, t1 + 1);
+    const int pend = std::min(OW, 4 * t1);
+    int p = 4 * t0;
+    sc.Bp.reserve(size_t(9) * Ci * ldc);
+    sc.C.reserve(size_t(coff[9]) * ldc);
+    sc.T.reserve(size_t(4) * TG * TRW);
+    sc.Z.reserve(size_t(Co) * RR * OW);
+    float* Bp = sc.Bp.data();
+    float* C = sc.C.data();
+    float* ring = sc.Z.data();
+    auto ring_row = [&](int o, int r) -> const float* {
+      return r < 0 ? zero : ring + (size_t(o) * RR + size_t(r % RR)) * OW;
+    };
+    const float* xin = io.in + size_t(img) * io.in_stride;
+    const float* srow = io.S + size_t(img) * net_->style_dim + L.style_offset;
+    EpilogueArgs e;
+    for (int a = ta; a < te; a += TG) {
+      const int b = std::min(te, a + TG);
+      const int ncols = (b - a) * TWp, npan = ceil_div(ncols, NR);
+      double tp = prof ? thread_cpu_ms() : 0.0;
+      auto lap = [&](std::atomic<int64_t>& acc) {
+        if (!prof) return;
+        const double now = thread_cpu_ms();
+        acc += int64_t(1e3 * (now - tp));
+        tp = now;
+      };
+      sc.segs.clear();
+      for (int ty = a; ty < b; ++ty) {
+        int tx = 0, col = (ty - a) * TWp;
+        while (tx < TWp) {
+          const int len = std::min(TWp - tx, NR - col % NR);
+          sc.segs.push_back({img, ty, tx, len, col});
+          tx += len;
+          col += len;
+        }
+      }
+      // The input transform of every channel, once per step (K blocks of kc, 9 planes each).
+      WinoInArgs wa;
+      wa.W = W;
+      wa.rows[3] = nullptr;
+      for (int kb = 0; kb < Ci; kb += kc) {
+        const int kcur = std::min(kc, Ci - kb);
+        float* Vb = Bp + size_t(9) * kb * ldc;
+        const size_t vxs = size_t(kcur) * ldc;  // plane stride of V
+        if (ncols % NR) {
+          const int tail = NR - ncols % NR;
+          for (int xi = 0; xi < 9; ++xi)
+            for (int kk = 0; kk < kcur; ++kk)
+              std::memset(Vb + xi * vxs + size_t(npan - 1) * kcur * NR + size_t(kk) * NR + (NR - tail), 0,
+                          sizeof(float) * size_t(tail));
+        }
+        wa.xi_stride = vxs;
+        for (int kk = 0; kk < kcur; ++kk) {
+          const int c = kb + kk;
+          const float* plane = xin + size_t(c) * HW;
+          wa.s = srow[c];
+          for (const ColSeg& sg : sc.segs) {
+            for (int r = 0; r < 3; ++r) {
+              const int y = 2 * sg.y - 1 + r;
+              wa.rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
+            }
+            wa.tx0 = sg.x0;
+            wa.len = sg.len;
+            wa.dst = Vb + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR;
+            ks_->sub_in(wa);
+          }
+        }
+      }
+      lap(in_us);
+      for (int g = 0; g < cp.ngroups; ++g) {
+        const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
+        for (int kb = 0; kb < Ci; kb += kc) {
+          const int kcur = std::min(kc, Ci - kb);
+          const float* Vb = Bp + size_t(9) * kb * ldc;
+          const size_t vxs = size_t(kcur) * ldc;
+          for (int xi = 0; xi < 9; ++xi)
+            gemm_block(cp.A.data() + cp.sub_off[size_t(g) * 9 + xi], Ci, kb, kcur, 0, rows_pad[xi] / MR,
+                       Vb + xi * vxs, npan, false, C + size_t(coff[xi]) * ldc, ldc, kb > 0);
+        }
+        lap(gemm_us);
+        // Output transforms into T rows, then the horizontal FIR into the ring.
+        for (int ol = 0; ol < ogg; ++ol) {
+          auto M = [&](int xi, int slot, int col) {
+            return C[(size_t(coff[xi]) + size_t(slot) * cp.og + ol) * ldc + col];
+          };
+          for (int ty = a; ty < b; ++ty) {
+            float* T[4];
+            for (int r = 0; r < 4; ++r) {
+              T[r] = sc.T.data() + size_t(4 * (ty - a) + r) * TRW + 1;
+              T[r][-1] = 0.0f;
+            }
+            for (int tx = 0; tx < TWp; ++tx) {
+              const int col = (ty - a) * TWp + tx;
+              float z[3][2];
+              for (int al = 0; al < 3; ++al) {  // EE
+                const float m0 = M(3 * al, 0, col), m1 = M(3 * al + 1, 0, col), m2 = M(3 * al + 2, 0, col);
+                z[al][0] = m0 + m1;
+                z[al][1] = m1 + m2;
+              }
+              float eo[3][2];
+              for (int al = 0; al < 3; ++al) {  // EO: planes β = 1, 2, slot 1
+                const float u = M(3 * al + 1, 1, col);
+                eo[al][0] = u;
+                eo[al][1] = u + M(3 * al + 2, 1, col);
+              }
+              float oe[2][3];
+              for (int be = 0; be < 3; ++be) {  // OE: planes α = 1, 2, slot 1 + (β ≥ 1)
+                const int sl = be >= 1 ? 2 : 1;
+                const float v = M(3 + be, sl, col);
+                oe[0][be] = v;
+                oe[1][be] = v + M(6 + be, sl, col);
+              }
+              const float a11 = M(4, 3, col), a12 = M(5, 3, col), a21 = M(7, 3, col), a22 = M(8, 3, col);
+              const float oo[2][2] = {{a11, a11 + a12}, {a11 + a21, (a11 + a12) + (a21 + a22)}};
+              for (int rp = 0; rp < 2; ++rp) {
+                float* te_row = T[2 * rp] + 4 * tx;
+                float* to_row = T[2 * rp + 1] + 4 * tx;
+                for (int cq = 0; cq < 2; ++cq) {
+                  te_row[2 * cq] = z[rp][cq] + z[rp + 1][cq];
+                  te_row[2 * cq + 1] = eo[rp][cq] + eo[rp + 1][cq];
+                  to_row[2 * cq] = oe[rp][cq] + oe[rp][cq + 1];
+                  to_row[2 * cq + 1] = oo[rp][cq];
+                }
+              }
+            }
+            for (int r = 0; r < 4; ++r)
+              ks_->fir_h(ring + (size_t(o0 + ol) * RR + size_t((4 * ty + r) % RR)) * OW, T[r], OW);
+          }
+        }
+        lap(fir_us);
+      }
+      // Output rows whose four T rows are ready.
+      for (; p < pend && p + 2 < 4 * b; ++p) {
+        for (int o = 0; o < Co; ++o) {
+          const size_t pix = size_t(p) * OW;
+          epi_args(&e, L, noise_row(io, L, img, pix), demod(io, cp, img, o), o);
+          e.stream = stream;
+          ks_->fir_v(io.out + size_t(img) * io.out_stride + size_t(o) * OHW + pix, ring_row(o, p - 1), ring_row(o, p),
+                     ring_row(o, p + 1), ring_row(o, p + 2), OW, e);
+        }
+      }
+      lap(fir_us);
+    }
+    if (stream) ks_->store_fence();
+  });
+  if (prof)
+    std::fprintf(stderr,
+                 "    (%s sub-pixel: input transform %.2f ms, GEMM %.2f ms, output transform + FIR + epilogue %.2f ms)\n",
+                 L.name.c_str(), 1e-3 * double(in_us.load()), 1e-3 * double(gemm_us.load()),
+                 1e-3 * double(fir_us.load()));
 }
 
 }  // namespace cpu

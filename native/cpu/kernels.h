@@ -122,6 +122,17 @@ struct KernelSet {
   void (*pixel_norm)(float* x, size_t cstride, int C, int n, float eps);
   void (*wino_up_in)(const WinoInArgs& a);
   void (*wino_up_out)(const WinoUpOutArgs& a);
+  // StyleGAN2's up-conv as sub-pixel phases (cpu_upconv.cc): the 3×3 input patch of each tile
+  // (input rows 2ty−1 … 2ty+1 = a.rows[0..2], columns 2t−1 … 2t+1, zero outside [0, W)) scaled
+  // by s and transformed by Bᵀ = [1 −1 0; 0 1 0; 0 −1 1] on both sides, 9 planes ξ = 3α + β.
+  // Tiles may reach one past the image (t = W/2: columns W−1 … W+1).
+  void (*sub_in)(const WinoInArgs& a);
+  // The [1,3,3,1]/4 FIR of a row: out[q] = .25·(t[q−1] + t[q+2]) + .75·(t[q] + t[q+1]), q < n
+  // (t readable at [−1, n + 2)).
+  void (*fir_h)(float* out, const float* t, int n);
+  // The same FIR across four rows, then the epilogue: dst[q] = epi(.25·(r0 + r3) + .75·(r1 + r2)).
+  void (*fir_v)(float* dst, const float* r0, const float* r1, const float* r2, const float* r3, int n,
+                const EpilogueArgs& e);
 };
 
 // Available variants, best first (always ends with the scalar one).

@@ -580,6 +580,86 @@ static void pixel_norm(float* x, size_t cstride, int C, int n, float eps) {
   }
 }
 
+// Sub-pixel up-conv input transform (kernels.h sub_in), VL tiles at a time: the same
+// operations for every tile (x·s, then the differences), edge columns masked to 0 (the first
+// tile's x[−1]; the extra tile's x[W], x[W+1], always the last tile of its run).
+static void sub_in(const WinoInArgs& a) {
+  const int edge = a.W / 2;  // the tile one past the image
+  const V vs = vset1(a.s);
+  const V first_off = vloadmask(kMaskFirstOff + 15);
+  for (int i = 0; i < a.len; i += VL) {
+    const int n = a.len - i < VL ? a.len - i : VL;
+    const int t0 = a.tx0 + i;
+    const bool left = t0 == 0, right = t0 + n - 1 == edge;
+    const V last_off = vloadmask(kMaskLastOff + 16 - n + 1);  // lane n − 1 cleared
+    V d[3][3];
+    for (int r = 0; r < 3; ++r) {
+      if (!a.rows[r]) {
+        d[r][0] = d[r][1] = d[r][2] = vzero();
+        continue;
+      }
+      const float* p = a.rows[r] + 2 * t0 - 1;
+      V o0, e0, o1, e1;
+      vdeinterleave(p, &o0, &e0);      // x[2t−1], x[2t]
+      vdeinterleave(p + 2, &o1, &e1);  // x[2t+1], x[2t+2]
+      if (left) o0 = vand(o0, first_off);
+      if (right) {
+        e0 = vand(e0, last_off);
+        o1 = vand(o1, last_off);
+      }
+      d[r][0] = vmul(o0, vs);
+      d[r][1] = vmul(e0, vs);
+      d[r][2] = vmul(o1, vs);
+    }
+    V t[3][3];
+    for (int c = 0; c < 3; ++c) {
+      t[0][c] = vsub(d[0][c], d[1][c]);
+      t[1][c] = d[1][c];
+      t[2][c] = vsub(d[2][c], d[1][c]);
+    }
+    float* o = a.dst + i;
+    for (int r = 0; r < 3; ++r) {
+      const V u[3] = {vsub(t[r][0], t[r][1]), t[r][1], vsub(t[r][2], t[r][1])};
+      for (int c = 0; c < 3; ++c) {
+        if (n == VL) vstore(o + size_t(3 * r + c) * a.xi_stride, u[c]);
+        else vstoren(o + size_t(3 * r + c) * a.xi_stride, u[c], n);
+      }
+    }
+  }
+}
+
+static void fir_h(float* __restrict out, const float* __restrict t, int n) {
+  const V q = vset1(0.25f), h = vset1(0.75f);
+  int i = 0;
+  for (; i + VL <= n; i += VL)
+    vstore(out + i, vfma(q, vadd(vload(t + i - 1), vload(t + i + 2)), vmul(h, vadd(vload(t + i), vload(t + i + 1)))));
+  if (i < n) {
+    const int r = n - i;
+    const V v = vfma(q, vadd(vloadn(t + i - 1, r), vloadn(t + i + 2, r)),
+                     vmul(h, vadd(vloadn(t + i, r), vloadn(t + i + 1, r))));
+    vstoren(out + i, v, r);
+  }
+}
+
+static void fir_v(float* __restrict dst, const float* r0, const float* r1, const float* r2, const float* r3, int n,
+                  const EpilogueArgs& e) {
+  const EpiVec ev(e);
+  const V q = vset1(0.25f), h = vset1(0.75f);
+  const bool stream = e.stream && (reinterpret_cast<uintptr_t>(dst) % (VL * sizeof(float))) == 0;
+  int i = 0;
+  for (; i + VL <= n; i += VL) {
+    const V v = vfma(q, vadd(vload(r0 + i), vload(r3 + i)), vmul(h, vadd(vload(r1 + i), vload(r2 + i))));
+    const V o = ev.apply(v, e.noise ? e.noise + i : nullptr);
+    if (stream) vstream(dst + i, o);
+    else vstore(dst + i, o);
+  }
+  if (i < n) {
+    const int r = n - i;
+    const V v = vfma(q, vadd(vloadn(r0 + i, r), vloadn(r3 + i, r)), vmul(h, vadd(vloadn(r1 + i, r), vloadn(r2 + i, r))));
+    vstoren(dst + i, ev.apply_n(v, e.noise ? vloadn(e.noise + i, r) : vzero()), r);
+  }
+}
+
 static const KernelSet* make_kernel_set(const char* name) {
   static const KernelSet ks = {name,
                                kMR,
@@ -600,6 +680,9 @@ static const KernelSet* make_kernel_set(const char* name) {
                                &vfence,
                                &pixel_norm,
                                &wino_up_in,
-                               &wino_up_out};
+                               &wino_up_out,
+                               &sub_in,
+                               &fir_h,
+                               &fir_v};
   return &ks;
 }

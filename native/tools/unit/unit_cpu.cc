@@ -123,9 +123,47 @@ void test_fused_torgb_bits() {
   else unsetenv("FACEGAN_CPU_ISA");
 }
 
+// The opt-in sub-pixel up-conv (FACEGAN_CPU_SUB_MIN_RES=4: every up-conv) against the default
+// transposed-GEMM form: the same function in float32 (max |diff| ≤ 1e-4·max(1, max |image|)),
+// and bit-exact batch invariance of its own (the first image of a batch of 3 = that image alone),
+// for every instruction set usable here.
+void test_subpixel_upconv() {
+  const char* isa_env = std::getenv("FACEGAN_CPU_ISA");
+  const std::string saved_isa = isa_env ? isa_env : "";
+  const cpu::KernelSet* sets[8];
+  const int nsets = std::min(8, cpu::kernel_sets(sets, 8));
+  for (int k = 0; k < nsets; ++k) {
+    const char* isa = sets[k]->name;
+    setenv("FACEGAN_CPU_ISA", isa, 1);
+    for (const char* config : {"tiny", "wide256"}) {
+      const std::string with = std::string(config) + " (" + isa + "): ";
+      unsetenv("FACEGAN_CPU_SUB_MIN_RES");
+      const std::vector<float> plain = cpu_images(config, 3, NoiseMode::Random);
+      setenv("FACEGAN_CPU_SUB_MIN_RES", "4", 1);
+      const std::vector<float> sub = cpu_images(config, 3, NoiseMode::Random);
+      const std::vector<float> one = cpu_images(config, 1, NoiseMode::Random);
+      unsetenv("FACEGAN_CPU_SUB_MIN_RES");
+      double ref_max = 0.0;
+      const double diff = max_abs_diff(sub, plain, &ref_max);
+      CHECK(!plain.empty() && sub.size() == plain.size() && diff <= 1e-4 * std::max(1.0, ref_max),
+            with + "sub-pixel vs plain up-conv: max |diff| " + std::to_string(diff) + " (max |image| " +
+                std::to_string(ref_max) + ")");
+      CHECK(!one.empty() && one.size() * 3 == sub.size() &&
+                std::memcmp(one.data(), sub.data(), one.size() * sizeof(float)) == 0,
+            with + "image 0 alone differs from image 0 of the batch of 3");
+      CHECK(std::memcmp(sub.data(), plain.data(), plain.size() * sizeof(float)) != 0,
+            with + "the sub-pixel form gave the plain form's bits: was it used?");
+    }
+  }
+  if (isa_env) setenv("FACEGAN_CPU_ISA", saved_isa.c_str(), 1);
+  else unsetenv("FACEGAN_CPU_ISA");
+}
+
 const Register kCases(__FILE__, {
     {"CPU thread pool keeps a worker's exception text", test_thread_pool_errors},
     {"CPU engine: fused ToRGB == the separate pass, bit for bit (every ISA)", test_fused_torgb_bits},
+    {"CPU engine: opt-in sub-pixel up-conv == the plain one (float32), batch-invariant (every ISA)",
+     test_subpixel_upconv},
 });
 
 }  // namespace
