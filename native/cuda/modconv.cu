@@ -286,8 +286,15 @@ template <typename T, class Cfg>
 __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_kernel(const ConvArgs a) {
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, LDS = Cfg::LDS;
   constexpr int MI = Cfg::MI, NI = Cfg::NI, AV = Cfg::A_VECS, BV = Cfg::B_VECS;
-  __shared__ __align__(16) T As[2][BM][LDS];
-  __shared__ __align__(16) T Bs[2][BN][LDS];
+  // Shared k-tiles: double-buffered, except on sm_75 when two buffers would not let two blocks share
+  // Turing's 64 KB (the 128x128 tile: 2 x 40 KB); there one buffer (20 KB), refilled after a barrier.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  constexpr int STAGES = 2 * (BM + BN) * LDS * (int)sizeof(T) > 32 * 1024 ? 1 : 2;
+#else
+  constexpr int STAGES = 2;
+#endif
+  __shared__ __align__(16) T As[STAGES][BM][LDS];
+  __shared__ __align__(16) T Bs[STAGES][BN][LDS];
 
   const ConvGeom g = conv_phase_geom(a.g, blockIdx.z);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -397,7 +404,7 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
   store(0);
   __syncthreads();
   for (int kt = 0; kt < nk; ++kt) {
-    const int cur = kt & 1;
+    const int cur = STAGES == 2 ? kt & 1 : 0;
     if (kt + 1 < nk) load((kt + 1) * BK);
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 16) {
@@ -418,7 +425,8 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
 #pragma unroll
         for (int ni = 0; ni < NI; ++ni) mma_16816<T>(acc[mi][ni], af[mi], bf[ni]);
     }
-    if (kt + 1 < nk) store(cur ^ 1);
+    if (STAGES == 1) __syncthreads();  // every warp has read the tile before it is overwritten
+    if (kt + 1 < nk) store(STAGES == 2 ? cur ^ 1 : 0);
     __syncthreads();
   }
 
