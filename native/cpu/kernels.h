@@ -1,7 +1,7 @@
 // The CPU engine's compute kernels, one set per instruction-set variant (scalar, AVX2+FMA,
 // AVX-512), chosen at run time by cpuid (ggml-style: each variant reports a score, 0 when
-// the CPU lacks a feature; the best score wins). The driver (cpu_backend.cc) is ISA-neutral
-// and only calls through this table.
+// the CPU lacks a feature; the best score wins). The engine (cpu_backend.cc and the cpu_*.cc
+// op files) is ISA-neutral and only calls through this table.
 #pragma once
 
 #include <cstddef>
