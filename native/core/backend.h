@@ -36,9 +36,12 @@ class Backend {
   //
   // Chunking: the Generator hands synthesis() at most images_per_call() images (or fewer: the
   // LoadOptions::max_chunk knob) and splits larger requests itself, with image_offset advanced.
-  // A backend runs the n it is given in one pass and does not split it again. When it cannot get
-  // the memory for n images it returns Status::OutOfMemory (a std::bad_alloc escaping it counts
-  // as one): the Generator halves the chunk and retries.
+  // A backend runs the n it is given in one pass and does not split it again (the CPU's
+  // synthesis() is one pass; the CUDA backend's ensure_synthesis_pool still halves its pool and
+  // runs chunks if cudaMalloc fails for n: a fallback for callers of the backend itself, such as
+  // the emulated unit tests). When it cannot get the memory for n images it returns
+  // Status::OutOfMemory (a std::bad_alloc escaping it counts as one): the Generator halves the
+  // chunk and retries.
   //
   // Non-finite output (synthesis): if reports_nonfinite() returns true, then whenever
   // args.nonfinite_count is non-null the backend must store in *args.nonfinite_count the number

@@ -210,23 +210,20 @@ Status CpuBackend::mapping(const MappingArgs& a) {
   return ok ? Status::Ok() : Status::Error("mapping failed: " + pool_->error());
 }
 
-// Images per sub-batch: two activation buffers, the nearest-upsampled input (ProGAN), the two
-// images and a noise plane per image within a fixed memory budget, at most 64.
-int CpuBackend::sub_batch_max(int n) const {
+// Backend::images_per_call, the Generator's chunk: two activation buffers, the nearest-upsampled
+// input (ProGAN), the two images and a noise plane per image within a fixed memory budget
+// (768 MiB), at most 64. The Generator splits larger requests; synthesis() runs what it is given.
+int CpuBackend::images_per_call() {
   const int R = net_->info.img_resolution, IC = net_->info.img_channels;
   const size_t per_img = (2 * max_act_ + max_up_ + 2 * size_t(IC) * R * R + size_t(R) * R) * sizeof(float);
   const size_t budget = size_t(768) << 20;
-  const int nb_max = int(std::max<size_t>(1, std::min<size_t>(size_t(n), budget / per_img)));
-  return std::min(nb_max, 64);
+  return int(std::max<size_t>(1, std::min<size_t>(64, budget / per_img)));
 }
 
 Status CpuBackend::synthesis(const SynthesisArgs& a) {
-  const int nb_max = sub_batch_max(a.n);
   std::atomic<uint64_t> bad{0};
-  for (int start = 0; start < a.n; start += nb_max) {
-    Status s = run_batch(a, start, std::min(nb_max, a.n - start), &bad);
-    if (!s) return s;
-  }
+  Status s = run_batch(a, 0, a.n, &bad);
+  if (!s) return s;
   if (a.nonfinite_count) *a.nonfinite_count = bad.load();
   return Status::Ok();
 }

@@ -1,6 +1,6 @@
 // The optimised CPU engine ("cpu"): internal declarations shared by its files.
 //
-// Layout: activations NCHW float32, whole sub-batches at a time (bounded by a memory budget).
+// Layout: activations NCHW float32, a whole call's images at a time (the Generator bounds them: images_per_call).
 // Work is split into tasks run by a small persistent thread pool; the inner loops are the
 // kernels of kernels.h, chosen at run time by cpuid (AVX-512, AVX2+FMA or portable C++).
 //
@@ -161,10 +161,10 @@ class CpuBackend : public Backend {
   Status mapping(const MappingArgs& a) override;
   bool reports_nonfinite() const override { return true; }
   Status synthesis(const SynthesisArgs& a) override;
+  int images_per_call() override;
 
  private:
   // --- cpu_backend.cc: the driver
-  int sub_batch_max(int n) const;
   Status run_batch(const SynthesisArgs& a, int start, int nb, std::atomic<uint64_t>* bad);
   void styles_and_demod(const float* ws, int nb);
   const float* random_noise(const SynthesisArgs& a, const ConvPrep& cp, int start, int nb);

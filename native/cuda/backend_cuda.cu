@@ -256,6 +256,7 @@ class CudaBackend final : public Backend {
   Status mapping(const MappingArgs& args) override;
   Status synthesis(const SynthesisArgs& args) override;
   bool reports_nonfinite() const override { return true; }
+  int images_per_call() override;
 
  private:
   Status prepare_impl(const Network& net, const LoadOptions& options);
@@ -265,6 +266,7 @@ class CudaBackend final : public Backend {
   void carve_mapping(Carver* c, int n, MapBuffers* b) const;
   void carve_synthesis(Carver* c, int n, SynthBuffers* b) const;
   Status ensure_mapping_pool(int n);
+  Status synthesis_fit(int want, int* fit);
   Status ensure_synthesis_pool(int want);
   Status enqueue_synthesis(int n, NoiseMode mode);
   Status run_synthesis(int n, NoiseMode mode);
@@ -844,12 +846,11 @@ void CudaBackend::carve_synthesis(Carver* c, int n, SynthBuffers* b) const {
   b->nonfinite = c->take<unsigned long long>(1);
 }
 
-// Makes the synthesis pool hold at least min(want, what fits) samples; synth_cap_ says how many.
-Status CudaBackend::ensure_synthesis_pool(int want) {
-  // GEMM rows are int (n * H * W): keep a chunk's pixel count at most 2^30.
+// How many samples of the synthesis pool fit, at most `want`: 80 % of the free device memory
+// (the current pool counted as free), and at most 2^30 pixels per chunk (GEMM rows are int).
+Status CudaBackend::synthesis_fit(int want, int* fit) {
   const int64_t plane = (int64_t)net_->info.img_resolution * net_->info.img_resolution;
   want = (int)std::min<int64_t>(want, std::max<int64_t>(1, ((int64_t)1 << 30) / plane));
-  if (synth_cap_ >= want) return Status::Ok();
   Carver one(nullptr), two(nullptr);
   SynthBuffers tmp;
   carve_synthesis(&one, 1, &tmp);
@@ -859,9 +860,30 @@ Status CudaBackend::ensure_synthesis_pool(int want) {
   size_t free_b = 0, total_b = 0;
   FG_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   const size_t avail = (size_t)((double)(free_b + synth_pool_.size()) * 0.8);
+  *fit = avail > fixed ? (int)std::min<size_t>((size_t)want, std::max<size_t>(1, (avail - fixed) / per_sample)) : 1;
+  return Status::Ok();
+}
+
+// Backend::images_per_call: the Generator's chunk is what fits now (the Generator splits larger
+// requests; ensure_synthesis_pool then allocates for the chunk).
+int CudaBackend::images_per_call() {
+  int fit = 1;
+  if (!ready_ || !broken_.empty()) return 1;
+  if (cudaSetDevice(dev_) != cudaSuccess || !synthesis_fit(1024, &fit).ok) {
+    cudaGetLastError();
+    return std::max(1, synth_cap_);
+  }
+  return fit;
+}
+
+// Makes the synthesis pool hold at least min(want, what fits) samples; synth_cap_ says how many.
+// The Generator asks for at most images_per_call() samples, so the pool holds the whole call; if
+// its allocation still fails, the pool is halved and the call runs in chunks of synth_cap_ (the
+// fallback for callers of the backend itself, such as the emulated unit tests).
+Status CudaBackend::ensure_synthesis_pool(int want) {
+  if (synth_cap_ >= want) return Status::Ok();
   int target = want;
-  if (avail > fixed) target = (int)std::min<size_t>((size_t)want, std::max<size_t>(1, (avail - fixed) / per_sample));
-  else target = 1;
+  FG_RETURN_IF_ERROR(synthesis_fit(want, &target));
   if (target <= synth_cap_) return Status::Ok();  // the current pool is as large as is sensible
 
   clear_graphs();  // they hold the old buffers' addresses

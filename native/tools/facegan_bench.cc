@@ -10,8 +10,8 @@
 // CUDA it captures the graph), then K timed calls (more until T ms have passed, with --min-ms);
 // prints img/s and ms/image (median, best, mean) and the arithmetic rate: TFLOP/s = 2 × the
 // network's nominal multiply-adds per image (printed at load; FFHQ config-f 1024² ≈ 74.3 GMAC,
-// each up-convolution counted at its input resolution, as docs/stylegan2.md does; the
-// CUDA backend's fused polyphase up-conv really does 4× that layer's MACs) × images / time.
+// each up-convolution counted at its input resolution, as docs/stylegan2.md does; the CUDA
+// backend's own per-launch count: FACEGAN_CUDA_MACS=1 with --load-only) × images / time.
 // Times are wall-clock per synthesis call (the engine's own synchronisation): they include the
 // upload of ws / z and the download of the uint8 images (n × H × W × C bytes), not the mapping
 // (unless --mapping). One line per batch starts with "RESULT " and holds key=value pairs for
@@ -21,6 +21,8 @@
 // all cores): each thread runs 12 independent chains of vector FMAs (acc = acc·b + c, AVX-512
 // 16 lanes, or AVX2 8 lanes, or plain float code) that stay in registers, best of 3 runs; GFLOP/s
 // = 2 × lanes × FMAs / time, summed over threads (the ceiling the engine's GEMMs are held to).
+//
+// --load-only: load (prepare the backend), print the load line, stop.
 //
 // --dump FILE: after timing, one more call per batch size with a float output too; its float
 // images then its uint8 images, batch after batch, are written raw to FILE. Two runs that must
