@@ -180,7 +180,8 @@ class Generator {
   // for later calls). Requests of more images run chunk by chunk; the chunking changes no bits
   // (random noise is keyed by the image's index in the request) and cancellation is checked
   // between chunks as well as inside them. This is the only place requests are split: the
-  // backends and the JS layer do not. (A backend that does not count non-finite values, asked
+  // backends and the JS layer do not (but for the CUDA pool's fallback when its allocation fails
+  // after all, see backend.h). (A backend that does not count non-finite values, asked
   // for uint8 only, gets chunks of at most 64 MiB of float image, which the Generator scans.)
   // Tests inject the out-of-memory with FACEGAN_INJECT_OOM_ABOVE=N in the environment of
   // create(): a chunk of more than N images then fails as if the backend had run out of memory.
