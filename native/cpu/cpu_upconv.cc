@@ -141,8 +141,8 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
 // = N: from input resolution N): 25 instead of 36 products per 2×2 input tile and channel pair,
 // and its GEMMs run at the FMA peak, but on the 2-core AVX-512 machine (bench/RESULTS.md, issue
 // 11 §4) the whole layer is not faster yet: the 9 transformed planes are 2.25× the GEMM input
-// of the plain form (re-read per channel group), the output transform is scalar, and the T rows
-// take one more pass through memory before the FIR. Per 2×2 input tile (rows
+// of the plain form (re-read per channel group) and the T rows take one more pass through memory
+// before the FIR (the output transform is the vector kernel sub_out). Per 2×2 input tile (rows
 // 2ty, 2ty+1, columns 2tx, 2tx+1) the 9 transformed planes of its 3×3 input patch (kernels.h
 // sub_in), 9 GEMMs U[ξ] (the phases using plane ξ × C_in) × V[ξ] (C_in × tiles), then per output
 // channel the output transforms give the transposed conv's T at rows 4ty … 4ty+3 and columns
@@ -264,49 +264,34 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
         lap(gemm_us);
         // Output transforms into T rows, then the horizontal FIR into the ring.
         for (int ol = 0; ol < ogg; ++ol) {
-          auto M = [&](int xi, int slot, int col) {
-            return C[(size_t(coff[xi]) + size_t(slot) * cp.og + ol) * ldc + col];
-          };
+          auto M = [&](int xi, int slot) { return C + (size_t(coff[xi]) + size_t(slot) * cp.og + ol) * ldc; };
+          SubOutArgs so;
+          for (int xi = 0; xi < 9; ++xi) so.ee[xi] = M(xi, 0);
+          for (int al = 0; al < 3; ++al) {  // EO: planes β = 1, 2, slot 1
+            so.eo[2 * al] = M(3 * al + 1, 1);
+            so.eo[2 * al + 1] = M(3 * al + 2, 1);
+          }
+          for (int be = 0; be < 3; ++be) {  // OE: planes α = 1, 2, slot 1 + (β ≥ 1)
+            so.oe[be] = M(3 + be, be >= 1 ? 2 : 1);
+            so.oe[3 + be] = M(6 + be, be >= 1 ? 2 : 1);
+          }
+          const int oo_planes[4] = {4, 5, 7, 8};  // OO: slot 3
+          for (int k = 0; k < 4; ++k) so.oo[k] = M(oo_planes[k], 3);
+          so.n = TWp;
+          float* T[4];
+          for (int r = 0; r < 4; ++r) T[r] = sc.T.data() + size_t(r) * TRW + 1;
           for (int ty = a; ty < b; ++ty) {
-            float* T[4];
+            const size_t col = size_t(ty - a) * TWp;
+            SubOutArgs st = so;
+            for (auto& p : st.ee) p += col;
+            for (auto& p : st.eo) p += col;
+            for (auto& p : st.oe) p += col;
+            for (auto& p : st.oo) p += col;
             for (int r = 0; r < 4; ++r) {
-              T[r] = sc.T.data() + size_t(4 * (ty - a) + r) * TRW + 1;
               T[r][-1] = 0.0f;
+              st.T[r] = T[r];
             }
-            for (int tx = 0; tx < TWp; ++tx) {
-              const int col = (ty - a) * TWp + tx;
-              float z[3][2];
-              for (int al = 0; al < 3; ++al) {  // EE
-                const float m0 = M(3 * al, 0, col), m1 = M(3 * al + 1, 0, col), m2 = M(3 * al + 2, 0, col);
-                z[al][0] = m0 + m1;
-                z[al][1] = m1 + m2;
-              }
-              float eo[3][2];
-              for (int al = 0; al < 3; ++al) {  // EO: planes β = 1, 2, slot 1
-                const float u = M(3 * al + 1, 1, col);
-                eo[al][0] = u;
-                eo[al][1] = u + M(3 * al + 2, 1, col);
-              }
-              float oe[2][3];
-              for (int be = 0; be < 3; ++be) {  // OE: planes α = 1, 2, slot 1 + (β ≥ 1)
-                const int sl = be >= 1 ? 2 : 1;
-                const float v = M(3 + be, sl, col);
-                oe[0][be] = v;
-                oe[1][be] = v + M(6 + be, sl, col);
-              }
-              const float a11 = M(4, 3, col), a12 = M(5, 3, col), a21 = M(7, 3, col), a22 = M(8, 3, col);
-              const float oo[2][2] = {{a11, a11 + a12}, {a11 + a21, (a11 + a12) + (a21 + a22)}};
-              for (int rp = 0; rp < 2; ++rp) {
-                float* te_row = T[2 * rp] + 4 * tx;
-                float* to_row = T[2 * rp + 1] + 4 * tx;
-                for (int cq = 0; cq < 2; ++cq) {
-                  te_row[2 * cq] = z[rp][cq] + z[rp + 1][cq];
-                  te_row[2 * cq + 1] = eo[rp][cq] + eo[rp + 1][cq];
-                  to_row[2 * cq] = oe[rp][cq] + oe[rp][cq + 1];
-                  to_row[2 * cq + 1] = oo[rp][cq];
-                }
-              }
-            }
+            ks_->sub_out(st);
             for (int r = 0; r < 4; ++r)
               ks_->fir_h(ring + (size_t(o0 + ol) * RR + size_t((4 * ty + r) % RR)) * OW, T[r], OW);
           }

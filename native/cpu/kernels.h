@@ -86,6 +86,19 @@ struct WinoUpOutArgs {
   EpilogueArgs e;        // no noise (e.noise ignored)
 };
 
+// The sub-pixel up-conv's output transform (cpu_upconv.cc upconv_sub) for one tile row and output
+// channel: from the GEMM rows the four phases read (EE: planes 0…8; EO: planes 1, 2, 4, 5, 7, 8;
+// OE: planes 3 … 8; OO: planes 4, 5, 7, 8; each at the run's first tile), the four T rows
+// 4·ty + r at T[r][4·tx … 4·tx + 3], tx < n.
+struct SubOutArgs {
+  const float* ee[9];
+  const float* eo[6];
+  const float* oe[6];
+  const float* oo[4];
+  float* T[4];
+  int n;
+};
+
 struct KernelSet {
   const char* name;
   int MR, NR;  // GEMM register tile: MR rows (weights) × NR columns (pixels)
@@ -130,6 +143,7 @@ struct KernelSet {
   // The [1,3,3,1]/4 FIR of a row: out[q] = .25·(t[q−1] + t[q+2]) + .75·(t[q] + t[q+1]), q < n
   // (t readable at [−1, n + 2)).
   void (*fir_h)(float* out, const float* t, int n);
+  void (*sub_out)(const SubOutArgs& a);
   // The same FIR across four rows, then the epilogue: dst[q] = epi(.25·(r0 + r3) + .75·(r1 + r2)).
   void (*fir_v)(float* dst, const float* r0, const float* r1, const float* r2, const float* r3, int n,
                 const EpilogueArgs& e);
