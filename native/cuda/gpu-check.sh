@@ -18,6 +18,9 @@
 #   - compute-sanitizer memcheck on two small models, when compute-sanitizer is there;
 #   - the engine's multiply-adds per layer of FFHQ 1024² (FACEGAN_CUDA_MACS=1, from the plan);
 #   - speed: batch 1 / 8 / 32 at 1024² in fp32, fp16, bf16 (images/s and TFLOP/s);
+#   - on an H100 / H200 (compute capability 9.0): the 16-bit steps run the sm_90a wgmma / TMA conv
+#     (modconv_sm90.cu; required there, FACEGAN_CUDA_SM90=1), and bf16 is timed once more on the
+#     mma.sync kernels (FACEGAN_CUDA_SM90=0: column cuda-mma of the speed table);
 #   - when python3 has PyTorch with CUDA: bench/pytorch_stylegan2.py checked against a golden,
 #     then timed on the same network (fp32, TF32, fp16 / bf16 channels-last; torch.compile when
 #     enough time is left).
