@@ -170,6 +170,8 @@ Status Generator::create(const std::string& config_json, const std::vector<Tenso
                            " models (yet)");
     s = g->impl_->backend->prepare(*g->impl_->net, options);
     if (!s) return Status::Error(std::string(reg->name) + ": " + s.message);
+    // The conv weights' views point into the caller's buffers, which may go after create().
+    for (LayerDesc& L : g->impl_->net->layers) L.weight_src = TensorView();
     g->impl_->chunk();
     *out = std::move(g);
     return Status::Ok();

@@ -98,6 +98,27 @@ Status parse_config(const json::Value& root, Config* c) {
   return Status::Ok();
 }
 
+size_t tensor_numel(const TensorView& t) {
+  size_t n = 1;
+  for (int64_t d : t.shape) n *= size_t(d);
+  return n;
+}
+
+// t (F32, F16 or BF16, already validated) as float32 into dst.
+void widen_to_f32(const TensorView& t, float* dst) {
+  const size_t numel = tensor_numel(t);
+  const uint8_t* src = static_cast<const uint8_t*>(t.data);
+  if (t.dtype == DType::F32) {
+    if (numel) std::memcpy(dst, src, numel * 4);
+    return;
+  }
+  for (size_t i = 0; i < numel; ++i) {
+    uint16_t h;
+    std::memcpy(&h, src + 2 * i, 2);
+    dst[i] = t.dtype == DType::F16 ? half_to_float(h) : bf16_to_float(h);
+  }
+}
+
 class Builder {
  public:
   Builder(const std::vector<TensorView>& tensors, Network* net, const char* what = "a StyleGAN2 generator")
@@ -128,8 +149,9 @@ class Builder {
   // Every declared tensor, in declaration (canonical) order.
   const std::vector<ExpectedTensor>& declared() const { return declared_; }
 
-  // Validates the named tensor and returns it widened to float32 (owned by the network).
-  Status load(const std::string& name, const float** out) {
+  // Validates the named tensor (name, shape, dtype, byte size, finite values, checked on the stored
+  // bits) and returns its view, not widened.
+  Status view(const std::string& name, TensorView* out) {
     auto it = by_name_.find(name);
     if (it == by_name_.end()) return Status::Error("missing tensor " + json::quote(name));
     const TensorView& t = *it->second;
@@ -140,27 +162,38 @@ class Builder {
       return Status::Error("tensor " + qn + " has shape " + shape_str(t.shape) + ", expected " + shape_str(shape));
     if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
       return Status::Error("tensor " + qn + " has an unsupported dtype");
-    size_t numel = 1;
-    for (int64_t d : shape) numel *= size_t(d);
+    const size_t numel = tensor_numel(t);
     if (t.nbytes != numel * dtype_size(t.dtype))
       return Status::Error("tensor " + qn + " (" + dtype_name(t.dtype) + " " + shape_str(shape) + ") has " +
                            std::to_string(t.nbytes) + " bytes, expected " + std::to_string(numel * dtype_size(t.dtype)));
     if (!t.data && numel) return Status::Error("tensor " + qn + " has no data");
-    net_->storage.emplace_back(numel);
-    std::vector<float>& dst = net_->storage.back();
     const uint8_t* src = static_cast<const uint8_t*>(t.data);
-    if (t.dtype == DType::F32) {
-      if (numel) std::memcpy(dst.data(), src, numel * 4);
-    } else {
-      for (size_t i = 0; i < numel; ++i) {
+    for (size_t i = 0; i < numel; ++i) {
+      bool finite;
+      if (t.dtype == DType::F32) {
+        float f;
+        std::memcpy(&f, src + 4 * i, 4);
+        finite = std::isfinite(f);
+      } else {
         uint16_t h;
         std::memcpy(&h, src + 2 * i, 2);
-        dst[i] = t.dtype == DType::F16 ? half_to_float(h) : bf16_to_float(h);
+        const uint16_t exp_mask = t.dtype == DType::F16 ? 0x7c00 : 0x7f80;  // all-ones exponent: Inf / NaN
+        finite = (h & exp_mask) != exp_mask;
       }
+      if (!finite) return Status::Error("tensor " + qn + " contains a non-finite value at index " + std::to_string(i));
     }
-    for (size_t i = 0; i < numel; ++i)
-      if (!std::isfinite(dst[i]))
-        return Status::Error("tensor " + qn + " contains a non-finite value at index " + std::to_string(i));
+    *out = t;
+    return Status::Ok();
+  }
+
+  // Validates the named tensor and returns it widened to float32 (owned by the network).
+  Status load(const std::string& name, const float** out) {
+    TensorView t;
+    Status s = view(name, &t);
+    if (!s) return s;
+    net_->storage.emplace_back(tensor_numel(t));
+    std::vector<float>& dst = net_->storage.back();
+    widen_to_f32(t, dst.data());
     *out = dst.data();
     return Status::Ok();
   }
@@ -345,7 +378,7 @@ Status build_stylegan2(const json::Value& root, const std::vector<TensorView>& t
       const float* ns = nullptr;
       if (!(s = b.load(lp + "affine.weight", &L.affine_W))) return s;
       if (!(s = b.load(lp + "affine.bias", &L.affine_b))) return s;
-      if (!(s = b.load(lp + "weight", &L.weight))) return s;
+      if (!(s = b.view(lp + "weight", &L.weight_src))) return s;
       if (!(s = b.load(lp + "bias", &L.bias))) return s;
       if (!(s = b.load(lp + "noise_strength", &ns))) return s;
       if (!(s = b.load(lp + "noise_const", &L.noise_const))) return s;
@@ -526,7 +559,7 @@ Status build_progan(const json::Value& root, const std::vector<TensorView>& tens
       L.out_ch = int(C[size_t(i)]);
       L.ksize = 3;
       const std::string lp = "progan." + L.name + ".";
-      if (!(s = b.load(lp + "weight", &L.weight))) return s;
+      if (!(s = b.view(lp + "weight", &L.weight_src))) return s;
       if (!(s = b.load(lp + "bias", &L.bias))) return s;
       net->layers.push_back(std::move(L));
     }
@@ -596,6 +629,14 @@ Status build_network(const std::string& config_json, const std::vector<TensorVie
     *out = Network();
     return Status::Error("unexpected error while loading the network");
   }
+}
+
+const float* layer_weight_f32(const LayerDesc& L, std::vector<float>* tmp) {
+  if (L.weight || !L.weight_src.data) return L.weight;
+  // Always a copy, F32 too: a tensor of a file buffer need not be 4-byte aligned.
+  tmp->resize(tensor_numel(L.weight_src));
+  widen_to_f32(L.weight_src, tmp->data());
+  return tmp->data();
 }
 
 }  // namespace facegan

@@ -67,7 +67,13 @@ struct LayerDesc {
   float affine_gain = 1.0f;  // 1/sqrt(w_dim)
   float style_gain = 1.0f;   // 1 (Conv), 1/sqrt(in_ch) (ToRGB)
   int style_offset = 0;      // where s of this layer starts inside a packed per-sample style row
-  const float* weight = nullptr;  // [out_ch, in_ch, ksize, ksize]
+  // [out_ch, in_ch, ksize, ksize]. Conv layers built from tensors leave it null and keep the
+  // stored tensor instead (weight_src: F32, F16 or BF16, shape and finiteness checked), so the engine
+  // never holds a float32 copy of every conv weight: a backend reads conv weights through
+  // layer_weight_f32, in prepare() only (the Generator clears weight_src after it; the views die
+  // with the caller's buffers). Dense / ToRGB weights are float32 here.
+  const float* weight = nullptr;
+  TensorView weight_src;
   const float* bias = nullptr;    // [out_ch]
   bool demodulate = true;    // Conv: yes; ToRGB: no (ProGAN: never)
   bool activate = true;      // lrelu: max(y, lrelu_slope·y)·act_gain; else linear
@@ -114,6 +120,11 @@ struct Network {
   int style_dim = 0;         // Σ in_ch over modulated layers: one sample's packed style row (ProGAN 0)
   std::vector<std::vector<float>> storage;  // owns every float32 array the pointers above use
 };
+
+// A layer's weights as float32: L.weight when set (Dense, ToRGB, hand-built layers), else
+// L.weight_src widened (copied) into *tmp. Conv weights: in
+// Backend::prepare only.
+const float* layer_weight_f32(const LayerDesc& L, std::vector<float>* tmp);
 
 // A tensor the weight format (docs/weights-format.md, docs/progan.md) holds for a config.
 struct ExpectedTensor {

@@ -19,7 +19,12 @@ void CpuBackend::prepare_conv(const LayerDesc& L, int index, bool use_wino, int 
                               size_t* max_crows, size_t* max_z, size_t* max_bp) {
   const int MR = ks_->MR;
   ConvPrep cp;
-  cp.L = &L;
+  // The packing below reads the layer with its weights widened to float32 (the network keeps conv
+  // weights as stored, layer_weight_f32); cp.L points back to the network's layer when it is kept.
+  std::vector<float> wtmp;
+  LayerDesc Lw = L;
+  Lw.weight = layer_weight_f32(L, &wtmp);
+  cp.L = &Lw;
   cp.index = index;
   cp.ordinal = int(convs_.size());
   const int Ci = L.in_ch, Co = L.out_ch;
@@ -28,7 +33,7 @@ void CpuBackend::prepare_conv(const LayerDesc& L, int index, bool use_wino, int 
     for (int i = 0; i < Ci; ++i) {
       double s = 0.0;
       for (int k = 0; k < 9; ++k) {
-        double w = L.weight[(size_t(o) * Ci + i) * 9 + k];
+        double w = Lw.weight[(size_t(o) * Ci + i) * 9 + k];
         s += w * w;
       }
       cp.wsq[size_t(o) * Ci + i] = float(s);
@@ -38,6 +43,7 @@ void CpuBackend::prepare_conv(const LayerDesc& L, int index, bool use_wino, int 
   if (L.up == 2 && L.resample == LayerDesc::TransposedFir) {
     if (L.in_res >= sub_min_res_) pack_upconv_sub(cp);
     else pack_upconv(cp, max_crows, max_z, max_cols);
+    cp.L = &L;
     convs_.push_back(std::move(cp));
     return;
   }
@@ -62,6 +68,7 @@ void CpuBackend::prepare_conv(const LayerDesc& L, int index, bool use_wino, int 
     }
     if (wino) prepare_wino(cp, max_cols, max_bp);
   }
+  cp.L = &L;
   convs_.push_back(std::move(cp));
 }
 

@@ -29,6 +29,20 @@ class ReferenceBackend : public Backend {
   Status prepare(const Network& net, const LoadOptions& options) override {
     if (options.precision != Precision::FP32) return Status::Error("the cpu-ref backend runs fp32 only");
     net_ = &net;
+    // Its own copy of the layers with every weight as float32 (the network keeps conv weights as
+    // stored, readable during prepare only): this engine reads them on every call.
+    layers_ = net.layers;
+    weights_.clear();
+    weights_.reserve(layers_.size());
+    for (LayerDesc& L : layers_) {
+      std::vector<float> w;
+      const float* p = layer_weight_f32(L, &w);
+      if (p != L.weight) {
+        weights_.push_back(std::move(w));
+        L.weight = weights_.back().data();
+      }
+      L.weight_src = TensorView();
+    }
     return Status::Ok();
   }
 
@@ -63,6 +77,8 @@ class ReferenceBackend : public Backend {
 
  private:
   const Network* net_ = nullptr;
+  std::vector<LayerDesc> layers_;            // net_->layers, with float32 conv weights
+  std::vector<std::vector<float>> weights_;  // owns those weights
 
   // s[i] = (w · A[i]ᵀ · affine_gain + b[i]) · style_gain
   static void styles(const LayerDesc& L, const float* w, int wd, std::vector<float>* s) {
@@ -211,7 +227,7 @@ class ReferenceBackend : public Backend {
     std::vector<float> zf(z, z + Z), x, y;
     if (net.normalize_latent) pixel_norm(zf.data(), Z, 1, net.latent_eps);
     int res = 0, ch = 0;
-    for (const LayerDesc& L : net.layers) {
+    for (const LayerDesc& L : layers_) {
       if (is_cancelled(cancel)) return false;
       if (L.kind == LayerDesc::Dense) {
         // a[o][y][x] = Σ_c W[o·16 + y·4 + x][c]·z[c] + b[o]
@@ -289,7 +305,7 @@ class ReferenceBackend : public Backend {
     int img_res = 0, conv_ordinal = 0;
     for (size_t li = 0; li < net.layers.size(); ++li) {
       if (is_cancelled(cancel)) return false;
-      const LayerDesc& L = net.layers[li];
+      const LayerDesc& L = layers_[li];
       styles(L, ws + size_t(L.w_index) * wd, wd, &s);
       if (L.kind == LayerDesc::Conv) {
         if (mode == NoiseMode::Random) {

@@ -658,7 +658,9 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
       s.Kpad = conv_tile_kpad(s.tile, s.g);
       s.Npad = conv_tile_npad(s.tile, geom_N(s.g));
       std::vector<float> B((size_t)s.Kpad * s.Npad), colscale((size_t)conv_phases(s.g) * s.Npad);
-      pack_conv_layer(s.g, L.weight, conv_tile_bk(s.tile), s.Npad, act_ != ActType::F32, B.data(), colscale.data());
+      std::vector<float> wtmp;  // conv weights as stored in the network, widened (prepare only)
+      pack_conv_layer(s.g, layer_weight_f32(L, &wtmp), conv_tile_bk(s.tile), s.Npad, act_ != ActType::F32, B.data(),
+                      colscale.data());
       s.w = add_act_values(&blob, B, act_);
       if (act_ != ActType::F32) s.colscale = blob.add_vec(colscale);
       s.bias = blob.add(L.bias, (size_t)L.out_ch * sizeof(float));

@@ -240,7 +240,8 @@ inline bool build_style_plan(const Network& net, int rows_per_tile, StylePlan* p
       const int64_t at = wsq_size;
       wsq_size += (int64_t)L.out_ch * L.in_ch;
       p->wsq.resize((size_t)wsq_size);
-      weight_sq_sums(L.weight, L.out_ch, L.in_ch, taps, p->wsq.data() + at);
+      std::vector<float> wtmp;  // conv weights as stored in the network, widened (prepare only)
+      weight_sq_sums(layer_weight_f32(L, &wtmp), L.out_ch, L.in_ch, taps, p->wsq.data() + at);
       RowTile d;
       d.x_off = L.style_offset;
       d.K = L.in_ch;

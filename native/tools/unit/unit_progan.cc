@@ -287,7 +287,8 @@ void test_progan_pipeline_emulation() {
         g.batch = nb;
         CHECK(L.up == 1 || (g.src_shift == 1 && g.H == L.out_res && g.up == 1), "nearest up-conv geometry");
         const std::vector<float> ones((size_t)nb * g.Cin, 1.0f);
-        const std::vector<float> W(L.weight, L.weight + (size_t)L.out_ch * L.in_ch * 9);
+        std::vector<float> W;
+        CHECK(layer_weight_f32(L, &W) == W.data(), L.name + ": conv weights kept as stored");
         const int64_t bstride = in_plane(g);
         CHECK((int64_t)x.size() == nb * bstride, L.name + ": input size");
         std::vector<float> y = path == 0                  ? emulate_ffma_kernel(g, x, bstride, ones, W)
