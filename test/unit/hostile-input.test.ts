@@ -277,7 +277,8 @@ async function abortedLongRequest(batchSize: number, budgetImages: number): Prom
 
 describe('6b. an AbortSignal stops a long request within one chunk', () => {
   it('a 1024-image request aborted after 100 ms rejects with ERR_ABORTED long before its end', async () => {
-    // At most the chunk that was running (16 images) finishes.
+    // batchSize only caps how many requests are gathered into one engine call; it never splits a
+    // request: the 1024 images are one engine call, chunked by the core, stopped by its cancel flag.
     await abortedLongRequest(16, 48);
   });
 });
