@@ -103,9 +103,10 @@ GEN=Ninja
 EMU_OFF=''
 grep -q 'option(FACEGAN_CUDA_EMU' CMakeLists.txt 2> /dev/null && EMU_OFF='-DFACEGAN_CUDA_EMU=OFF'
 
-# Hopper (compute capability 9.0): the sm_90a wgmma / TMA conv (modconv_sm90.cu) runs the layers it
-# fits by default. There the 16-bit compare and bench steps require it (FACEGAN_CUDA_SM90=1: an
-# error if it cannot run), the goldens run it too (small64-fp16's 16x16 128-channel conv), and one
+# Hopper (compute capability 9.0): the sm_90a wgmma / TMA conv (modconv_sm90.cu: plain 3x3 convs and
+# the up-convs' phases, two blocks per SM) runs the layers it fits by default. There the 16-bit
+# compare and bench steps require it (FACEGAN_CUDA_SM90=1: an error if it cannot run), the goldens
+# run it too (small64-fp16's 16x16 128-channel conv and its 16->32 / 32->64 up-convs), and one
 # more bench step times the mma.sync kernels on the same GPU (bf16, FACEGAN_CUDA_SM90=0, reported as
 # backend cuda-mma in the speed table) for the side-by-side ratio.
 SM90=''

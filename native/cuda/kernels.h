@@ -77,6 +77,9 @@ int conv_tile_kpad(ConvTile tile, const ConvGeom& g);  // conv_packed_k of the l
 int conv_tile_npad(ConvTile tile, int N);
 int conv_tile_bm(ConvTile tile);  // GEMM rows per block
 Status launch_modconv(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t stream);
+// The up-conv's FIR pass alone (t -> y, + noise, bias, activation, clamp), after its four phases
+// (launch_modconv runs it itself; the sm_90a path, modconv_sm90.cu, calls it after its GEMM).
+Status launch_upfir(const ConvArgs& a, ActType t, cudaStream_t stream);
 
 // ---- torgb.cu: 1x1 modulated conv (no demod) + bias + clamp + the x2 skip upsample, one pass
 struct ToRgbArgs {

@@ -546,7 +546,10 @@ Status launch_modconv(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t 
   const int BN = tile == ConvTile::Ffma ? FfmaCfg::BN : tile == ConvTile::MmaWide ? MmaCfgWide::BN : MmaCfgNarrow::BN;
   if (a.Npad / BN > 65535) return Status::Error("modconv: too many output channels");
   FG_RETURN_IF_ERROR(launch_gemm(a, t, tile, stream));
-  if (a.g.up == 1) return Status::Ok();
+  return a.g.up == 1 ? Status::Ok() : launch_upfir(a, t, stream);
+}
+
+Status launch_upfir(const ConvArgs& a, ActType t, cudaStream_t stream) {
   switch (t) {
     case ActType::F32: return launch_upfir<float>(a, stream);
     case ActType::F16: return launch_upfir<__half>(a, stream);

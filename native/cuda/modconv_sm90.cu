@@ -14,13 +14,15 @@
 // weights. Both use the 128-byte swizzle, rows of 64 16-bit elements, which wgmma reads through
 // K-major descriptors (SBO 1024 bytes). K runs over 9 taps x Cin / 64 channel blocks.
 //
-// Pipeline: 4 stages of (A 16 KB + B 16 or 8 KB), one "full" mbarrier each (arrive.expect_tx by the
+// Pipeline: S stages of (A 16 KB + B 16 or 8 KB) (S = 3 for BN 128, 4 for BN 64: about 97 KB of
+// shared memory either way, two blocks per SM), one "full" mbarrier each (arrive.expect_tx by the
 // issuing thread + the two TMA transactions). At k-tile kt every thread waits for its stage,
 // scales its A chunks in place by the sample's style (x * s * sinv, the same rounding as the
 // mma.sync path) and fences them to the async proxy; after the block barrier, thread 0 issues the
-// TMA loads of k-tile kt + 2 into the stage of k-tile kt - 2, whose wgmma groups both warpgroups
-// have waited for (wgmma.wait_group 1 at kt - 1) before reaching the barrier. Each warpgroup then
-// issues 4 wgmma (k16 steps) on its 64 rows, commits them and waits for the previous group.
+// TMA loads of k-tile kt + P (P = S - 2: 1 or 2 k-tiles ahead) into the stage of k-tile kt + P - S
+// = kt - 2, whose wgmma groups both warpgroups have waited for (wgmma.wait_group 1 at kt - 1)
+// before reaching the barrier (Sm90Cfg::prefetch). Each warpgroup then issues 4 wgmma (k16 steps)
+// on its 64 rows, commits them and waits for the previous group.
 //
 // Used for 16-bit plain 3x3 layers with Cin % 64 == 0, more than 32 output channels, a
 // per-sample input and an input grid of at least 8 x 16, on a device of compute capability 9.0
@@ -29,6 +31,7 @@
 // kernel as empty.
 #include <cudaTypedefs.h>
 
+#include <cstring>
 #include <type_traits>
 
 #include "common.cuh"
@@ -43,36 +46,47 @@ namespace {
 #define FG_SM90A_DEVICE 1
 #endif
 
-// The epilogue of two adjacent columns j, j + 1 (j even) of one row, as modconv.cu's
-// conv_store_pair: x colscale, x d, + noise * strength, + bias, lrelu, clamp, stored NHWC (one
-// 4-byte store when both columns are channels o, o + 1 of one phase).
+// The epilogue of two adjacent columns j, j + 1 (j even) of one row of the GEMM g (a phase for
+// up 2), as modconv.cu's conv_store_pair: x colscale, x d, then up 1: + noise * strength, + bias,
+// lrelu, clamp into y; up 2: stored into t (the FIR pass finishes). One 4-byte store when both
+// columns are channels o, o + 1.
 template <typename T>
-__device__ __forceinline__ void sm90_store(const ConvArgs& a, const Pixel& p, int j, int N, float acc0, float acc1) {
+__device__ __forceinline__ void sm90_store(const ConvArgs& a, const ConvGeom& g, const float* colscale, const Pixel& p,
+                                           int j, int N, float acc0, float acc1) {
   const float acc[2] = {acc0, acc1};
-  const bool pair = j + 1 < N && (a.g.Cout & 1) == 0;
+  const bool pair = j + 1 < N && (g.Cout & 1) == 0;
+  T* const dst = static_cast<T*>(g.up == 1 ? a.y : a.t);
   T out[2];
   int64_t off0 = 0;
 #pragma unroll
   for (int e = 0; e < 2; ++e) {
     if (j + e >= N) continue;
-    const OutCol oc = gemm_col_out(a.g, j + e);
+    const OutCol oc = gemm_col_out(g, j + e);
     float v = acc[e];
-    if (a.colscale) v *= a.colscale[j + e];
+    if (colscale) v *= colscale[j + e];
     if (a.dcoef) v *= a.dcoef[(int64_t)p.b * a.d_stride + a.d_off + oc.o];
-    if (a.noise) v += a.noise[(int64_t)p.b * a.noise_bstride + gemm_out_pixel(a.g, p, oc)] * a.noise_strength;
-    v += a.bias[oc.o];
-    v = act_clamp(v, a.activate != 0, a.slope, a.gain, a.clamp);
+    if (g.up == 1) {
+      if (a.noise) v += a.noise[(int64_t)p.b * a.noise_bstride + gemm_out_pixel(g, p, oc)] * a.noise_strength;
+      v += a.bias[oc.o];
+      v = act_clamp(v, a.activate != 0, a.slope, a.gain, a.clamp);
+    }
     out[e] = Act<T>::from_float(v);
-    const int64_t off = gemm_out_offset(a.g, p, oc);
+    const int64_t off = gemm_out_offset(g, p, oc);
     if (e == 0) off0 = off;
-    if (!pair) static_cast<T*>(a.y)[off] = out[e];
+    if (!pair) dst[off] = out[e];
   }
   if (pair) {
     uint32_t bits;
     memcpy(&bits, out, 4);
-    *reinterpret_cast<uint32_t*>(static_cast<T*>(a.y) + off0) = bits;  // o even: 4-byte aligned
+    *reinterpret_cast<uint32_t*>(dst + off0) = bits;  // o even: 4-byte aligned
   }
 }
+
+// The kernel's tensor maps: the activations, and the packed weights of each phase (one for up 1).
+struct Sm90Maps {
+  CUtensorMap a;
+  CUtensorMap b[4];
+};
 
 #ifdef FG_SM90A_DEVICE
 __device__ __forceinline__ uint32_t smem_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
@@ -208,11 +222,11 @@ struct Wgmma<__half, 64> {
 #endif  // FG_SM90A_DEVICE
 
 template <typename T, int BN>
-__global__ void __launch_bounds__(Sm90Cfg::THREADS, 1)
-    modconv_sm90_kernel(const __grid_constant__ CUtensorMap tmap_a, const __grid_constant__ CUtensorMap tmap_b,
-                        const ConvArgs a) {
+__global__ void __launch_bounds__(Sm90Cfg::THREADS, 2)
+    modconv_sm90_kernel(const __grid_constant__ Sm90Maps maps, const ConvArgs a) {
 #ifdef FG_SM90A_DEVICE
-  constexpr int S = Sm90Cfg::STAGES, BK = Sm90Cfg::BK;
+  constexpr int S = Sm90Cfg::stages(BN), P = Sm90Cfg::prefetch(BN), BK = Sm90Cfg::BK;
+  static_assert(P >= 1 && P + Sm90Cfg::WGMMA_PENDING <= S - 1, "a TMA load would overwrite a stage a wgmma still reads");
   constexpr uint32_t A_BYTES = Sm90Cfg::A_BYTES, B_BYTES = Sm90Cfg::b_bytes(BN), STAGE = A_BYTES + B_BYTES;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   // Stages at a 1024-byte aligned shared address (the 128-byte swizzle repeats every 1024 bytes,
@@ -222,15 +236,22 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 1)
   unsigned char* const smem = smem_raw + (base - raw);
   const uint32_t bars = base + S * STAGE;
 
-  const ConvGeom& g = a.g;
+  // The GEMM of this launch: the layer (up 1) or sub-pixel phase blockIdx.z of the up-conv, whose
+  // rows are its (H + 1 - py) x (W + 1 - px) grid; the grid of blocks covers phase 0's (the largest).
+  const ConvGeom g = conv_phase_geom(a.g, blockIdx.z);
   const int tid = threadIdx.x, wg = tid >> 7;
-  const int N = geom_N(g);
-  const int tiles_x = ceil_div(g.W, Sm90Cfg::TILE_W), tiles_y = ceil_div(g.H, Sm90Cfg::TILE_H);
+  const int N = geom_N(g), RH = geom_RH(g), RW = geom_RW(g);
+  const int tiles_x = ceil_div(geom_RW(a.g), Sm90Cfg::TILE_W), tiles_y = ceil_div(geom_RH(a.g), Sm90Cfg::TILE_H);
   const int bx = blockIdx.x;
   const int tx = bx % tiles_x, ty = (bx / tiles_x) % tiles_y, b = bx / (tiles_x * tiles_y);
   const int x0 = tx * Sm90Cfg::TILE_W, y0 = ty * Sm90Cfg::TILE_H;
+  if (x0 >= RW || y0 >= RH) return;  // past a smaller phase's grid: the whole block, before any barrier
   const int n0 = blockIdx.y * BN;
-  const int cblocks = g.Cin / BK, nk = 9 * cblocks;
+  // Taps (ty, tx) read input pixel (y + dy, x + dx): up 1, 3 x 3 taps, d = t - 1; up 2, the phase's
+  // (2 - py) x (2 - px) taps, d = -t (indexing.cuh: tap_offset). k-tile kt = tap * cblocks + cb.
+  const int taps_x = geom_taps_x(g), cblocks = g.Cin / BK, nk = geom_taps_y(g) * taps_x * cblocks;
+  const CUtensorMap* const tmap_b = &maps.b[blockIdx.z];
+  const float* const colscale = a.colscale ? a.colscale + (int64_t)blockIdx.z * a.Npad : nullptr;
 
   if (tid == 0) {
     for (int s = 0; s < S; ++s) mbar_init(bars + 8u * s, 1);
@@ -241,13 +262,14 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 1)
   // Thread 0 issues k-tile kt (tap kt / cblocks, channels (kt % cblocks) * 64 ...) into its stage.
   auto issue = [&](int kt) {
     const int s = kt % S, tap = kt / cblocks, cb = kt - tap * cblocks;
+    const int tap_y = tap / taps_x, tap_x = tap - tap_y * taps_x;
     const uint32_t st = base + s * STAGE, bar = bars + 8u * s;
     mbar_expect_tx(bar, STAGE);
-    tma_load_4d(st, &tmap_a, cb * BK, x0 + tap % 3 - 1, y0 + tap / 3 - 1, b, bar);
-    tma_load_2d(st + A_BYTES, &tmap_b, tap * g.Cin + cb * BK, n0, bar);
+    tma_load_4d(st, &maps.a, cb * BK, x0 + tap_offset(g, tap_x), y0 + tap_offset(g, tap_y), b, bar);
+    tma_load_2d(st + A_BYTES, tmap_b, tap * g.Cin + cb * BK, n0, bar);
   };
   if (tid == 0)
-    for (int kt = 0; kt < S - 2 && kt < nk; ++kt) issue(kt);
+    for (int kt = 0; kt < P && kt < nk; ++kt) issue(kt);
 
   // The style scale: thread t always owns 16-byte chunk t % 8 of rows t / 8 + 32 i (i < 4) of the
   // A stage; through the swizzle that is logical chunk (t % 8) ^ (row % 8) = (t % 8) ^ ((t / 8) % 8),
@@ -280,7 +302,7 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 1)
     }
     fence_proxy_async();  // the scaled A is read by wgmma (the async proxy)
     __syncthreads();
-    if (tid == 0 && kt + S - 2 < nk) issue(kt + S - 2);
+    if (tid == 0 && kt + P < nk) issue(kt + P);
 
     const uint32_t st = base + s * STAGE;
     wgmma_fence();
@@ -289,7 +311,7 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 1)
     for (int kk = 0; kk < BK / 16; ++kk)
       Wgmma<T, BN>::run(acc, sm90_desc(st + wg * (A_BYTES / 2) + kk * 32), sm90_desc(st + A_BYTES + kk * 32), 1u);
     wgmma_commit();
-    wgmma_wait<1>();
+    wgmma_wait<Sm90Cfg::WGMMA_PENDING>();
     fence_acc(acc);
   }
   wgmma_wait<0>();
@@ -302,19 +324,23 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 1)
   for (int h = 0; h < 2; ++h) {
     const int r = wg * 64 + 16 * w + (lane >> 2) + 8 * h;  // tile row: ly = r / 16, lx = r % 16
     const int y = y0 + r / Sm90Cfg::TILE_W, x = x0 + r % Sm90Cfg::TILE_W;
-    if (y >= g.H || x >= g.W) continue;
+    if (y >= RH || x >= RW) continue;
     const Pixel p{b, y, x};
 #pragma unroll
     for (int q = 0; q < BN / 8; ++q) {
       const int i = 4 * q + 2 * h;
-      sm90_store<T>(a, p, n0 + 8 * q + 2 * (lane & 3), N, acc[i], acc[i + 1]);
+      sm90_store<T>(a, g, colscale, p, n0 + 8 * q + 2 * (lane & 3), N, acc[i], acc[i + 1]);
     }
   }
 #else
-  (void)tmap_a;
-  (void)tmap_b;
+  (void)maps;
   (void)a;
 #endif
+}
+
+// Blocks per column tile: 8 x 16 tiles of phase 0's grid (the largest), per sample.
+int64_t sm90_row_tiles(const ConvGeom& g) {
+  return (int64_t)ceil_div(geom_RW(g), Sm90Cfg::TILE_W) * ceil_div(geom_RH(g), Sm90Cfg::TILE_H) * g.batch;
 }
 
 // cuTensorMapEncodeTiled, from the driver through the runtime (the runtime is linked statically
@@ -339,25 +365,31 @@ Status launch_sm90(const ConvArgs& a, cudaStream_t stream) {
   const CUtensorMapDataType dt =
       std::is_same<T, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   const cuuint32_t estr[4] = {1, 1, 1, 1};
-  // A: the NHWC activations as a 4-D tensor {C, W, H, N}; one box = one tap's 8 x 16 pixels x 64 channels.
-  CUtensorMap ta, tb;
+  // A: the NHWC activations as a 4-D tensor {C, W, H, N}; one box = one tap's 8 x 16 pixels x 64
+  // channels (its parts outside the input, the padding, read as zeros).
+  Sm90Maps maps;
+  std::memset(&maps, 0, sizeof maps);
   const cuuint64_t adims[4] = {(cuuint64_t)g.Cin, (cuuint64_t)g.W, (cuuint64_t)g.H, (cuuint64_t)g.batch};
   const cuuint64_t astr[3] = {(cuuint64_t)g.Cin * 2, (cuuint64_t)g.W * g.Cin * 2, (cuuint64_t)g.H * g.W * g.Cin * 2};
   const cuuint32_t abox[4] = {Sm90Cfg::BK, Sm90Cfg::TILE_W, Sm90Cfg::TILE_H, 1};
-  if (encode(&ta, dt, 4, const_cast<void*>(a.x), adims, astr, abox, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+  if (encode(&maps.a, dt, 4, const_cast<void*>(a.x), adims, astr, abox, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
     return Status::Error("modconv sm_90a: cuTensorMapEncodeTiled refused the activation tensor");
-  // B: the packed weights [Npad][Kpad]; one box = BN columns x 64 k.
-  const cuuint64_t bdims[2] = {(cuuint64_t)a.Kpad, (cuuint64_t)a.Npad};
-  const cuuint64_t bstr[1] = {(cuuint64_t)a.Kpad * 2};
-  const cuuint32_t bbox[2] = {Sm90Cfg::BK, BN};
-  if (encode(&tb, dt, 2, const_cast<void*>(a.w), bdims, bstr, bbox, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-             CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
-    return Status::Error("modconv sm_90a: cuTensorMapEncodeTiled refused the weight tensor");
+  // B: each phase's packed weights [Npad][K] (at conv_phase_w_offset); one box = BN columns x 64 k.
+  for (int ph = 0; ph < conv_phases(g); ++ph) {
+    const int64_t K = geom_K(conv_phase_geom(g, ph));
+    const cuuint64_t bdims[2] = {(cuuint64_t)K, (cuuint64_t)a.Npad};
+    const cuuint64_t bstr[1] = {(cuuint64_t)K * 2};
+    const cuuint32_t bbox[2] = {Sm90Cfg::BK, BN};
+    void* const w = static_cast<unsigned char*>(const_cast<void*>(a.w)) + 2 * conv_phase_w_offset(g, ph, Sm90Cfg::BK, a.Npad);
+    if (encode(&maps.b[ph], dt, 2, w, bdims, bstr, bbox, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
+      return Status::Error("modconv sm_90a: cuTensorMapEncodeTiled refused the weight tensor");
+  }
   constexpr int smem = Sm90Cfg::smem_bytes(BN);
   FG_CUDA_CHECK(cudaFuncSetAttribute(modconv_sm90_kernel<T, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  const dim3 grid(ceil_div(g.W, Sm90Cfg::TILE_W) * ceil_div(g.H, Sm90Cfg::TILE_H) * g.batch, ceil_div(a.Npad, BN));
-  modconv_sm90_kernel<T, BN><<<grid, Sm90Cfg::THREADS, smem, stream>>>(ta, tb, a);
+  const dim3 grid((unsigned)sm90_row_tiles(g), ceil_div(a.Npad, BN), conv_phases(g));
+  modconv_sm90_kernel<T, BN><<<grid, Sm90Cfg::THREADS, smem, stream>>>(maps, a);
   FG_CUDA_CHECK_LAUNCH("modconv_sm90_kernel");
   return Status::Ok();
 }
@@ -367,11 +399,12 @@ Status launch_sm90(const ConvArgs& a, cudaStream_t stream) {
 bool modconv_sm90_fits(const ConvArgs& a, ActType t) {
   const ConvGeom& g = a.g;
   const int N = geom_N(g);
-  return t != ActType::F32 && g.up == 1 && g.ks == 3 && g.src_shift == 0 && g.Cin % Sm90Cfg::BK == 0 &&
-         a.x_bstride == (int64_t)g.H * g.W * g.Cin && g.W >= Sm90Cfg::TILE_W && g.H >= Sm90Cfg::TILE_H && N > 32 &&
-         a.Npad >= N && a.Npad % 32 == 0 && a.Kpad == geom_K(g) && ceil_div(a.Npad, sm90_bn(N)) <= 65535 &&
+  return t != ActType::F32 && (g.up == 1 || (g.up == 2 && a.t != nullptr)) && g.ks == 3 && g.phase == 0 &&
+         g.src_shift == 0 && g.Cin % Sm90Cfg::BK == 0 && a.x_bstride == (int64_t)g.H * g.W * g.Cin &&
+         g.W >= Sm90Cfg::TILE_W && g.H >= Sm90Cfg::TILE_H && N > 32 && a.Npad >= N && a.Npad % 32 == 0 &&
+         a.Kpad == conv_packed_k(g, Sm90Cfg::BK) && ceil_div(a.Npad, sm90_bn(N)) <= 65535 &&
          (reinterpret_cast<uintptr_t>(a.x) & 15) == 0 && (reinterpret_cast<uintptr_t>(a.w) & 15) == 0 &&  // TMA bases
-         (int64_t)ceil_div(g.W, Sm90Cfg::TILE_W) * ceil_div(g.H, Sm90Cfg::TILE_H) * g.batch <= 0x7fffffff;
+         sm90_row_tiles(g) <= 0x7fffffff;
 }
 
 bool modconv_sm90_available(int device) {
@@ -401,9 +434,11 @@ bool modconv_sm90_available(int device) {
 Status launch_modconv_sm90(const ConvArgs& a, ActType t, cudaStream_t stream) {
   if (geom_M(a.g) <= 0) return Status::Ok();
   if (!modconv_sm90_fits(a, t)) return Status::Error("modconv sm_90a: layer shape not supported by the sm_90a kernel");
-  if (sm90_bn(geom_N(a.g)) == 64)
-    return t == ActType::F16 ? launch_sm90<__half, 64>(a, stream) : launch_sm90<__nv_bfloat16, 64>(a, stream);
-  return t == ActType::F16 ? launch_sm90<__half, 128>(a, stream) : launch_sm90<__nv_bfloat16, 128>(a, stream);
+  const bool f16 = t == ActType::F16, narrow = sm90_bn(geom_N(a.g)) == 64;
+  const Status st = narrow ? (f16 ? launch_sm90<__half, 64>(a, stream) : launch_sm90<__nv_bfloat16, 64>(a, stream))
+                           : (f16 ? launch_sm90<__half, 128>(a, stream) : launch_sm90<__nv_bfloat16, 128>(a, stream));
+  if (!st.ok) return st;
+  return a.g.up == 2 ? launch_upfir(a, t, stream) : Status::Ok();  // the up-conv's FIR pass (modconv.cu)
 }
 
 }  // namespace cuda

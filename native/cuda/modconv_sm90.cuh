@@ -12,12 +12,21 @@ struct Sm90Cfg {
   static constexpr int THREADS = 256;            // two warpgroups, 64 rows each
   static constexpr int TILE_H = 8, TILE_W = 16;  // the block's 128 rows: 8 x 16 input-grid pixels
   static constexpr int BK = 64;                  // k per stage (one 128-byte row of 16-bit elements)
-  static constexpr int STAGES = 4;
   static constexpr unsigned A_BYTES = 128 * BK * 2;
   // Columns per block BN: 128, or 64 for layers of at most 64 columns.
   static constexpr unsigned b_bytes(int bn) { return (unsigned)bn * BK * 2; }
+  // Pipeline stages: 3 of 32 KB for BN 128 (97 KB per block: two blocks per SM), 4 of 24 KB for
+  // BN 64 (97 KB as well).
+  static constexpr int stages(int bn) { return bn == 128 ? 3 : 4; }
+  // wgmma groups a warpgroup leaves pending at the end of a k-tile (wgmma.wait_group N).
+  static constexpr int WGMMA_PENDING = 1;
+  // How many k-tiles ahead thread 0 issues the TMA loads. The stage it refills at k-tile kt holds
+  // k-tile kt + prefetch - stages, whose wgmma must have completed before the block barrier of
+  // k-tile kt: every warpgroup waited (at kt - 1) until at most WGMMA_PENDING groups, k-tiles
+  // kt - WGMMA_PENDING .. kt - 1, remain; so kt + prefetch - stages <= kt - 1 - WGMMA_PENDING.
+  static constexpr int prefetch(int bn) { return stages(bn) - 1 - WGMMA_PENDING; }
   // The stages, 1024 bytes to align them, one 8-byte mbarrier per stage.
-  static constexpr int smem_bytes(int bn) { return STAGES * (int)(A_BYTES + b_bytes(bn)) + 1024 + 8 * STAGES; }
+  static constexpr int smem_bytes(int bn) { return stages(bn) * (int)(A_BYTES + b_bytes(bn)) + 1024 + 8 * stages(bn); }
 };
 // The block's column count for a layer of N columns.
 inline int sm90_bn(int N) { return N <= 64 ? 64 : 128; }

@@ -1,7 +1,8 @@
 // Emulated tests of the Hopper (sm_90a) path, modconv_sm90.cu: wgmma.mma_async from TMA-staged,
-// 128-byte-swizzled shared memory through a 4-stage mbarrier pipeline, run by the emulator's
-// PTX (ptx.cc) against naive references. Built only into the sm_90a emulator library
-// (__CUDA_ARCH__ 900, __CUDA_ARCH_FEAT_SM90_ALL), whose device reports compute capability 9.0.
+// 128-byte-swizzled shared memory through a 3- or 4-stage mbarrier pipeline, plain 3x3 layers and
+// the up-convs' sub-pixel phases, run by the emulator's PTX (ptx.cc) against naive references.
+// Built only into the sm_90a emulator library (__CUDA_ARCH__ 900, __CUDA_ARCH_FEAT_SM90_ALL), whose
+// device reports compute capability 9.0.
 #include "kernel_tests_sm90.h"
 
 #include <cudaTypedefs.h>
@@ -194,6 +195,161 @@ void sm90_case(const Sm90Case& c, ActType t, Results* out) {
   out->push_back({name, err < limit && bad == 0, buf});
 }
 
+// One up-conv (the transposed 3x3 conv, stride 2, as four sub-pixel phases: grid z, into t, then
+// modconv.cu's FIR pass) through launch_modconv_sm90, against
+//  - the float reference: ref_upconv (transposed conv + [1,3,3,1]^2 FIR) + the epilogue, with the
+//    limits of the mma.sync up-conv tests (kernel_tests.cc);
+//  - the kernel's intermediate t against t computed in double from the same 16-bit operands (the
+//    scaled activations, each phase's packed 16-bit weights and column scales, x d), straight from
+//    the transposed conv's definition t[2i + kh][2j + kw] += x[i][j] W[kh][kw]: every element of t
+//    (it starts as NaN) within 2 ulp of the 16-bit type + 1e-4, which a wrong phase, tap, tensor
+//    map or parity shows at once.
+void sm90_upconv_case(const Sm90Case& c, ActType t, Results* out) {
+  const char* pname = t == ActType::F16 ? "fp16" : "bf16";
+  const std::string name = std::string("modconv sm_90a up-conv phases ") + c.name + " " + pname;
+  ConvGeom g;
+  g.batch = c.batch;
+  g.H = c.H;
+  g.W = c.W;  // ref_upconv: square
+  g.Cin = c.Cin;
+  g.Cout = c.Cout;
+  g.up = 2;
+  const int64_t plane = (int64_t)g.H * g.W * g.Cin;
+  const int TH = 2 * g.H + 1, TW = 2 * g.W + 1, OH = 2 * g.H, OW = 2 * g.W;
+  auto x = testref::random_vec(g_rng, (size_t)c.batch * plane, -1.0f, 1.0f);
+  for (float& v : x) v = q16(v, t);
+  auto s = testref::random_vec(g_rng, (size_t)c.batch * c.Cin, 0.5f, 1.5f);
+  auto sinv = testref::random_vec(g_rng, (size_t)c.batch, 0.6f, 0.9f);
+  auto W = testref::random_vec(g_rng, (size_t)c.Cout * c.Cin * 9, -1.0f, 1.0f);
+  auto d = testref::random_vec(g_rng, (size_t)c.batch * c.Cout, 0.5f, 1.0f);
+  auto bias = testref::random_vec(g_rng, c.Cout, -0.2f, 0.2f);
+  auto noise = testref::random_vec(g_rng, (size_t)OH * OW, -1.0f, 1.0f);
+  const float strength = 0.3f, clamp = 1.5f;
+
+  // The backend's packing of the four phases (conv_phase_w_offset), columns to 128 or 32.
+  const int Kpad = conv_packed_k(g, Sm90Cfg::BK), Npad = round_up(geom_N(g), geom_N(g) > 64 ? 128 : 32);
+  std::vector<float> B((size_t)Kpad * Npad), colscale((size_t)conv_phases(g) * Npad);
+  pack_conv_layer(g, W.data(), Sm90Cfg::BK, Npad, true, B.data(), colscale.data());
+  std::vector<uint16_t> B16(B.size()), x16(x.size());
+  for (size_t i = 0; i < B.size(); ++i) B16[i] = to16(B[i], t);
+  for (size_t i = 0; i < x.size(); ++i) x16[i] = to16(x[i], t);
+
+  // Float reference.
+  std::vector<float> s_eff(s.size());
+  for (int b = 0; b < c.batch; ++b)
+    for (int ch = 0; ch < c.Cin; ++ch) s_eff[(size_t)b * c.Cin + ch] = s[(size_t)b * c.Cin + ch] * sinv[b];
+  std::vector<float> ref = testref::ref_upconv(g, x, plane, s_eff, W);
+  for (int b = 0; b < c.batch; ++b)
+    for (int p = 0; p < OH * OW; ++p)
+      for (int o = 0; o < c.Cout; ++o) {
+        float& v = ref[((size_t)b * OH * OW + p) * c.Cout + o];
+        double r = (double)v * d[(size_t)b * c.Cout + o] + noise[p] * strength + bias[o];
+        r = (r < 0 ? r * 0.2 : r) * std::sqrt(2.0);
+        v = (float)std::min<double>(std::max<double>(r, -clamp), clamp);
+      }
+  // t from the exact 16-bit operands: weight tap (kh, kw) of output parity (py, px) is row k of
+  // that phase's packed B, tap (ty, tx) = (kh / 2, kw / 2) for even kh, kw (the only taps of an
+  // even parity), (0, 0) for the odd one (kh or kw = 1).
+  std::vector<float> ax(x.size());
+  for (int b = 0; b < c.batch; ++b)
+    for (int64_t i = 0; i < plane; ++i) {
+      const int ch = (int)(i % c.Cin);
+      ax[(size_t)(b * plane + i)] = q16(x[(size_t)(b * plane + i)] * (s[(size_t)b * c.Cin + ch] * sinv[b]), t);
+    }
+  const size_t t_n = (size_t)c.batch * TH * TW * c.Cout;
+  std::vector<double> texact(t_n, 0.0);
+  for (int ph = 0; ph < 4; ++ph) {
+    const int py = ph >> 1, px = ph & 1, nty = 2 - py, ntx = 2 - px;
+    const ConvGeom pg = conv_phase_geom(g, ph);
+    const int64_t woff = conv_phase_w_offset(g, ph, Sm90Cfg::BK, Npad);
+    const int K = geom_K(pg);
+    for (int b = 0; b < c.batch; ++b)
+      for (int i = 0; i < g.H; ++i)
+        for (int j = 0; j < g.W; ++j)
+          for (int ty = 0; ty < nty; ++ty)
+            for (int tx = 0; tx < ntx; ++tx) {
+              const int kh = py ? 1 : 2 * ty, kw = px ? 1 : 2 * tx;
+              const int Y = 2 * i + kh, X = 2 * j + kw;
+              const float* a = &ax[(size_t)b * plane + ((size_t)i * g.W + j) * g.Cin];
+              for (int o = 0; o < c.Cout; ++o) {
+                const uint16_t* w = &B16[(size_t)woff + (size_t)o * K + (size_t)(ty * ntx + tx) * g.Cin];
+                double acc = 0.0;
+                for (int ch = 0; ch < g.Cin; ++ch) acc += (double)a[ch] * from16(w[ch], t);
+                texact[(((size_t)b * TH + Y) * TW + X) * c.Cout + o] +=
+                    acc * colscale[(size_t)ph * Npad + o] * d[(size_t)b * c.Cout + o];
+              }
+            }
+  }
+
+  ConvArgs a;
+  a.g = g;
+  a.x_bstride = plane;
+  a.Kpad = Kpad;
+  a.Npad = Npad;
+  void* wdev = upload(B16);
+  void* xdev = upload(x16);
+  float* sdev = upload(s);
+  float* sinvdev = upload(sinv);
+  float* csdev = upload(colscale);
+  float* ddev = upload(d);
+  float* bdev = upload(bias);
+  float* ndev = upload(noise);
+  a.x = xdev;
+  a.w = wdev;
+  a.styles = sdev;
+  a.style_stride = c.Cin;
+  a.sinv = sinvdev;
+  a.sinv_stride = 1;
+  a.colscale = csdev;
+  a.dcoef = ddev;
+  a.d_stride = c.Cout;
+  a.noise = ndev;
+  a.noise_bstride = 0;
+  a.noise_strength = strength;
+  a.bias = bdev;
+  a.clamp = clamp;
+  const size_t out_n = (size_t)c.batch * OH * OW * c.Cout;
+  void* ydev = nullptr;
+  void* tdev = nullptr;
+  cudaMalloc(&ydev, out_n * 2);
+  cudaMalloc(&tdev, t_n * 2);
+  cudaMemset(tdev, 0xff, t_n * 2);  // NaN: t must be written everywhere
+  a.y = ydev;
+  a.t = tdev;
+  const uint64_t blocks0 = fg_emu::stats().blocks;
+  const bool fits = modconv_sm90_fits(a, t);
+  const Status st = fits ? launch_modconv_sm90(a, t, 0) : Status::Error("modconv_sm90_fits refuses the layer");
+  const cudaError_t e = cudaDeviceSynchronize();
+  std::vector<uint16_t> got16(out_n), t16(t_n);
+  cudaMemcpy(got16.data(), ydev, out_n * 2, cudaMemcpyDeviceToHost);
+  cudaMemcpy(t16.data(), tdev, t_n * 2, cudaMemcpyDeviceToHost);
+  const fg_emu::Stats stats = fg_emu::stats();
+  for (void* p : {wdev, xdev, (void*)sdev, (void*)sinvdev, (void*)csdev, (void*)ddev, (void*)bdev, (void*)ndev, ydev, tdev})
+    cudaFree(p);
+  if (!st.ok || e != cudaSuccess) {
+    out->push_back({name, false, st.ok ? std::string(cudaGetErrorName(e)) + ": " + fg_emu::fault_message() : st.message});
+    cudaDeviceReset();
+    return;
+  }
+  std::vector<float> got(out_n);
+  for (size_t i = 0; i < out_n; ++i) got[i] = from16(got16[i], t);
+  const double err = testref::rel_l2(got, ref);
+  const double limit = t == ActType::F16 ? 2e-3 : 1.5e-2;
+  const int mant = t == ActType::F16 ? 10 : 7;
+  size_t bad = 0;
+  double worst = 0.0;
+  for (size_t i = 0; i < t_n; ++i) {
+    const double r = texact[i], v = from16(t16[i], t), mag = std::max(std::fabs(r), 1e-3);
+    const double ulp = std::ldexp(1.0, (int)std::floor(std::log2(mag)) - mant);
+    if (!(std::fabs(v - r) <= 2 * ulp + 1e-4)) ++bad;
+    if (std::fabs(r) >= 0.01 && !(std::fabs(v - r) / ulp <= worst)) worst = std::fabs(v - r) / ulp;
+  }
+  char buf[320];
+  std::snprintf(buf, sizeof buf, "rel. L2 error %.3g (limit %g); t vs the exact 16-bit operands: max %.2f ulp (|v| >= 0.01), %zu of %zu beyond 2 ulp + 1e-4; %llu blocks",
+                err, limit, worst, bad, t_n, (unsigned long long)(stats.blocks - blocks0));
+  out->push_back({name, err < limit && bad == 0, buf});
+}
+
 // Which layers the kernel takes, and on which device.
 void fit_checks(Results* out) {
   ConvArgs a;
@@ -223,7 +379,21 @@ void fit_checks(Results* out) {
   refuse("W 8", b);
   b = a;
   b.g.up = 2;
-  refuse("an up-conv", b);
+  b.Kpad = conv_packed_k(b.g, Sm90Cfg::BK);
+  refuse("an up-conv without its buffer t", b);
+  b.t = reinterpret_cast<void*>(uintptr_t{0x2000});
+  if (!modconv_sm90_fits(b, ActType::BF16)) {
+    ok = false;
+    why += " refuses an up-conv (its four phases);";
+  }
+  b.Kpad = geom_K(b.g);  // phase 0's K only: not the layer's packing
+  refuse("an up-conv with one phase's packed weights", b);
+  b = a;
+  b.g.up = 2;
+  b.g.phase = 1;
+  b.Kpad = conv_packed_k(b.g, Sm90Cfg::BK);
+  b.t = reinterpret_cast<void*>(uintptr_t{0x2000});
+  refuse("a phase geometry (the layer's, phase 0, is expected)", b);
   b = a;
   b.g.src_shift = 1;
   refuse("a nearest-x2 input", b);
@@ -300,6 +470,12 @@ void run_sm90_kernel_tests(emu_results::Results* out) {
   };
   for (const Sm90Case& c : cases)
     for (cuda::ActType t : {cuda::ActType::BF16, cuda::ActType::F16}) sm90_case(c, t, out);
+  const Sm90Case up_cases[] = {
+      {"16x16 b2 64->72 (N tail; phase grids 17x17 .. 16x16: M tails)", 2, 16, 16, 64, 72},
+      {"16x16 b1 128->48 (64-column blocks, 2 channel blocks)", 1, 16, 16, 128, 48},
+  };
+  for (const Sm90Case& c : up_cases)
+    for (cuda::ActType t : {cuda::ActType::BF16, cuda::ActType::F16}) sm90_upconv_case(c, t, out);
   fg_emu::reset();
 }
 }  // namespace emu_tests_sm90a
