@@ -13,6 +13,14 @@
 
 namespace facegan {
 
+// Backend::generate's arguments: mapping.ws and synthesis.ws / z are null (the ws are the
+// backend's own), synthesis.n == mapping.n; the Generator fills both counts' pointers.
+struct BackendGenerateArgs {
+  MappingArgs mapping;      // n, z (never seeds: the Generator turns seeds into z), c, psi, cutoff, cancel
+  SynthesisArgs synthesis;  // noise, noise_seed, image_offset, img / img_u8, cancel, nonfinite_count
+  uint64_t* ws_nonfinite_count = nullptr;  // out: NaN / ±Inf values among the n × num_ws × w_dim ws
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -34,14 +42,11 @@ class Backend {
   // per call (the mapping network is small). The goal: dispose() / AbortSignal stop a call within
   // one layer of one chunk, so an abandoned 1024-image request does not run to the end.
   //
-  // Chunking: the Generator hands synthesis() at most images_per_call() images (or fewer: the
-  // LoadOptions::max_chunk knob) and splits larger requests itself, with image_offset advanced.
-  // A backend runs the n it is given in one pass and does not split it again (the CPU's
-  // synthesis() is one pass; the CUDA backend's ensure_synthesis_pool still halves its pool and
-  // runs chunks if cudaMalloc fails for n: a fallback for callers of the backend itself, such as
-  // the emulated unit tests). When it cannot get the memory for n images it returns
-  // Status::OutOfMemory (a std::bad_alloc escaping it counts as one): the Generator halves the
-  // chunk and retries.
+  // Chunking: the Generator hands synthesis() / generate() at most images_per_call() images (or
+  // fewer: the LoadOptions::max_chunk knob) and splits larger requests itself, with image_offset
+  // advanced. A backend runs the n it is given in one pass and never splits it again. When it
+  // cannot get the memory for n images it returns Status::OutOfMemory (a std::bad_alloc escaping
+  // it counts as one): the Generator halves the chunk and retries.
   //
   // Non-finite output (synthesis): if reports_nonfinite() returns true, then whenever
   // args.nonfinite_count is non-null the backend must store in *args.nonfinite_count the number
@@ -62,6 +67,17 @@ class Backend {
   // Asked after prepare, before each Generator call, so it may follow free device memory. The
   // default: no limit of the backend's own (the Generator's 1024 images per call).
   virtual int images_per_call() { return 1024; }
+
+  // Optional (StyleGAN2): one chunk of Generator::generate run whole by the backend, so the ws
+  // stay in its own memory (on a GPU: z up, images down, no ws round trip through the host).
+  // A backend that provides it (provides_generate() true) must also reports_nonfinite(). The
+  // result must be the same bits as mapping(args.mapping) into ws, then synthesis(args.synthesis)
+  // from those ws; it must store the number of NaN / ±Inf values of those ws in
+  // *args.ws_nonfinite_count (the Generator answers Status::NonFinite for them as for mapping)
+  // and the image's in *args.synthesis.nonfinite_count. Cancellation and Status::OutOfMemory as
+  // synthesis(). Without it (the default) the Generator runs mapping() then synthesis().
+  virtual bool provides_generate() const { return false; }
+  virtual Status generate(const BackendGenerateArgs&) { return Status::Error(std::string(name()) + ": no generate()"); }
 };
 
 // An entry of the backend registry (backend_registry.cc), best first; the CPU is always last.

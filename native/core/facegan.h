@@ -123,7 +123,8 @@ struct SynthesisArgs {
 
 // z or seeds → images in one call: the mapping network's ws stay in native memory and the core
 // chooses the path by architecture (StyleGAN2: mapping, truncation, synthesis from ws; ProGAN:
-// z straight into the synthesis network).
+// z straight into the synthesis network). On a backend that runs the whole chain itself (the
+// CUDA backend: Backend::generate) the ws never leave the device.
 struct GenerateArgs {
   int n = 0;
   // The latents: exactly one of z (n × z_dim) and seeds (n seeds; image i gets
@@ -180,8 +181,8 @@ class Generator {
   // for later calls). Requests of more images run chunk by chunk; the chunking changes no bits
   // (random noise is keyed by the image's index in the request) and cancellation is checked
   // between chunks as well as inside them. This is the only place requests are split: the
-  // backends and the JS layer do not (but for the CUDA pool's fallback when its allocation fails
-  // after all, see backend.h). (A backend that does not count non-finite values, asked
+  // backends and the JS layer do not (a backend short of memory answers Status::OutOfMemory, see
+  // backend.h). (A backend that does not count non-finite values, asked
   // for uint8 only, gets chunks of at most 64 MiB of float image, which the Generator scans.)
   // Tests inject the out-of-memory with FACEGAN_INJECT_OOM_ABOVE=N in the environment of
   // create(): a chunk of more than N images then fails as if the backend had run out of memory.

@@ -269,6 +269,8 @@ Status Generator::generate(const GenerateArgs& args) {
   if (is_cancelled(args.cancel)) return Status::Cancelled("generate: cancelled");
   const size_t zd = size_t(m.z_dim), cd = size_t(m.c_dim), wrow = size_t(m.num_ws) * size_t(m.w_dim);
   const size_t per_image = size_t(m.img_channels) * size_t(m.img_resolution) * size_t(m.img_resolution);
+  // StyleGAN2 on a backend with its own generate(): mapping and synthesis there, ws never here.
+  const bool by_backend = !progan && impl_->backend->provides_generate() && impl_->backend->reports_nonfinite();
   std::lock_guard<std::mutex> lock(impl_->mu);
   uint64_t bad = 0;
   std::vector<float> z, ws, scratch;
@@ -295,22 +297,36 @@ Status Generator::generate(const GenerateArgs& args) {
     sa.cancel = args.cancel;
     if (progan) {
       sa.z = zc;
-    } else {
-      MappingArgs ma;
-      ma.n = count;
-      ma.z = zc;
-      ma.c = cd > 0 ? args.c + size_t(start) * cd : nullptr;
-      ma.psi = args.psi;
-      ma.truncation_cutoff = args.truncation_cutoff;
-      ws.resize(size_t(count) * wrow);
-      ma.ws = ws.data();
-      ma.cancel = args.cancel;
-      Status ms = impl_->backend->mapping(ma);
-      if (!ms) return ms;
-      const size_t nbad = count_nonfinite(ws.data(), ws.size());
-      if (nbad > 0) return nonfinite_ws(nbad, ws.size());
-      sa.ws = ws.data();
+      return impl_->synthesis_chunk(sa, &scratch, &bad);
     }
+    MappingArgs ma;
+    ma.n = count;
+    ma.z = zc;
+    ma.c = cd > 0 ? args.c + size_t(start) * cd : nullptr;
+    ma.psi = args.psi;
+    ma.truncation_cutoff = args.truncation_cutoff;
+    ma.cancel = args.cancel;
+    const size_t ws_count = size_t(count) * wrow;
+    if (by_backend) {  // the ws stay in the backend's memory (backend.h)
+      BackendGenerateArgs ga;
+      ga.mapping = ma;
+      ga.synthesis = sa;
+      uint64_t ws_bad = 0, img_bad = 0;
+      ga.ws_nonfinite_count = &ws_bad;
+      ga.synthesis.nonfinite_count = &img_bad;
+      Status gs = impl_->backend->generate(ga);
+      if (!gs) return gs;
+      if (ws_bad > 0) return nonfinite_ws(size_t(ws_bad), ws_count);
+      bad += img_bad;
+      return Status::Ok();
+    }
+    ws.resize(ws_count);
+    ma.ws = ws.data();
+    Status ms = impl_->backend->mapping(ma);
+    if (!ms) return ms;
+    const size_t nbad = count_nonfinite(ws.data(), ws.size());
+    if (nbad > 0) return nonfinite_ws(nbad, ws.size());
+    sa.ws = ws.data();
     return impl_->synthesis_chunk(sa, &scratch, &bad);
   });
   if (!s) return s;

@@ -1,9 +1,10 @@
 // The CUDA backend: prepare() validates the Network description, pre-packs every weight once for
-// the chosen precision and uploads it in one copy; mapping() and synthesis() run whole passes on
-// one stream per generator, with device memory from pools sized by batch (grown on demand, a batch
-// larger than the memory allows runs in chunks) and, for synthesis, one CUDA graph captured per
-// (batch size, noise mode) and replayed. Host pointers in and out: one host->device copy of the
-// inputs and one device->host copy per requested output.
+// the chosen precision and uploads it in one copy; mapping(), synthesis() and generate() (z ->
+// mapping -> synthesis, the ws never leaving the device) run each call in one pass on one stream
+// per generator, with device memory from pools sized by batch (grown on demand; when cudaMalloc
+// fails the call answers Status::OutOfMemory and the Generator halves its chunk) and, for
+// synthesis, one CUDA graph captured per (batch size, noise mode) and replayed. Host pointers in
+// and out: one host->device copy of the inputs and one device->host copy per requested output.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -29,7 +30,6 @@ namespace cuda {
 namespace {
 
 constexpr int kRowsPerTile = 32;
-constexpr int kMappingChunk = 4096;
 constexpr size_t kAlign = 256;
 constexpr size_t kNone = ~size_t(0);
 constexpr size_t kMaxGraphs = 16;
@@ -226,7 +226,9 @@ struct Step {
 };
 
 struct MapBuffers {
-  float *z = nullptr, *c = nullptr, *e = nullptr, *xa = nullptr, *xb = nullptr, *ws = nullptr;
+  float *z = nullptr, *c = nullptr, *e = nullptr, *xa = nullptr, *xb = nullptr;
+  float* ws = nullptr;  // mapping()'s output (generate() writes the ws into the synthesis pool's)
+  unsigned long long* nonfinite = nullptr;  // generate(): non-finite values among the ws
 };
 
 struct SynthBuffers {
@@ -257,17 +259,22 @@ class CudaBackend final : public Backend {
   Status synthesis(const SynthesisArgs& args) override;
   bool reports_nonfinite() const override { return true; }
   int images_per_call() override;
+  bool provides_generate() const override { return !progan_; }
+  Status generate(const BackendGenerateArgs& args) override;
 
  private:
   Status prepare_impl(const Network& net, const LoadOptions& options);
   Status validate(const Network& net) const;
   Status mapping_impl(const MappingArgs& args);
   Status synthesis_impl(const SynthesisArgs& args);
+  Status generate_impl(const BackendGenerateArgs& args);
   void carve_mapping(Carver* c, int n, MapBuffers* b) const;
   void carve_synthesis(Carver* c, int n, SynthBuffers* b) const;
   Status ensure_mapping_pool(int n);
+  Status enqueue_mapping(const MappingArgs& args, float* ws, unsigned long long* nonfinite);
   Status synthesis_fit(int want, int* fit);
-  Status ensure_synthesis_pool(int want);
+  Status ensure_synthesis_pool(int n);
+  Status finish_synthesis(const SynthesisArgs& args, uint64_t* ws_nonfinite);
   Status enqueue_synthesis(int n, NoiseMode mode);
   Status run_synthesis(int n, NoiseMode mode);
   Status check_usable();
@@ -358,7 +365,7 @@ class CudaBackend final : public Backend {
   DeviceMem synth_pool_;
   int synth_cap_ = 0;
   SynthBuffers sb_;
-  // Host staging of each chunk's input and outputs (pinned), and of the mapping's.
+  // Host staging of each call's input and outputs (pinned), and of the mapping's.
   PinnedMem in_h_, img_h_, u8_h_, map_z_h_, map_c_h_, map_ws_h_, count_h_;
   // Set after a kernel fault: CUDA errors of that kind are sticky, the context cannot run again.
   std::string broken_;
@@ -430,6 +437,17 @@ Status CudaBackend::synthesis(const SynthesisArgs& args) {
     return st;
   } catch (const std::exception& e) {
     return Status::Error(std::string("cuda backend: synthesis failed: ") + e.what());
+  }
+}
+
+Status CudaBackend::generate(const BackendGenerateArgs& args) {
+  try {
+    FG_RETURN_IF_ERROR(check_usable());
+    const Status st = generate_impl(args);
+    if (!st.ok && !st.cancelled()) note_failure();
+    return st;
+  } catch (const std::exception& e) {
+    return Status::Error(std::string("cuda backend: generate failed: ") + e.what());
   }
 }
 
@@ -759,18 +777,60 @@ void CudaBackend::carve_mapping(Carver* c, int n, MapBuffers* b) const {
   b->xa = c->take<float>((size_t)n * map_width_);
   b->xb = c->take<float>((size_t)n * map_width_);
   b->ws = c->take<float>((size_t)n * m.num_ws * m.w_dim);
+  b->nonfinite = c->take<unsigned long long>(1);
 }
 
+// Makes the mapping pool hold n samples; Status::OutOfMemory when cudaMalloc fails.
 Status CudaBackend::ensure_mapping_pool(int n) {
   if (map_cap_ >= n) return Status::Ok();
   Carver measure(nullptr);
   carve_mapping(&measure, n, &mb_);
   map_cap_ = 0;
-  FG_CUDA_CHECK(map_pool_.alloc(measure.used()));
+  const cudaError_t e = map_pool_.alloc(measure.used());
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    return Status::OutOfMemory("cuda backend: cudaMalloc of the mapping pool for " + std::to_string(n) +
+                               " images failed (out of device memory)");
+  }
+  FG_CUDA_CHECK(e);
   Carver c(map_pool_.get());
   carve_mapping(&c, n, &mb_);
   map_cap_ = n;
   return Status::Ok();
+}
+
+// Enqueues the mapping of args.n latents (copied from the host) into the device ws [n][num_ws]
+// [w_dim]; with `nonfinite`, the count of NaN / ±Inf ws is set there (zeroed first). The mapping
+// pool must hold n samples. The staging of z / c is reused by the next call: the caller
+// synchronises the stream before that.
+Status CudaBackend::enqueue_mapping(const MappingArgs& args, float* ws, unsigned long long* nonfinite) {
+  const MappingDesc& m = net_->mapping;
+  const int n = args.n;
+  const int cutoff = args.truncation_cutoff < 0 ? m.num_ws : std::min(args.truncation_cutoff, m.num_ws);
+  const size_t z_bytes = (size_t)n * m.z_dim * sizeof(float), c_bytes = (size_t)n * m.c_dim * sizeof(float);
+  FG_CUDA_CHECK(map_z_h_.reserve(z_bytes));
+  std::memcpy(map_z_h_.as<float>(), args.z, z_bytes);
+  FG_CUDA_CHECK(cudaMemcpyAsync(mb_.z, map_z_h_.as<float>(), z_bytes, cudaMemcpyHostToDevice, stream_));
+  const float* e = nullptr;
+  int e_dim = 0;
+  if (has_embed_) {
+    FG_CUDA_CHECK(map_c_h_.reserve(c_bytes));
+    std::memcpy(map_c_h_.as<float>(), args.c, c_bytes);
+    FG_CUDA_CHECK(cudaMemcpyAsync(mb_.c, map_c_h_.as<float>(), c_bytes, cudaMemcpyHostToDevice, stream_));
+    FG_RETURN_IF_ERROR(run_fc(embed_, n, mb_.c, mb_.e));
+    e = mb_.e;
+    e_dim = embed_.out;
+  }
+  FG_RETURN_IF_ERROR(launch_normalize_concat(n, mb_.z, m.z_dim, e, e_dim, mb_.xa, stream_));
+  float* cur = mb_.xa;
+  for (const FcStep& fc : fcs_) {
+    float* next = cur == mb_.xa ? mb_.xb : mb_.xa;
+    FG_RETURN_IF_ERROR(run_fc(fc, n, cur, next));
+    cur = next;
+  }
+  if (nonfinite) FG_CUDA_CHECK(cudaMemsetAsync(nonfinite, 0, sizeof(unsigned long long), stream_));
+  return launch_broadcast_truncate(n, cur, m.w_dim, m.num_ws, wptr<float>(w_avg_), args.psi, cutoff, ws, stream_,
+                                   nonfinite);
 }
 
 Status CudaBackend::mapping_impl(const MappingArgs& args) {
@@ -781,45 +841,15 @@ Status CudaBackend::mapping_impl(const MappingArgs& args) {
   if (args.n == 0) return Status::Ok();
   if (!args.z || !args.ws) return Status::Error("mapping: z and ws are required");
   if (m.c_dim > 0 && !args.c) return Status::Error("mapping: the model is conditional and c is missing");
+  if (is_cancelled(args.cancel)) return Status::Cancelled();
   FG_CUDA_CHECK(cudaSetDevice(dev_));
-  const int cutoff = args.truncation_cutoff < 0 ? m.num_ws : std::min(args.truncation_cutoff, m.num_ws);
-  for (int s0 = 0; s0 < args.n; s0 += kMappingChunk) {
-    if (is_cancelled(args.cancel)) {
-      cudaStreamSynchronize(stream_);
-      return Status::Cancelled();
-    }
-    const int n = std::min(kMappingChunk, args.n - s0);
-    FG_RETURN_IF_ERROR(ensure_mapping_pool(n));
-    const size_t z_bytes = (size_t)n * m.z_dim * sizeof(float), c_bytes = (size_t)n * m.c_dim * sizeof(float);
-    const size_t ws_bytes = (size_t)n * m.num_ws * m.w_dim * sizeof(float);
-    FG_CUDA_CHECK(map_z_h_.reserve(z_bytes));
-    FG_CUDA_CHECK(map_ws_h_.reserve(ws_bytes));
-    std::memcpy(map_z_h_.as<float>(), args.z + (size_t)s0 * m.z_dim, z_bytes);
-    FG_CUDA_CHECK(cudaMemcpyAsync(mb_.z, map_z_h_.as<float>(), z_bytes, cudaMemcpyHostToDevice, stream_));
-    const float* e = nullptr;
-    int e_dim = 0;
-    if (has_embed_) {
-      FG_CUDA_CHECK(map_c_h_.reserve(c_bytes));
-      std::memcpy(map_c_h_.as<float>(), args.c + (size_t)s0 * m.c_dim, c_bytes);
-      FG_CUDA_CHECK(cudaMemcpyAsync(mb_.c, map_c_h_.as<float>(), c_bytes, cudaMemcpyHostToDevice, stream_));
-      FG_RETURN_IF_ERROR(run_fc(embed_, n, mb_.c, mb_.e));
-      e = mb_.e;
-      e_dim = embed_.out;
-    }
-    FG_RETURN_IF_ERROR(launch_normalize_concat(n, mb_.z, m.z_dim, e, e_dim, mb_.xa, stream_));
-    float* cur = mb_.xa;
-    for (const FcStep& fc : fcs_) {
-      float* next = cur == mb_.xa ? mb_.xb : mb_.xa;
-      FG_RETURN_IF_ERROR(run_fc(fc, n, cur, next));
-      cur = next;
-    }
-    FG_RETURN_IF_ERROR(launch_broadcast_truncate(n, cur, m.w_dim, m.num_ws, wptr<float>(w_avg_), args.psi, cutoff,
-                                                 mb_.ws, stream_));
-    FG_CUDA_CHECK(cudaMemcpyAsync(map_ws_h_.as<float>(), mb_.ws, ws_bytes, cudaMemcpyDeviceToHost, stream_));
-    // The staging buffers are reused by the next chunk: wait for this one's copies.
-    FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    std::memcpy(args.ws + (size_t)s0 * m.num_ws * m.w_dim, map_ws_h_.as<float>(), ws_bytes);
-  }
+  FG_RETURN_IF_ERROR(ensure_mapping_pool(args.n));
+  const size_t ws_bytes = (size_t)args.n * m.num_ws * m.w_dim * sizeof(float);
+  FG_CUDA_CHECK(map_ws_h_.reserve(ws_bytes));
+  FG_RETURN_IF_ERROR(enqueue_mapping(args, mb_.ws, nullptr));
+  FG_CUDA_CHECK(cudaMemcpyAsync(map_ws_h_.as<float>(), mb_.ws, ws_bytes, cudaMemcpyDeviceToHost, stream_));
+  FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::memcpy(args.ws, map_ws_h_.as<float>(), ws_bytes);
   return Status::Ok();
 }
 
@@ -867,7 +897,7 @@ Status CudaBackend::synthesis_fit(int want, int* fit) {
 }
 
 // Backend::images_per_call: the Generator's chunk is what fits now (the Generator splits larger
-// requests; ensure_synthesis_pool then allocates for the chunk).
+// requests; ensure_synthesis_pool then allocates for the chunk, or answers OutOfMemory).
 int CudaBackend::images_per_call() {
   int fit = 1;
   if (!ready_ || !broken_.empty()) return 1;
@@ -878,32 +908,30 @@ int CudaBackend::images_per_call() {
   return fit;
 }
 
-// Makes the synthesis pool hold at least min(want, what fits) samples; synth_cap_ says how many.
-// The Generator asks for at most images_per_call() samples, so the pool holds the whole call; if
-// its allocation still fails, the pool is halved and the call runs in chunks of synth_cap_ (the
-// fallback for callers of the backend itself, such as the emulated unit tests).
-Status CudaBackend::ensure_synthesis_pool(int want) {
-  if (synth_cap_ >= want) return Status::Ok();
-  int target = want;
-  FG_RETURN_IF_ERROR(synthesis_fit(want, &target));
-  if (target <= synth_cap_) return Status::Ok();  // the current pool is as large as is sensible
-
+// Makes the synthesis pool hold n samples (a larger pool is kept; a smaller one is freed and
+// allocated again for n). When cudaMalloc fails, or n samples exceed 2^30 pixels (GEMM rows are
+// int): Status::OutOfMemory, and the Generator halves its chunk (backend.h). The pool is never
+// split here.
+Status CudaBackend::ensure_synthesis_pool(int n) {
+  if (synth_cap_ >= n) return Status::Ok();
+  const int64_t plane = (int64_t)net_->info.img_resolution * net_->info.img_resolution;
+  if ((int64_t)n * plane > ((int64_t)1 << 30))
+    return Status::OutOfMemory("cuda backend: " + std::to_string(n) + " images exceed 2^30 pixels per call");
   clear_graphs();  // they hold the old buffers' addresses
   synth_cap_ = 0;
   synth_pool_.reset();
-  for (;;) {
-    Carver measure(nullptr);
-    carve_synthesis(&measure, target, &sb_);
-    const cudaError_t e = synth_pool_.alloc(measure.used());
-    if (e == cudaSuccess) break;
+  Carver measure(nullptr);
+  carve_synthesis(&measure, n, &sb_);
+  const cudaError_t e = synth_pool_.alloc(measure.used());
+  if (e == cudaErrorMemoryAllocation) {
     cudaGetLastError();
-    if (e != cudaErrorMemoryAllocation || target == 1)
-      return cuda_error(e, "cudaMalloc(synthesis pool)", __FILE__, __LINE__);
-    target = (target + 1) / 2;
+    return Status::OutOfMemory("cuda backend: cudaMalloc of the synthesis pool for " + std::to_string(n) + " images (" +
+                               std::to_string(measure.used() >> 20) + " MiB) failed (out of device memory)");
   }
+  FG_CUDA_CHECK(e);
   Carver c(synth_pool_.get());
-  carve_synthesis(&c, target, &sb_);
-  synth_cap_ = target;
+  carve_synthesis(&c, n, &sb_);
+  synth_cap_ = n;
   return Status::Ok();
 }
 
@@ -1076,54 +1104,75 @@ Status CudaBackend::synthesis_impl(const SynthesisArgs& args) {
   if (args.n == 0) return Status::Ok();
   if (progan_ ? !args.z : !args.ws)
     return Status::Error(progan_ ? "synthesis: z is required (ProGAN)" : "synthesis: ws is required");
+  if (is_cancelled(args.cancel)) return Status::Cancelled();
   FG_CUDA_CHECK(cudaSetDevice(dev_));
-  const ModelInfo& info = net_->info;
-  // One sample's input: ws rows (StyleGAN2) or z (ProGAN).
-  const size_t in_row = progan_ ? (size_t)info.z_dim : (size_t)style_dev_.num_ws * style_dev_.w_dim;
-  const float* in = progan_ ? args.z : args.ws;
-  const size_t img_elems = (size_t)info.img_channels * info.img_resolution * info.img_resolution;
   FG_RETURN_IF_ERROR(ensure_synthesis_pool(args.n));
-  float* in_dev = progan_ ? sb_.z : sb_.ws;  // after the pool is (re)carved
-  const size_t in_bytes = (size_t)synth_cap_ * in_row * sizeof(float);
+  // One sample's input: ws rows (StyleGAN2) or z (ProGAN), staged in pinned memory.
+  const size_t in_bytes =
+      (size_t)args.n * (progan_ ? (size_t)net_->info.z_dim : (size_t)style_dev_.num_ws * style_dev_.w_dim) * sizeof(float);
   FG_CUDA_CHECK(in_h_.reserve(in_bytes));
-  if (args.img) FG_CUDA_CHECK(img_h_.reserve((size_t)synth_cap_ * img_elems * sizeof(float)));
-  if (args.img_u8) FG_CUDA_CHECK(u8_h_.reserve((size_t)synth_cap_ * img_elems));
-  FG_CUDA_CHECK(count_h_.reserve(sizeof(unsigned long long)));
+  std::memcpy(in_h_.as<float>(), progan_ ? args.z : args.ws, in_bytes);
+  FG_CUDA_CHECK(cudaMemcpyAsync(progan_ ? sb_.z : sb_.ws, in_h_.as<float>(), in_bytes, cudaMemcpyHostToDevice, stream_));
+  return finish_synthesis(args, nullptr);
+}
+
+// z -> mapping -> ws in the synthesis pool -> synthesis: the same kernels on the same values as
+// mapping() then synthesis(), without the ws round trip through the host.
+Status CudaBackend::generate_impl(const BackendGenerateArgs& args) {
+  if (!ready_) return Status::Error("cuda backend: not prepared");
+  if (progan_) return Status::Error("generate: a ProGAN model has no mapping network");
+  const MappingArgs& ma = args.mapping;
+  if (ma.n < 1 || args.synthesis.n != ma.n) return Status::Error("generate: n must be >= 1 and the same for both parts");
+  if (!ma.z || ma.ws || args.synthesis.ws || args.synthesis.z)
+    return Status::Error("generate: z is required, ws / synthesis inputs must be null");
+  if (net_->mapping.c_dim > 0 && !ma.c) return Status::Error("generate: the model is conditional and c is missing");
+  if (is_cancelled(ma.cancel) || is_cancelled(args.synthesis.cancel)) return Status::Cancelled();
+  FG_CUDA_CHECK(cudaSetDevice(dev_));
+  FG_RETURN_IF_ERROR(ensure_synthesis_pool(ma.n));
+  FG_RETURN_IF_ERROR(ensure_mapping_pool(ma.n));
+  FG_RETURN_IF_ERROR(enqueue_mapping(ma, sb_.ws, mb_.nonfinite));
+  return finish_synthesis(args.synthesis, args.ws_nonfinite_count);
+}
+
+// The rest of a synthesis call once its input (ws / z) is enqueued into the pool: the noise
+// parameters, the graph, the outputs and the non-finite counts back (with ws_nonfinite: also
+// generate()'s count of non-finite ws, mb_.nonfinite), all fetched by one synchronisation.
+Status CudaBackend::finish_synthesis(const SynthesisArgs& args, uint64_t* ws_nonfinite) {
+  const int n = args.n;
+  const ModelInfo& info = net_->info;
+  const size_t img_elems = (size_t)n * info.img_channels * info.img_resolution * info.img_resolution;
+  if (args.img) FG_CUDA_CHECK(img_h_.reserve(img_elems * sizeof(float)));
+  if (args.img_u8) FG_CUDA_CHECK(u8_h_.reserve(img_elems));
+  FG_CUDA_CHECK(count_h_.reserve(2 * sizeof(unsigned long long)));
   FG_CUDA_CHECK(cudaMemsetAsync(sb_.nonfinite, 0, sizeof(unsigned long long), stream_));
-  for (int s0 = 0; s0 < args.n; s0 += synth_cap_) {
-    // Between chunks (each is one graph launch): stop when the caller cancelled.
-    if (is_cancelled(args.cancel)) {
-      cudaStreamSynchronize(stream_);
-      return Status::Cancelled();
-    }
-    const int n = std::min(synth_cap_, args.n - s0);
-    std::memcpy(in_h_.as<float>(), in + (size_t)s0 * in_row, (size_t)n * in_row * sizeof(float));
-    FG_CUDA_CHECK(cudaMemcpyAsync(in_dev, in_h_.as<float>(), (size_t)n * in_row * sizeof(float),
-                                  cudaMemcpyHostToDevice, stream_));
-    if (!progan_ && args.noise == NoiseMode::Random) {
-      NoiseParams p;
-      p.seed = args.noise_seed;
-      p.image_base = args.image_offset + (uint32_t)s0;  // the request's image index of this chunk's first
-      p.pad = 0;
-      FG_CUDA_CHECK(cudaMemcpyAsync(sb_.params, &p, sizeof(p), cudaMemcpyHostToDevice, stream_));
-      // &p is pageable: the copy is staged before cudaMemcpyAsync returns.
-    }
-    FG_RETURN_IF_ERROR(run_synthesis(n, progan_ ? NoiseMode::None : args.noise));
-    if (args.img)
-      FG_CUDA_CHECK(cudaMemcpyAsync(img_h_.as<float>(), sb_.img[final_img_], (size_t)n * img_elems * sizeof(float),
-                                    cudaMemcpyDeviceToHost, stream_));
-    if (args.img_u8)
-      FG_CUDA_CHECK(cudaMemcpyAsync(u8_h_.as<uint8_t>(), sb_.u8, (size_t)n * img_elems, cudaMemcpyDeviceToHost, stream_));
-    // After the last chunk: the call's non-finite count, fetched by the same synchronisation.
-    if (s0 + n >= args.n)
-      FG_CUDA_CHECK(cudaMemcpyAsync(count_h_.as<unsigned long long>(), sb_.nonfinite, sizeof(unsigned long long),
-                                    cudaMemcpyDeviceToHost, stream_));
-    // The pinned buffers are reused by the next chunk: wait, then hand the results over.
-    FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    if (args.img) std::memcpy(args.img + (size_t)s0 * img_elems, img_h_.as<float>(), (size_t)n * img_elems * sizeof(float));
-    if (args.img_u8) std::memcpy(args.img_u8 + (size_t)s0 * img_elems, u8_h_.as<uint8_t>(), (size_t)n * img_elems);
+  if (!progan_ && args.noise == NoiseMode::Random) {
+    NoiseParams p;
+    p.seed = args.noise_seed;
+    p.image_base = args.image_offset;  // the request's image index of this call's first image
+    p.pad = 0;
+    FG_CUDA_CHECK(cudaMemcpyAsync(sb_.params, &p, sizeof(p), cudaMemcpyHostToDevice, stream_));
+    // &p is pageable: the copy is staged before cudaMemcpyAsync returns.
   }
-  if (args.nonfinite_count) *args.nonfinite_count = *count_h_.as<unsigned long long>();
+  // The last check before the graph (the inputs' copies are in flight: wait for them).
+  if (is_cancelled(args.cancel)) {
+    cudaStreamSynchronize(stream_);
+    return Status::Cancelled();
+  }
+  FG_RETURN_IF_ERROR(run_synthesis(n, progan_ ? NoiseMode::None : args.noise));
+  if (args.img)
+    FG_CUDA_CHECK(cudaMemcpyAsync(img_h_.as<float>(), sb_.img[final_img_], img_elems * sizeof(float),
+                                  cudaMemcpyDeviceToHost, stream_));
+  if (args.img_u8)
+    FG_CUDA_CHECK(cudaMemcpyAsync(u8_h_.as<uint8_t>(), sb_.u8, img_elems, cudaMemcpyDeviceToHost, stream_));
+  unsigned long long* counts = count_h_.as<unsigned long long>();
+  FG_CUDA_CHECK(cudaMemcpyAsync(counts, sb_.nonfinite, sizeof(unsigned long long), cudaMemcpyDeviceToHost, stream_));
+  if (ws_nonfinite)
+    FG_CUDA_CHECK(cudaMemcpyAsync(counts + 1, mb_.nonfinite, sizeof(unsigned long long), cudaMemcpyDeviceToHost, stream_));
+  FG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (args.img) std::memcpy(args.img, img_h_.as<float>(), img_elems * sizeof(float));
+  if (args.img_u8) std::memcpy(args.img_u8, u8_h_.as<uint8_t>(), img_elems);
+  if (args.nonfinite_count) *args.nonfinite_count = counts[0];
+  if (ws_nonfinite) *ws_nonfinite = counts[1];
   return Status::Ok();
 }
 

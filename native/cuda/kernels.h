@@ -41,9 +41,11 @@ Status launch_rows(const RowsArgs& a, cudaStream_t stream);
 // label, e_dim = 0 when unconditional).
 Status launch_normalize_concat(int n, const float* z, int z_dim, const float* e, int e_dim, float* x0,
                                cudaStream_t stream);
-// ws[b, r, :] = r < cutoff ? lerp(w_avg, w[b], psi) : w[b]  (psi == 1: plain broadcast)
+// ws[b, r, :] = r < cutoff ? lerp(w_avg, w[b], psi) : w[b]  (psi == 1: plain broadcast); when
+// nonfinite is given, *nonfinite += the number of NaN / ±Inf values written.
 Status launch_broadcast_truncate(int n, const float* w, int w_dim, int num_ws, const float* w_avg,
-                                 float psi, int cutoff, float* ws, cudaStream_t stream);
+                                 float psi, int cutoff, float* ws, cudaStream_t stream,
+                                 unsigned long long* nonfinite = nullptr);
 
 // ---- modconv.cu: modulated 3x3 conv (up 1) or up-conv (up 2: the transposed conv as four sub-pixel
 // phases into t, then the FIR pass), implicit GEMM

@@ -1,6 +1,7 @@
 // Mapping network on the GPU: normalise z (and the embedded label, normalised the same way and
 // concatenated after), the FC layers (launch_rows, gemv.cu, one launch per layer, all samples), and
-// the broadcast to num_ws rows with truncation. The backend drives the sequence.
+// the broadcast to num_ws rows with truncation (counting non-finite ws when asked: generate keeps
+// the ws on the device, so the host cannot scan them). The backend drives the sequence.
 #include "common.cuh"
 #include "kernels.h"
 
@@ -30,7 +31,8 @@ __global__ void __launch_bounds__(kNormThreads)
 }
 
 __global__ void broadcast_truncate_kernel(int64_t total, const float* w, int w_dim, int num_ws,
-                                          const float* w_avg, float psi, int cutoff, float* ws) {
+                                          const float* w_avg, float psi, int cutoff, float* ws,
+                                          unsigned long long* nonfinite) {
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= total) return;
   const int k = (int)(i % w_dim);
@@ -38,7 +40,9 @@ __global__ void broadcast_truncate_kernel(int64_t total, const float* w, int w_d
   const int r = (int)(br % num_ws);
   const int64_t b = br / num_ws;
   const float v = w[b * w_dim + k];
-  ws[i] = (psi != 1.0f && r < cutoff) ? lerp_torch(w_avg[k], v, psi) : v;
+  const float out = (psi != 1.0f && r < cutoff) ? lerp_torch(w_avg[k], v, psi) : v;
+  ws[i] = out;
+  if (nonfinite && !isfinite(out)) atomicAdd(nonfinite, 1ull);
 }
 
 }  // namespace
@@ -52,14 +56,15 @@ Status launch_normalize_concat(int n, const float* z, int z_dim, const float* e,
 }
 
 Status launch_broadcast_truncate(int n, const float* w, int w_dim, int num_ws, const float* w_avg,
-                                 float psi, int cutoff, float* ws, cudaStream_t stream) {
+                                 float psi, int cutoff, float* ws, cudaStream_t stream,
+                                 unsigned long long* nonfinite) {
   const int64_t total = (int64_t)n * num_ws * w_dim;
   if (total <= 0) return Status::Ok();
   const int threads = 256;
   const int64_t blocks = (total + threads - 1) / threads;
   if (blocks > 0x7fffffff) return Status::Error("mapping: batch too large");
   broadcast_truncate_kernel<<<(unsigned)blocks, threads, 0, stream>>>(total, w, w_dim, num_ws, w_avg, psi,
-                                                                      cutoff, ws);
+                                                                      cutoff, ws, nonfinite);
   FG_CUDA_CHECK_LAUNCH("broadcast_truncate_kernel");
   return Status::Ok();
 }
