@@ -1,18 +1,21 @@
-// The Hopper (sm_90a) path of the modulated 3x3 conv (up 1): the same implicit GEMM as modconv.cu
-// (rows: input-grid pixels, k = tap*Cin + c, columns: output channels; the same packed 16-bit
-// weights B[Npad][Kpad] and the same epilogue), computed with wgmma.mma_async (m64n128k16,
-// f16 / bf16 in, f32 accumulate) from operands staged in shared memory by TMA. The up-convs
-// (their sub-pixel phases) stay on modconv.cu.
+// The Hopper (sm_90a) path of the modulated 3x3 conv and of the up-conv's sub-pixel phases: the
+// same implicit GEMMs as modconv.cu (rows: pixels of the input grid, or of a phase's grid; k =
+// tap*Cin + c; columns: output channels; the same packed 16-bit weights B[Npad][Kpad] and the same
+// epilogue), computed with wgmma.mma_async (m64n128k16 / m64n64k16, f16 / bf16 in, f32 accumulate)
+// from operands staged in shared memory by TMA. An up-conv's four phases are grid z of one launch
+// (each with its own taps, B tensor map at conv_phase_w_offset and column scales, written to t);
+// modconv.cu's FIR pass (launch_upfir) follows.
 //
 // Tiles: a block of 256 threads (two warpgroups) computes 128 rows x BN columns (BN 128, or 64 for
-// layers of at most 64 output channels: m64n64k16, 24 KB stages, two blocks per SM). Its 128 rows are
-// an 8 x 16 rectangle of one sample's input grid (not 128 consecutive GEMM rows), so that the A
-// tile of one tap (dy, dx) and one 64-channel block is a single *tiled* TMA box of the NHWC
-// activation tensor, {64 channels, 16 x, 8 y, 1 sample} at (c0, x0 + dx, y0 + dy, b): the
-// tensor-map bounds zero-fill the conv padding and the tile's edges. (im2col-mode TMA is not used:
-// the tiled box already is the im2col tile of one tap.) B is one box {64 k, BN n} of the packed
-// weights. Both use the 128-byte swizzle, rows of 64 16-bit elements, which wgmma reads through
-// K-major descriptors (SBO 1024 bytes). K runs over 9 taps x Cin / 64 channel blocks.
+// layers of at most 64 output channels). Its 128 rows are a rectangle of one sample's row grid,
+// 8 x 16 (or, for an up-conv phase's extra last row / column, 1 x 128 / 128 x 1: Sm90Tile), not
+// 128 consecutive GEMM rows, so that the A tile of one tap (dy, dx) and one 64-channel block is a
+// single *tiled* TMA box of the NHWC activation tensor, {64 channels, 16 x, 8 y, 1 sample} at
+// (c0, x0 + dx, y0 + dy, b): the tensor-map bounds zero-fill the conv padding and the tile's edges.
+// (im2col-mode TMA is not used: the tiled box already is the im2col tile of one tap.) B is one box
+// {64 k, BN n} of the packed weights. Both use the 128-byte swizzle, rows of 64 16-bit elements,
+// which wgmma reads through K-major descriptors (SBO 1024 bytes). K runs over the taps (9, or the
+// phase's (2 - py) x (2 - px)) x Cin / 64 channel blocks.
 //
 // Pipeline: S stages of (A 16 KB + B 16 or 8 KB) (S = 3 for BN 128, 4 for BN 64: about 97 KB of
 // shared memory either way, two blocks per SM), one "full" mbarrier each (arrive.expect_tx by the
@@ -24,7 +27,7 @@
 // before reaching the barrier (Sm90Cfg::prefetch). Each warpgroup then issues 4 wgmma (k16 steps)
 // on its 64 rows, commits them and waits for the previous group.
 //
-// Used for 16-bit plain 3x3 layers with Cin % 64 == 0, more than 32 output channels, a
+// Used for 16-bit 3x3 layers and up-convs with Cin % 64 == 0, more than 32 output channels, a
 // per-sample input and an input grid of at least 8 x 16, on a device of compute capability 9.0
 // with this file's sm_90a cubin; everything else (and every other GPU) runs modconv.cu.
 // The device code exists only for sm_90a (__CUDA_ARCH_FEAT_SM90_ALL); other targets compile the
@@ -82,11 +85,39 @@ __device__ __forceinline__ void sm90_store(const ConvArgs& a, const ConvGeom& g,
   }
 }
 
-// The kernel's tensor maps: the activations, and the packed weights of each phase (one for up 1).
+// The kernel's tensor maps: the activations in the three tile shapes (Sm90Tile), and the packed
+// weights of each phase (one for up 1).
 struct Sm90Maps {
-  CUtensorMap a;
+  CUtensorMap a[3];
   CUtensorMap b[4];
 };
+
+// A block's 128 rows: a rectangle of the GEMM's row grid (the input grid for up 1, the phase's
+// (H + 1 - py) x (W + 1 - px) grid for up 2). Shape 0, 8 x 16 tiles, covers the H x W core; an
+// up-conv phase's extra row ry = H (py = 0) is covered by 1 x 128 tiles (shape 1) and its extra
+// column rx = W (px = 0, rows < H) by 128 x 1 tiles (shape 2), instead of a whole row / column of
+// mostly empty 8 x 16 tiles. Row r of the tile is pixel (y0 + r / tw, x0 + r % tw), tw = 1 << lw;
+// the block writes the pixels with y < ylim and x < xlim.
+struct Sm90Tile {
+  int shape, y0, x0, lw, ylim, xlim;
+};
+// Tiles per sample of phase `g` (count only) or tile i of it (tile != nullptr; false past the count).
+__host__ __device__ inline int sm90_tiles(const ConvGeom& g, int i, Sm90Tile* tile) {
+  const int cy = ceil_div(g.H, Sm90Cfg::TILE_H), cx = ceil_div(g.W, Sm90Cfg::TILE_W);
+  const bool row = g.up == 2 && geom_py(g) == 0, col = g.up == 2 && geom_px(g) == 0;
+  const int nrow = row ? ceil_div(geom_RW(g), 128) : 0, ncol = col ? ceil_div(g.H, 128) : 0;
+  if (!tile) return cy * cx + nrow + ncol;
+  if (i < cy * cx) {
+    *tile = {0, (i / cx) * Sm90Cfg::TILE_H, (i % cx) * Sm90Cfg::TILE_W, 4, g.H, g.W};
+  } else if ((i -= cy * cx) < nrow) {
+    *tile = {1, g.H, i * 128, 7, g.H + 1, geom_RW(g)};
+  } else if ((i -= nrow) < ncol) {
+    *tile = {2, i * 128, g.W, 0, g.H, g.W + 1};
+  } else {
+    return 0;
+  }
+  return 1;
+}
 
 #ifdef FG_SM90A_DEVICE
 __device__ __forceinline__ uint32_t smem_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
@@ -240,12 +271,13 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 2)
   // rows are its (H + 1 - py) x (W + 1 - px) grid; the grid of blocks covers phase 0's (the largest).
   const ConvGeom g = conv_phase_geom(a.g, blockIdx.z);
   const int tid = threadIdx.x, wg = tid >> 7;
-  const int N = geom_N(g), RH = geom_RH(g), RW = geom_RW(g);
-  const int tiles_x = ceil_div(geom_RW(a.g), Sm90Cfg::TILE_W), tiles_y = ceil_div(geom_RH(a.g), Sm90Cfg::TILE_H);
-  const int bx = blockIdx.x;
-  const int tx = bx % tiles_x, ty = (bx / tiles_x) % tiles_y, b = bx / (tiles_x * tiles_y);
-  const int x0 = tx * Sm90Cfg::TILE_W, y0 = ty * Sm90Cfg::TILE_H;
-  if (x0 >= RW || y0 >= RH) return;  // past a smaller phase's grid: the whole block, before any barrier
+  const int N = geom_N(g);
+  const int per_sample = sm90_tiles(conv_phase_geom(a.g, 0), 0, nullptr);  // phase 0 has the most
+  const int b = blockIdx.x / per_sample;
+  Sm90Tile tile;
+  if (!sm90_tiles(g, blockIdx.x - b * per_sample, &tile)) return;  // past a smaller phase's tiles: the whole block, before any barrier
+  const int x0 = tile.x0, y0 = tile.y0;
+  const CUtensorMap* const tmap_a = &maps.a[tile.shape];
   const int n0 = blockIdx.y * BN;
   // Taps (ty, tx) read input pixel (y + dy, x + dx): up 1, 3 x 3 taps, d = t - 1; up 2, the phase's
   // (2 - py) x (2 - px) taps, d = -t (indexing.cuh: tap_offset). k-tile kt = tap * cblocks + cb.
@@ -265,7 +297,7 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 2)
     const int tap_y = tap / taps_x, tap_x = tap - tap_y * taps_x;
     const uint32_t st = base + s * STAGE, bar = bars + 8u * s;
     mbar_expect_tx(bar, STAGE);
-    tma_load_4d(st, &maps.a, cb * BK, x0 + tap_offset(g, tap_x), y0 + tap_offset(g, tap_y), b, bar);
+    tma_load_4d(st, tmap_a, cb * BK, x0 + tap_offset(g, tap_x), y0 + tap_offset(g, tap_y), b, bar);
     tma_load_2d(st + A_BYTES, tmap_b, tap * g.Cin + cb * BK, n0, bar);
   };
   if (tid == 0)
@@ -322,9 +354,9 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 2)
   const int w = (tid >> 5) & 3, lane = tid & 31;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const int r = wg * 64 + 16 * w + (lane >> 2) + 8 * h;  // tile row: ly = r / 16, lx = r % 16
-    const int y = y0 + r / Sm90Cfg::TILE_W, x = x0 + r % Sm90Cfg::TILE_W;
-    if (y >= RH || x >= RW) continue;
+    const int r = wg * 64 + 16 * w + (lane >> 2) + 8 * h;  // tile row
+    const int y = y0 + (r >> tile.lw), x = x0 + (r & ((1 << tile.lw) - 1));
+    if (y >= tile.ylim || x >= tile.xlim) continue;
     const Pixel p{b, y, x};
 #pragma unroll
     for (int q = 0; q < BN / 8; ++q) {
@@ -338,10 +370,8 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 2)
 #endif
 }
 
-// Blocks per column tile: 8 x 16 tiles of phase 0's grid (the largest), per sample.
-int64_t sm90_row_tiles(const ConvGeom& g) {
-  return (int64_t)ceil_div(geom_RW(g), Sm90Cfg::TILE_W) * ceil_div(geom_RH(g), Sm90Cfg::TILE_H) * g.batch;
-}
+// Blocks per column tile: phase 0's tiles (the most) per sample.
+int64_t sm90_row_tiles(const ConvGeom& g) { return (int64_t)sm90_tiles(conv_phase_geom(g, 0), 0, nullptr) * g.batch; }
 
 // cuTensorMapEncodeTiled, from the driver through the runtime (the runtime is linked statically
 // and the driver API is not linked at all): looked up once.
@@ -371,10 +401,13 @@ Status launch_sm90(const ConvArgs& a, cudaStream_t stream) {
   std::memset(&maps, 0, sizeof maps);
   const cuuint64_t adims[4] = {(cuuint64_t)g.Cin, (cuuint64_t)g.W, (cuuint64_t)g.H, (cuuint64_t)g.batch};
   const cuuint64_t astr[3] = {(cuuint64_t)g.Cin * 2, (cuuint64_t)g.W * g.Cin * 2, (cuuint64_t)g.H * g.W * g.Cin * 2};
-  const cuuint32_t abox[4] = {Sm90Cfg::BK, Sm90Cfg::TILE_W, Sm90Cfg::TILE_H, 1};
-  if (encode(&maps.a, dt, 4, const_cast<void*>(a.x), adims, astr, abox, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-             CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
-    return Status::Error("modconv sm_90a: cuTensorMapEncodeTiled refused the activation tensor");
+  // The three tile shapes (Sm90Tile): 16 x 8, 128 x 1 and 1 x 128 pixels (x, y); the last two for up-convs.
+  const cuuint32_t aboxes[3][4] = {{Sm90Cfg::BK, Sm90Cfg::TILE_W, Sm90Cfg::TILE_H, 1}, {Sm90Cfg::BK, 128, 1, 1},
+                                   {Sm90Cfg::BK, 1, 128, 1}};
+  for (int sh = 0; sh < (g.up == 2 ? 3 : 1); ++sh)
+    if (encode(&maps.a[sh], dt, 4, const_cast<void*>(a.x), adims, astr, aboxes[sh], estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+               CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
+      return Status::Error("modconv sm_90a: cuTensorMapEncodeTiled refused the activation tensor");
   // B: each phase's packed weights [Npad][K] (at conv_phase_w_offset); one box = BN columns x 64 k.
   for (int ph = 0; ph < conv_phases(g); ++ph) {
     const int64_t K = geom_K(conv_phase_geom(g, ph));

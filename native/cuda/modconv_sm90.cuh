@@ -31,10 +31,11 @@ struct Sm90Cfg {
 // The block's column count for a layer of N columns.
 inline int sm90_bn(int N) { return N <= 64 ? 64 : 128; }
 
-// The layer fits the kernel: a plain 3x3 conv (up 1; not the up-convs' phases), 16-bit,
-// Cin % 64 == 0, more than 32 columns (Npad a multiple of 32, Kpad == K: the tensor-core packing),
-// a per-sample contiguous input, an input grid of at least 8 x 16, no nearest-x2 input, input and
-// weights 16-byte aligned (TMA).
+// The layer fits the kernel: a 3x3 conv (up 1) or an up-conv (up 2, its buffer t given: the four
+// phases, then modconv.cu's FIR pass), in the layer's geometry (phase 0), 16-bit, Cin % 64 == 0,
+// more than 32 columns (Npad a multiple of 32, Kpad == conv_packed_k: the tensor-core packing, no
+// k padding), a per-sample contiguous input, an input grid of at least 8 x 16, no nearest-x2
+// input, input and weights 16-byte aligned (TMA).
 bool modconv_sm90_fits(const ConvArgs& a, ActType t);
 // The device has compute capability 9.0 and the sm_90a kernel was built for it.
 bool modconv_sm90_available(int device);

@@ -471,8 +471,9 @@ void run_sm90_kernel_tests(emu_results::Results* out) {
   for (const Sm90Case& c : cases)
     for (cuda::ActType t : {cuda::ActType::BF16, cuda::ActType::F16}) sm90_case(c, t, out);
   const Sm90Case up_cases[] = {
-      {"16x16 b2 64->72 (N tail; phase grids 17x17 .. 16x16: M tails)", 2, 16, 16, 64, 72},
+      {"16x16 b2 64->72 (N tail; phase grids 17x17 .. 16x16: border row / column tiles)", 2, 16, 16, 64, 72},
       {"16x16 b1 128->48 (64-column blocks, 2 channel blocks)", 1, 16, 16, 128, 48},
+      {"20x20 b2 64->136 (partial core tiles, 2 column tiles, 2 samples)", 2, 20, 20, 64, 136},
   };
   for (const Sm90Case& c : up_cases)
     for (cuda::ActType t : {cuda::ActType::BF16, cuda::ActType::F16}) sm90_upconv_case(c, t, out);
