@@ -126,10 +126,17 @@ class LayerTimer {
 }  // namespace
 
 Status CpuBackend::prepare(const Network& net, const LoadOptions& options) {
-  if (options.precision != Precision::FP32)
-    return Status::Error("the cpu backend computes in fp32 only (precision fp16 / bf16 are GPU options)");
+  if (options.precision == Precision::FP16)
+    return Status::Error("cpu backend: precision fp16 is a GPU option (the cpu backend computes in fp32, or bf16 on AMX)");
   net_ = &net;
   ks_ = &best_kernel_set();
+  bf16_ = options.precision == Precision::BF16;
+  if (bf16_) {
+    const char* why = std::strcmp(ks_->name, "avx512") != 0 ? "the avx512 kernels are not in use" : amx_bf16_unusable();
+    if (why)
+      return Status::Error(std::string("cpu backend: precision bf16 needs AMX-BF16 (with the avx512 kernels); ") + why +
+                           " (kernels: " + ks_->name + ")");
+  }
   int nt = options.num_threads;
   if (nt <= 0) nt = int(std::thread::hardware_concurrency());
   if (nt <= 0) nt = 1;
@@ -138,13 +145,13 @@ Status CpuBackend::prepare(const Network& net, const LoadOptions& options) {
   nc_target_ = int(round_up(size_t(std::max(384, 8 * NR)), size_t(NR)));
 
   const char* wenv = std::getenv("FACEGAN_CPU_WINOGRAD");
-  const bool use_wino = !(wenv && wenv[0] == '0');
+  const bool use_wino = !(wenv && wenv[0] == '0') && !bf16_;
   const char* fenv = std::getenv("FACEGAN_CPU_FUSE_RGB");
   fuse_rgb_ = !(fenv && fenv[0] == '0');
   stream_min_ = size_t(env_int("FACEGAN_CPU_STREAM_KB", 32 << 10)) << 10;
   const int wino_min_res = std::max(4, env_int("FACEGAN_CPU_WINO_MIN_RES", 16));
   sub_min_res_ = env_int("FACEGAN_CPU_SUB_MIN_RES", 0);  // 0: off (the default; see cpu_upconv.cc)
-  if (sub_min_res_ <= 0) sub_min_res_ = 1 << 30;
+  if (sub_min_res_ <= 0 || bf16_) sub_min_res_ = 1 << 30;
 
   // Per-layer preparation; the scratch sizes grow with each layer's needs.
   size_t max_cols = size_t(nc_target_), max_crows = 0, max_z = 0, max_bp = 0;

@@ -88,7 +88,20 @@ void CpuBackend::gemm_block(const float* A, int K, int kb, int kcur, int p0, int
 }
 
 // Few columns: the small-N kernels waste less of their tile.
-bool CpuBackend::use_small(int ncols) const { return ncols < 2 * ks_->NR && ks_->NR_small < ks_->NR; }
+bool CpuBackend::use_small(int ncols) const { return !bf16_ && ncols < 2 * ks_->NR && ks_->NR_small < ks_->NR; }
+
+void CpuBackend::gemm_conv(const ConvPrep& cp, int g, int kb, int kcur, int p0, int p1, const float* Bp, int npan,
+                           bool small, float* C, size_t ldc, bool accumulate, Scratch& sc) const {
+  if (!bf16_) {
+    gemm_block(cp.A.data() + cp.group_off[size_t(g)], cp.K, kb, kcur, p0, p1, Bp, npan, small, C, ldc, accumulate);
+    return;
+  }
+  const int MR = ks_->MR, NR = ks_->NR;
+  const size_t need = size_t(npan) * NR * round_up(size_t(kcur), 32);
+  if (sc.Bb.size() < need) sc.Bb.resize(need);
+  amx_gemm(cp.Ab.data() + cp.ab_off[size_t(g)] + size_t(p0) * MR * cp.kpad + kb, cp.kpad, (p1 - p0) * MR, Bp, NR,
+           npan, kcur, C, ldc, accumulate, sc.Bb.data());
+}
 
 void CpuBackend::conv3x3(const ConvPrep& cp, const LayerIO& io) {
   const LayerDesc& L = *cp.L;
@@ -120,7 +133,7 @@ void CpuBackend::conv3x3(const ConvPrep& cp, const LayerIO& io) {
       pa.kc = kcur;
       pa.k0 = kb;
       ks_->pack_b(pa);
-      gemm_block(cp.A.data(), K, kb, kcur, p0, p1, pa.Bp, npan, small, C, ldc, kb > 0);
+      gemm_conv(cp, 0, kb, kcur, p0, p1, pa.Bp, npan, small, C, ldc, kb > 0, sc);
     }
     const int o_end = std::min(Co, p1 * MR);
     EpilogueArgs e;

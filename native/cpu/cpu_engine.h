@@ -36,10 +36,17 @@
 // from 128² input, by 2-4 % of a 1024² image, bench/RESULTS.md), FACEGAN_CPU_FUSE_RGB=0,
 // FACEGAN_CPU_STREAM_KB=N (non-temporal stores for up-conv outputs of at least N KiB; 0 = never),
 // FACEGAN_CPU_PROFILE=1 (per-layer timings on stderr).
+//
+// precision bf16 (opt-in, LoadOptions.precision; only where the CPU has AMX-BF16 and the avx512
+// kernels run, else prepare refuses): every 3×3 conv runs as the im2col GEMM and every up-conv
+// as its 1×1 GEMM on AMX tiles (gemm_amx.cc; weights rounded to bf16 once at load, the scaled
+// activations while packed, fp32 accumulation); Winograd and the sub-pixel form are off (their
+// transforms lose precision in bf16); epilogues, ToRGB, mapping and the rest stay fp32.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -119,6 +126,10 @@ struct ConvPrep {
   bool sub = false;
   std::vector<size_t> sub_off;  // [group · 9 + ξ]
   std::vector<int> sub_rows;    // [ξ]: phases using the plane × og (before MR padding)
+  // precision bf16 (AMX, gemm_amx.cc): A of each group as bf16 rows of kpad (kernels.h amx_pack_a).
+  std::vector<uint16_t> Ab;
+  std::vector<size_t> ab_off;  // per group
+  int kpad = 0;
 };
 
 // A ToRGB layer fused into the preceding 3×3 convolution's epilogue.
@@ -134,6 +145,7 @@ struct FusedRgb {
 struct Scratch {
   Buf Bp, C, Z, T;
   std::vector<ColSeg> segs;
+  std::vector<uint16_t> Bb;  // bf16 B tiles (precision bf16)
 };
 
 // Where a layer reads its input and writes its output, for nb images.
@@ -176,6 +188,7 @@ class CpuBackend : public Backend {
   void prepare_conv(const LayerDesc& L, int index, bool use_wino, int wino_min_res, size_t* max_cols,
                     size_t* max_crows, size_t* max_z, size_t* max_bp);
   void pack_direct(ConvPrep& cp);
+  void pack_bf16(ConvPrep& cp);
   void pack_upconv(ConvPrep& cp, size_t* max_crows, size_t* max_z, size_t* max_cols);
   void pack_upconv_sub(ConvPrep& cp);
   void prepare_wino(ConvPrep& cp, size_t* max_cols, size_t* max_bp);
@@ -203,6 +216,10 @@ class CpuBackend : public Backend {
     return io.mode == NoiseMode::Const ? L.noise_const + pix
          : io.mode == NoiseMode::Random ? io.noise + size_t(img) * L.out_res * L.out_res + pix : nullptr;
   }
+  // The GEMM of a direct conv / up-conv: rows = panels [p0, p1) of group g against a packed B
+  // block; fp32 (gemm_block) or, with precision bf16, the AMX kernel.
+  void gemm_conv(const ConvPrep& cp, int g, int kb, int kcur, int p0, int p1, const float* Bp, int npan, bool small,
+                 float* C, size_t ldc, bool accumulate, Scratch& sc) const;
   static void build_segs(std::vector<ColSeg>& segs, int j0, int j1, int HW, int W, int NR);
 
   // --- cpu_winograd.cc
@@ -233,6 +250,7 @@ class CpuBackend : public Backend {
   Buf act_[2], img_[2], styles_, demod_, noise_, zero_block_, up_, ones_, zn_;
   std::vector<float> rgbw_;
   bool fuse_rgb_ = true;
+  bool bf16_ = false;  // precision bf16: direct convs and up-convs on AMX tiles, no Winograd
   int sub_min_res_ = 1 << 30;  // up-convs from this input resolution run as sub-pixel phases (off)
   size_t stream_min_ = 0;  // bytes of an up-conv output (sub-batch) from which to store non-temporally
   std::vector<std::vector<float>> map_w_;  // mapping weights × w_gain: [embed], fc0, fc1, …

@@ -43,6 +43,7 @@ void CpuBackend::prepare_conv(const LayerDesc& L, int index, bool use_wino, int 
   if (L.up == 2 && L.resample == LayerDesc::TransposedFir) {
     if (L.in_res >= sub_min_res_) pack_upconv_sub(cp);
     else pack_upconv(cp, max_crows, max_z, max_cols);
+    if (bf16_) pack_bf16(cp);
     cp.L = &L;
     convs_.push_back(std::move(cp));
     return;
@@ -68,8 +69,25 @@ void CpuBackend::prepare_conv(const LayerDesc& L, int index, bool use_wino, int 
     }
     if (wino) prepare_wino(cp, max_cols, max_bp);
   }
+  if (bf16_) pack_bf16(cp);
   cp.L = &L;
   convs_.push_back(std::move(cp));
+}
+
+// precision bf16: each group's fp32 panels as the AMX kernel's bf16 rows (kernels.h amx_pack_a).
+void CpuBackend::pack_bf16(ConvPrep& cp) {
+  const int MR = ks_->MR;
+  cp.kpad = int(round_up(size_t(cp.K), 32));
+  cp.ab_off.clear();
+  size_t total = 0;
+  for (int g = 0; g < cp.ngroups; ++g) {
+    cp.ab_off.push_back(total);
+    total += size_t(cp.group_panels[size_t(g)] * MR + 16) * cp.kpad;
+  }
+  cp.Ab.assign(total, 0);
+  for (int g = 0; g < cp.ngroups; ++g)
+    amx_pack_a(cp.A.data() + cp.group_off[size_t(g)], MR, cp.group_panels[size_t(g)], cp.K, cp.kpad,
+               cp.Ab.data() + cp.ab_off[size_t(g)]);
 }
 
 // A[panel][k][MR]: MR output channels (zero past C_out) × K = 9·C_in, k = c·9 + ky·3 + kx.

@@ -48,7 +48,6 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
     const int r0 = H * ri / rc, r1 = H * (ri + 1) / rc;
     const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
     const int panels = cp.group_panels[size_t(g)];
-    const float* Ag = cp.A.data() + cp.group_off[size_t(g)];
     const int nslots = cp.multi ? H : cp.G + 2;
     const int G = cp.multi ? H : cp.G;
     const int rs = std::max(0, r0 - 1), re = std::min(H, r1 + 1);
@@ -88,7 +87,7 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
         pa.kc = kcur;
         pa.k0 = kb;
         ks_->pack_b(pa);
-        gemm_block(Ag, K, kb, kcur, 0, panels, pa.Bp, npan, small, C, ldc, kb > 0);
+        gemm_conv(cp, g, kb, kcur, 0, panels, pa.Bp, npan, small, C, ldc, kb > 0, sc);
       }
       const double tp1 = prof ? thread_cpu_ms() : 0.0;
       // Horizontal pass into the Z ring.

@@ -156,6 +156,21 @@ const KernelSet& best_kernel_set();
 // Looks up a variant by name among those usable here; nullptr when not.
 const KernelSet* find_kernel_set(const char* name);
 
+// The opt-in bf16 GEMM on AMX tiles (gemm_amx.cc; x86-64 only). amx_bf16_unusable(): nullptr when
+// this CPU and OS can run it (cpuid AMX-BF16, AMX-TILE, AVX512-BF16, the tile state granted by
+// arch_prctl, asked once), else the reason.
+const char* amx_bf16_unusable();
+// bf16 of a float, round to nearest even (the conversion the engine applies to both operands).
+uint16_t float_to_bf16(float f);
+// MR-row fp32 panels A[panel][K][MR] to bf16 rows out[row][kpad] (kpad ≥ K, a multiple of 32),
+// zero past K and in 16 extra rows after panels·MR (a tile may read them).
+void amx_pack_a(const float* A, int MR, int panels, int K, int kpad, uint16_t* out);
+// C[rows × npan·nr] (+)= A[rows][0..kc) (bf16 rows of stride kpad, at the K block's first column)
+// × B (fp32 panels [npan][kc][nr] as pack_b writes them, nr a multiple of 16), accumulated in fp32.
+// bbuf: npan · nr · round_up(kc, 32) bf16 of scratch. Only where amx_bf16_unusable() is nullptr.
+void amx_gemm(const uint16_t* A, int kpad, int rows, const float* Bp, int nr, int npan, int kc, float* C, size_t ldc,
+              int accumulate, uint16_t* bbuf);
+
 // Per-variant tables (defined in kernels_*.cc); the x86 ones are compiled on x86-64 only.
 const KernelSet* kernels_scalar();
 #if defined(__x86_64__) || defined(_M_X64)

@@ -83,3 +83,15 @@ const KernelSet& best_kernel_set() {
 
 }  // namespace cpu
 }  // namespace facegan
+
+#if !(defined(__x86_64__) || defined(_M_X64))
+// No AMX off x86-64 (gemm_amx.cc is not built): precision bf16 is refused before these are reached.
+namespace facegan {
+namespace cpu {
+const char* amx_bf16_unusable() { return "AMX is x86-64 only"; }
+uint16_t float_to_bf16(float) { return 0; }
+void amx_pack_a(const float*, int, int, int, int, uint16_t*) {}
+void amx_gemm(const uint16_t*, int, int, const float*, int, int, int, float*, size_t, int, uint16_t*) {}
+}  // namespace cpu
+}  // namespace facegan
+#endif
