@@ -30,7 +30,10 @@ export interface LoadOptions {
   device?: Device;
   /** GPU ordinal for CUDA. */
   deviceIndex?: number;
-  /** Arithmetic precision. The CPU engine runs fp32. */
+  /**
+   * Arithmetic precision. The CPU engine runs fp32, or opt-in 'bf16' where the CPU has AMX-BF16
+   * (the engine refuses it elsewhere: ERR_NATIVE naming AMX); 'fp16' is a GPU option.
+   */
   precision?: Precision;
   /** CPU worker threads (0 or absent: one per hardware thread). */
   threads?: number;
@@ -441,8 +444,8 @@ export async function createGenerator(model: LoadedModel, options: LoadOptions =
     backend = 'cuda';
   }
   const precision = checkOneOf('precision', opts.precision, ['fp32', 'fp16', 'bf16'] as const, 'fp32');
-  if (backend === 'cpu' && precision !== 'fp32') {
-    throw invalidOption('precision', "'fp32' on the CPU backend", precision);
+  if (backend === 'cpu' && precision === 'fp16') {
+    throw invalidOption('precision', "'fp32' or 'bf16' (a CPU with AMX-BF16) on the CPU backend", precision);
   }
   const trace = new Error();
   let engine: NativeGenerator;
