@@ -47,6 +47,28 @@ Status launch_broadcast_truncate(int n, const float* w, int w_dim, int num_ws, c
                                  float psi, int cutoff, float* ws, cudaStream_t stream,
                                  unsigned long long* nonfinite = nullptr);
 
+// ---- torgb.cu: 1x1 modulated conv (no demod) + bias + clamp + the x2 skip upsample, one pass
+constexpr int kMaxImgChannels = 4;
+struct ToRgbArgs {
+  int n = 0, R = 0, Cin = 0, Cimg = 0;  // Cimg <= kMaxImgChannels
+  const void* x = nullptr;              // NHWC [n, R, R, Cin], ActType elements
+  const float* styles = nullptr;
+  int style_stride = 0, style_off = 0;
+  const float* weight = nullptr;        // [Cimg][Cin]
+  const float* bias = nullptr;          // [Cimg]
+  float clamp = -1.0f;
+  const float* img_prev = nullptr;      // NCHW [n, Cimg, R/2, R/2], or null (first block)
+  float* img = nullptr;                 // NCHW [n, Cimg, R, R]
+  uint8_t* u8 = nullptr;                // optional NHWC [n, R, R, Cimg]
+  // How u8 is made from the float image (network.h OutputMap): 0: clamp(v*scale + offset, 0, 255)
+  // truncated, float steps (StyleGAN2, float_to_u8_scaled); 1: round(clamp(v*scale + offset, 0,
+  // 255)) in double, halves up (ProGAN, float_to_u8_round).
+  int u8_round = 0;
+  double u8_scale = 127.5, u8_offset = 128.0;
+  unsigned long long* nonfinite = nullptr;  // optional: += the number of non-finite image values
+};
+Status launch_torgb(const ToRgbArgs& a, ActType t, cudaStream_t stream);
+
 // ---- modconv.cu: modulated 3x3 conv (up 1) or up-conv (up 2: the transposed conv as four sub-pixel
 // phases into t, then the FIR pass), implicit GEMM
 struct ConvArgs {
@@ -70,6 +92,9 @@ struct ConvArgs {
   float slope = 0.2f, gain = 1.41421356237309515f, clamp = -1.0f;
   void* y = nullptr;                // NHWC output at up*H x up*W
   void* t = nullptr;                // up 2: NHWC [batch][2H+1][2W+1][Cout], ActType elements (scratch)
+  // Optional toRGB fused into the epilogue (rgb.img != nullptr; conv_rgb_fits): the layer's ToRGB
+  // of the output rows (rgb.x unused: the epilogue's own stored values), as launch_torgb would do.
+  ToRgbArgs rgb;
 };
 enum class ConvTile { Ffma, MmaWide, MmaNarrow };
 // The tile configuration and the padding of the packed weights for a layer.
@@ -78,31 +103,13 @@ int conv_tile_bk(ConvTile tile);                       // the k-tile; packed pha
 int conv_tile_kpad(ConvTile tile, const ConvGeom& g);  // conv_packed_k of the layer
 int conv_tile_npad(ConvTile tile, int N);
 int conv_tile_bm(ConvTile tile);  // GEMM rows per block
+// Whether the tile's epilogue can run the layer's toRGB (ConvArgs::rgb): a plain 3x3 conv (up 1,
+// src_shift 0) whose Cout output channels lie in one column tile, Cimg <= kMaxImgChannels.
+bool conv_rgb_fits(ConvTile tile, const ConvGeom& g, int Cimg);
 Status launch_modconv(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t stream);
 // The up-conv's FIR pass alone (t -> y, + noise, bias, activation, clamp), after its four phases
 // (launch_modconv runs it itself; the sm_90a path, modconv_sm90.cu, calls it after its GEMM).
 Status launch_upfir(const ConvArgs& a, ActType t, cudaStream_t stream);
-
-// ---- torgb.cu: 1x1 modulated conv (no demod) + bias + clamp + the x2 skip upsample, one pass
-struct ToRgbArgs {
-  int n = 0, R = 0, Cin = 0, Cimg = 0;  // Cimg <= 4
-  const void* x = nullptr;              // NHWC [n, R, R, Cin], ActType elements
-  const float* styles = nullptr;
-  int style_stride = 0, style_off = 0;
-  const float* weight = nullptr;        // [Cimg][Cin]
-  const float* bias = nullptr;          // [Cimg]
-  float clamp = -1.0f;
-  const float* img_prev = nullptr;      // NCHW [n, Cimg, R/2, R/2], or null (first block)
-  float* img = nullptr;                 // NCHW [n, Cimg, R, R]
-  uint8_t* u8 = nullptr;                // optional NHWC [n, R, R, Cimg]
-  // How u8 is made from the float image (network.h OutputMap): 0: clamp(v*scale + offset, 0, 255)
-  // truncated, float steps (StyleGAN2, float_to_u8_scaled); 1: round(clamp(v*scale + offset, 0,
-  // 255)) in double, halves up (ProGAN, float_to_u8_round).
-  int u8_round = 0;
-  double u8_scale = 127.5, u8_offset = 128.0;
-  unsigned long long* nonfinite = nullptr;  // optional: += the number of non-finite image values
-};
-Status launch_torgb(const ToRgbArgs& a, ActType t, cudaStream_t stream);
 
 // ---- noise.cu: N(0,1) planes [n][plane] from Philox4x32-10 (see noise_counter). The seed and
 // the image base are read from device memory, so one captured graph replays with any seed and

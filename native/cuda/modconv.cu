@@ -6,7 +6,10 @@
 //           t, (2H+1)^2, then the [1,3,3,1]^2 FIR as a separate memory-bound pass (upfir_kernel).
 // The input channels are scaled by the sample's style while A is loaded; the epilogue applies
 // x colscale (16-bit weight scaling), x d[b, o] (demodulation), then (up 1; for up 2 after the
-// FIR) + noise * strength, + bias, lrelu * sqrt(2), clamp, and stores NHWC.
+// FIR) + noise * strength, + bias, lrelu * sqrt(2), clamp, and stores NHWC. Optionally (ConvArgs::rgb,
+// conv_rgb_fits: up 1, every output channel in the block's column tile) the epilogue also runs the
+// layer's toRGB on the values it stores (torgb.cuh), so the separate ToRGB pass and its re-read of
+// the activation are skipped.
 //
 // Paths: FP32 FFMA (64x64 tiles, 4x4 per thread) and FP16 / BF16 tensor cores (mma.sync
 // m16n8k16 with fp32 accumulation, ldmatrix from padded shared tiles; two tile shapes: 128x128
@@ -14,8 +17,7 @@
 // code does: the stored weights are divided by their column's max |w| (colscale), the styles by
 // their max |s| per sample and layer (sinv; d carries the factor back), so no fp16 operand can
 // overflow.
-#include "common.cuh"
-#include "kernels.h"
+#include "torgb.cuh"
 
 namespace facegan {
 namespace cuda {
@@ -42,6 +44,14 @@ int conv_tile_bm(ConvTile tile) {
   return tile == ConvTile::Ffma ? FfmaCfg::BM : tile == ConvTile::MmaWide ? MmaCfgWide::BM : MmaCfgNarrow::BM;
 }
 
+static int conv_tile_bn(ConvTile tile) {
+  return tile == ConvTile::Ffma ? FfmaCfg::BN : tile == ConvTile::MmaWide ? MmaCfgWide::BN : MmaCfgNarrow::BN;
+}
+
+bool conv_rgb_fits(ConvTile tile, const ConvGeom& g, int Cimg) {
+  return g.up == 1 && g.src_shift == 0 && g.Cout <= conv_tile_bn(tile) && Cimg >= 1 && Cimg <= kMaxImgChannels;
+}
+
 namespace {
 
 // The epilogue's bias, activation and clamp of one element (noise added by the caller).
@@ -51,8 +61,9 @@ __device__ __forceinline__ float conv_finish(const ConvArgs& a, int o, float v) 
 
 // The epilogue of one output element (row pixel p, column j) of the GEMM g (a phase for up 2):
 // x colscale x d, then up 1: + noise, bias, activation, clamp into y; up 2: stored into t.
+// Returns the stored value (rounded to T), as a later pass would read it.
 template <typename T>
-__device__ __forceinline__ void conv_store(const ConvArgs& a, const ConvGeom& g, const float* colscale,
+__device__ __forceinline__ float conv_store(const ConvArgs& a, const ConvGeom& g, const float* colscale,
                                            const Pixel& p, int j, float acc) {
   const OutCol oc = gemm_col_out(g, j);
   float v = acc;
@@ -62,7 +73,9 @@ __device__ __forceinline__ void conv_store(const ConvArgs& a, const ConvGeom& g,
     if (a.noise) v += a.noise[(int64_t)p.b * a.noise_bstride + gemm_out_pixel(g, p, oc)] * a.noise_strength;
     v = conv_finish(a, oc.o, v);
   }
-  static_cast<T*>(g.up == 1 ? a.y : a.t)[gemm_out_offset(g, p, oc)] = Act<T>::from_float(v);
+  const T q = Act<T>::from_float(v);
+  static_cast<T*>(g.up == 1 ? a.y : a.t)[gemm_out_offset(g, p, oc)] = q;
+  return Act<T>::to_float(q);
 }
 
 // Stores a pair of adjacent channels (o even, o + 1 < C) of one pixel as one 4-byte store
@@ -81,13 +94,14 @@ __device__ __forceinline__ void store_pair(T* dst, float v0, float v1) {
 }
 
 // Two adjacent columns j, j + 1 (j even) of one row: when both are output channels (Cout even),
-// one pair store and one column decode; otherwise two single stores.
+// one pair store and one column decode; otherwise two single stores. q receives the stored values
+// (rounded to T; 0 for a column >= N).
 template <typename T>
 __device__ __forceinline__ void conv_store_pair(const ConvArgs& a, const ConvGeom& g, const float* colscale,
-                                                const Pixel& p, int j, int N, float acc0, float acc1) {
+                                                const Pixel& p, int j, int N, float acc0, float acc1, float q[2]) {
   if (j + 1 >= N || (g.Cout & 1)) {
-    if (j < N) conv_store<T>(a, g, colscale, p, j, acc0);
-    if (j + 1 < N) conv_store<T>(a, g, colscale, p, j + 1, acc1);
+    q[0] = j < N ? conv_store<T>(a, g, colscale, p, j, acc0) : 0.0f;
+    q[1] = j + 1 < N ? conv_store<T>(a, g, colscale, p, j + 1, acc1) : 0.0f;
     return;
   }
   const OutCol oc = gemm_col_out(g, j);  // oc.o is even, oc.o + 1 < Cout
@@ -101,8 +115,14 @@ __device__ __forceinline__ void conv_store_pair(const ConvArgs& a, const ConvGeo
     if (colscale) v[e] *= colscale[j + e];
     if (a.dcoef) v[e] *= a.dcoef[db + e];
     if (g.up == 1) v[e] = conv_finish(a, oc.o + e, v[e] + nz);
+    q[e] = Act<T>::to_float(Act<T>::from_float(v[e]));
   }
   store_pair<T>(static_cast<T*>(g.up == 1 ? a.y : a.t) + gemm_out_offset(g, p, oc), v[0], v[1]);
+}
+
+// The fused toRGB's styles of sample b (ConvArgs::rgb).
+__device__ __forceinline__ const float* rgb_styles(const ConvArgs& a, int b) {
+  return a.rgb.styles + (int64_t)b * a.rgb.style_stride + a.rgb.style_off;
 }
 
 // The launch's phase (blockIdx.z; 0 for up 1): its packed weights and its column scales.
@@ -209,15 +229,29 @@ __global__ void __launch_bounds__(FfmaCfg::THREADS, FfmaCfg::MIN_BLOCKS) modconv
     __syncthreads();
   }
 
+  // Fused toRGB (n0 == 0, N <= BN): a row's columns lie in the 16 threads tid & 15 of one half
+  // warp; each sums its 4 columns, then a butterfly over the half warp gives every thread the row's sums.
+  const bool rgb = a.rgb.img != nullptr;
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
     const int m = m0 + r0 + i;
-    if (m >= M) continue;
-    const Pixel p = gemm_row_pixel(g, m);
+    const bool ok = m < M;
+    const Pixel p = gemm_row_pixel(g, ok ? m : m0);
+    float part[kMaxImgChannels] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
       const int col = n0 + c0 + j;
-      if (col < N) conv_store<float>(a, g, nullptr, p, col, acc[i][j]);
+      if (ok && col < N) {
+        const float q = conv_store<float>(a, g, nullptr, p, col, acc[i][j]);
+        if (rgb) torgb_accum(a.rgb, a.rgb.weight, q, __ldg(rgb_styles(a, p.b) + col), col, part);
+      }
+    }
+    if (rgb) {
+#pragma unroll
+      for (int c = 0; c < kMaxImgChannels; ++c)
+#pragma unroll
+        for (int o = 8; o > 0; o >>= 1) part[c] += __shfl_xor_sync(0xffffffffu, part[c], o);
+      if (ok && (tid & 15) == 0) torgb_store(a.rgb, p.b, p.y, p.x, part);
     }
   }
 }
@@ -431,6 +465,14 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
   }
 
   // Epilogue: element e of acc[mi][ni] is C[row][col] of mma_c_elem; rows e < 2 and e >= 2.
+  // Fused toRGB (n0 == 0, N <= BN): each thread sums its columns of a row, the quad's 4 lanes are
+  // added by shuffles, the WARPS_N warps' sums of the row meet in shared memory (the A tile is
+  // free after the K loop's last barrier), and one thread per row finishes the pixel.
+  const bool rgb = a.rgb.img != nullptr;
+  constexpr int RED = BM * Cfg::WARPS_N * kMaxImgChannels;  // [BM][WARPS_N][kMaxImgChannels] floats
+  static_assert(RED * sizeof(float) <= sizeof(As), "fused toRGB sums must fit the A tile");
+  float* red = reinterpret_cast<float*>(&As[0][0][0]);
+  const int wn = warp % Cfg::WARPS_N;
   const float* colscale = phase_colscale(a);
 #pragma unroll
   for (int mi = 0; mi < MI; ++mi) {
@@ -439,14 +481,48 @@ __global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) modconv_mma_ker
       int r, c;
       mma_c_elem(lane, 2 * h, &r, &c);
       const int m = m0 + wm0 + mi * 16 + r;
-      if (m >= M) continue;
-      const Pixel p = gemm_row_pixel(g, m);
+      const bool ok = m < M;
+      const Pixel p = gemm_row_pixel(g, ok ? m : m0);
+      float part[kMaxImgChannels] = {0.0f, 0.0f, 0.0f, 0.0f};
+      if (ok) {
 #pragma unroll
-      for (int ni = 0; ni < NI; ++ni) {
-        // Elements 2h and 2h + 1 are columns c and c + 1 (c even) of this row.
-        conv_store_pair<T>(a, g, colscale, p, n0 + wn0 + ni * 8 + c, N, acc[mi][ni][2 * h],
-                           acc[mi][ni][2 * h + 1]);
+        for (int ni = 0; ni < NI; ++ni) {
+          // Elements 2h and 2h + 1 are columns c and c + 1 (c even) of this row.
+          const int j = n0 + wn0 + ni * 8 + c;
+          float q[2];
+          conv_store_pair<T>(a, g, colscale, p, j, N, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1], q);
+          if (rgb) {
+            const float* sr = rgb_styles(a, p.b);
+#pragma unroll
+            for (int e = 0; e < 2; ++e)
+              if (j + e < N) torgb_accum(a.rgb, a.rgb.weight, q[e], __ldg(sr + j + e), j + e, part);
+          }
+        }
       }
+      if (rgb) {
+#pragma unroll
+        for (int cc = 0; cc < kMaxImgChannels; ++cc) {
+          part[cc] += __shfl_xor_sync(0xffffffffu, part[cc], 1);
+          part[cc] += __shfl_xor_sync(0xffffffffu, part[cc], 2);
+        }
+        if ((lane & 3) == 0)
+#pragma unroll
+          for (int cc = 0; cc < kMaxImgChannels; ++cc)
+            red[((wm0 + mi * 16 + r) * Cfg::WARPS_N + wn) * kMaxImgChannels + cc] = part[cc];
+      }
+    }
+  }
+  if (rgb) {
+    __syncthreads();
+    for (int row = tid; row < BM; row += Cfg::THREADS) {
+      const int m = m0 + row;
+      if (m >= M) break;
+      float sum[kMaxImgChannels] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int w = 0; w < Cfg::WARPS_N; ++w)
+#pragma unroll
+        for (int cc = 0; cc < kMaxImgChannels; ++cc) sum[cc] += red[(row * Cfg::WARPS_N + w) * kMaxImgChannels + cc];
+      const Pixel p = gemm_row_pixel(g, m);
+      torgb_store(a.rgb, p.b, p.y, p.x, sum);
     }
   }
 }
@@ -512,8 +588,7 @@ Status launch_mma(const ConvArgs& a, const dim3& grid, cudaStream_t stream) {
 }
 
 Status launch_gemm(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t stream) {
-  const int BM = conv_tile_bm(tile);
-  const int BN = tile == ConvTile::Ffma ? FfmaCfg::BN : tile == ConvTile::MmaWide ? MmaCfgWide::BN : MmaCfgNarrow::BN;
+  const int BM = conv_tile_bm(tile), BN = conv_tile_bn(tile);
   // Phase 0 has the most rows; blocks past a smaller phase's rows return at once.
   const dim3 grid(ceil_div(geom_M(conv_phase_geom(a.g, 0)), BM), a.Npad / BN, conv_phases(a.g));
   switch (tile) {
@@ -543,8 +618,15 @@ Status launch_modconv(const ConvArgs& a, ActType t, ConvTile tile, cudaStream_t 
   if (a.g.ks != 3 || a.g.phase != 0) return Status::Error("modconv: the kernels take a 3x3 layer geometry");
   if (a.g.up == 2 && (a.t == nullptr || a.g.src_shift != 0))
     return Status::Error("modconv: an up-conv needs its (2H+1)^2 buffer t and a plain input");
-  const int BN = tile == ConvTile::Ffma ? FfmaCfg::BN : tile == ConvTile::MmaWide ? MmaCfgWide::BN : MmaCfgNarrow::BN;
-  if (a.Npad / BN > 65535) return Status::Error("modconv: too many output channels");
+  if (a.Npad / conv_tile_bn(tile) > 65535) return Status::Error("modconv: too many output channels");
+  if (a.rgb.img) {
+    const ToRgbArgs& r = a.rgb;
+    if (!conv_rgb_fits(tile, a.g, r.Cimg) || r.Cin != a.g.Cout || r.n != a.g.batch || r.R != a.g.H ||
+        a.g.W != a.g.H || !r.styles || !r.weight || !r.bias)
+      return Status::Error(
+          "modconv: the fused toRGB needs a plain 3x3 layer (up 1) with every output channel in one column tile, "
+          "1 to 4 image channels, Cin = Cout and R = H = W");
+  }
   FG_RETURN_IF_ERROR(launch_gemm(a, t, tile, stream));
   return a.g.up == 1 ? Status::Ok() : launch_upfir(a, t, stream);
 }

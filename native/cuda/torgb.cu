@@ -3,15 +3,13 @@
 // of the previous block (indexing.cuh: up2_taps), written as the running NCHW float image and,
 // for the last block, as the final uint8 HWC image (clamp(x*127.5+128, 0, 255) truncated) while
 // counting the image's non-finite values (NaN / inf: the backend reports them, see backend.h).
-#include "common.cuh"
-#include "kernels.h"
+#include "torgb.cuh"
 
 namespace facegan {
 namespace cuda {
 namespace {
 
 constexpr int kRgbThreads = 256;
-constexpr int kMaxImgChannels = 4;
 
 template <typename T>
 __global__ void __launch_bounds__(kRgbThreads) torgb_kernel(const ToRgbArgs a) {
@@ -34,39 +32,12 @@ __global__ void __launch_bounds__(kRgbThreads) torgb_kernel(const ToRgbArgs a) {
       const uint4 raw = *reinterpret_cast<const uint4*>(xp + i0);
       const T* rv = reinterpret_cast<const T*>(&raw);
 #pragma unroll
-      for (int e = 0; e < VEC; ++e) {
-        const float v = Act<T>::to_float(rv[e]) * __ldg(s + i0 + e);
-#pragma unroll
-        for (int c = 0; c < kMaxImgChannels; ++c)
-          if (c < a.Cimg) acc[c] = fmaf(v, wsh[c * a.Cin + i0 + e], acc[c]);
-      }
+      for (int e = 0; e < VEC; ++e) torgb_accum(a, wsh, Act<T>::to_float(rv[e]), __ldg(s + i0 + e), i0 + e, acc);
     }
   } else {
-    for (int i = 0; i < a.Cin; ++i) {
-      const float v = Act<T>::to_float(xp[i]) * __ldg(s + i);
-#pragma unroll
-      for (int c = 0; c < kMaxImgChannels; ++c)
-        if (c < a.Cimg) acc[c] = fmaf(v, wsh[c * a.Cin + i], acc[c]);
-    }
+    for (int i = 0; i < a.Cin; ++i) torgb_accum(a, wsh, Act<T>::to_float(xp[i]), __ldg(s + i), i, acc);
   }
-
-  const int Rl = a.R / 2;
-  const Up2Taps ty = up2_taps(Y, Rl), tx = up2_taps(X, Rl);
-#pragma unroll
-  for (int c = 0; c < kMaxImgChannels; ++c) {
-    if (c >= a.Cimg) break;
-    float v = act_clamp(acc[c] + a.bias[c], false, 0.0f, 1.0f, a.clamp);
-    if (a.img_prev) {
-      const float* P = a.img_prev + ((int64_t)b * a.Cimg + c) * Rl * Rl;
-      const float up = ty.w0 * (tx.w0 * P[ty.i0 * Rl + tx.i0] + tx.w1 * P[ty.i0 * Rl + tx.i1]) +
-                       ty.w1 * (tx.w0 * P[ty.i1 * Rl + tx.i0] + tx.w1 * P[ty.i1 * Rl + tx.i1]);
-      v = up + v;
-    }
-    a.img[((int64_t)b * a.Cimg + c) * plane + rem] = v;
-    if (a.nonfinite && !isfinite(v)) atomicAdd(a.nonfinite, 1ull);
-    if (a.u8) a.u8[pix * a.Cimg + c] = a.u8_round ? float_to_u8_round(v, a.u8_scale, a.u8_offset)
-                                        : float_to_u8_scaled(v, (float)a.u8_scale, (float)a.u8_offset);
-  }
+  torgb_store(a, b, Y, X, acc);
 }
 
 template <typename T>

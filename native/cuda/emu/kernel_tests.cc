@@ -2,7 +2,8 @@
 // with their own launchers) against naive host references: modulated conv in every tile shape and
 // precision (K tails, several column tiles, tiles crossing samples, up 1 and 2, the scalar and the
 // vector loaders, wide layers), the row-dot kernel (FC and demodulation modes, wide inputs),
-// toRGB + skip, random noise, pixel norm, the mapping helpers. facegan-unit calls run_kernel_tests.
+// toRGB + skip, toRGB fused into the conv epilogue against the separate pass, random noise, pixel
+// norm, the mapping helpers. facegan-unit calls run_kernel_tests.
 // Compiled inside the emulator build (the namespace `cuda` is the emulated backend's).
 #include "kernel_tests.h"
 
@@ -353,6 +354,196 @@ void test_torgb(Results* out) {
   if (__CUDA_ARCH__ >= 800) torgb_case("R8 Cin24 RGB + skip", 1, 8, 24, 3, true, ActType::BF16, out);
 }
 
+// ---- modconv.cu + torgb.cu: toRGB fused into a conv's epilogue (ConvArgs::rgb) against the same
+// conv followed by the separate ToRGB pass, on the same inputs: the activation must be the same
+// bits, the image equal to the unfused one up to the order of the 1x1 conv's fp32 sums (the fused
+// epilogue adds per thread, then across the row's threads), the uint8 image its map and the
+// non-finite count the same (nan_prev: NaN / inf planted in the previous image).
+struct FusedCase {
+  const char* name;
+  int batch, H, Cin, Cout, Cimg;
+  bool prev, nan_prev;
+};
+
+void fused_rgb_case(const FusedCase& c, ActType t, Results* out) {
+  const char* pname = t == ActType::F32 ? "fp32" : t == ActType::F16 ? "fp16" : "bf16";
+  const size_t esz = t == ActType::F32 ? 4 : 2;
+  ConvGeom g;
+  g.batch = c.batch;
+  g.H = g.W = c.H;
+  g.Cin = c.Cin;
+  g.Cout = c.Cout;
+  const int R = c.H, Rl = R / 2, plane = R * R;
+  auto x = rnd((size_t)c.batch * plane * c.Cin);
+  auto s = rnd((size_t)c.batch * c.Cin, 0.5f, 1.5f);
+  auto W = rnd((size_t)c.Cout * c.Cin * 9);
+  auto d = rnd((size_t)c.batch * c.Cout, 0.5f, 1.0f);
+  auto bias = rnd(c.Cout, -0.2f, 0.2f);
+  auto noise = rnd((size_t)plane);
+  auto rs = rnd((size_t)c.batch * (c.Cout + 3), 0.5f, 1.5f);  // rgb styles at offset 3 of a wider row
+  auto rw = rnd((size_t)c.Cimg * c.Cout);
+  auto rb = rnd(c.Cimg, -0.1f, 0.1f);
+  auto img_prev = rnd((size_t)c.batch * c.Cimg * Rl * Rl, -1.2f, 1.2f);
+  if (c.nan_prev) {
+    img_prev[1] = std::nanf("");
+    img_prev[img_prev.size() - 1] = INFINITY;
+  }
+  const ConvTile tile = choose_conv_tile(t, geom_N(g));
+  const int Kpad = conv_tile_kpad(tile, g), Npad = conv_tile_npad(tile, geom_N(g));
+  std::vector<float> B((size_t)Kpad * Npad), colscale((size_t)Npad, 1.0f);
+  pack_conv_layer(g, W.data(), conv_tile_bk(tile), Npad, t != ActType::F32, B.data(), colscale.data());
+  float* csdev = t != ActType::F32 ? upload(colscale) : nullptr;
+  void* wdev = upload_act(B, t);
+  void* xdev = upload_act(x, t);
+  float *sdev = upload(s), *ddev = upload(d), *bdev = upload(bias), *ndev = upload(noise);
+  float *rsdev = upload(rs), *rwdev = upload(rw), *rbdev = upload(rb), *pdev = upload(img_prev);
+  const size_t out_n = (size_t)c.batch * plane * c.Cout, img_n = (size_t)c.batch * c.Cimg * plane;
+  void *y1 = nullptr, *y2 = nullptr, *img1 = nullptr, *img2 = nullptr, *u1 = nullptr, *u2 = nullptr, *nf = nullptr;
+  cudaMalloc(&y1, out_n * esz);
+  cudaMalloc(&y2, out_n * esz);
+  cudaMalloc(&img1, img_n * 4);
+  cudaMalloc(&img2, img_n * 4);
+  cudaMalloc(&u1, img_n);
+  cudaMalloc(&u2, img_n);
+  cudaMalloc(&nf, 2 * sizeof(unsigned long long));
+  cudaMemset(nf, 0, 2 * sizeof(unsigned long long));
+  ConvArgs a;
+  a.g = g;
+  a.x = xdev;
+  a.x_bstride = (int64_t)plane * c.Cin;
+  a.styles = sdev;
+  a.style_stride = c.Cin;
+  a.w = wdev;
+  a.Kpad = Kpad;
+  a.Npad = Npad;
+  a.colscale = csdev;
+  a.dcoef = ddev;
+  a.d_stride = c.Cout;
+  a.noise = ndev;
+  a.noise_strength = 0.3f;
+  a.bias = bdev;
+  a.clamp = 1.5f;
+  ToRgbArgs r;
+  r.n = c.batch;
+  r.R = R;
+  r.Cin = c.Cout;
+  r.Cimg = c.Cimg;
+  r.styles = rsdev;
+  r.style_stride = c.Cout + 3;
+  r.style_off = 3;
+  r.weight = rwdev;
+  r.bias = rbdev;
+  r.clamp = 1.0f;
+  r.img_prev = c.prev ? pdev : nullptr;
+  auto* nfp = static_cast<unsigned long long*>(nf);
+  // Unfused: the conv into y1, then the ToRGB pass reading y1.
+  a.y = y1;
+  Status st = launch_modconv(a, t, tile, 0);
+  ToRgbArgs r1 = r;
+  r1.x = y1;
+  r1.img = static_cast<float*>(img1);
+  r1.u8 = static_cast<uint8_t*>(u1);
+  r1.nonfinite = nfp;
+  if (st.ok) st = launch_torgb(r1, t, 0);
+  // Fused: one launch.
+  a.y = y2;
+  a.rgb = r;
+  a.rgb.img = static_cast<float*>(img2);
+  a.rgb.u8 = static_cast<uint8_t*>(u2);
+  a.rgb.nonfinite = nfp + 1;
+  if (st.ok) st = launch_modconv(a, t, tile, 0);
+  const cudaError_t e = cudaDeviceSynchronize();
+  const auto yb1 = download<uint8_t>(y1, out_n * esz), yb2 = download<uint8_t>(y2, out_n * esz);
+  const auto i1 = download<float>(img1, img_n), i2 = download<float>(img2, img_n);
+  const auto ub1 = download<uint8_t>(u1, img_n), ub2 = download<uint8_t>(u2, img_n);
+  const auto cnt = download<unsigned long long>(nf, 2);
+  for (void* p : {wdev, xdev, (void*)csdev, (void*)sdev, (void*)ddev, (void*)bdev, (void*)ndev, (void*)rsdev,
+                  (void*)rwdev, (void*)rbdev, (void*)pdev, y1, y2, img1, img2, u1, u2, nf})
+    cudaFree(p);
+  const char* tname = tile == ConvTile::Ffma ? "ffma" : tile == ConvTile::MmaWide ? "mma128x128" : "mma128x32";
+  const std::string name = std::string("fused toRGB ") + c.name + " " + pname + " " + tname + " sm_" +
+                           std::to_string(__CUDA_ARCH__ / 10);
+  if (failed_launch(name, st, e, out)) return;
+  // Finite values compared by relative L2; non-finite ones must sit at the same places.
+  std::vector<float> f1, f2;
+  unsigned long long nonfinite = 0;
+  bool same_nonfinite = true, u8_ok = true;
+  for (size_t i = 0; i < img_n; ++i) {
+    const bool fin = std::isfinite(i2[i]);
+    nonfinite += fin ? 0 : 1;
+    if (!fin || !std::isfinite(i1[i])) {
+      same_nonfinite = same_nonfinite && std::isfinite(i1[i]) == fin;
+      continue;
+    }
+    f1.push_back(i1[i]);
+    f2.push_back(i2[i]);
+  }
+  for (int b = 0; b < c.batch; ++b)  // the uint8 image is the fused float image's map, HWC
+    for (int p = 0; p < plane; ++p)
+      for (int ch = 0; ch < c.Cimg; ++ch)
+        u8_ok = u8_ok && ub2[((size_t)b * plane + p) * c.Cimg + ch] == float_to_u8(i2[((size_t)b * c.Cimg + ch) * plane + p]);
+  int u8_diff = 0;
+  for (size_t i = 0; i < img_n; ++i) u8_diff = std::max(u8_diff, std::abs((int)ub1[i] - (int)ub2[i]));
+  const bool y_same = yb1 == yb2;
+  const double err = rel_l2(f2, f1);
+  const bool counts_ok = cnt[0] == cnt[1] && cnt[1] == nonfinite && (nonfinite > 0) == c.nan_prev;
+  const bool ok = y_same && err < 1e-6 && same_nonfinite && u8_ok && u8_diff <= 1 && counts_ok;
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "image rel. L2 vs unfused %.3g (limit 1e-06), activation %s, uint8 max diff %d%s, non-finite %llu / %llu%s",
+                err, y_same ? "bit-identical" : "DIFFERS", u8_diff, u8_ok ? "" : " (uint8 map wrong)", cnt[0], cnt[1],
+                same_nonfinite ? "" : " (at other places)");
+  out->push_back({name, ok, buf});
+}
+
+void test_fused_rgb(Results* out, bool quick) {
+  std::vector<FusedCase> cases = {
+      {"6x6 b2 16->32 RGB + skip (row tail)", 2, 6, 16, 32, 3, true, false},
+      {"4x4 b3 12->21 gray, first block (odd Cout)", 3, 4, 12, 21, 1, false, false},
+      {"8x8 b1 16->24 RGB + NaN/inf skip", 1, 8, 16, 24, 3, true, true},
+  };
+  if (!quick) cases.push_back({"9x9 b2 8->64 RGBA + skip (rows cross samples)", 2, 9, 8, 64, 4, true, false});
+  for (const FusedCase& c : cases)
+    for (ActType t : {ActType::F32, ActType::F16, ActType::BF16})
+      if (t != ActType::BF16 || __CUDA_ARCH__ >= 800) {
+        if (t != ActType::F32 && c.Cout > 32) continue;  // 33-64 channels: two 128x32 column tiles
+        fused_rgb_case(c, t, out);
+      }
+  // The 128x128 tile: 4 warps across the columns meet in shared memory.
+  for (ActType t : {ActType::F16, ActType::BF16})
+    if (t != ActType::BF16 || __CUDA_ARCH__ >= 800) {
+      fused_rgb_case({"9x9 b2 16->128 RGB + skip (wide tile)", 2, 9, 16, 128, 3, true, false}, t, out);
+      if (!quick) fused_rgb_case({"6x6 b1 8->72 RGB + NaN/inf skip (wide, padded)", 1, 6, 8, 72, 3, true, true}, t, out);
+    }
+  // Where it does not fit (two column tiles), the launcher refuses the fused toRGB.
+  {
+    ConvGeom g;
+    g.batch = 1;
+    g.H = g.W = 4;
+    g.Cin = 8;
+    g.Cout = 64;
+    const bool narrow = conv_rgb_fits(ConvTile::MmaNarrow, g, 3), ffma = conv_rgb_fits(ConvTile::Ffma, g, 3);
+    g.up = 2;
+    const bool up = conv_rgb_fits(ConvTile::Ffma, g, 3);
+    g.up = 1;
+    ConvArgs a;
+    a.g = g;
+    a.Kpad = conv_tile_kpad(ConvTile::MmaNarrow, g);
+    a.Npad = conv_tile_npad(ConvTile::MmaNarrow, 64);
+    float dummy = 0.0f;
+    a.rgb.n = 1;
+    a.rgb.R = 4;
+    a.rgb.Cin = 64;
+    a.rgb.Cimg = 3;
+    a.rgb.styles = a.rgb.weight = a.rgb.bias = &dummy;
+    a.rgb.img = &dummy;
+    const Status st = launch_modconv(a, ActType::F16, ConvTile::MmaNarrow, 0);
+    const bool refused = !st.ok && st.message.find("fused toRGB") != std::string::npos;
+    out->push_back({"fused toRGB refused where it does not fit (64 channels in 128x32 tiles, up-conv)",
+                    !narrow && ffma && !up && refused, st.ok ? "launched" : st.message});
+  }
+}
+
 // ---- noise.cu: the device stream against the host's noise_normal, bit for bit (odd plane sizes
 // take the scalar tail, even ones the float4 stores).
 void test_noise(Results* out) {
@@ -460,6 +651,7 @@ void run_kernel_tests(Results* out, bool quick) {
   test_modconv(out, quick);
   test_rows(out, quick);
   test_torgb(out);
+  test_fused_rgb(out, quick);
   test_noise(out);
   test_pixnorm(out);
   test_mapping_kernels(out);
