@@ -14,9 +14,15 @@ struct Config {
   size_t device_memory = size_t(4) << 30;
   // The Nth cudaMalloc from now fails (1 = the next one); 0 = none (env FACEGAN_EMU_FAIL_MALLOC).
   int fail_malloc_at = 0;
-  // Order in which a block's threads are resumed between barriers: 0 forward, 1 reverse, 2 seeded
-  // shuffle (env FACEGAN_EMU_SCHEDULE=forward|reverse|shuffle).
+  // Order in which a block's threads run between barriers (env FACEGAN_EMU_SCHEDULE): 0 by warps
+  // (default, "warps": warp 0 runs until none of its threads can move, then warp 1, ...), 4 by
+  // warps from the last ("warps-reverse"); by threads, each to its next barrier or warp collective
+  // in turn (warps in lockstep): 1 "threads", 2 "threads-reverse", 3 "shuffle" (seeded, per round).
   int schedule = 0;
+  // The shared-memory race checker of the by-warps schedules (runtime.cc: a write and an ldmatrix
+  // read of the same byte by two warps with no __syncthreads between them fault); env
+  // FACEGAN_EMU_RACECHECK=0 turns it off.
+  bool race_check = true;
   // Number of devices reported (env FACEGAN_EMU_DEVICES; 0 behaves as a machine without a GPU).
   int devices = 1;
   // Compute capability reported (env FACEGAN_EMU_CC, e.g. 80; the device code paths compiled in

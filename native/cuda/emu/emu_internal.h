@@ -45,6 +45,10 @@ std::string ptx_block_end();
 // TMA copies in flight that complete on this mbarrier (ptx.cc): any? / land them (a thread).
 bool ptx_copies_pending(unsigned mbar);
 void ptx_land_copies(unsigned mbar);
+// The shared-memory race checker (runtime.cc): the calling thread's warp reads [addr, addr + bytes)
+// of shared memory (an ldmatrix row; addr already bounds-checked). Faults on a write to those
+// bytes by another warp since the last __syncthreads.
+void shadow_read(unsigned addr, size_t bytes);
 // Faults unless an mbarrier object can live at this shared address.
 void mbar_word_check(unsigned addr);
 

@@ -266,6 +266,7 @@ void compute_ldmatrix(LaneSlot* const* lanes, unsigned, const void* tag) {
       const int src = 8 * q + r;
       if (!lanes[src]) fail_kernel("ldmatrix: lane " + std::to_string(src) + " (which supplies a row address) is not in the mask");
       const void* p = shared_window_ptr((unsigned)lanes[src]->in[0], 16);
+      shadow_read((unsigned)lanes[src]->in[0], 16);
       memcpy(m[q][r], p, 16);
     }
   for (int l = 0; l < 32; ++l) {

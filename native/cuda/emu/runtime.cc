@@ -120,8 +120,10 @@ void load_config() {
   if (const char* v = getenv("FACEGAN_EMU_MEMORY")) g_config.device_memory = (size_t)strtoull(v, nullptr, 10);
   if (const char* v = getenv("FACEGAN_EMU_FAIL_MALLOC")) g_config.fail_malloc_at = atoi(v);
   if (const char* v = getenv("FACEGAN_EMU_SCHEDULE")) {
-    g_config.schedule = !strcmp(v, "reverse") ? 1 : !strcmp(v, "shuffle") ? 2 : 0;
+    g_config.schedule = !strcmp(v, "threads") ? 1 : !strcmp(v, "threads-reverse") ? 2 : !strcmp(v, "shuffle") ? 3
+                        : !strcmp(v, "warps-reverse") ? 4 : 0;
   }
+  if (const char* v = getenv("FACEGAN_EMU_RACECHECK")) g_config.race_check = strcmp(v, "0") != 0;
   if (const char* v = getenv("FACEGAN_EMU_DEVICES")) g_config.devices = atoi(v);
   if (const char* v = getenv("FACEGAN_EMU_CC")) g_config.cc = atoi(v);
   if (const char* v = getenv("FACEGAN_EMU_FAULT_KERNEL")) g_config.fault_kernel = v;
@@ -304,6 +306,14 @@ struct Region {
   const char* name;
 };
 
+// The race checker's record of one byte of shared memory: the barrier epoch (count of block
+// barriers passed) and warp of its last write, and of its ldmatrix reads in the epoch `repoch`
+// (`reader` the first warp, `many` when another warp read it too).
+struct ShadowByte {
+  int32_t wepoch = -1, repoch = -1;
+  uint8_t writer = 0, reader = 0, many = 0;
+};
+
 #if defined(FG_EMU_ASAN) || defined(FG_EMU_TSAN)
 constexpr size_t kStackBytes = 512 * 1024;
 #else
@@ -342,6 +352,11 @@ struct Worker {
   std::vector<int> wg_first;    // the first of them (its slot names the collective)
   bool failed = false;
   int barrier_gen = 0;
+  // The shared-memory race checker (by-warps schedules): on from a block's first ldmatrix to its
+  // end, unless the block uses mbarriers (their phases order warps without a barrier).
+  bool shadow_on = false, shadow_off = false;
+  std::vector<std::vector<uint8_t>> snap;        // per region: the contents writes were last attributed at
+  std::vector<std::vector<ShadowByte>> shadow;   // per region, per byte
   char sync_objs[4];  // addresses for ThreadSanitizer's happens-before annotations
   std::vector<char> warp_sync;
 };
@@ -481,6 +496,70 @@ void poison_fill(void* p, size_t bytes) {
   for (size_t i = 0; i < bytes; ++i) b[i] = 0xff;
 }
 
+// ---- The shared-memory race checker. In a by-warps schedule only one warp runs at a time, so the
+// bytes of shared memory that changed during a warp's turn are that warp's writes: they are found
+// by comparing with a snapshot at the end of each turn (a rewrite of the same value is not seen).
+// ldmatrix reads are recorded by the PTX emulation (shadow_read). A write and a read of the same
+// byte by two warps in one barrier epoch (no __syncthreads between them), in either order, is a
+// race on a GPU: the kernel faults, naming both warps and the shared array. Plain loads are not
+// seen (no instrumentation); the by-warps order still makes such races give wrong values. It runs
+// in kernels that use ldmatrix: from the first ldmatrix of the first block that does, then from
+// the start of each block of that kernel; a block that initialises an mbarrier stops it.
+std::string race_where(const Worker& w, size_t region, size_t off) {
+  const Region& r = w.regions[region];
+  return std::string("byte ") + std::to_string(off) + " of shared array `" + r.name + "` (" + std::to_string(r.bytes) +
+         " bytes) after the block's " + std::to_string(w.barrier_gen) + " __syncthreads";
+}
+
+void shadow_add_region(Worker& w, const Region& r) {
+  const uint8_t* p = static_cast<const uint8_t*>(r.p);
+  w.snap.emplace_back(p, p + r.bytes);
+  w.shadow.emplace_back(r.bytes);
+}
+
+std::set<void (*)()> g_ldmatrix_kernels;  // kernels seen using ldmatrix: checked from their blocks' start
+
+void shadow_start(Worker& w) {
+  w.shadow_on = true;
+  w.snap.clear();
+  w.shadow.clear();
+  for (const Region& r : w.regions) shadow_add_region(w, r);
+}
+
+// End of warp `warp`'s turn: its writes (what changed since the last snapshot) against the
+// epoch's reads by other warps. Returns false (a fault raised) on a race.
+bool shadow_attribute(Worker& w, int warp) {
+  const int epoch = w.barrier_gen;
+  for (size_t ri = 0; ri < w.regions.size(); ++ri) {
+    const uint8_t* cur = static_cast<const uint8_t*>(w.regions[ri].p);
+    uint8_t* old = w.snap[ri].data();
+    const size_t n = w.regions[ri].bytes;
+    for (size_t c = 0; c < n; c += 64) {
+      const size_t len = std::min<size_t>(64, n - c);
+      if (!memcmp(cur + c, old + c, len)) continue;
+      for (size_t i = c; i < c + len; ++i) {
+        if (cur[i] == old[i]) continue;
+        old[i] = cur[i];
+        ShadowByte& b = w.shadow[ri][i];
+        if (b.repoch == epoch && (b.reader != warp || b.many)) {
+          const int other = b.reader != warp ? b.reader : -1;
+          w.cur = nullptr;
+          w.failed = true;
+          raise_fault(cudaErrorLaunchFailure,
+                      std::string("kernel ") + w.kernel + ", block " + dim_str(w.bidx) + ": shared-memory race: warp " +
+                          std::to_string(warp) + " writes " + race_where(w, ri, i) + ", which " +
+                          (other >= 0 ? "warp " + std::to_string(other) : std::string("another warp")) +
+                          " read (ldmatrix) in the same epoch: a __syncthreads is missing between the read and the write");
+          return false;
+        }
+        b.writer = (uint8_t)warp;
+        b.wepoch = epoch;
+      }
+    }
+  }
+  return true;
+}
+
 // Runs one block to completion (or to its first fault). Returns false on a fault.
 bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
   const int nt = (int)(lc.block.x * lc.block.y * lc.block.z);
@@ -494,6 +573,8 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
   if (w.dyn.size() < lc.smem + 16) w.dyn.resize(lc.smem + 16);
   poison_fill(w.dyn.data(), lc.smem);
   w.regions.push_back(Region{w.dyn.data(), lc.smem, "extern __shared__"});
+  w.shadow_on = w.shadow_off = false;
+  if ((cfg().schedule == 0 || cfg().schedule == 4) && cfg().race_check && g_ldmatrix_kernels.count(w.key)) shadow_start(w);
   w.static_bytes = 0;
   while ((int)w.fibers.size() < nt) w.fibers.emplace_back(new Fiber());
   w.lanes.resize(nt);
@@ -517,23 +598,45 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
   // Everything the scheduler set up for this block (its shared buffers) happens before its threads.
   __tsan_release(&g_launch_begin_sync);
 #endif
-  std::vector<int> order(nt);
-  for (int t = 0; t < nt; ++t) order[t] = cfg().schedule == 1 ? nt - 1 - t : t;
-  for (;;) {
-    if (cfg().schedule == 2) std::shuffle(order.begin(), order.end(), g_shuffle_rng);
-    // A thread waiting on an mbarrier phase resumes once that phase has completed.
-    for (int t = 0; t < nt; ++t) {
+  // The schedule (Config::schedule): by warps, each warp runs until none of its threads can move
+  // (all at a barrier, waiting for another warp, or exited) before the next warp starts, so that
+  // between two barriers one warp's shared-memory writes land before (or, reversed, after) every
+  // access of the warps after it: a barrier missing between a read and a write of other warps
+  // gives wrong values. By threads, every thread runs to its next barrier or collective in turn
+  // (warps advance in lockstep, which hides such races).
+  const int sched = cfg().schedule;
+  const bool by_warps = sched == 0 || sched == 4;
+  const int nw = (nt + 31) / 32;
+  std::vector<int> order(by_warps ? nw : nt);
+  for (int i = 0; i < (int)order.size(); ++i)
+    order[i] = sched == 2 || sched == 4 ? (int)order.size() - 1 - i : i;
+  // A thread waiting on an mbarrier phase resumes once that phase has completed.
+  auto wake = [&](int t0, int t1) {
+    for (int t = t0; t < t1; ++t) {
       Fiber* f = w.fibers[t].get();
       if (f->state != FState::AtMbarrier) continue;
       if (mbar_phase_done(f->mbar_addr, f->mbar_parity) || ptx_copies_pending(f->mbar_addr)) f->state = FState::Runnable;
     }
+  };
+  for (;;) {
+    if (sched == 3) std::shuffle(order.begin(), order.end(), g_shuffle_rng);
+    wake(0, nt);
     bool ran = false;
-    for (int t : order) {
-      Fiber* f = w.fibers[t].get();
-      if (f->state != FState::Runnable) continue;
-      switch_to_fiber(w, f);
-      ran = true;
-      if (w.failed) return false;
+    for (int i : order) {
+      const int t0 = by_warps ? i * 32 : i, t1 = by_warps ? std::min(nt, t0 + 32) : i + 1;
+      for (bool moved = true; moved;) {
+        moved = false;
+        for (int t = t0; t < t1; ++t) {
+          Fiber* f = w.fibers[t].get();
+          if (f->state != FState::Runnable) continue;
+          switch_to_fiber(w, f);
+          moved = ran = true;
+          if (w.failed) return false;
+        }
+        if (!by_warps) break;
+        wake(t0, t1);
+      }
+      if (by_warps && w.shadow_on && !shadow_attribute(w, i)) return false;
     }
     int done = 0, at_bar = 0, at_warp = 0, at_mbar = 0;
     for (int t = 0; t < nt; ++t) {
@@ -690,6 +793,7 @@ void shared_static(void* p, size_t bytes, const char* name) {
   w.regions.push_back(Region{p, bytes, name});
   w.static_bytes += bytes;
   poison_fill(p, bytes);  // uninitialised shared memory reads as NaN
+  if (w.shadow_on) shadow_add_region(w, w.regions.back());
   if (w.static_bytes > kDefaultSmem)
     fiber_fail(w, cudaErrorInvalidValue,
                "static shared memory (" + std::to_string(w.static_bytes) + " bytes) exceeds 48 KB");
@@ -738,6 +842,32 @@ void* shared_window_ptr(unsigned addr, size_t bytes) {
   if (off % std::min<size_t>(bytes, 16) != 0)
     fiber_fail(w, cudaErrorIllegalAddress, "misaligned shared memory access (" + std::to_string(bytes) + " bytes)");
   return static_cast<char*>(w.regions[idx - 1].p) + off;
+}
+
+void shadow_read(unsigned addr, size_t bytes) {
+  Worker& w = g_worker;
+  if (w.shadow_off || !cfg().race_check || (cfg().schedule != 0 && cfg().schedule != 4)) return;
+  if (!w.shadow_on) {  // (the writes of this epoch before this point are not attributed)
+    g_ldmatrix_kernels.insert(w.key);
+    shadow_start(w);
+  }
+  const size_t ri = (addr >> 24) - 1, off = addr & 0xffffffu;  // (bounds checked by the caller)
+  const int warp = w.cur->ctx.linear / 32, epoch = w.barrier_gen;
+  for (size_t i = off; i < off + bytes; ++i) {
+    ShadowByte& b = w.shadow[ri][i];
+    if (b.wepoch == epoch && b.writer != warp)
+      fiber_fail(w, cudaErrorLaunchFailure,
+                 "shared-memory race: warp " + std::to_string(warp) + " reads (ldmatrix) " + race_where(w, ri, i) +
+                     ", which warp " + std::to_string(b.writer) +
+                     " wrote in the same epoch: a __syncthreads is missing between the write and the read");
+    if (b.repoch != epoch) {
+      b.repoch = epoch;
+      b.reader = (uint8_t)warp;
+      b.many = 0;
+    } else if (b.reader != warp) {
+      b.many = 1;
+    }
+  }
 }
 
 void syncthreads() {
@@ -942,6 +1072,8 @@ void mbar_store(unsigned addr, Mbar m) {
 void mbar_word_check(unsigned addr) { mbar_word(addr); }
 
 void mbar_init(unsigned addr, uint32_t count) {
+  g_worker.shadow_off = true;  // mbarrier phases order warps: the race checker stands down
+  g_worker.shadow_on = false;
   if (count == 0 || count > 0xfffffu) fiber_fail(g_worker, cudaErrorIllegalInstruction, "mbarrier.init count out of range");
   *mbar_word(addr) = (uint64_t)count | ((uint64_t)count << 20);
 }

@@ -488,7 +488,84 @@ void run_emulated_kernel_tests() {
   for (const auto& r : results) report(r.ok, "emulated " + r.name + ": " + r.detail);
 }
 
+}  // namespace
+
+// The race checker's own case launches a kernel written by hand as the source pass would emit it,
+// so it needs the emulator's device-side API (fg_emu.h); its macros stay below this point.
+#define __CUDA_ARCH__ 800
+#include "include/fg_emu.h"
+
+namespace {
+
+void race_probe() {}
+
+// One block of 64 threads (two warps) over a 16x8 tile of halves; thread t writes halves 2t and
+// 2t + 1, so warp w writes rows 8w..8w+7. mode 0: every thread writes, [barrier], each warp reads
+// the other warp's rows by ldmatrix.x1 (got[t]: thread t's register). mode 1: every thread writes,
+// barrier, warp 0 reads warp 1's rows, [barrier], warp 1 rewrites them. Returns the fault message.
+std::string race_launch(int mode, bool barrier, bool check, std::vector<uint32_t>* got) {
+  fg_emu::reset();
+  fg_emu::config().schedule = 0;  // by warps
+  fg_emu::config().race_check = check;
+  got->assign(64, 0);
+  uint32_t* out = got->data();
+  fg_emu::LaunchCfg lc;
+  lc.grid = dim3(1);
+  lc.block = dim3(64);
+  fg_emu::launch("race_probe", race_probe, lc, [=] {
+    static thread_local __align__(16) uint16_t tile[16][8];
+    fg_emu::shared_static(&tile, sizeof(tile), "tile");
+    const int t = fg_emu::tls_thread->linear, warp = t / 32, lane = t % 32;
+    auto read_rows = [&](int first) {
+      uint32_t r = 0;
+      const unsigned addr = fg_emu::cvta_shared(&tile[first + lane % 8][0]);
+      fg_emu::ptx("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];", {fg_emu::op_out('r', &r), fg_emu::op_in('r', addr)});
+      out[t] = r;
+    };
+    tile[t / 4][2 * (t % 4)] = (uint16_t)(2 * t);
+    tile[t / 4][2 * (t % 4) + 1] = (uint16_t)(2 * t + 1);
+    if (mode == 0) {
+      if (barrier) fg_emu::syncthreads();
+      read_rows(8 * (1 - warp));
+    } else {
+      fg_emu::syncthreads();
+      if (warp == 0) read_rows(8);
+      if (barrier) fg_emu::syncthreads();
+      if (warp == 1) tile[t / 4][2 * (t % 4)] = (uint16_t)(1000 + t);
+    }
+  });
+  const std::string msg = fg_emu::fault_message();
+  fg_emu::reset();
+  return msg;
+}
+
+// The shared-memory race checker (runtime.cc): a read after a write and a write after a read of
+// the same bytes by two warps, each with and without the barrier between them.
+void test_emu_race_checker() {
+  std::vector<uint32_t> got;
+  std::string m = race_launch(0, true, true, &got);
+  CHECK(m.empty(), "write, barrier, other warp's ldmatrix: no fault (" + m + ")");
+  bool values = true;
+  for (int t = 0; t < 64; ++t) {
+    const int src = 32 * (1 - t / 32) + t % 32;  // the thread that wrote the halves thread t receives
+    values = values && got[t] == ((uint32_t)(2 * src) | (uint32_t)(2 * src + 1) << 16);
+  }
+  CHECK(values, "ldmatrix.x1 after the barrier gives the other warp's rows");
+  m = race_launch(0, false, true, &got);
+  CHECK(m.find("race_probe") != std::string::npos && m.find("shared-memory race: warp 1 reads (ldmatrix)") != std::string::npos &&
+            m.find("`tile`") != std::string::npos && m.find("which warp 0 wrote") != std::string::npos,
+        "write then another warp's ldmatrix without a barrier is a fault naming both warps and the array: " + m);
+  m = race_launch(0, false, false, &got);
+  CHECK(m.empty() && got[0] == 0xffffffffu, "without the checker, the warp order alone makes warp 0 read the NaN fill");
+  m = race_launch(1, true, true, &got);
+  CHECK(m.empty(), "ldmatrix, barrier, another warp's write: no fault (" + m + ")");
+  m = race_launch(1, false, true, &got);
+  CHECK(m.find("shared-memory race: warp 1 writes") != std::string::npos && m.find("which warp 0 read (ldmatrix)") != std::string::npos,
+        "ldmatrix then another warp's write without a barrier is a fault: " + m);
+}
+
 const Register kCases(__FILE__, {
+    {"emulator race checker: two warps' shared-memory accesses with no barrier between them", test_emu_race_checker},
     {"emulated kernels", run_emulated_kernel_tests, true},
     {"emulated CUDA backend: graphs, out-of-memory answers, non-finite, cancel, faults", test_cuda_emu_runtime},
     {"emulated CUDA backend: generate (ws on the device) == mapping + synthesis, bits", test_cuda_emu_generate},

@@ -13,13 +13,16 @@
 //
 // Execution model: a grid runs block by block; the threads of a block are fibers (a small
 // context switch, see runtime.cc) that run until they reach a barrier, a warp collective or their
-// end. __syncthreads is a real block barrier; warp collectives (shuffles, ldmatrix, mma) wait for
-// the lanes their mask names and then compute for the whole warp at once, from the PTX ISA's
-// definitions (ptx.cc). Checkers (runtime.cc): shared memory over 48 KB without the opt-in
-// attribute fails the launch; cudaMalloc memory starts as NaN; barriers not reached by all threads
-// and warp collectives missing lanes are reported as deadlocks naming the kernel; fault injection
-// (a small fake device memory, failing the Nth cudaMalloc); AddressSanitizer / ThreadSanitizer
-// annotations when the build enables them (FACEGAN_EMU_SANITIZE).
+// end; by default warp by warp: one warp runs until none of its threads can move before the next
+// starts (so a barrier missing between two warps' accesses gives wrong values). __syncthreads is a
+// real block barrier; warp collectives (shuffles, ldmatrix, mma) wait for the lanes their mask
+// names and then compute for the whole warp at once, from the PTX ISA's definitions (ptx.cc).
+// Checkers (runtime.cc): shared memory over 48 KB without the opt-in attribute fails the launch;
+// cudaMalloc memory starts as NaN; barriers not reached by all threads and warp collectives missing
+// lanes are reported as deadlocks naming the kernel; a shared-memory race checker (a write and an
+// ldmatrix read of the same bytes by two warps with no __syncthreads between them); fault
+// injection (a small fake device memory, failing the Nth cudaMalloc); AddressSanitizer /
+// ThreadSanitizer annotations when the build enables them (FACEGAN_EMU_SANITIZE).
 #pragma once
 
 #include <math.h>
