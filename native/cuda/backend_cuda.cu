@@ -198,6 +198,7 @@ struct ConvStep {
   float slope = 0.2f, gain = 1.41421356237309515f, clamp = -1.0f;
   bool pixel_norm = false;
   float pn_eps = 1e-8f;
+  int rgb = -1;  // the toRGB (index in rgbs_) its epilogue runs (modconv.cu: conv_rgb_fits), -1: none
 };
 
 struct RgbStep {
@@ -206,6 +207,7 @@ struct RgbStep {
   bool modulated = true;
   int style_off = 0;
   float clamp = -1.0f;
+  bool fused = false;  // run by the previous conv's epilogue (unless the sm_90a kernel takes that conv)
 };
 
 // ProGAN's 4x4 start: a row-dot launch (rows packed in NHWC order, indexing.cuh: dense_src_row)
@@ -324,6 +326,28 @@ class CudaBackend final : public Backend {
     return launch_rows(r, stream_);
   }
 
+  // A toRGB's launch arguments (x: its input activation; unused when a conv epilogue runs it).
+  ToRgbArgs rgb_args(const RgbStep& r, int n, const void* x, const float* img_prev, float* img) const {
+    ToRgbArgs a;
+    a.n = n;
+    a.R = r.R;
+    a.Cin = r.Cin;
+    a.Cimg = r.Cimg;
+    a.x = x;
+    set_styles(a, r.modulated, r.style_off);
+    a.weight = wptr<float>(r.w);
+    a.bias = wptr<float>(r.bias);
+    a.clamp = r.clamp;
+    a.img_prev = img_prev;
+    a.img = img;
+    a.u8 = r.R == net_->info.img_resolution ? sb_.u8 : nullptr;
+    a.u8_round = output_.mode == OutputMap::RoundF64 ? 1 : 0;
+    a.u8_scale = output_.scale;
+    a.u8_offset = output_.offset;
+    a.nonfinite = r.R == net_->info.img_resolution ? sb_.nonfinite : nullptr;
+    return a;
+  }
+
   // The styles a conv / toRGB launch reads: its slice of the packed per-sample styles, or the
   // shared row of ones (stride 0) for an unmodulated layer.
   template <class Args>
@@ -345,6 +369,7 @@ class CudaBackend final : public Backend {
     MacCount m;
   };
   std::vector<MacLine> macs_;
+  double rgb_fused_bytes_ = 0;  // per image: the activation re-reads the fused toRGBs save
   void add_macs(const std::string& name, const std::string& kind, double nominal, double gemm, double tiles) {
     MacLine l;
     l.name = name;
@@ -708,6 +733,15 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
       convs_.push_back(s);
     } else {
       RgbStep r;
+      // Fused into the preceding conv's epilogue where its output channels lie in one column tile.
+      if (!steps_.empty() && steps_.back().kind == Step::Conv) {
+        ConvStep& c = convs_[steps_.back().idx];
+        if (!c.pixel_norm && c.g.Cout == L.in_ch && conv_rgb_fits(c.tile, c.g, L.out_ch)) {
+          c.rgb = (int)rgbs_.size();
+          r.fused = true;
+          rgb_fused_bytes_ += (double)L.out_res * L.out_res * L.in_ch * act_size(act_);
+        }
+      }
       r.R = L.out_res;
       r.Cin = L.in_ch;
       r.Cimg = L.out_ch;
@@ -718,7 +752,7 @@ Status CudaBackend::prepare_impl(const Network& net, const LoadOptions& options)
       r.clamp = L.clamp;
       steps_.push_back({Step::Rgb, (int)rgbs_.size()});
       const double rgb = (double)L.out_res * L.out_res * L.in_ch * L.out_ch;
-      add_macs(L.name, "torgb", rgb, rgb, rgb);
+      add_macs(L.name, r.fused ? "torgb*" : "torgb", rgb, rgb, rgb);
       rgbs_.push_back(r);
       ++rgb_count;
     }
@@ -764,6 +798,10 @@ void CudaBackend::print_macs() const {
                total.tiles / 1e6, total.nominal > 0 ? total.gemm / total.nominal : 0.0);
   std::fprintf(stderr, "cuda MACs total: nominal %.3f G, gemm %.3f G, tiles@b1 %.3f G per image\n", total.nominal / 1e9,
                total.gemm / 1e9, total.tiles / 1e9);
+  std::fprintf(stderr,
+               "cuda toRGB*: fused into the preceding conv's epilogue (no separate pass; not on the sm_90a kernel): "
+               "%.3f MB of activation reads saved per image\n",
+               rgb_fused_bytes_ / 1e6);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -988,6 +1026,7 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
   }
   const float* img_prev = nullptr;
   int img_next = 0;
+  bool rgb_done = false;  // the last conv's epilogue ran the next toRGB
   for (const Step& st : steps_) {
     if (st.kind == Step::Dense) continue;  // done above
     if (st.kind == Step::Conv) {
@@ -1030,10 +1069,15 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       a.clamp = s.clamp;
       a.y = sb_.act[out_act];
       a.t = sb_.t;
-      if (sm90_ && modconv_sm90_fits(a, act_))  // Hopper: modconv_sm90.cu (16-bit plain 3x3 layers it fits)
+      if (sm90_ && modconv_sm90_fits(a, act_)) {  // Hopper: modconv_sm90.cu (16-bit plain 3x3 layers it fits)
         FG_RETURN_IF_ERROR(launch_modconv_sm90(a, act_, stream_));
-      else
+      } else {
+        if (s.rgb >= 0) {  // the next step's toRGB, in the epilogue
+          a.rgb = rgb_args(rgbs_[s.rgb], n, nullptr, img_prev, sb_.img[img_next]);
+          rgb_done = true;
+        }
         FG_RETURN_IF_ERROR(launch_modconv(a, act_, s.tile, stream_));
+      }
       if (s.pixel_norm) {
         PixNormArgs pn;
         pn.pixels = (int64_t)n * out_plane;
@@ -1046,25 +1090,9 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       x_bstride = (int64_t)out_plane * s.g.Cout;
       cur_act = out_act;
     } else {
-      const RgbStep& r = rgbs_[st.idx];
-      ToRgbArgs a;
-      a.n = n;
-      a.R = r.R;
-      a.Cin = r.Cin;
-      a.Cimg = r.Cimg;
-      a.x = x;
-      set_styles(a, r.modulated, r.style_off);
-      a.weight = wptr<float>(r.w);
-      a.bias = wptr<float>(r.bias);
-      a.clamp = r.clamp;
-      a.img_prev = img_prev;
-      a.img = sb_.img[img_next];
-      a.u8 = r.R == net_->info.img_resolution ? sb_.u8 : nullptr;
-      a.u8_round = output_.mode == OutputMap::RoundF64 ? 1 : 0;
-      a.u8_scale = output_.scale;
-      a.u8_offset = output_.offset;
-      a.nonfinite = r.R == net_->info.img_resolution ? sb_.nonfinite : nullptr;
-      FG_RETURN_IF_ERROR(launch_torgb(a, act_, stream_));
+      if (!rgb_done)
+        FG_RETURN_IF_ERROR(launch_torgb(rgb_args(rgbs_[st.idx], n, x, img_prev, sb_.img[img_next]), act_, stream_));
+      rgb_done = false;
       img_prev = sb_.img[img_next];
       img_next ^= 1;
     }
