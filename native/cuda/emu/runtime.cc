@@ -354,7 +354,7 @@ struct Worker {
   int barrier_gen = 0;
   // The shared-memory race checker (by-warps schedules): on from a block's first ldmatrix to its
   // end, unless the block uses mbarriers (their phases order warps without a barrier).
-  bool shadow_on = false, shadow_off = false;
+  bool shadow_on = false, shadow_off = false, shadow_pending = false;
   std::vector<std::vector<uint8_t>> snap;        // per region: the contents writes were last attributed at
   std::vector<std::vector<ShadowByte>> shadow;   // per region, per byte
   char sync_objs[4];  // addresses for ThreadSanitizer's happens-before annotations
@@ -503,17 +503,21 @@ void poison_fill(void* p, size_t bytes) {
 // byte by two warps in one barrier epoch (no __syncthreads between them), in either order, is a
 // race on a GPU: the kernel faults, naming both warps and the shared array. Plain loads are not
 // seen (no instrumentation); the by-warps order still makes such races give wrong values. It runs
-// in kernels that use ldmatrix: from the first ldmatrix of the first block that does, then from
-// the start of each block of that kernel; a block that initialises an mbarrier stops it.
+// in kernels that use ldmatrix: from the end of the turn of the first warp that used one (in the
+// first block that did), then from the start of each block of that kernel; a block that
+// initialises an mbarrier stops it.
 std::string race_where(const Worker& w, size_t region, size_t off) {
   const Region& r = w.regions[region];
   return std::string("byte ") + std::to_string(off) + " of shared array `" + r.name + "` (" + std::to_string(r.bytes) +
          " bytes) after the block's " + std::to_string(w.barrier_gen) + " __syncthreads";
 }
 
+// (The checker reads shared memory without the C library, which ThreadSanitizer intercepts: the
+// scheduler's reads would be reported as racing with the threads' writes.)
 void shadow_add_region(Worker& w, const Region& r) {
-  const uint8_t* p = static_cast<const uint8_t*>(r.p);
-  w.snap.emplace_back(p, p + r.bytes);
+  const volatile uint8_t* p = static_cast<const volatile uint8_t*>(r.p);
+  w.snap.emplace_back(r.bytes);
+  for (size_t i = 0; i < r.bytes; ++i) w.snap.back()[i] = p[i];
   w.shadow.emplace_back(r.bytes);
 }
 
@@ -534,9 +538,14 @@ bool shadow_attribute(Worker& w, int warp) {
     const uint8_t* cur = static_cast<const uint8_t*>(w.regions[ri].p);
     uint8_t* old = w.snap[ri].data();
     const size_t n = w.regions[ri].bytes;
-    for (size_t c = 0; c < n; c += 64) {
-      const size_t len = std::min<size_t>(64, n - c);
-      if (!memcmp(cur + c, old + c, len)) continue;
+    for (size_t c = 0; c < n; c += 8) {
+      const size_t len = std::min<size_t>(8, n - c);
+      if (len == 8) {
+        uint64_t a, b;
+        __builtin_memcpy(&a, cur + c, 8);  // (inlined loads, not a library call)
+        __builtin_memcpy(&b, old + c, 8);
+        if (a == b) continue;
+      }
       for (size_t i = c; i < c + len; ++i) {
         if (cur[i] == old[i]) continue;
         old[i] = cur[i];
@@ -573,7 +582,7 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
   if (w.dyn.size() < lc.smem + 16) w.dyn.resize(lc.smem + 16);
   poison_fill(w.dyn.data(), lc.smem);
   w.regions.push_back(Region{w.dyn.data(), lc.smem, "extern __shared__"});
-  w.shadow_on = w.shadow_off = false;
+  w.shadow_on = w.shadow_off = w.shadow_pending = false;
   if ((cfg().schedule == 0 || cfg().schedule == 4) && cfg().race_check && g_ldmatrix_kernels.count(w.key)) shadow_start(w);
   w.static_bytes = 0;
   while ((int)w.fibers.size() < nt) w.fibers.emplace_back(new Fiber());
@@ -637,6 +646,8 @@ bool run_block(Worker& w, const LaunchCfg& lc, dim3 bidx) {
         wake(t0, t1);
       }
       if (by_warps && w.shadow_on && !shadow_attribute(w, i)) return false;
+      if (w.shadow_pending && !w.shadow_off) shadow_start(w);
+      w.shadow_pending = false;
     }
     int done = 0, at_bar = 0, at_warp = 0, at_mbar = 0;
     for (int t = 0; t < nt; ++t) {
@@ -847,9 +858,10 @@ void* shared_window_ptr(unsigned addr, size_t bytes) {
 void shadow_read(unsigned addr, size_t bytes) {
   Worker& w = g_worker;
   if (w.shadow_off || !cfg().race_check || (cfg().schedule != 0 && cfg().schedule != 4)) return;
-  if (!w.shadow_on) {  // (the writes of this epoch before this point are not attributed)
+  if (!w.shadow_on) {  // the checker starts at the end of this warp's turn (outside the threads)
     g_ldmatrix_kernels.insert(w.key);
-    shadow_start(w);
+    w.shadow_pending = true;
+    return;
   }
   const size_t ri = (addr >> 24) - 1, off = addr & 0xffffffu;  // (bounds checked by the caller)
   const int warp = w.cur->ctx.linear / 32, epoch = w.barrier_gen;
