@@ -38,6 +38,7 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "conv_epilogue.cuh"
 #include "modconv_sm90.cuh"
 
 namespace facegan {
@@ -48,42 +49,6 @@ namespace {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define FG_SM90A_DEVICE 1
 #endif
-
-// The epilogue of two adjacent columns j, j + 1 (j even) of one row of the GEMM g (a phase for
-// up 2), as modconv.cu's conv_store_pair: x colscale, x d, then up 1: + noise * strength, + bias,
-// lrelu, clamp into y; up 2: stored into t (the FIR pass finishes). One 4-byte store when both
-// columns are channels o, o + 1.
-template <typename T>
-__device__ __forceinline__ void sm90_store(const ConvArgs& a, const ConvGeom& g, const float* colscale, const Pixel& p,
-                                           int j, int N, float acc0, float acc1) {
-  const float acc[2] = {acc0, acc1};
-  const bool pair = j + 1 < N && (g.Cout & 1) == 0;
-  T* const dst = static_cast<T*>(g.up == 1 ? a.y : a.t);
-  T out[2];
-  int64_t off0 = 0;
-#pragma unroll
-  for (int e = 0; e < 2; ++e) {
-    if (j + e >= N) continue;
-    const OutCol oc = gemm_col_out(g, j + e);
-    float v = acc[e];
-    if (colscale) v *= colscale[j + e];
-    if (a.dcoef) v *= a.dcoef[(int64_t)p.b * a.d_stride + a.d_off + oc.o];
-    if (g.up == 1) {
-      if (a.noise) v += a.noise[(int64_t)p.b * a.noise_bstride + gemm_out_pixel(g, p, oc)] * a.noise_strength;
-      v += a.bias[oc.o];
-      v = act_clamp(v, a.activate != 0, a.slope, a.gain, a.clamp);
-    }
-    out[e] = Act<T>::from_float(v);
-    const int64_t off = gemm_out_offset(g, p, oc);
-    if (e == 0) off0 = off;
-    if (!pair) dst[off] = out[e];
-  }
-  if (pair) {
-    uint32_t bits;
-    memcpy(&bits, out, 4);
-    *reinterpret_cast<uint32_t*>(dst + off0) = bits;  // o even: 4-byte aligned
-  }
-}
 
 // The kernel's tensor maps: the activations in the three tile shapes (Sm90Tile), and the packed
 // weights of each phase (one for up 1).
@@ -361,7 +326,8 @@ __global__ void __launch_bounds__(Sm90Cfg::THREADS, 2)
 #pragma unroll
     for (int q = 0; q < BN / 8; ++q) {
       const int i = 4 * q + 2 * h;
-      sm90_store<T>(a, g, colscale, p, n0 + 8 * q + 2 * (lane & 3), N, acc[i], acc[i + 1]);
+      float stored[2];  // unused: no fused toRGB here
+      conv_store_pair<T>(a, g, colscale, p, n0 + 8 * q + 2 * (lane & 3), N, acc[i], acc[i + 1], stored);
     }
   }
 #else
