@@ -1069,7 +1069,7 @@ Status CudaBackend::enqueue_synthesis(int n, NoiseMode mode) {
       a.clamp = s.clamp;
       a.y = sb_.act[out_act];
       a.t = sb_.t;
-      if (sm90_ && modconv_sm90_fits(a, act_)) {  // Hopper: modconv_sm90.cu (16-bit plain 3x3 layers it fits)
+      if (sm90_ && modconv_sm90_fits(a, act_)) {  // Hopper: modconv_sm90.cu (16-bit 3x3 convs and up-conv phases it fits)
         FG_RETURN_IF_ERROR(launch_modconv_sm90(a, act_, stream_));
       } else {
         if (s.rgb >= 0) {  // the next step's toRGB, in the epilogue
