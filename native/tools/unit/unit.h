@@ -57,6 +57,12 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, do
 using testref::rel_l2;
 // A registered backend by name (nullptr when there is none).
 const BackendReg* find_backend(const std::string& name);
+// The float images of n samples of the random model `config` (tools/random_model.h, weights seed
+// 3) through Generator::generate with `lo`: z from a fixed seed (5), psi 0.7 (StyleGAN2), label
+// i % c_dim for a conditional model, `noise` (seed 11; ProGAN has none). Empty, with *err set,
+// when the engine refuses the model or the call.
+std::vector<float> random_model_images(const std::string& config, int n, const LoadOptions& lo, NoiseMode noise,
+                                       std::string* err);
 
 // ---- Naive convolution references (unit_refs.cc; activations NHWC, weights [Cout][Cin][3][3],
 // styles [b][Cin]).

@@ -47,49 +47,15 @@ void test_thread_pool_errors() {
   }
 }
 
-// The float images of n samples of a random model on the CPU engine (z drawn from a fixed seed;
-// ws from z at psi 0.7, or z itself for ProGAN), with the environment as it is now.
+// The float images of n samples of a random model on the CPU engine (2 threads), with the
+// environment as it is now (random_model_images).
 std::vector<float> cpu_images(const std::string& config, int n, NoiseMode noise) {
-  tools::RandomModelSpec spec;
-  tools::RandomModel model;
-  if (!tools::random_model_spec(config, &spec)) {
-    fail("unknown random config " + config);
-    return {};
-  }
-  tools::make_random_model(spec, 3, &model);
   LoadOptions lo;
   lo.backend = "cpu";
   lo.num_threads = 2;
-  std::unique_ptr<Generator> gen;
-  Status s = Generator::create(model.config_json, model.tensors, lo, &gen);
-  if (!s) {
-    fail(config + ": " + s.message);
-    return {};
-  }
-  const ModelInfo& mi = gen->info();
-  std::mt19937 rng(5);
-  std::normal_distribution<float> normal;
-  std::vector<float> z(size_t(n) * mi.z_dim);
-  for (float& v : z) v = normal(rng);
-  std::vector<float> ws(size_t(n) * mi.num_ws * mi.w_dim);
-  std::vector<float> img(size_t(n) * mi.img_channels * mi.img_resolution * mi.img_resolution);
-  SynthesisArgs sa;
-  sa.n = n;
-  if (mi.arch == "progan") {
-    sa.z = z.data();
-  } else {
-    MappingArgs m;
-    m.n = n;
-    m.z = z.data();
-    m.psi = 0.7f;
-    m.ws = ws.data();
-    if (!(s = gen->mapping(m))) fail(config + ": " + s.message);
-    sa.ws = ws.data();
-  }
-  sa.noise = noise;
-  sa.noise_seed = 11;
-  sa.img = img.data();
-  if (!(s = gen->synthesis(sa))) fail(config + ": " + s.message);
+  std::string err;
+  std::vector<float> img = random_model_images(config, n, lo, noise, &err);
+  if (img.empty()) fail(config + ": " + err);
   return img;
 }
 

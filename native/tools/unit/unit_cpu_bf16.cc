@@ -84,57 +84,11 @@ void test_amx_gemm() {
 // The images of n samples of a random model on the CPU engine at a precision (z from a fixed
 // seed; ws at psi 0.7; random noise). Empty with *err set when the engine refuses.
 std::vector<float> images(const std::string& config, int n, Precision prec, std::string* err) {
-  tools::RandomModelSpec spec;
-  tools::RandomModel model;
-  if (!tools::random_model_spec(config, &spec)) {
-    *err = "unknown random config " + config;
-    return {};
-  }
-  tools::make_random_model(spec, 3, &model);
   LoadOptions lo;
   lo.backend = "cpu";
   lo.num_threads = 2;
   lo.precision = prec;
-  std::unique_ptr<Generator> gen;
-  Status s = Generator::create(model.config_json, model.tensors, lo, &gen);
-  if (!s) {
-    *err = s.message;
-    return {};
-  }
-  const ModelInfo& mi = gen->info();
-  std::mt19937 rng(5);
-  std::normal_distribution<float> normal;
-  std::vector<float> z(size_t(n) * mi.z_dim);
-  for (float& v : z) v = normal(rng);
-  std::vector<float> ws(size_t(n) * mi.num_ws * mi.w_dim);
-  std::vector<float> labels(size_t(n) * std::max(1, mi.c_dim), 0.0f);
-  for (int i = 0; i < n && mi.c_dim > 0; ++i) labels[size_t(i) * mi.c_dim + size_t(i % mi.c_dim)] = 1.0f;
-  std::vector<float> img(size_t(n) * mi.img_channels * mi.img_resolution * mi.img_resolution);
-  SynthesisArgs sa;
-  sa.n = n;
-  if (mi.arch == "progan") {
-    sa.z = z.data();
-  } else {
-    MappingArgs m;
-    m.n = n;
-    m.z = z.data();
-    if (mi.c_dim > 0) m.c = labels.data();
-    m.psi = 0.7f;
-    m.ws = ws.data();
-    if (!(s = gen->mapping(m))) {
-      *err = s.message;
-      return {};
-    }
-    sa.ws = ws.data();
-  }
-  sa.noise = mi.arch == "progan" ? NoiseMode::None : NoiseMode::Random;
-  sa.noise_seed = 11;
-  sa.img = img.data();
-  if (!(s = gen->synthesis(sa))) {
-    *err = s.message;
-    return {};
-  }
-  return img;
+  return random_model_images(config, n, lo, NoiseMode::Random, err);
 }
 
 // PSNR of a against the reference b, the peak being b's range.

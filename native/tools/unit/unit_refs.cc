@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../random_model.h"
 #include "unit.h"
 
 using namespace facegan;
@@ -134,6 +135,51 @@ std::vector<ConvCase> conv_cases() {
   add(3, 6, 5, 7, 1, false, 1);  // Cin not a multiple of 4
   add(1, 4, 16, 3, 1, false, 1);
   return v;
+}
+
+}  // namespace unit
+}  // namespace facegan
+
+namespace facegan {
+namespace unit {
+
+std::vector<float> random_model_images(const std::string& config, int n, const LoadOptions& lo, NoiseMode noise,
+                                       std::string* err) {
+  tools::RandomModelSpec spec;
+  tools::RandomModel model;
+  if (!tools::random_model_spec(config, &spec)) {
+    *err = "unknown random config " + config;
+    return {};
+  }
+  tools::make_random_model(spec, 3, &model);
+  std::unique_ptr<Generator> gen;
+  Status s = Generator::create(model.config_json, model.tensors, lo, &gen);
+  if (!s) {
+    *err = s.message;
+    return {};
+  }
+  const ModelInfo& mi = gen->info();
+  const bool progan = mi.arch == "progan";
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  std::vector<float> z(size_t(n) * mi.z_dim);
+  for (float& v : z) v = normal(rng);
+  std::vector<float> labels(size_t(n) * std::max(1, mi.c_dim), 0.0f);
+  for (int i = 0; i < n && mi.c_dim > 0; ++i) labels[size_t(i) * mi.c_dim + size_t(i % mi.c_dim)] = 1.0f;
+  std::vector<float> img(size_t(n) * mi.img_channels * mi.img_resolution * mi.img_resolution);
+  GenerateArgs ga;
+  ga.n = n;
+  ga.z = z.data();
+  if (mi.c_dim > 0) ga.c = labels.data();
+  ga.psi = progan ? 1.0f : 0.7f;
+  ga.noise = progan ? NoiseMode::None : noise;
+  ga.noise_seed = 11;
+  ga.img = img.data();
+  if (!(s = gen->generate(ga))) {
+    *err = s.message;
+    return {};
+  }
+  return img;
 }
 
 }  // namespace unit
