@@ -280,6 +280,8 @@ class CudaBackend final : public Backend {
   Status enqueue_synthesis(int n, NoiseMode mode);
   Status run_synthesis(int n, NoiseMode mode);
   Status check_usable();
+  template <typename F>
+  Status entry(const char* what, F&& impl);
   void note_failure();
   void clear_graphs();
   template <class T>
@@ -443,37 +445,30 @@ Status CudaBackend::check_usable() {
                        "restarts (a CPU generator still works)");
 }
 
-Status CudaBackend::mapping(const MappingArgs& args) {
+// The entry points: refused once the context is dead; a failure (not a cancel) is noted, an
+// exception becomes an error naming the call.
+template <typename F>
+Status CudaBackend::entry(const char* what, F&& impl) {
   try {
     FG_RETURN_IF_ERROR(check_usable());
-    const Status st = mapping_impl(args);
+    const Status st = impl();
     if (!st.ok && !st.cancelled()) note_failure();
     return st;
   } catch (const std::exception& e) {
-    return Status::Error(std::string("cuda backend: mapping failed: ") + e.what());
+    return Status::Error(std::string("cuda backend: ") + what + " failed: " + e.what());
   }
+}
+
+Status CudaBackend::mapping(const MappingArgs& args) {
+  return entry("mapping", [&] { return mapping_impl(args); });
 }
 
 Status CudaBackend::synthesis(const SynthesisArgs& args) {
-  try {
-    FG_RETURN_IF_ERROR(check_usable());
-    const Status st = synthesis_impl(args);
-    if (!st.ok && !st.cancelled()) note_failure();
-    return st;
-  } catch (const std::exception& e) {
-    return Status::Error(std::string("cuda backend: synthesis failed: ") + e.what());
-  }
+  return entry("synthesis", [&] { return synthesis_impl(args); });
 }
 
 Status CudaBackend::generate(const BackendGenerateArgs& args) {
-  try {
-    FG_RETURN_IF_ERROR(check_usable());
-    const Status st = generate_impl(args);
-    if (!st.ok && !st.cancelled()) note_failure();
-    return st;
-  } catch (const std::exception& e) {
-    return Status::Error(std::string("cuda backend: generate failed: ") + e.what());
-  }
+  return entry("generate", [&] { return generate_impl(args); });
 }
 
 // What this backend runs: StyleGAN2 (mapping + const input + modulated convs with noise + skip
