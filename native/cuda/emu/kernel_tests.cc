@@ -20,12 +20,14 @@
 #include "kernels.h"
 #include "philox.cuh"
 #include "plan.h"
+#include "test_util.h"
 
 namespace facegan {
 namespace emu_tests {
 namespace {
 
 using namespace cuda;
+using namespace emu_test_util;
 
 std::mt19937 g_rng(4242);
 std::vector<float> rnd(size_t n, float lo = -1.0f, float hi = 1.0f) { return testref::random_vec(g_rng, n, lo, hi); }
@@ -46,30 +48,7 @@ std::string fmt(const char* f, double a, double b) {
 }
 
 // Device buffer helpers (the emulated runtime API).
-template <class T>
-T* upload(const std::vector<T>& v) {
-  void* p = nullptr;
-  if (cudaMalloc(&p, std::max<size_t>(1, v.size()) * sizeof(T)) != cudaSuccess) return nullptr;
-  cudaMemcpyAsync(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, 0);
-  return static_cast<T*>(p);
-}
-template <class T>
-std::vector<T> download(const void* p, size_t n) {
-  std::vector<T> v(n);
-  cudaMemcpy(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
-  return v;
-}
 
-uint16_t to16(float v, ActType t) {
-  return t == ActType::F16 ? fg_emu::float_to_half_bits(v) : fg_emu::float_to_bf16_bits(v);
-}
-float from16(uint16_t h, ActType t) {
-  if (t == ActType::F16) return fg_emu::half_bits_to_float(h);
-  const uint32_t x = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
-}
 
 // Values stored in the activation type t (float, or 16-bit bits) on the device, and back.
 void* upload_act(const std::vector<float>& v, ActType t) {

@@ -20,33 +20,18 @@
 #include "kernels.h"
 #include "modconv_sm90.cuh"
 #include "plan.h"
+#include "test_util.h"
 
 namespace facegan {
 namespace emu_tests_sm90a {
 namespace {
 
 using namespace cuda;
+using namespace emu_test_util;
 using emu_results::Results;
 
 std::mt19937 g_rng(9090);
 
-template <class T>
-T* upload(const std::vector<T>& v) {
-  void* p = nullptr;
-  if (cudaMalloc(&p, std::max<size_t>(1, v.size()) * sizeof(T)) != cudaSuccess) return nullptr;
-  cudaMemcpyAsync(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, 0);
-  return static_cast<T*>(p);
-}
-uint16_t to16(float v, ActType t) {
-  return t == ActType::F16 ? fg_emu::float_to_half_bits(v) : fg_emu::float_to_bf16_bits(v);
-}
-float from16(uint16_t h, ActType t) {
-  if (t == ActType::F16) return fg_emu::half_bits_to_float(h);
-  const uint32_t x = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
-}
 float q16(float v, ActType t) { return from16(to16(v, t), t); }
 
 struct Sm90Case {
