@@ -8,6 +8,7 @@
 // Tasks split the batch-flattened pixels and, when there are too few of them, the output
 // channels: never a reduction.
 #include <algorithm>
+#include <stdexcept>
 
 #include "cpu_engine.h"
 
@@ -63,24 +64,27 @@ void CpuBackend::epi_args(EpilogueArgs* e, const LayerDesc& L, const float* nois
 
 // C[(p − p0)·MR …][…] (+)= A panels [p0, p1) (each K·MR floats, K-block offset kb) × the packed
 // B block (npan panels of nr columns, kcur deep). `small`: the small-N kernels (nr = NR_small).
-void CpuBackend::gemm_block(const float* A, int K, int kb, int kcur, int p0, int p1, const float* Bp, int npan,
-                            bool small, float* C, size_t ldc, bool accumulate) const {
+void CpuBackend::gemm_block(const float* A, const PanelLayout& lay, int kb, int kcur, int p0, int p1,
+                            const float* Bp, int npan, bool small, float* C, size_t ldc, bool accumulate) const {
   const int MR = ks_->MR;
+  const size_t astride = lay.stride(kb);
+  if (kb % lay.kcb != 0 || size_t(kcur) * MR != astride)
+    throw std::logic_error("gemm_block: the K step does not match the weights' K blocking");
+  const float* A0 = A + lay.at(p0, kb);
   if (small) {
     const int nr = ks_->NR_small, P = ks_->small_panels;
     for (int p = p0; p < p1; p += P) {
       const int np = std::min(P, p1 - p);
-      const float* Ap = A + (size_t(p) * K + kb) * MR;
+      const float* Ap = A0 + size_t(p - p0) * astride;
       float* Cp = C + size_t(p - p0) * MR * ldc;
       for (int jp = 0; jp < npan; ++jp)
-        ks_->gemm_small[np](kcur, Ap, size_t(K) * MR, Bp + size_t(jp) * kcur * nr, Cp + size_t(jp) * nr, ldc,
-                            accumulate);
+        ks_->gemm_small[np](kcur, Ap, astride, Bp + size_t(jp) * kcur * nr, Cp + size_t(jp) * nr, ldc, accumulate);
     }
     return;
   }
   const int NR = ks_->NR;
   for (int p = p0; p < p1; ++p) {
-    const float* Ap = A + (size_t(p) * K + kb) * MR;
+    const float* Ap = A0 + size_t(p - p0) * astride;
     float* Cp = C + size_t(p - p0) * MR * ldc;
     for (int jp = 0; jp < npan; ++jp)
       ks_->gemm(kcur, Ap, Bp + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, accumulate);
@@ -93,7 +97,8 @@ bool CpuBackend::use_small(int ncols) const { return !bf16_ && ncols < 2 * ks_->
 void CpuBackend::gemm_conv(const ConvPrep& cp, int g, int kb, int kcur, int p0, int p1, const float* Bp, int npan,
                            bool small, float* C, size_t ldc, bool accumulate, Scratch& sc) const {
   if (!bf16_) {
-    gemm_block(cp.A.data() + cp.group_off[size_t(g)], cp.K, kb, kcur, p0, p1, Bp, npan, small, C, ldc, accumulate);
+    gemm_block(cp.A.data() + cp.group_off[size_t(g)], layout(cp, cp.group_panels[size_t(g)]), kb, kcur, p0, p1, Bp,
+               npan, small, C, ldc, accumulate);
     return;
   }
   const int MR = ks_->MR, NR = ks_->NR;
@@ -128,8 +133,8 @@ void CpuBackend::conv3x3(const ConvPrep& cp, const LayerIO& io) {
     const size_t ldc = size_t(npan) * NR;
     float* C = sc.C.data();
     PackBArgs pa = pack_args(L, io, 9, H, W, sc, NR, ncols);
-    for (int kb = 0; kb < K; kb += kc_) {
-      const int kcur = std::min(kc_, K - kb);
+    for (int kb = 0; kb < K; kb += cp.kcb) {
+      const int kcur = std::min(cp.kcb, K - kb);
       pa.kc = kcur;
       pa.k0 = kb;
       ks_->pack_b(pa);

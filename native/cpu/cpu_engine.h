@@ -107,10 +107,12 @@ struct ConvPrep {
   int og = 0, ngroups = 0;
   std::vector<size_t> group_off;  // offset of each group's packed A
   std::vector<int> group_panels;  // MR-row panels per group
-  Buf A;                          // packed weights
+  Buf A;                          // packed weights, K-blocked by kcb (PanelLayout)
+  int kcb = 0;                    // K block of A's (and U's) layout and of the GEMM steps
   std::vector<float> wsq;         // [C_out][C_in] Σ_k W²
   size_t demod_off = 0;           // into the per-batch demodulation buffer
-  // Winograd F(2×2, 3×3) (up 1, resolution ≥ 16): U[ξ][panel][C_in][MR] = (G·g·Gᵀ)[ξ].
+  // Winograd F(2×2, 3×3) (up 1, resolution ≥ 16): U = (G·g·Gᵀ)[ξ], panels ξ·Mp + p over K = C_in,
+  // K-blocked by wg_kc (PanelLayout).
   // Nearest ×2 + 3×3 (ProGAN, output ≥ 16): the polyphase F(2×2, 2×2) form (wino_up, 36 planes).
   bool wino = false, direct = true;  // which forms are prepared (up 1)
   bool wino_up = false;
@@ -202,8 +204,11 @@ class CpuBackend : public Backend {
 
   // --- cpu_conv.cc: im2col GEMM and helpers
   void conv3x3(const ConvPrep& cp, const LayerIO& io);
-  void gemm_block(const float* A, int K, int kb, int kcur, int p0, int p1, const float* Bp, int npan, bool small,
-                  float* C, size_t ldc, bool accumulate) const;
+  // Panels [p0, p1) of A (laid out as `lay`) over the K block at kb (kcur = its length) against a
+  // packed B block of npan panels.
+  void gemm_block(const float* A, const PanelLayout& lay, int kb, int kcur, int p0, int p1, const float* Bp,
+                  int npan, bool small, float* C, size_t ldc, bool accumulate) const;
+  PanelLayout layout(const ConvPrep& cp, int panels) const { return {ks_->MR, panels, cp.K, cp.kcb}; }
   bool use_small(int ncols) const;
   PackBArgs pack_args(const LayerDesc& L, const LayerIO& io, int taps, int H, int W, Scratch& sc, int nr,
                       int ncols) const;

@@ -86,21 +86,23 @@ void CpuBackend::pack_bf16(ConvPrep& cp) {
   }
   cp.Ab.assign(total, 0);
   for (int g = 0; g < cp.ngroups; ++g)
-    amx_pack_a(cp.A.data() + cp.group_off[size_t(g)], MR, cp.group_panels[size_t(g)], cp.K, cp.kpad,
+    amx_pack_a(cp.A.data() + cp.group_off[size_t(g)], layout(cp, cp.group_panels[size_t(g)]), cp.kpad,
                cp.Ab.data() + cp.ab_off[size_t(g)]);
 }
 
-// A[panel][k][MR]: MR output channels (zero past C_out) × K = 9·C_in, k = c·9 + ky·3 + kx.
+// Panels of MR output channels (zero past C_out) × K = 9·C_in, k = c·9 + ky·3 + kx.
 void CpuBackend::pack_direct(ConvPrep& cp) {
   const LayerDesc& L = *cp.L;
   const int MR = ks_->MR, Co = L.out_ch, panels = cp.group_panels[0];
-  cp.A.reserve(size_t(panels) * MR * cp.K);
+  cp.kcb = kc_;
+  const PanelLayout lay = layout(cp, panels);
+  cp.A.reserve(lay.size());
   float* A = cp.A.data();
   for (int p = 0; p < panels; ++p)
     for (int k = 0; k < cp.K; ++k)
       for (int i = 0; i < MR; ++i) {
         const int o = p * MR + i;
-        *A++ = o < Co ? L.weight[size_t(o) * cp.K + k] : 0.0f;
+        A[lay.at(p, k) + size_t(i)] = o < Co ? L.weight[size_t(o) * cp.K + k] : 0.0f;
       }
 }
 
@@ -111,6 +113,7 @@ void CpuBackend::pack_upconv(ConvPrep& cp, size_t* max_crows, size_t* max_z, siz
   const LayerDesc& L = *cp.L;
   const int MR = ks_->MR, Ci = L.in_ch, Co = L.out_ch;
   cp.K = Ci;
+  cp.kcb = kc_;
   cp.og = std::min(Co, env_int("FACEGAN_UP_OG", 32));
   cp.ngroups = ceil_div(Co, cp.og);
   size_t total = 0;
@@ -126,6 +129,7 @@ void CpuBackend::pack_upconv(ConvPrep& cp, size_t* max_crows, size_t* max_z, siz
   for (int g = 0; g < cp.ngroups; ++g) {
     const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
     float* A = cp.A.data() + cp.group_off[size_t(g)];
+    const PanelLayout lay = layout(cp, cp.group_panels[size_t(g)]);
     for (int p = 0; p < cp.group_panels[size_t(g)]; ++p)
       for (int c = 0; c < Ci; ++c)
         for (int i = 0; i < MR; ++i) {
@@ -135,7 +139,7 @@ void CpuBackend::pack_upconv(ConvPrep& cp, size_t* max_crows, size_t* max_z, siz
             const int o = o0 + r / 9, t = r % 9;
             v = L.weight[(size_t(o) * Ci + c) * 9 + t];
           }
-          *A++ = v;
+          A[lay.at(p, c) + size_t(i)] = v;
         }
   }
   const int H = L.in_res;
@@ -159,8 +163,12 @@ void CpuBackend::prepare_wino(ConvPrep& cp, size_t* max_cols, size_t* max_bp) {
   const int MR = ks_->MR, Ci = L.in_ch, Co = L.out_ch;
   const int Mp = ceil_div(Co, MR);
   cp.wino = true;
-  // Transformed weights U = G·g·Gᵀ, G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], packed per ξ like A.
-  cp.U.reserve(size_t(16) * Mp * MR * Ci);
+  // Blocking: V (16·kc·NT) and the accumulators (16·rows·NT) should stay in L2.
+  set_wino_blocking(cp, 16, {"FACEGAN_WG_ROWS", 512}, {"FACEGAN_WG_KC", 128}, {"FACEGAN_WG_BUDGET", 20480},
+                    (L.out_res / 2) * (L.out_res / 2), max_cols, max_bp);
+  // Transformed weights U = G·g·Gᵀ, G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]: panel ξ·Mp + p.
+  const PanelLayout lay{MR, 16 * Mp, Ci, cp.wg_kc};
+  cp.U.reserve(lay.size());
   float* U = cp.U.data();
   static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   for (int p = 0; p < Mp; ++p)
@@ -176,12 +184,9 @@ void CpuBackend::prepare_wino(ConvPrep& cp, size_t* max_cols, size_t* max_bp) {
           for (int a = 0; a < 4; ++a)
             for (int b = 0; b < 4; ++b) u[a][b] = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2];
         }
-        for (int xi = 0; xi < 16; ++xi) U[((size_t(xi) * Mp + p) * Ci + c) * MR + i] = float(u[xi / 4][xi % 4]);
+        for (int xi = 0; xi < 16; ++xi) U[lay.at(xi * Mp + p, c) + size_t(i)] = float(u[xi / 4][xi % 4]);
       }
     }
-  // Blocking: V (16·kc·NT) and the accumulators (16·rows·NT) should stay in L2.
-  set_wino_blocking(cp, 16, {"FACEGAN_WG_ROWS", 512}, {"FACEGAN_WG_KC", 128}, {"FACEGAN_WG_BUDGET", 20480},
-                    (L.out_res / 2) * (L.out_res / 2), max_cols, max_bp);
 }
 
 
@@ -211,7 +216,13 @@ void CpuBackend::prepare_wino_up(ConvPrep& cp, size_t* max_cols, size_t* max_bp)
   const int Mp = ceil_div(Co, MR);
   cp.wino = cp.wino_up = true;
   cp.nxi = 36;
-  cp.U.reserve(size_t(36) * Mp * MR * Ci);
+  // Blocking: V (36·kc·NT) and the accumulators (36·rows·NT) should stay in L2.
+  // (Measured on ProGAN-128, AVX-512, batch 4: every output channel in one task, K blocks of
+  // 256, one NR-wide column panel per task beat smaller row blocks / K blocks / wider tasks.)
+  set_wino_blocking(cp, 36, {"FACEGAN_WGU_ROWS", 512}, {"FACEGAN_WGU_KC", 256}, {"FACEGAN_WGU_BUDGET", 1024},
+                    (L.in_res / 2) * (L.in_res / 2), max_cols, max_bp);
+  const PanelLayout lay{MR, 36 * Mp, Ci, cp.wg_kc};
+  cp.U.reserve(lay.size());
   float* U = cp.U.data();
   // S[phase][a][k]: which 3×3 taps k fold into 2×2 tap a.
   static const int S[2][2][3] = {{{1, 0, 0}, {0, 1, 1}}, {{1, 1, 0}, {0, 0, 1}}};
@@ -241,14 +252,9 @@ void CpuBackend::prepare_wino_up(ConvPrep& cp, size_t* max_cols, size_t* max_bp)
             }
         }
         for (int xi = 0; xi < 36; ++xi)
-          U[((size_t(xi) * Mp + p) * Ci + c) * MR + i] = float(u[xi / 9][(xi % 9) / 3][xi % 3]);
+          U[lay.at(xi * Mp + p, c) + size_t(i)] = float(u[xi / 9][(xi % 9) / 3][xi % 3]);
       }
     }
-  // Blocking: V (36·kc·NT) and the accumulators (36·rows·NT) should stay in L2.
-  // (Measured on ProGAN-128, AVX-512, batch 4: every output channel in one task, K blocks of
-  // 256, one NR-wide column panel per task beat smaller row blocks / K blocks / wider tasks.)
-  set_wino_blocking(cp, 36, {"FACEGAN_WGU_ROWS", 512}, {"FACEGAN_WGU_KC", 256}, {"FACEGAN_WGU_BUDGET", 1024},
-                    (L.in_res / 2) * (L.in_res / 2), max_cols, max_bp);
 }
 
 // The pixel norm over the `tile`×`tile` output blocks of the segments a task just wrote (tile
@@ -265,6 +271,7 @@ void CpuBackend::pack_upconv_sub(ConvPrep& cp) {
   const int MR = ks_->MR, Ci = L.in_ch, Co = L.out_ch;
   cp.sub = true;
   cp.K = Ci;
+  cp.kcb = std::min(Ci, env_int("FACEGAN_SUB_KC", 128));
   cp.og = std::min(Co, env_int("FACEGAN_UP_OG", 32));
   cp.ngroups = ceil_div(Co, cp.og);
   cp.sub_rows.assign(9, 0);
@@ -286,6 +293,7 @@ void CpuBackend::pack_upconv_sub(ConvPrep& cp) {
     for (int xi = 0; xi < 9; ++xi) {
       const int al = xi / 3, be = xi % 3;
       float* A = cp.A.data() + cp.sub_off[size_t(g) * 9 + xi];
+      const PanelLayout lay = layout(cp, ceil_div(cp.sub_rows[size_t(xi)], MR));
       for (int ol = 0; ol < ogg; ++ol)
         for (int c = 0; c < Ci; ++c) {
           const float* w = L.weight + (size_t(o0 + ol) * Ci + c) * 9;  // w[ky·3 + kx]
@@ -302,7 +310,7 @@ void CpuBackend::pack_upconv_sub(ConvPrep& cp) {
           if (al >= 1 && be >= 1) vals[nv++] = W(1, 1);                       // OO
           for (int ph = 0; ph < nv; ++ph) {
             const int row = ph * cp.og + ol;
-            A[(size_t(row / MR) * Ci + c) * MR + row % MR] = float(vals[ph]);
+            A[lay.at(row / MR, c) + size_t(row % MR)] = float(vals[ph]);
           }
         }
     }

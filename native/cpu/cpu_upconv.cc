@@ -82,8 +82,8 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
       const size_t ldc = size_t(npan) * NR;
       PackBArgs pa = pack_args(L, io, 1, H, W, sc, NR, ncols);
       const double tp0 = prof ? thread_cpu_ms() : 0.0;
-      for (int kb = 0; kb < K; kb += kc_) {
-        const int kcur = std::min(kc_, K - kb);
+      for (int kb = 0; kb < K; kb += cp.kcb) {
+        const int kcur = std::min(cp.kcb, K - kb);
         pa.kc = kcur;
         pa.k0 = kb;
         ks_->pack_b(pa);
@@ -158,9 +158,9 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   const int MR = ks_->MR, NR = ks_->NR;
   const int TH = H / 2 + 1, TWp = W / 2 + 1;  // tile rows / columns, one past the image
   const int nto = H / 2;                      // tile rows that emit output rows 4t … 4t+3
-  static const int sub_cols = env_int("FACEGAN_SUB_COLS", 192), sub_kc = env_int("FACEGAN_SUB_KC", 128);
+  static const int sub_cols = env_int("FACEGAN_SUB_COLS", 192);
   const int TG = std::max(1, std::min(nto, sub_cols / TWp));  // tile rows per GEMM step
-  const int kc = std::min(Ci, sub_kc);
+  const int kc = cp.kcb;
   const int want = 2 * pool_->size();
   const int rc = nb < want ? std::max(1, std::min(ceil_div(want, nb), nto / 4)) : 1;
   const int ntasks = nb * rc;
@@ -257,7 +257,8 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
           const float* Vb = Bp + size_t(9) * kb * ldc;
           const size_t vxs = size_t(kcur) * ldc;
           for (int xi = 0; xi < 9; ++xi)
-            gemm_block(cp.A.data() + cp.sub_off[size_t(g) * 9 + xi], Ci, kb, kcur, 0, rows_pad[xi] / MR,
+            gemm_block(cp.A.data() + cp.sub_off[size_t(g) * 9 + xi], layout(cp, rows_pad[xi] / MR), kb, kcur, 0,
+                       rows_pad[xi] / MR,
                        Vb + xi * vxs, npan, false, C + size_t(coff[xi]) * ldc, ldc, kb > 0);
         }
         lap(gemm_us);

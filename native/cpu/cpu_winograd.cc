@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <cstring>
 
 #include "cpu_engine.h"
@@ -48,6 +50,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   const bool small = Ttot < 2 * ks_->NR && ks_->NR_small < ks_->NR;
   const int MR = ks_->MR, NR = small ? ks_->NR_small : ks_->NR;
   const int Mp = ceil_div(Co, MR);
+  const PanelLayout ulay{MR, NX * Mp, Ci, cp.wg_kc};
   const int pan_per = cp.wg_rows / MR;
   int nt = std::min(cp.wg_nt, int(round_up(size_t(Ttot), size_t(NR))));
   int ntc = ceil_div(Ttot, nt);
@@ -60,8 +63,19 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   if (nmc != 1 || up) rgb = nullptr;
   const bool norm = normed && L.pixel_norm && nmc == 1;
   if (normed) *normed = norm;
+  // FACEGAN_CPU_PROFILE: thread CPU time in the input transform, the GEMMs and the output
+  // transform (+ epilogue, pixel norm, fused ToRGB), summed over the tasks.
+  const bool prof = profiling();
+  std::atomic<int64_t> in_us{0}, gemm_us{0}, out_us{0};
   run_or_throw(ntc * nmc, [&](int t, int tid) {
     Scratch& sc = scratch_[size_t(tid)];
+    double tp = prof ? thread_cpu_ms() : 0.0;
+    auto lap = [&](std::atomic<int64_t>& acc) {
+      if (!prof) return;
+      const double now = thread_cpu_ms();
+      acc += int64_t(1e3 * (now - tp));
+      tp = now;
+    };
     const int ti = t / nmc, mi = t % nmc;
     const int t0 = ti * nt, t1 = std::min(Ttot, t0 + nt), ncols = t1 - t0;
     const int p0 = mi * pan_per, p1 = std::min(Mp, p0 + pan_per);
@@ -113,24 +127,11 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
           else ks_->wino_in(wa);
         }
       }
-      for (int xi = 0; xi < NX; ++xi) {
-        const float* Ux = cp.U.data() + size_t(xi) * Mp * MR * Ci;
-        for (int p = p0; p < p1; ++p) {
-          const float* Ap = Ux + (size_t(p) * Ci + kb) * MR;
-          float* Cp = C + xi * cxs + size_t(p - p0) * MR * ldc;
-          const float* Bx = Vp + xi * vxs;
-          if (small) {
-            const int np = std::min(ks_->small_panels, p1 - p);
-            for (int jp = 0; jp < npan; ++jp)
-              ks_->gemm_small[np](kcur, Ap, size_t(Ci) * MR, Bx + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc,
-                                  kb > 0);
-            p += np - 1;
-            continue;
-          }
-          for (int jp = 0; jp < npan; ++jp)
-            ks_->gemm(kcur, Ap, Bx + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, kb > 0);
-        }
-      }
+      lap(in_us);
+      for (int xi = 0; xi < NX; ++xi)
+        gemm_block(cp.U.data(), ulay, kb, kcur, xi * Mp + p0, xi * Mp + p1, Vp + xi * vxs, npan, small,
+                   C + xi * cxs, ldc, kb > 0);
+      lap(gemm_us);
     }
     const int o_end = std::min(Co, p1 * MR);
     if (up) {
@@ -148,6 +149,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
         }
       }
       if (norm) pixel_norm_tiles(sc, 4, out, out_stride, OW, Co, L.pixel_norm_eps);
+      lap(out_us);
       return;
     }
     WinoOutArgs wo;
@@ -185,7 +187,12 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
         }
       }
     }
+    lap(out_us);
   });
+  if (prof)
+    std::fprintf(stderr, "    (%s: input transform %.2f ms, GEMM %.2f ms, output transform + epilogue %.2f ms)\n",
+                 L.name.c_str(), 1e-3 * double(in_us.load()), 1e-3 * double(gemm_us.load()),
+                 1e-3 * double(out_us.load()));
   return rgb != nullptr;
 }
 

@@ -85,12 +85,11 @@ const char* amx_bf16_unusable() {
 
 uint16_t float_to_bf16(float f) { return bf16_rne(f); }
 
-void amx_pack_a(const float* A, int MR, int panels, int K, int kpad, uint16_t* out) {
-  const int rows = panels * MR;
+void amx_pack_a(const float* A, const PanelLayout& lay, int kpad, uint16_t* out) {
+  const int MR = lay.MR, rows = lay.panels * MR;
   std::memset(out, 0, sizeof(uint16_t) * size_t(rows + 16) * kpad);
   for (int r = 0; r < rows; ++r)
-    for (int k = 0; k < K; ++k)
-      out[size_t(r) * kpad + k] = bf16_rne(A[(size_t(r / MR) * K + k) * MR + r % MR]);
+    for (int k = 0; k < lay.K; ++k) out[size_t(r) * kpad + k] = bf16_rne(A[lay.at(r / MR, k) + size_t(r % MR)]);
 }
 
 void amx_gemm(const uint16_t* A, int kpad, int rows, const float* Bp, int nr, int npan, int kc, float* C, size_t ldc,

@@ -90,7 +90,7 @@ namespace facegan {
 namespace cpu {
 const char* amx_bf16_unusable() { return "AMX is x86-64 only"; }
 uint16_t float_to_bf16(float) { return 0; }
-void amx_pack_a(const float*, int, int, int, int, uint16_t*) {}
+void amx_pack_a(const float*, const PanelLayout&, int, uint16_t*) {}
 void amx_gemm(const uint16_t*, int, int, const float*, int, int, int, float*, size_t, int, uint16_t*) {}
 }  // namespace cpu
 }  // namespace facegan

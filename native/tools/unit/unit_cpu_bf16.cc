@@ -47,11 +47,13 @@ void test_amx_gemm() {
     std::vector<float> a(size_t(rows) * K), b(size_t(K) * N);
     for (float& v : a) v = exact ? float(int(g_rng() % 17) - 8) / 8.0f : random_vec(1)[0];
     for (float& v : b) v = exact ? float(int(g_rng() % 17) - 8) / 8.0f : random_vec(1)[0];
-    std::vector<float> Ap(size_t(panels) * K * MR);
+    // The engine's K-blocked panel layout, with a short last block (100 = 64 + 36).
+    const cpu::PanelLayout lay{MR, panels, K, 64};
+    std::vector<float> Ap(lay.size());
     for (int r = 0; r < rows; ++r)
-      for (int k = 0; k < K; ++k) Ap[(size_t(r / MR) * K + k) * MR + r % MR] = a[size_t(r) * K + k];
+      for (int k = 0; k < K; ++k) Ap[lay.at(r / MR, k) + size_t(r % MR)] = a[size_t(r) * K + k];
     std::vector<uint16_t> Ab(size_t(rows + 16) * kpad);
-    cpu::amx_pack_a(Ap.data(), MR, panels, K, kpad, Ab.data());
+    cpu::amx_pack_a(Ap.data(), lay, kpad, Ab.data());
     const size_t ldc = size_t(N);
     std::vector<float> C(size_t(rows) * ldc, 0.0f);
     std::vector<uint16_t> bbuf(size_t(N) * kpad);
