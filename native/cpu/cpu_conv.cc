@@ -67,9 +67,9 @@ void CpuBackend::epi_args(EpilogueArgs* e, const LayerDesc& L, const float* nois
 void CpuBackend::gemm_block(const float* A, const PanelLayout& lay, int kb, int kcur, int p0, int p1,
                             const float* Bp, int npan, bool small, float* C, size_t ldc, bool accumulate) const {
   const int MR = ks_->MR;
-  const size_t astride = lay.stride(kb);
-  if (kb % lay.kcb != 0 || size_t(kcur) * MR != astride)
-    throw std::logic_error("gemm_block: the K step does not match the weights' K blocking");
+  const size_t astride = lay.stride(kb / lay.kcb * lay.kcb);
+  if (kcur < 1 || kb / lay.kcb != (kb + kcur - 1) / lay.kcb)
+    throw std::logic_error("gemm_block: the K step crosses a K block of the weights' layout");
   const float* A0 = A + lay.at(p0, kb);
   if (small) {
     const int nr = ks_->NR_small, P = ks_->small_panels;

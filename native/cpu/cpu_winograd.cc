@@ -51,14 +51,21 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   const int MR = ks_->MR, NR = small ? ks_->NR_small : ks_->NR;
   const int Mp = ceil_div(Co, MR);
   const PanelLayout ulay{MR, NX * Mp, Ci, cp.wg_kc};
-  const int pan_per = cp.wg_rows / MR;
+  int pan_per = cp.wg_rows / MR;
   int nt = std::min(cp.wg_nt, int(round_up(size_t(Ttot), size_t(NR))));
   int ntc = ceil_div(Ttot, nt);
-  const int nmc = ceil_div(Mp, pan_per);
-  // Enough tasks for the pool: split the tiles finer when needed.
+  int nmc = ceil_div(Mp, pan_per);
+  // Enough tasks for the pool: split the tiles finer when needed, then the output channels (a
+  // few tiles at 8², 16²: ProGAN b16.conv0 at batch 1 ran as one task). Neither changes the
+  // arithmetic of any output.
+  const int pstep = small ? ks_->small_panels : 1;
   while (ntc * nmc < 2 * pool_->size() && nt > NR) {
     nt = std::max(NR, int(round_up(size_t(nt / 2), size_t(NR))));
     ntc = ceil_div(Ttot, nt);
+  }
+  while (ntc * nmc < 2 * pool_->size() && pan_per >= 2 * pstep) {
+    pan_per = int(round_up(size_t(pan_per / 2), size_t(pstep)));
+    nmc = ceil_div(Mp, pan_per);
   }
   if (nmc != 1 || up) rgb = nullptr;
   const bool norm = normed && L.pixel_norm && nmc == 1;

@@ -102,9 +102,10 @@ struct SubOutArgs {
 
 // Packed GEMM weights ("A"): `panels` panels of MR rows × K, stored K-blocked: for each block of
 // kcb rows of K (the last may be shorter), every panel's slice of that block in panel order,
-// [block][panel][k][MR]. A GEMM step over one K block then reads its panels front to back, which
-// the hardware prefetchers stream (from L3 about 13 % faster than [panel][K][MR], whose panels
-// lie K·MR floats apart; bench/RESULTS.md). The GEMMs must step through K by the same kcb.
+// [block][panel][k][MR]. A GEMM step over one K block then reads its panels front to back (in a
+// GEMM microbenchmark with 16 MB of weights streamed from L3, 13 % faster than [panel][K][MR],
+// whose panels lie K·MR floats apart; end to end no change beyond this machine's noise,
+// bench/RESULTS.md). A GEMM step must stay inside one K block.
 struct PanelLayout {
   int MR, panels, K, kcb;
   // Element (row i of panel p, k): at(p, k) + i.
@@ -112,8 +113,8 @@ struct PanelLayout {
     const int k0 = k / kcb * kcb;
     return (size_t(k0) * panels + size_t(p) * std::min(kcb, K - k0) + size_t(k - k0)) * MR;
   }
-  // Floats between consecutive panels within the block at kb.
-  size_t stride(int kb) const { return size_t(std::min(kcb, K - kb)) * MR; }
+  // Floats between consecutive panels within the block that starts at k0.
+  size_t stride(int k0) const { return size_t(std::min(kcb, K - k0)) * MR; }
   size_t size() const { return size_t(panels) * K * MR; }
 };
 
