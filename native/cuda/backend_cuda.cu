@@ -793,10 +793,13 @@ void CudaBackend::print_macs() const {
                total.tiles / 1e6, total.nominal > 0 ? total.gemm / total.nominal : 0.0);
   std::fprintf(stderr, "cuda MACs total: nominal %.3f G, gemm %.3f G, tiles@b1 %.3f G per image\n", total.nominal / 1e9,
                total.gemm / 1e9, total.tiles / 1e9);
+  // The sm_90a kernel has no fused toRGB: a conv it takes (decided per launch) leaves that toRGB
+  // to its own pass, so on such a device the figure is an upper bound.
   std::fprintf(stderr,
-               "cuda toRGB*: fused into the preceding conv's epilogue (no separate pass; not on the sm_90a kernel): "
-               "%.3f MB of activation reads saved per image\n",
-               rgb_fused_bytes_ / 1e6);
+               "cuda toRGB*: fused into the preceding conv's epilogue (no separate pass): %s%.3f MB of activation "
+               "reads saved per image%s\n",
+               sm90_ ? "at most " : "", rgb_fused_bytes_ / 1e6,
+               sm90_ ? " (a conv the sm_90a kernel takes runs its toRGB as its own pass)" : "");
 }
 
 // ---------------------------------------------------------------------------------------------
