@@ -89,6 +89,34 @@ void test_fused_torgb_bits() {
   else unsetenv("FACEGAN_CPU_ISA");
 }
 
+// How a layer's work is cut into tasks follows the thread count (the Winograd convs split tiles,
+// then output channels, until the pool has work), never the arithmetic: the images of 1, 2, 3
+// and 8 threads must be the same bits. ffhq256 and progan128 have the 512-channel layers whose
+// weights take the split by output channels; batch 1 has the fewest tiles to split.
+void test_thread_count_bits() {
+  for (const char* config : {"ffhq256", "progan128", "tiny"}) {
+    const NoiseMode noise = std::string(config) == "progan128" ? NoiseMode::None : NoiseMode::Random;
+    for (int n : {1, 2}) {
+      std::vector<float> first;
+      for (int threads : {1, 2, 3, 8}) {
+        LoadOptions lo;
+        lo.backend = "cpu";
+        lo.num_threads = threads;
+        std::string err;
+        const std::vector<float> img = random_model_images(config, n, lo, noise, &err);
+        if (img.empty()) fail(std::string(config) + ": " + err);
+        if (first.empty()) {
+          first = img;
+          continue;
+        }
+        CHECK(img.size() == first.size() && std::memcmp(img.data(), first.data(), img.size() * sizeof(float)) == 0,
+              std::string(config) + ", batch " + std::to_string(n) + ": " + std::to_string(threads) +
+                  " threads differ from 1 thread (max |diff| " + std::to_string(max_abs_diff(img, first)) + ")");
+      }
+    }
+  }
+}
+
 // The opt-in sub-pixel up-conv (FACEGAN_CPU_SUB_MIN_RES=4: every up-conv) against the default
 // transposed-GEMM form: the same function in float32 (max |diff| ≤ 1e-4·max(1, max |image|)),
 // and bit-exact batch invariance of its own (the first image of a batch of 3 = that image alone),
@@ -128,6 +156,8 @@ void test_subpixel_upconv() {
 const Register kCases(__FILE__, {
     {"CPU thread pool keeps a worker's exception text", test_thread_pool_errors},
     {"CPU engine: fused ToRGB == the separate pass, bit for bit (every ISA)", test_fused_torgb_bits},
+    {"CPU engine: the same bits on 1, 2, 3 and 8 threads (tasks split by tiles and output channels)",
+     test_thread_count_bits},
     {"CPU engine: opt-in sub-pixel up-conv == the plain one (float32), batch-invariant (every ISA)",
      test_subpixel_upconv},
 });
