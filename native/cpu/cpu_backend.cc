@@ -4,7 +4,7 @@
 // The walk keeps two activation buffers (x, the layer input; out) and two image buffers (the
 // running ToRGB sum with its skip connections). Per layer kind:
 //  - Dense (ProGAN's start): the latent pixel norm, the dense 4×4 layer, its pixel norm;
-//  - Conv: Winograd (3×3 up 1 from 16², and ProGAN's nearest ×2 + 3×3 in polyphase form), the
+//  - Conv: Winograd (3×3 up 1 from 8², and ProGAN's nearest ×2 + 3×3 in polyphase form from 16²), the
 //    im2col GEMM (small layers; ProGAN's nearest ×2 on the upsampled grid), or StyleGAN2's
 //    transposed up-conv + FIR; a ToRGB right after a Winograd conv runs fused into it; ProGAN's
 //    pixel norm follows (fused into Winograd tasks that hold every channel);
@@ -149,7 +149,8 @@ Status CpuBackend::prepare(const Network& net, const LoadOptions& options) {
   const char* fenv = std::getenv("FACEGAN_CPU_FUSE_RGB");
   fuse_rgb_ = !(fenv && fenv[0] == '0');
   stream_min_ = size_t(env_int("FACEGAN_CPU_STREAM_KB", 32 << 10)) << 10;
-  const int wino_min_res = std::max(4, env_int("FACEGAN_CPU_WINO_MIN_RES", 16));
+  // 0: the defaults (prepare_conv); N: Winograd for every 3×3 from output resolution N.
+  const int wino_min_res = env_int("FACEGAN_CPU_WINO_MIN_RES", 0) > 0 ? std::max(4, env_int("FACEGAN_CPU_WINO_MIN_RES", 0)) : 0;
   sub_min_res_ = env_int("FACEGAN_CPU_SUB_MIN_RES", 0);  // 0: off (the default; see cpu_upconv.cc)
   if (sub_min_res_ <= 0 || bf16_) sub_min_res_ = 1 << 30;
 

@@ -1,5 +1,5 @@
 // The CPU engine's im2col GEMM convolution (3×3, padding 1, on the output grid: the layers
-// below 16², or every 3×3 with FACEGAN_CPU_WINOGRAD=0), and the GEMM, packing and epilogue
+// below 8², ProGAN's nearest ×2 + 3×3 below 16², or every 3×3 with FACEGAN_CPU_WINOGRAD=0), and the GEMM, packing and epilogue
 // helpers its other convolutions share.
 //
 // C[o][pixel] = Σ_k A[o][k]·B[k][pixel] with k = (c, ky, kx), B packed per K block from the

@@ -1,8 +1,8 @@
 // The CPU engine's weights at load: per conv layer the squared-weight sums for the
 // demodulation, and the packed forms its algorithm runs on (cpu_engine.h):
-//  - 3×3 up 1 below 16² (and ProGAN's nearest ×2 + 3×3 without Winograd): A panels of MR output
+//  - 3×3 up 1 below 8² (and ProGAN's nearest ×2 + 3×3 without Winograd): A panels of MR output
 //    channels × K = 9·C_in for the im2col GEMM;
-//  - 3×3 up 1 from 16²: Winograd F(2×2, 3×3) U = G·g·Gᵀ, 16 planes;
+//  - 3×3 up 1 from 8²: Winograd F(2×2, 3×3) U = G·g·Gᵀ, 16 planes;
 //  - ProGAN's nearest ×2 + 3×3 from 16²: the polyphase Winograd F(2×2, 2×2) form, 36 planes;
 //  - StyleGAN2's transposed up-conv: A panels of GEMM rows (o, ky, kx) per group of output
 //    channels × K = C_in (cpu_upconv.cc), and its fixed schedule (images per task, row steps).
@@ -57,7 +57,12 @@ void CpuBackend::prepare_conv(const LayerDesc& L, int index, bool use_wino, int 
   cp.group_panels = {panels};
   // One algorithm per layer. Nearest ×2 layers: the polyphase Winograd form on the low-
   // resolution input, or the plain conv on the upsampled grid.
-  const bool wino = use_wino && L.out_res >= wino_min_res;
+  // Default thresholds (one rule per layer shape, whatever the batch): 3×3 up 1 from 8² (ffhq256
+  // b8.conv1, 1 thread: 2.5–2.6 → 2.0–2.2 ms per image at batch 1, 2.2–4.0 → 1.6 at batch 4);
+  // the polyphase form from 16², whose 36 planes of weights at 8² (4 tiles per image) cost more
+  // than they save at batch 1 (ProGAN b8.conv0: 2.7 → 3.9 ms).
+  const int min_res = wino_min_res > 0 ? wino_min_res : L.up == 2 ? 16 : 8;
+  const bool wino = use_wino && L.out_res >= min_res;
   cp.direct = !wino;
   if (L.up == 2 && wino) {
     prepare_wino_up(cp, max_cols, max_bp);

@@ -21,7 +21,7 @@ void CpuBackend::pixel_norm_tiles(const Scratch& sc, int tile, float* out, size_
 
 // Winograd convolutions, run as 16 (F(2×2, 3×3)) or 36 (polyphase F(2×2, 2×2)) batched GEMMs
 // U[ξ] (C_out × C_in, transformed at load, cpu_prepare.cc) × V[ξ] (C_in × tiles):
-//  - 3×3 up 1 from 16²: 4 MACs per output pixel instead of 9; the input transform fused with the
+//  - 3×3 up 1 from 8²: 4 MACs per output pixel instead of 9; the input transform fused with the
 //    style scaling, the output transform with the epilogue and, when the task holds every output
 //    channel, with the following ToRGB and the skip upsampling of the previous image (so the
 //    activations are not read twice) and with ProGAN's pixel norm;
