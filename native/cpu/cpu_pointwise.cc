@@ -89,20 +89,23 @@ void CpuBackend::dense(const LayerDesc& L, const float* z, int nb, float* out) {
     }
   }
   const size_t ostride = size_t(C) * 16;
-  const int per = 64;  // output channels per task
+  // Tasks own blocks of output channels for every image: each weight row (the 16 MB of a 512-
+  // channel start are read from memory) is read once per call, not once per image.
+  const int per = 16;
   const int chunks = ceil_div(C, per);
-  run_or_throw(nb * chunks, [&](int t, int) {
-    const int img = t / chunks, o0 = (t % chunks) * per, o1 = std::min(C, o0 + per);
-    const float* zn = zn_.data() + size_t(img) * Z;
-    float* oi = out + size_t(img) * ostride;
+  run_or_throw(chunks, [&](int t, int) {
+    const int o0 = t * per, o1 = std::min(C, o0 + per);
     for (int o = o0; o < o1; ++o)
       for (int p = 0; p < 16; ++p) {
-        float v = ks_->dot(L.weight + (size_t(o) * 16 + p) * Z, zn, Z) + L.bias[o];
-        if (L.activate) {
-          v = v < 0.0f ? v * L.lrelu_slope : v;
-          if (L.act_gain != 1.0f) v = v * L.act_gain;
+        const float* w = L.weight + (size_t(o) * 16 + p) * Z;
+        for (int img = 0; img < nb; ++img) {
+          float v = ks_->dot(w, zn_.data() + size_t(img) * Z, Z) + L.bias[o];
+          if (L.activate) {
+            v = v < 0.0f ? v * L.lrelu_slope : v;
+            if (L.act_gain != 1.0f) v = v * L.act_gain;
+          }
+          out[size_t(img) * ostride + size_t(o) * 16 + p] = v;
         }
-        oi[size_t(o) * 16 + p] = v;
       }
   });
   if (L.pixel_norm)
