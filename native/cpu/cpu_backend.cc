@@ -372,6 +372,7 @@ Status CpuBackend::run_batch(const SynthesisArgs& a, int start, int nb, std::ato
             fr.prev = img_cur < 0 ? nullptr : img_[img_cur].data();
             fr.prev_res = img_res;
             fr.out = img_[img_cur < 0 ? 0 : 1 - img_cur].data();
+            fr.last = li + 2 == nl;
           }
           if (conv3x3_wino(cp, io, try_rgb ? &fr : nullptr, &normed)) {
             img_cur = img_cur < 0 ? 0 : 1 - img_cur;

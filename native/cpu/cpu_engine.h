@@ -141,12 +141,16 @@ struct FusedRgb {
   const float* prev = nullptr;  // previous image (prev_res²), or nullptr
   int prev_res = 0;
   float* out = nullptr;         // [img][k][H][W]
+  // Nothing reads the conv's activations after this ToRGB (the network's last layer): a task
+  // keeps its output tile rows in scratch (Scratch::O) and never writes the activation buffer.
+  bool last = false;
 };
 
 // Per-thread working memory.
 struct Scratch {
-  Buf Bp, C, Z, T;
+  Buf Bp, C, Z, T, O;
   std::vector<ColSeg> segs;
+  std::vector<int> seg_rows;  // per segment: its tile row among the task's (FusedRgb::last)
   std::vector<uint16_t> Bb;  // bf16 B tiles (precision bf16)
 };
 

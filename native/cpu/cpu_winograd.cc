@@ -159,14 +159,30 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
       lap(out_us);
       return;
     }
+    // The network's last conv (its ToRGB fused, nothing else reads it): the output tile rows
+    // go to this task's scratch, rows [2·r, 2·r + 2) for the task's r-th tile row, channel
+    // stride ocs; otherwise to the activation buffer.
+    const bool last = rgb && rgb->last && !norm;
+    size_t ocs = HW;
+    if (last) {
+      sc.seg_rows.clear();
+      int nrow = 0;
+      for (size_t i = 0; i < sc.segs.size(); ++i) {
+        if (i == 0 || sc.segs[i].img != sc.segs[i - 1].img || sc.segs[i].y != sc.segs[i - 1].y) ++nrow;
+        sc.seg_rows.push_back(nrow - 1);
+      }
+      ocs = size_t(2) * nrow * W;
+      sc.O.reserve(size_t(Co) * ocs);
+    }
     WinoOutArgs wo;
     wo.xi_stride = cxs;
     for (int o = p0 * MR; o < o_end; ++o) {
       const float* crow = C + size_t(o - p0 * MR) * ldc;
-      for (const ColSeg& sg : sc.segs) {
+      for (size_t si = 0; si < sc.segs.size(); ++si) {
+        const ColSeg& sg = sc.segs[si];
         const int y = 2 * sg.y, x = 2 * sg.x0;
-        float* ob = out + size_t(sg.img) * out_stride + size_t(o) * HW;
-        wo.out0 = ob + size_t(y) * W + x;
+        wo.out0 = last ? sc.O.data() + size_t(o) * ocs + size_t(2 * sc.seg_rows[si]) * W + x
+                       : out + size_t(sg.img) * out_stride + size_t(o) * HW + size_t(y) * W + x;
         wo.out1 = wo.out0 + W;
         wo.m = crow + sg.col;
         wo.len = sg.len;
@@ -181,16 +197,20 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
       // ToRGB on the rows just written (still in cache), plus the upsampled skip image.
       const LayerDesc& R = *rgb->L;
       const int IC = R.out_ch;
-      for (const ColSeg& sg : sc.segs) {
+      for (size_t si = 0; si < sc.segs.size(); ++si) {
+        const ColSeg& sg = sc.segs[si];
         const float* w = rgb->w + size_t(sg.img) * IC * Co;
         float* o = rgb->out + size_t(sg.img) * IC * HW;
-        const float* act = out + size_t(sg.img) * out_stride;
         const float* pv = rgb->prev ? rgb->prev + size_t(sg.img) * IC * size_t(rgb->prev_res) * rgb->prev_res : nullptr;
         const int xa = 2 * sg.x0, xb = xa + 2 * sg.len;
-        for (int y = 2 * sg.y; y < 2 * sg.y + 2; ++y) {
+        for (int r = 0; r < 2; ++r) {
+          const int y = 2 * sg.y + r;
           if (pv) skip_upsample(o, size_t(HW), W, pv, rgb->prev_res, IC, y, xa, xb);
           const size_t off = size_t(y) * W + xa;
-          ks_->torgb_row(o + off, size_t(HW), act + off, size_t(HW), Co, xb - xa, w, R.bias, IC, R.clamp, pv ? 1 : 0);
+          // Pixel (y, xa) of channel 0 of the activations; channels ocs apart.
+          const float* act = last ? sc.O.data() + size_t(2 * sc.seg_rows[si] + r) * W + xa
+                                  : out + size_t(sg.img) * out_stride + off;
+          ks_->torgb_row(o + off, size_t(HW), act, ocs, Co, xb - xa, w, R.bias, IC, R.clamp, pv ? 1 : 0);
         }
       }
     }
