@@ -8,8 +8,8 @@
 namespace facegan {
 namespace cpu {
 
-// The pixel norm over the `tile`×`tile` output blocks of the segments a task just wrote (tile
-// 2: F(2×2, 3×3) on the output grid; 4: the polyphase up-conv on the input grid).
+// The pixel norm over the `tile`×`tile` output blocks of the segments a task just wrote (the
+// polyphase up-conv: tile 4 on the input grid).
 void CpuBackend::pixel_norm_tiles(const Scratch& sc, int tile, float* out, size_t out_stride, int OW, int Co,
                                   float eps) const {
   const size_t OHW = size_t(OW) * OW;
@@ -162,7 +162,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
     // The network's last conv (its ToRGB fused, nothing else reads it): the output tile rows
     // go to this task's scratch, rows [2·r, 2·r + 2) for the task's r-th tile row, channel
     // stride ocs; otherwise to the activation buffer.
-    const bool last = rgb && rgb->last && !norm;
+    const bool last = rgb && rgb->last;
     size_t ocs = HW;
     if (last) {
       sc.seg_rows.clear();
@@ -174,6 +174,12 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
       ocs = size_t(2) * nrow * W;
       sc.O.reserve(size_t(Co) * ocs);
     }
+    // Output row 2·y + r of segment si, channel o, from the segment's first column.
+    auto orow = [&](size_t si, int o, int r) -> float* {
+      const ColSeg& sg = sc.segs[si];
+      return last ? sc.O.data() + size_t(o) * ocs + size_t(2 * sc.seg_rows[si] + r) * W + 2 * sg.x0
+                  : out + size_t(sg.img) * out_stride + size_t(o) * HW + size_t(2 * sg.y + r) * W + 2 * sg.x0;
+    };
     WinoOutArgs wo;
     wo.xi_stride = cxs;
     for (int o = p0 * MR; o < o_end; ++o) {
@@ -181,9 +187,8 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
       for (size_t si = 0; si < sc.segs.size(); ++si) {
         const ColSeg& sg = sc.segs[si];
         const int y = 2 * sg.y, x = 2 * sg.x0;
-        wo.out0 = last ? sc.O.data() + size_t(o) * ocs + size_t(2 * sc.seg_rows[si]) * W + x
-                       : out + size_t(sg.img) * out_stride + size_t(o) * HW + size_t(y) * W + x;
-        wo.out1 = wo.out0 + W;
+        wo.out0 = orow(si, o, 0);
+        wo.out1 = orow(si, o, 1);
         wo.m = crow + sg.col;
         wo.len = sg.len;
         wo.noise0 = noise_row(io, L, sg.img, size_t(y) * W + x);
@@ -192,7 +197,9 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
         ks_->wino_out(wo);
       }
     }
-    if (norm) pixel_norm_tiles(sc, 2, out, out_stride, W, Co, L.pixel_norm_eps);
+    if (norm)
+      for (size_t si = 0; si < sc.segs.size(); ++si)
+        for (int r = 0; r < 2; ++r) ks_->pixel_norm(orow(si, 0, r), ocs, Co, 2 * sc.segs[si].len, L.pixel_norm_eps);
     if (rgb) {
       // ToRGB on the rows just written (still in cache), plus the upsampled skip image.
       const LayerDesc& R = *rgb->L;
@@ -207,10 +214,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
           const int y = 2 * sg.y + r;
           if (pv) skip_upsample(o, size_t(HW), W, pv, rgb->prev_res, IC, y, xa, xb);
           const size_t off = size_t(y) * W + xa;
-          // Pixel (y, xa) of channel 0 of the activations; channels ocs apart.
-          const float* act = last ? sc.O.data() + size_t(2 * sc.seg_rows[si] + r) * W + xa
-                                  : out + size_t(sg.img) * out_stride + off;
-          ks_->torgb_row(o + off, size_t(HW), act, ocs, Co, xb - xa, w, R.bias, IC, R.clamp, pv ? 1 : 0);
+          ks_->torgb_row(o + off, size_t(HW), orow(si, 0, r), ocs, Co, xb - xa, w, R.bias, IC, R.clamp, pv ? 1 : 0);
         }
       }
     }
