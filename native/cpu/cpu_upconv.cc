@@ -159,15 +159,40 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   const int TH = H / 2 + 1, TWp = W / 2 + 1;  // tile rows / columns, one past the image
   const int nto = H / 2;                      // tile rows that emit output rows 4t … 4t+3
   static const int sub_cols = env_int("FACEGAN_SUB_COLS", 192);
-  const int TG = std::max(1, std::min(nto, sub_cols / TWp));  // tile rows per GEMM step
   const int kc = cp.kcb;
-  const int want = 2 * pool_->size();
-  const int rc = nb < want ? std::max(1, std::min(ceil_div(want, nb), nto / 4)) : 1;
-  const int ntasks = nb * rc;
-  const bool stream = stream_min_ > 0 && size_t(nb) * Co * OHW * sizeof(float) >= stream_min_;
+  // Tasks: (image, band of tile rows, chunk of channel groups). A band recomputes the tile row
+  // before and after it (its FIR halo); a chunk recomputes the input transform. Split an image
+  // only when the batch alone does not give the threads enough tasks, the way that wastes the
+  // least work (per tile, in multiply-adds: input transform ≈ 324·C_in, GEMM 25·C_in·C_out,
+  // output transform + FIR ≈ 1300·C_out; measured per layer at 1 thread). The split is a
+  // schedule only: a value's arithmetic is the same in any band or chunk (batch invariance).
+  const int want = pool_->size() > 1 ? 2 * pool_->size() : 1;
+  int rc = 1, nch = 1;
+  if (nb < want) {
+    const int need = ceil_div(want, nb);
+    double best = 0.0;
+    for (int r = 1; r <= std::max(1, nto / 4); ++r)
+      for (int c = 1; c <= cp.ngroups; ++c) {
+        if (r * c < need || r * c > 2 * need) continue;
+        const double tiles = double(TH + 2 * (r - 1)) * TWp;
+        const double cost = tiles * (324.0 * Ci * c + 25.0 * Ci * Co + 1300.0 * Co);
+        if (rc * nch < need || cost < best) {
+          best = cost;
+          rc = r;
+          nch = c;
+        }
+      }
+  }
+  const int gpc = ceil_div(cp.ngroups, nch);  // channel groups per chunk
+  nch = ceil_div(cp.ngroups, gpc);
+  const int ntasks = nb * rc * nch;
+  // Non-temporal stores for outputs far larger than the caches, decided per image (the layer
+  // shape), not per sub-batch as upconv does: fir_v's stream and store loops are separate code,
+  // and the compiler (GCC's default -ffp-contract=fast) fuses the epilogue's multiply-adds
+  // differently in the two, so a batch-dependent choice broke batch invariance (facegan-check
+  // --self-test, ffhq256 batches 5 / 3 / 1).
+  const bool stream = stream_min_ > 0 && size_t(Co) * OHW * sizeof(float) >= stream_min_;
   const int TRW = 4 * TWp + 2;  // a T row, columns −1 … 4·TWp
-  const int RR = 4 * TG + 8;    // ring rows per channel
-  const size_t ldc = size_t(ceil_div(TG * TWp, NR)) * NR;
   int rows_pad[9], coff[10];
   coff[0] = 0;
   for (int xi = 0; xi < 9; ++xi) {
@@ -179,11 +204,29 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   std::atomic<int64_t> in_us{0}, gemm_us{0}, fir_us{0};
   run_or_throw(ntasks, [&](int t, int tid) {
     Scratch& sc = scratch_[size_t(tid)];
-    const int ri = t % rc, img = t / rc;
+    const int ri = t % rc, ci = (t / rc) % nch, img = t / (rc * nch);
+    const int g0 = ci * gpc, g1 = std::min(cp.ngroups, g0 + gpc);
     const int t0 = nto * ri / rc, t1 = nto * (ri + 1) / rc;
     const int ta = std::max(0, t0 - 1), te = std::min(TH, t1 + 1);
     const int pend = std::min(OW, 4 * t1);
     int p = 4 * t0;
+    // Tile rows per GEMM step: the fewest padded columns (NR panels) over the band, at most
+    // sub_cols columns a step (at least one tile row); ties to the larger step.
+    int TG = 1;
+    {
+      const int n = te - ta, cap = std::max(1, std::min(n, sub_cols / TWp));
+      long best = -1;
+      for (int tg = 1; tg <= cap; ++tg) {
+        long cols = 0;
+        for (int a = 0; a < n; a += tg) cols += long(ceil_div(std::min(tg, n - a) * TWp, NR)) * NR;
+        if (best < 0 || cols <= best) {
+          best = cols;
+          TG = tg;
+        }
+      }
+    }
+    const int RR = 4 * TG + 8;  // ring rows per channel
+    const size_t ldc = size_t(ceil_div(TG * TWp, NR)) * NR;
     sc.Bp.reserve(size_t(9) * Ci * ldc);
     sc.C.reserve(size_t(coff[9]) * ldc);
     sc.T.reserve(size_t(4) * TG * TRW);
@@ -250,7 +293,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
         }
       }
       lap(in_us);
-      for (int g = 0; g < cp.ngroups; ++g) {
+      for (int g = g0; g < g1; ++g) {
         const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
         for (int kb = 0; kb < Ci; kb += kc) {
           const int kcur = std::min(kc, Ci - kb);
@@ -296,19 +339,19 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
               ks_->fir_h(ring + (size_t(o0 + ol) * RR + size_t((4 * ty + r) % RR)) * OW, T[r], OW);
           }
         }
+        // This group's output rows whose four T rows are ready (while its ring rows are in cache).
+        for (int q = p; q < pend && q + 2 < 4 * b; ++q) {
+          const size_t pix = size_t(q) * OW;
+          for (int o = o0; o < o0 + ogg; ++o) {
+            epi_args(&e, L, noise_row(io, L, img, pix), demod(io, cp, img, o), o);
+            e.stream = stream;
+            ks_->fir_v(io.out + size_t(img) * io.out_stride + size_t(o) * OHW + pix, ring_row(o, q - 1),
+                       ring_row(o, q), ring_row(o, q + 1), ring_row(o, q + 2), OW, e);
+          }
+        }
         lap(fir_us);
       }
-      // Output rows whose four T rows are ready.
-      for (; p < pend && p + 2 < 4 * b; ++p) {
-        for (int o = 0; o < Co; ++o) {
-          const size_t pix = size_t(p) * OW;
-          epi_args(&e, L, noise_row(io, L, img, pix), demod(io, cp, img, o), o);
-          e.stream = stream;
-          ks_->fir_v(io.out + size_t(img) * io.out_stride + size_t(o) * OHW + pix, ring_row(o, p - 1), ring_row(o, p),
-                     ring_row(o, p + 1), ring_row(o, p + 2), OW, e);
-        }
-      }
-      lap(fir_us);
+      while (p < pend && p + 2 < 4 * b) ++p;
     }
     if (stream) ks_->store_fence();
   });
