@@ -150,7 +150,9 @@ Status CpuBackend::prepare(const Network& net, const LoadOptions& options) {
   fuse_rgb_ = !(fenv && fenv[0] == '0');
   stream_min_ = size_t(env_int("FACEGAN_CPU_STREAM_KB", 32 << 10)) << 10;
   const int wino_min_res = std::max(4, env_int("FACEGAN_CPU_WINO_MIN_RES", 16));
-  sub_min_res_ = env_int("FACEGAN_CPU_SUB_MIN_RES", 0);  // 0: off (the default; see cpu_upconv.cc)
+  // StyleGAN2 up-convs from 32² input run as sub-pixel phases (cpu_upconv.cc upconv_sub: measured
+  // faster from 32² on ffhq256 / ffhq1024, slower at 16² where its 2.8× weights dominate); 0: off.
+  sub_min_res_ = env_int("FACEGAN_CPU_SUB_MIN_RES", 32);
   if (sub_min_res_ <= 0 || bf16_) sub_min_res_ = 1 << 30;
 
   // Per-layer preparation; the scratch sizes grow with each layer's needs.
