@@ -112,7 +112,18 @@ void test_subpixel_upconv() {
       const std::vector<float> one = cpu_images(config, 1, NoiseMode::Random);
       const std::vector<float> one_t1 = cpu_images(config, 1, NoiseMode::Random, 1);
       const std::vector<float> sub_t3 = cpu_images(config, 3, NoiseMode::Random, 3);
+      // One image on 2 threads, scheduled both ways the engine may choose (cpu_upconv.cc):
+      // cooperative steps, and bands of tile rows / chunks of channels.
+      setenv("FACEGAN_SUB_COOP", "1", 1);
+      const std::vector<float> one_coop = cpu_images(config, 1, NoiseMode::Random);
+      setenv("FACEGAN_SUB_COOP", "0", 1);
+      const std::vector<float> one_split = cpu_images(config, 1, NoiseMode::Random);
+      unsetenv("FACEGAN_SUB_COOP");
       unsetenv("FACEGAN_CPU_SUB_MIN_RES");
+      for (const auto* v : {&one_coop, &one_split})
+        CHECK(v->size() == one.size() && std::memcmp(one.data(), v->data(), one.size() * sizeof(float)) == 0,
+              with + (v == &one_coop ? "cooperative steps" : "bands / channel chunks") +
+                  " on 2 threads differ from the default schedule");
       double ref_max = 0.0;
       const double diff = max_abs_diff(sub, plain, &ref_max);
       CHECK(!plain.empty() && sub.size() == plain.size() && diff <= 1e-4 * std::max(1.0, ref_max),
