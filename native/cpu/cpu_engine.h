@@ -31,9 +31,9 @@
 // it falls in a run (kernels_impl.h). facegan-check verifies it bit for bit.
 //
 // Environment knobs (for experiments and checks): FACEGAN_CPU_ISA=scalar|avx2|avx512,
-// FACEGAN_CPU_WINOGRAD=0, FACEGAN_CPU_WINO_MIN_RES=N, FACEGAN_CPU_SUB_MIN_RES=N (StyleGAN2
-// up-convs from input resolution N as sub-pixel phases, cpu_upconv.cc; default off: it wins only
-// from 128² input, by 2-4 % of a 1024² image, bench/RESULTS.md), FACEGAN_CPU_FUSE_RGB=0,
+// FACEGAN_CPU_WINOGRAD=0, FACEGAN_CPU_WINO_MIN_RES=N (default: 8² for 3×3 up 1, 16² for the
+// polyphase nearest ×2), FACEGAN_CPU_SUB_MIN_RES=N (StyleGAN2 up-convs from input resolution N as
+// sub-pixel phases, cpu_upconv.cc; default 32, 0 = never), FACEGAN_CPU_FUSE_RGB=0,
 // FACEGAN_CPU_STREAM_KB=N (non-temporal stores for up-conv outputs of at least N KiB; 0 = never),
 // FACEGAN_CPU_PROFILE=1 (per-layer timings on stderr).
 //

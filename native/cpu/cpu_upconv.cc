@@ -136,21 +136,28 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
                  L.name.c_str(), 1e-3 * double(gemm_us.load()), 1e-3 * double(fir_us.load()));
 }
 
-// The up-conv as sub-pixel phases (cpu_prepare.cc pack_upconv_sub), opt-in (FACEGAN_CPU_SUB_MIN_RES
-// = N: from input resolution N): 25 instead of 36 products per 2×2 input tile and channel pair,
-// and its GEMMs run at the FMA peak, but on the 2-core AVX-512 machine (bench/RESULTS.md, issue
-// 11 §4) the whole layer is not faster yet: the 9 transformed planes are 2.25× the GEMM input
-// of the plain form (re-read per channel group) and the T rows take one more pass through memory
-// before the FIR (the output transform is the vector kernel sub_out). Per 2×2 input tile (rows
-// 2ty, 2ty+1, columns 2tx, 2tx+1) the 9 transformed planes of its 3×3 input patch (kernels.h
-// sub_in), 9 GEMMs U[ξ] (the phases using plane ξ × C_in) × V[ξ] (C_in × tiles), then per output
-// channel the output transforms give the transposed conv's T at rows 4ty … 4ty+3 and columns
-// 4tx … 4tx+3 (the four parities of T(2i+py, 2j+px), i ∈ {2ty, 2ty+1}), complete (no sums
-// across tiles). The tile grid runs one past the image (H/2 + 1 tile rows and columns) for T's
-// last row and column 2H. Each T row is FIR-filtered horizontally into a ring of rows; an output
-// row p is the vertical FIR of ring rows p−1 … p+2 (T(−1) = 0) with the epilogue. Tasks: (image,
-// channel group, band of tile rows); a band also computes the tile row before and after it
-// (its FIR halo), with the same arithmetic as the band that owns them.
+// The up-conv as sub-pixel phases (cpu_prepare.cc pack_upconv_sub; the default from input
+// resolution 32², FACEGAN_CPU_SUB_MIN_RES): 25 instead of 36 products per 2×2 input tile and
+// channel pair (31 % fewer; with the extra tile row and column, 22 % at 32² input, 28 % at 128²).
+// Per 2×2 input tile (rows 2ty, 2ty+1, columns 2tx, 2tx+1) the 9 transformed planes of its 3×3
+// input patch (kernels.h sub_in), 9 GEMMs U[ξ] (the phases using plane ξ × C_in) × V[ξ] (C_in ×
+// tiles), then per output channel the output transforms give the transposed conv's T at rows
+// 4ty … 4ty+3 and columns 4tx … 4tx+3 (the four parities of T(2i+py, 2j+px), i ∈ {2ty, 2ty+1}),
+// complete (no sums across tiles). The tile grid runs one past the image (H/2 + 1 tile rows and
+// columns) for T's last row and column 2H. Each T row is FIR-filtered horizontally into a ring of
+// rows; an output row p is the vertical FIR of ring rows p−1 … p+2 (T(−1) = 0) with the
+// epilogue. An image runs in steps of TG tile rows (V of all input channels for the step, then
+// per group of og output channels its GEMMs, output transforms and FIR passes).
+//
+// Scheduling (a value's arithmetic is the same in every schedule: batch and thread invariance):
+//  - enough images for the threads (or one thread): one task per image;
+//  - else either tasks (image, band of tile rows, chunk of channel groups) — a band recomputes the
+//    tile row before and after it (its FIR halo), a chunk recomputes the input transform — or
+//    "cooperative" steps: per image and step, the input transform split over the threads by
+//    channels into a shared V, then one task per channel group (shared FIR ring), two pool runs
+//    per step. Chosen by the least estimated work (multiply-add equivalents per tile, measured
+//    at 1 thread: input transform ≈ 400·C_in, GEMM 25·C_in·C_out, output transform + FIR ≈
+//    1300·C_out; a pool run ≈ 2·10⁶).
 void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   const LayerDesc& L = *cp.L;
   const int nb = io.nb, H = L.in_res, W = H, Ci = L.in_ch, Co = L.out_ch;
@@ -159,15 +166,57 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   const int TH = H / 2 + 1, TWp = W / 2 + 1;  // tile rows / columns, one past the image
   const int nto = H / 2;                      // tile rows that emit output rows 4t … 4t+3
   static const int sub_cols = env_int("FACEGAN_SUB_COLS", 192);
-  const int TG = std::max(1, std::min(nto, sub_cols / TWp));  // tile rows per GEMM step
+  static const int want_mul = env_int("FACEGAN_SUB_WANT", 1);
+  const int coop_env = env_int("FACEGAN_SUB_COOP", -1);  // -1: by the estimate; 0 / 1 force (tests)
   const int kc = cp.kcb;
-  const int want = 2 * pool_->size();
-  const int rc = nb < want ? std::max(1, std::min(ceil_div(want, nb), nto / 4)) : 1;
-  const int ntasks = nb * rc;
-  const bool stream = stream_min_ > 0 && size_t(nb) * Co * OHW * sizeof(float) >= stream_min_;
+  const int nthreads = pool_->size();
+  const int want = nthreads > 1 ? want_mul * nthreads : 1;
+  // Tile rows per GEMM step for a run of n tile rows: the fewest padded columns (NR panels), at
+  // most sub_cols columns a step (at least one tile row); ties to the larger step.
+  auto choose_tg = [&](int n) {
+    int TG = 1;
+    const int cap = std::max(1, std::min(n, sub_cols / TWp));
+    long best = -1;
+    for (int tg = 1; tg <= cap; ++tg) {
+      long cols = 0;
+      for (int a = 0; a < n; a += tg) cols += long(ceil_div(std::min(tg, n - a) * TWp, NR)) * NR;
+      if (best < 0 || cols <= best) {
+        best = cols;
+        TG = tg;
+      }
+    }
+    return TG;
+  };
+  const double c_in = 400.0 * Ci, c_gemm = 25.0 * Ci * Co, c_out = 1300.0 * Co, c_run = 2e6;
+  int rc = 1, nch = 1;
+  bool coop = false;
+  if (nb < want) {
+    const int need = ceil_div(want, nb);
+    double best = 0.0;
+    for (int r = 1; r <= std::max(1, nto / 4); ++r)
+      for (int c = 1; c <= cp.ngroups; ++c) {
+        if (r * c < need || r * c > 2 * need) continue;
+        const double cost = double(TH + 2 * (r - 1)) * TWp * (c_in * c + c_gemm + c_out);
+        if (rc * nch < need || cost < best) {
+          best = cost;
+          rc = r;
+          nch = c;
+        }
+      }
+    const int TG = choose_tg(TH);
+    const double coop_cost = double(TH) * TWp * (c_in + c_gemm + c_out) + 2.0 * ceil_div(TH, TG) * c_run;
+    coop = coop_env >= 0 ? coop_env > 0 : coop_cost < best;
+    if (coop) rc = nch = 1;
+  }
+  const int gpc = ceil_div(cp.ngroups, nch);  // channel groups per chunk
+  nch = ceil_div(cp.ngroups, gpc);
+  // Non-temporal stores for outputs far larger than the caches, decided per image (the layer
+  // shape), not per sub-batch as upconv does: fir_v's stream and store loops are separate code,
+  // and the compiler (GCC's default -ffp-contract=fast) fuses the epilogue's multiply-adds
+  // differently in the two, so a batch-dependent choice broke batch invariance (facegan-check
+  // --self-test, ffhq256 batches 5 / 3 / 1).
+  const bool stream = stream_min_ > 0 && size_t(Co) * OHW * sizeof(float) >= stream_min_;
   const int TRW = 4 * TWp + 2;  // a T row, columns −1 … 4·TWp
-  const int RR = 4 * TG + 8;    // ring rows per channel
-  const size_t ldc = size_t(ceil_div(TG * TWp, NR)) * NR;
   int rows_pad[9], coff[10];
   coff[0] = 0;
   for (int xi = 0; xi < 9; ++xi) {
@@ -177,146 +226,196 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   const float* zero = zero_block_.data();
   const bool prof = profiling();
   std::atomic<int64_t> in_us{0}, gemm_us{0}, fir_us{0};
-  run_or_throw(ntasks, [&](int t, int tid) {
-    Scratch& sc = scratch_[size_t(tid)];
-    const int ri = t % rc, img = t / rc;
-    const int t0 = nto * ri / rc, t1 = nto * (ri + 1) / rc;
-    const int ta = std::max(0, t0 - 1), te = std::min(TH, t1 + 1);
-    const int pend = std::min(OW, 4 * t1);
-    int p = 4 * t0;
-    sc.Bp.reserve(size_t(9) * Ci * ldc);
-    sc.C.reserve(size_t(coff[9]) * ldc);
-    sc.T.reserve(size_t(4) * TG * TRW);
-    sc.Z.reserve(size_t(Co) * RR * OW);
-    float* Bp = sc.Bp.data();
+  auto lap = [&](double& tp, std::atomic<int64_t>& acc) {
+    if (!prof) return;
+    const double now = thread_cpu_ms();
+    acc += int64_t(1e3 * (now - tp));
+    tp = now;
+  };
+
+  // Columns of the step [a, b) of image img: one segment per tile row and NR panel.
+  auto step_segs = [&](std::vector<ColSeg>& segs, int img, int a, int b) {
+    segs.clear();
+    for (int ty = a; ty < b; ++ty) {
+      int tx = 0, col = (ty - a) * TWp;
+      while (tx < TWp) {
+        const int len = std::min(TWp - tx, NR - col % NR);
+        segs.push_back({img, ty, tx, len, col});
+        tx += len;
+        col += len;
+      }
+    }
+  };
+  // The input transform of channels [c0, c1) into V (K blocks of kc, 9 planes each, ldc columns).
+  auto in_transform = [&](const std::vector<ColSeg>& segs, int img, int c0, int c1, float* V, size_t ldc,
+                          int ncols) {
+    const int npan = ceil_div(ncols, NR);
+    const float* xin = io.in + size_t(img) * io.in_stride;
+    const float* srow = io.S + size_t(img) * net_->style_dim + L.style_offset;
+    WinoInArgs wa;
+    wa.W = W;
+    wa.rows[3] = nullptr;
+    for (int c = c0; c < c1; ++c) {
+      const int kb = c / kc * kc, kcur = std::min(kc, Ci - kb), kk = c - kb;
+      float* Vb = V + size_t(9) * kb * ldc;
+      const size_t vxs = size_t(kcur) * ldc;  // plane stride of V
+      if (ncols % NR) {
+        const int tail = NR - ncols % NR;
+        for (int xi = 0; xi < 9; ++xi)
+          std::memset(Vb + xi * vxs + size_t(npan - 1) * kcur * NR + size_t(kk) * NR + (NR - tail), 0,
+                      sizeof(float) * size_t(tail));
+      }
+      wa.xi_stride = vxs;
+      const float* plane = xin + size_t(c) * HW;
+      wa.s = srow[c];
+      for (const ColSeg& sg : segs) {
+        for (int r = 0; r < 3; ++r) {
+          const int y = 2 * sg.y - 1 + r;
+          wa.rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
+        }
+        wa.tx0 = sg.x0;
+        wa.len = sg.len;
+        wa.dst = Vb + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR;
+        ks_->sub_in(wa);
+      }
+    }
+  };
+  // Group g on the step [a, b) of image img: its GEMMs against V into sc.C, the output transforms
+  // and the horizontal FIR into the ring (RR rows per channel), then its output rows q ∈ [p, pend)
+  // whose four T rows are ready.
+  auto group_step = [&](Scratch& sc, int g, int img, int a, int b, const float* V, size_t ldc, float* ring, int RR,
+                        int p, int pend, double& tp) {
+    const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
+    const int npan = ceil_div((b - a) * TWp, NR);
     float* C = sc.C.data();
-    float* ring = sc.Z.data();
+    for (int kb = 0; kb < Ci; kb += kc) {
+      const int kcur = std::min(kc, Ci - kb);
+      const float* Vb = V + size_t(9) * kb * ldc;
+      const size_t vxs = size_t(kcur) * ldc;
+      for (int xi = 0; xi < 9; ++xi)
+        gemm_block(cp.A.data() + cp.sub_off[size_t(g) * 9 + xi], layout(cp, rows_pad[xi] / MR), kb, kcur, 0,
+                   rows_pad[xi] / MR, Vb + xi * vxs, npan, false, C + size_t(coff[xi]) * ldc, ldc, kb > 0);
+    }
+    lap(tp, gemm_us);
+    for (int ol = 0; ol < ogg; ++ol) {
+      auto M = [&](int xi, int slot) { return C + (size_t(coff[xi]) + size_t(slot) * cp.og + ol) * ldc; };
+      SubOutArgs so;
+      for (int xi = 0; xi < 9; ++xi) so.ee[xi] = M(xi, 0);
+      for (int al = 0; al < 3; ++al) {  // EO: planes β = 1, 2, slot 1
+        so.eo[2 * al] = M(3 * al + 1, 1);
+        so.eo[2 * al + 1] = M(3 * al + 2, 1);
+      }
+      for (int be = 0; be < 3; ++be) {  // OE: planes α = 1, 2, slot 1 + (β ≥ 1)
+        so.oe[be] = M(3 + be, be >= 1 ? 2 : 1);
+        so.oe[3 + be] = M(6 + be, be >= 1 ? 2 : 1);
+      }
+      const int oo_planes[4] = {4, 5, 7, 8};  // OO: slot 3
+      for (int k = 0; k < 4; ++k) so.oo[k] = M(oo_planes[k], 3);
+      so.n = TWp;
+      float* T[4];
+      for (int r = 0; r < 4; ++r) T[r] = sc.T.data() + size_t(r) * TRW + 1;
+      for (int ty = a; ty < b; ++ty) {
+        const size_t col = size_t(ty - a) * TWp;
+        SubOutArgs st = so;
+        for (auto& q : st.ee) q += col;
+        for (auto& q : st.eo) q += col;
+        for (auto& q : st.oe) q += col;
+        for (auto& q : st.oo) q += col;
+        for (int r = 0; r < 4; ++r) {
+          T[r][-1] = 0.0f;
+          st.T[r] = T[r];
+        }
+        ks_->sub_out(st);
+        for (int r = 0; r < 4; ++r)
+          ks_->fir_h(ring + (size_t(o0 + ol) * RR + size_t((4 * ty + r) % RR)) * OW, T[r], OW);
+      }
+    }
     auto ring_row = [&](int o, int r) -> const float* {
       return r < 0 ? zero : ring + (size_t(o) * RR + size_t(r % RR)) * OW;
     };
-    const float* xin = io.in + size_t(img) * io.in_stride;
-    const float* srow = io.S + size_t(img) * net_->style_dim + L.style_offset;
     EpilogueArgs e;
-    for (int a = ta; a < te; a += TG) {
-      const int b = std::min(te, a + TG);
-      const int ncols = (b - a) * TWp, npan = ceil_div(ncols, NR);
-      double tp = prof ? thread_cpu_ms() : 0.0;
-      auto lap = [&](std::atomic<int64_t>& acc) {
-        if (!prof) return;
-        const double now = thread_cpu_ms();
-        acc += int64_t(1e3 * (now - tp));
-        tp = now;
-      };
-      sc.segs.clear();
-      for (int ty = a; ty < b; ++ty) {
-        int tx = 0, col = (ty - a) * TWp;
-        while (tx < TWp) {
-          const int len = std::min(TWp - tx, NR - col % NR);
-          sc.segs.push_back({img, ty, tx, len, col});
-          tx += len;
-          col += len;
-        }
+    for (int q = p; q < pend && q + 2 < 4 * b; ++q) {
+      const size_t pix = size_t(q) * OW;
+      for (int o = o0; o < o0 + ogg; ++o) {
+        epi_args(&e, L, noise_row(io, L, img, pix), demod(io, cp, img, o), o);
+        e.stream = stream;
+        ks_->fir_v(io.out + size_t(img) * io.out_stride + size_t(o) * OHW + pix, ring_row(o, q - 1), ring_row(o, q),
+                   ring_row(o, q + 1), ring_row(o, q + 2), OW, e);
       }
-      // The input transform of every channel, once per step (K blocks of kc, 9 planes each).
-      WinoInArgs wa;
-      wa.W = W;
-      wa.rows[3] = nullptr;
-      for (int kb = 0; kb < Ci; kb += kc) {
-        const int kcur = std::min(kc, Ci - kb);
-        float* Vb = Bp + size_t(9) * kb * ldc;
-        const size_t vxs = size_t(kcur) * ldc;  // plane stride of V
-        if (ncols % NR) {
-          const int tail = NR - ncols % NR;
-          for (int xi = 0; xi < 9; ++xi)
-            for (int kk = 0; kk < kcur; ++kk)
-              std::memset(Vb + xi * vxs + size_t(npan - 1) * kcur * NR + size_t(kk) * NR + (NR - tail), 0,
-                          sizeof(float) * size_t(tail));
-        }
-        wa.xi_stride = vxs;
-        for (int kk = 0; kk < kcur; ++kk) {
-          const int c = kb + kk;
-          const float* plane = xin + size_t(c) * HW;
-          wa.s = srow[c];
-          for (const ColSeg& sg : sc.segs) {
-            for (int r = 0; r < 3; ++r) {
-              const int y = 2 * sg.y - 1 + r;
-              wa.rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
-            }
-            wa.tx0 = sg.x0;
-            wa.len = sg.len;
-            wa.dst = Vb + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR;
-            ks_->sub_in(wa);
-          }
-        }
-      }
-      lap(in_us);
-      for (int g = 0; g < cp.ngroups; ++g) {
-        const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
-        for (int kb = 0; kb < Ci; kb += kc) {
-          const int kcur = std::min(kc, Ci - kb);
-          const float* Vb = Bp + size_t(9) * kb * ldc;
-          const size_t vxs = size_t(kcur) * ldc;
-          for (int xi = 0; xi < 9; ++xi)
-            gemm_block(cp.A.data() + cp.sub_off[size_t(g) * 9 + xi], layout(cp, rows_pad[xi] / MR), kb, kcur, 0,
-                       rows_pad[xi] / MR,
-                       Vb + xi * vxs, npan, false, C + size_t(coff[xi]) * ldc, ldc, kb > 0);
-        }
-        lap(gemm_us);
-        // Output transforms into T rows, then the horizontal FIR into the ring.
-        for (int ol = 0; ol < ogg; ++ol) {
-          auto M = [&](int xi, int slot) { return C + (size_t(coff[xi]) + size_t(slot) * cp.og + ol) * ldc; };
-          SubOutArgs so;
-          for (int xi = 0; xi < 9; ++xi) so.ee[xi] = M(xi, 0);
-          for (int al = 0; al < 3; ++al) {  // EO: planes β = 1, 2, slot 1
-            so.eo[2 * al] = M(3 * al + 1, 1);
-            so.eo[2 * al + 1] = M(3 * al + 2, 1);
-          }
-          for (int be = 0; be < 3; ++be) {  // OE: planes α = 1, 2, slot 1 + (β ≥ 1)
-            so.oe[be] = M(3 + be, be >= 1 ? 2 : 1);
-            so.oe[3 + be] = M(6 + be, be >= 1 ? 2 : 1);
-          }
-          const int oo_planes[4] = {4, 5, 7, 8};  // OO: slot 3
-          for (int k = 0; k < 4; ++k) so.oo[k] = M(oo_planes[k], 3);
-          so.n = TWp;
-          float* T[4];
-          for (int r = 0; r < 4; ++r) T[r] = sc.T.data() + size_t(r) * TRW + 1;
-          for (int ty = a; ty < b; ++ty) {
-            const size_t col = size_t(ty - a) * TWp;
-            SubOutArgs st = so;
-            for (auto& p : st.ee) p += col;
-            for (auto& p : st.eo) p += col;
-            for (auto& p : st.oe) p += col;
-            for (auto& p : st.oo) p += col;
-            for (int r = 0; r < 4; ++r) {
-              T[r][-1] = 0.0f;
-              st.T[r] = T[r];
-            }
-            ks_->sub_out(st);
-            for (int r = 0; r < 4; ++r)
-              ks_->fir_h(ring + (size_t(o0 + ol) * RR + size_t((4 * ty + r) % RR)) * OW, T[r], OW);
-          }
-        }
-        lap(fir_us);
-      }
-      // Output rows whose four T rows are ready.
-      for (; p < pend && p + 2 < 4 * b; ++p) {
-        for (int o = 0; o < Co; ++o) {
-          const size_t pix = size_t(p) * OW;
-          epi_args(&e, L, noise_row(io, L, img, pix), demod(io, cp, img, o), o);
-          e.stream = stream;
-          ks_->fir_v(io.out + size_t(img) * io.out_stride + size_t(o) * OHW + pix, ring_row(o, p - 1), ring_row(o, p),
-                     ring_row(o, p + 1), ring_row(o, p + 2), OW, e);
-        }
-      }
-      lap(fir_us);
     }
-    if (stream) ks_->store_fence();
-  });
+    lap(tp, fir_us);
+  };
+  auto reserve_task = [&](Scratch& sc, size_t ldc, int TG) {
+    sc.C.reserve(size_t(coff[9]) * ldc);
+    sc.T.reserve(size_t(4) * TRW);
+    (void)TG;
+  };
+
+  if (coop) {
+    // Cooperative steps: V and the FIR ring shared by the threads (grow-only, per calling thread).
+    static thread_local Buf shared_v, shared_ring;
+    const int TG = choose_tg(TH);
+    const int RR = 4 * TG + 8;
+    const size_t ldc = size_t(ceil_div(TG * TWp, NR)) * NR;
+    shared_v.reserve(size_t(9) * Ci * ldc);
+    shared_ring.reserve(size_t(Co) * RR * OW);
+    float* V = shared_v.data();
+    float* ring = shared_ring.data();
+    std::vector<ColSeg> segs;
+    const int nin = std::min(Ci, want);
+    for (int img = 0; img < nb; ++img) {
+      int p = 0;
+      for (int a = 0; a < TH; a += TG) {
+        const int b = std::min(TH, a + TG);
+        step_segs(segs, img, a, b);
+        const int ncols = (b - a) * TWp;
+        run_or_throw(nin, [&](int t, int) {
+          double tp = prof ? thread_cpu_ms() : 0.0;
+          in_transform(segs, img, Ci * t / nin, Ci * (t + 1) / nin, V, ldc, ncols);
+          lap(tp, in_us);
+        });
+        run_or_throw(cp.ngroups, [&](int g, int tid) {
+          Scratch& sc = scratch_[size_t(tid)];
+          reserve_task(sc, ldc, TG);
+          double tp = prof ? thread_cpu_ms() : 0.0;
+          group_step(sc, g, img, a, b, V, ldc, ring, RR, p, OW, tp);
+          if (stream) ks_->store_fence();
+        });
+        while (p < OW && p + 2 < 4 * b) ++p;
+      }
+    }
+  } else {
+    run_or_throw(nb * rc * nch, [&](int t, int tid) {
+      Scratch& sc = scratch_[size_t(tid)];
+      const int ri = t % rc, ci = (t / rc) % nch, img = t / (rc * nch);
+      const int g0 = ci * gpc, g1 = std::min(cp.ngroups, g0 + gpc);
+      const int t0 = nto * ri / rc, t1 = nto * (ri + 1) / rc;
+      const int ta = std::max(0, t0 - 1), te = std::min(TH, t1 + 1);
+      const int pend = std::min(OW, 4 * t1);
+      int p = 4 * t0;
+      const int TG = choose_tg(te - ta);
+      const int RR = 4 * TG + 8;  // ring rows per channel
+      const size_t ldc = size_t(ceil_div(TG * TWp, NR)) * NR;
+      sc.Bp.reserve(size_t(9) * Ci * ldc);
+      sc.Z.reserve(size_t(Co) * RR * OW);
+      reserve_task(sc, ldc, TG);
+      for (int a = ta; a < te; a += TG) {
+        const int b = std::min(te, a + TG);
+        double tp = prof ? thread_cpu_ms() : 0.0;
+        step_segs(sc.segs, img, a, b);
+        in_transform(sc.segs, img, 0, Ci, sc.Bp.data(), ldc, (b - a) * TWp);
+        lap(tp, in_us);
+        for (int g = g0; g < g1; ++g) group_step(sc, g, img, a, b, sc.Bp.data(), ldc, sc.Z.data(), RR, p, pend, tp);
+        while (p < pend && p + 2 < 4 * b) ++p;
+      }
+      if (stream) ks_->store_fence();
+    });
+  }
   if (prof)
     std::fprintf(stderr,
-                 "    (%s sub-pixel: input transform %.2f ms, GEMM %.2f ms, output transform + FIR + epilogue %.2f ms)\n",
-                 L.name.c_str(), 1e-3 * double(in_us.load()), 1e-3 * double(gemm_us.load()),
-                 1e-3 * double(fir_us.load()));
+                 "    (%s sub-pixel%s: input transform %.2f ms, GEMM %.2f ms, output transform + FIR + epilogue %.2f ms)\n",
+                 L.name.c_str(), coop ? " cooperative" : "", 1e-3 * double(in_us.load()),
+                 1e-3 * double(gemm_us.load()), 1e-3 * double(fir_us.load()));
 }
 
 }  // namespace cpu

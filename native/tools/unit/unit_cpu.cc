@@ -49,10 +49,10 @@ void test_thread_pool_errors() {
 
 // The float images of n samples of a random model on the CPU engine (2 threads), with the
 // environment as it is now (random_model_images).
-std::vector<float> cpu_images(const std::string& config, int n, NoiseMode noise) {
+std::vector<float> cpu_images(const std::string& config, int n, NoiseMode noise, int threads = 2) {
   LoadOptions lo;
   lo.backend = "cpu";
-  lo.num_threads = 2;
+  lo.num_threads = threads;
   std::string err;
   std::vector<float> img = random_model_images(config, n, lo, noise, &err);
   if (img.empty()) fail(config + ": " + err);
@@ -117,10 +117,12 @@ void test_thread_count_bits() {
   }
 }
 
-// The opt-in sub-pixel up-conv (FACEGAN_CPU_SUB_MIN_RES=4: every up-conv) against the default
-// transposed-GEMM form: the same function in float32 (max |diff| ≤ 1e-4·max(1, max |image|)),
-// and bit-exact batch invariance of its own (the first image of a batch of 3 = that image alone),
-// for every instruction set usable here.
+// The sub-pixel up-conv (FACEGAN_CPU_SUB_MIN_RES=4: every up-conv; the default runs it from 32²
+// input) against the transposed-GEMM form (FACEGAN_CPU_SUB_MIN_RES=0): the same function in
+// float32 (max |diff| ≤ 1e-4·max(1, max |image|)), and bit-exact batch invariance of its own (the
+// first image of a batch of 3 = that image alone; 1, 2 and 3 threads, which split an image into
+// bands of tile rows and / or chunks of output channels differently), for every instruction set
+// usable here.
 void test_subpixel_upconv() {
   const char* isa_env = std::getenv("FACEGAN_CPU_ISA");
   const std::string saved_isa = isa_env ? isa_env : "";
@@ -131,12 +133,25 @@ void test_subpixel_upconv() {
     setenv("FACEGAN_CPU_ISA", isa, 1);
     for (const char* config : {"tiny", "wide256"}) {
       const std::string with = std::string(config) + " (" + isa + "): ";
-      unsetenv("FACEGAN_CPU_SUB_MIN_RES");
+      setenv("FACEGAN_CPU_SUB_MIN_RES", "0", 1);
       const std::vector<float> plain = cpu_images(config, 3, NoiseMode::Random);
       setenv("FACEGAN_CPU_SUB_MIN_RES", "4", 1);
       const std::vector<float> sub = cpu_images(config, 3, NoiseMode::Random);
       const std::vector<float> one = cpu_images(config, 1, NoiseMode::Random);
+      const std::vector<float> one_t1 = cpu_images(config, 1, NoiseMode::Random, 1);
+      const std::vector<float> sub_t3 = cpu_images(config, 3, NoiseMode::Random, 3);
+      // One image on 2 threads, scheduled both ways the engine may choose (cpu_upconv.cc):
+      // cooperative steps, and bands of tile rows / chunks of channels.
+      setenv("FACEGAN_SUB_COOP", "1", 1);
+      const std::vector<float> one_coop = cpu_images(config, 1, NoiseMode::Random);
+      setenv("FACEGAN_SUB_COOP", "0", 1);
+      const std::vector<float> one_split = cpu_images(config, 1, NoiseMode::Random);
+      unsetenv("FACEGAN_SUB_COOP");
       unsetenv("FACEGAN_CPU_SUB_MIN_RES");
+      for (const auto* v : {&one_coop, &one_split})
+        CHECK(v->size() == one.size() && std::memcmp(one.data(), v->data(), one.size() * sizeof(float)) == 0,
+              with + (v == &one_coop ? "cooperative steps" : "bands / channel chunks") +
+                  " on 2 threads differ from the default schedule");
       double ref_max = 0.0;
       const double diff = max_abs_diff(sub, plain, &ref_max);
       CHECK(!plain.empty() && sub.size() == plain.size() && diff <= 1e-4 * std::max(1.0, ref_max),
@@ -145,6 +160,10 @@ void test_subpixel_upconv() {
       CHECK(!one.empty() && one.size() * 3 == sub.size() &&
                 std::memcmp(one.data(), sub.data(), one.size() * sizeof(float)) == 0,
             with + "image 0 alone differs from image 0 of the batch of 3");
+      CHECK(one_t1.size() == one.size() && std::memcmp(one.data(), one_t1.data(), one.size() * sizeof(float)) == 0,
+            with + "image 0 alone on 1 thread differs from 2 threads");
+      CHECK(sub_t3.size() == sub.size() && std::memcmp(sub.data(), sub_t3.data(), sub.size() * sizeof(float)) == 0,
+            with + "a batch of 3 on 3 threads differs from 2 threads");
       CHECK(std::memcmp(sub.data(), plain.data(), plain.size() * sizeof(float)) != 0,
             with + "the sub-pixel form gave the plain form's bits: was it used?");
     }
@@ -158,7 +177,7 @@ const Register kCases(__FILE__, {
     {"CPU engine: fused ToRGB == the separate pass, bit for bit (every ISA)", test_fused_torgb_bits},
     {"CPU engine: the same bits on 1, 2, 3 and 8 threads (tasks split by tiles and output channels)",
      test_thread_count_bits},
-    {"CPU engine: opt-in sub-pixel up-conv == the plain one (float32), batch-invariant (every ISA)",
+    {"CPU engine: sub-pixel up-conv == the plain one (float32), batch- and thread-invariant (every ISA)",
      test_subpixel_upconv},
 });
 
