@@ -352,8 +352,10 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   };
 
   if (coop) {
-    // Cooperative steps: V and the FIR ring shared by the threads (grow-only, per calling thread).
-    static thread_local Buf shared_v, shared_ring;
+    // Cooperative steps: V and the FIR ring shared by the threads (the backend's, grow-only; no
+    // thread_local, whose destructor registration needs glibc 2.18's __cxa_thread_atexit_impl).
+    Buf& shared_v = coop_v_;
+    Buf& shared_ring = coop_ring_;
     const int TG = choose_tg(TH);
     const int RR = 4 * TG + 8;
     const size_t ldc = size_t(ceil_div(TG * TWp, NR)) * NR;

@@ -97,15 +97,25 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
       sc.segs.push_back({img, ty, tx, len, col});
       tt += len;
     }
-    const int npan = ceil_div(ncols, NR);
-    const size_t ldc = size_t(npan) * NR;
+    // A last panel no wider than the small-N kernels' runs through them on a panel of their width
+    // instead of a padded NR-wide one (b32.conv1 at batch 1: 256 tiles = 5 × 48 + 16); the same
+    // arithmetic per output either way.
+    const int NRs = ks_->NR_small, tailw = ncols % NR;
+    const bool narrow = !small && tailw > 0 && tailw <= NRs && NRs < NR;
+    const int npan = narrow ? ncols / NR : ceil_div(ncols, NR);  // NR-wide (or, small, NR_small-wide) panels
+    const size_t ldc = size_t(npan) * NR + (narrow ? NRs : 0);
     float* Vp = sc.Bp.data();
     float* C = sc.C.data();
     const size_t cxs = size_t(rows) * ldc;  // ξ stride of the accumulators
     for (int kb = 0; kb < Ci; kb += cp.wg_kc) {
       const int kcur = std::min(cp.wg_kc, Ci - kb);
       const size_t vxs = size_t(kcur) * ldc;  // ξ stride of V
-      if (ncols % NR) {
+      if (narrow) {
+        for (int xi = 0; xi < NX; ++xi)
+          for (int kk = 0; kk < kcur; ++kk)
+            std::memset(Vp + xi * vxs + size_t(npan) * kcur * NR + size_t(kk) * NRs + tailw, 0,
+                        sizeof(float) * size_t(NRs - tailw));
+      } else if (ncols % NR) {
         const int tail = NR - ncols % NR;
         for (int xi = 0; xi < NX; ++xi)
           for (int kk = 0; kk < kcur; ++kk)
@@ -129,15 +139,21 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
           wa.s = srow[c];
           wa.tx0 = sg.x0;
           wa.len = sg.len;
-          wa.dst = Vp + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR;
+          wa.dst = sg.col < npan * NR
+                       ? Vp + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR
+                       : Vp + size_t(npan) * kcur * NR + size_t(kk) * NRs + (sg.col - npan * NR);
           if (up) ks_->wino_up_in(wa);
           else ks_->wino_in(wa);
         }
       }
       lap(in_us);
-      for (int xi = 0; xi < NX; ++xi)
+      for (int xi = 0; xi < NX; ++xi) {
         gemm_block(cp.U.data(), ulay, kb, kcur, xi * Mp + p0, xi * Mp + p1, Vp + xi * vxs, npan, small,
                    C + xi * cxs, ldc, kb > 0);
+        if (narrow)
+          gemm_block(cp.U.data(), ulay, kb, kcur, xi * Mp + p0, xi * Mp + p1, Vp + xi * vxs + size_t(npan) * kcur * NR,
+                     1, true, C + xi * cxs + size_t(npan) * NR, ldc, kb > 0);
+      }
       lap(gemm_us);
     }
     const int o_end = std::min(Co, p1 * MR);
