@@ -150,7 +150,8 @@ Status CpuBackend::prepare(const Network& net, const LoadOptions& options) {
   fuse_rgb_ = !(fenv && fenv[0] == '0');
   stream_min_ = size_t(env_int("FACEGAN_CPU_STREAM_KB", 32 << 10)) << 10;
   // 0: the defaults (prepare_conv); N: Winograd for every 3×3 from output resolution N.
-  const int wino_min_res = env_int("FACEGAN_CPU_WINO_MIN_RES", 0) > 0 ? std::max(4, env_int("FACEGAN_CPU_WINO_MIN_RES", 0)) : 0;
+  const int wino_env = env_int("FACEGAN_CPU_WINO_MIN_RES", 0);
+  const int wino_min_res = wino_env > 0 ? std::max(4, wino_env) : 0;
   // StyleGAN2 up-convs from 32² input run as sub-pixel phases (cpu_upconv.cc upconv_sub: measured
   // faster from 32² on ffhq256 / ffhq1024, slower at 16² where its 2.8× weights dominate); 0: off.
   sub_min_res_ = env_int("FACEGAN_CPU_SUB_MIN_RES", 32);

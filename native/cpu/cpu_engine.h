@@ -96,6 +96,14 @@ int env_int(const char* name, int def);
 bool profiling();
 // CPU time of the calling thread in ms (0 where unavailable); for the profile only.
 double thread_cpu_ms();
+// FACEGAN_CPU_PROFILE's per-part times: adds the calling thread's CPU time since *tp to *acc (µs)
+// and restarts *tp; nothing unless prof.
+inline void profile_lap(bool prof, double* tp, std::atomic<int64_t>* acc) {
+  if (!prof) return;
+  const double now = thread_cpu_ms();
+  *acc += int64_t(1e3 * (now - *tp));
+  *tp = now;
+}
 
 // A convolution layer as prepared at load.
 struct ConvPrep {

@@ -81,7 +81,7 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
       const int npan = ceil_div(ncols, NR);
       const size_t ldc = size_t(npan) * NR;
       PackBArgs pa = pack_args(L, io, 1, H, W, sc, NR, ncols);
-      const double tp0 = prof ? thread_cpu_ms() : 0.0;
+      double tp = prof ? thread_cpu_ms() : 0.0;
       for (int kb = 0; kb < K; kb += cp.kcb) {
         const int kcur = std::min(cp.kcb, K - kb);
         pa.kc = kcur;
@@ -89,7 +89,7 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
         ks_->pack_b(pa);
         gemm_conv(cp, g, kb, kcur, 0, panels, pa.Bp, npan, small, C, ldc, kb > 0, sc);
       }
-      const double tp1 = prof ? thread_cpu_ms() : 0.0;
+      profile_lap(prof, &tp, &gemm_us);
       // Horizontal pass into the Z ring.
       for (int il = 0; il < nimg; ++il)
         for (int m = g0; m < g1; ++m) {
@@ -124,10 +124,7 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
           ++m;
         }
       }
-      if (prof) {
-        gemm_us += int64_t(1e3 * (tp1 - tp0));
-        fir_us += int64_t(1e3 * (thread_cpu_ms() - tp1));
-      }
+      profile_lap(prof, &tp, &fir_us);
     }
     if (stream) ks_->store_fence();
   });
@@ -166,11 +163,9 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   const int TH = H / 2 + 1, TWp = W / 2 + 1;  // tile rows / columns, one past the image
   const int nto = H / 2;                      // tile rows that emit output rows 4t … 4t+3
   static const int sub_cols = env_int("FACEGAN_SUB_COLS", 192);
-  static const int want_mul = env_int("FACEGAN_SUB_WANT", 1);
   const int coop_env = env_int("FACEGAN_SUB_COOP", -1);  // -1: by the estimate; 0 / 1 force (tests)
   const int kc = cp.kcb;
-  const int nthreads = pool_->size();
-  const int want = nthreads > 1 ? want_mul * nthreads : 1;
+  const int want = std::max(1, pool_->size());  // tasks wanted: one per thread
   // Tile rows per GEMM step for a run of n tile rows: the fewest padded columns (NR panels), at
   // most sub_cols columns a step (at least one tile row); ties to the larger step.
   auto choose_tg = [&](int n) {
@@ -226,12 +221,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   const float* zero = zero_block_.data();
   const bool prof = profiling();
   std::atomic<int64_t> in_us{0}, gemm_us{0}, fir_us{0};
-  auto lap = [&](double& tp, std::atomic<int64_t>& acc) {
-    if (!prof) return;
-    const double now = thread_cpu_ms();
-    acc += int64_t(1e3 * (now - tp));
-    tp = now;
-  };
+  auto lap = [&](double& tp, std::atomic<int64_t>& acc) { profile_lap(prof, &tp, &acc); };
 
   // Columns of the step [a, b) of image img: one segment per tile row and NR panel.
   auto step_segs = [&](std::vector<ColSeg>& segs, int img, int a, int b) {
@@ -345,10 +335,9 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
     }
     lap(tp, fir_us);
   };
-  auto reserve_task = [&](Scratch& sc, size_t ldc, int TG) {
+  auto reserve_task = [&](Scratch& sc, size_t ldc) {
     sc.C.reserve(size_t(coff[9]) * ldc);
     sc.T.reserve(size_t(4) * TRW);
-    (void)TG;
   };
 
   if (coop) {
@@ -378,7 +367,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
         });
         run_or_throw(cp.ngroups, [&](int g, int tid) {
           Scratch& sc = scratch_[size_t(tid)];
-          reserve_task(sc, ldc, TG);
+          reserve_task(sc, ldc);
           double tp = prof ? thread_cpu_ms() : 0.0;
           group_step(sc, g, img, a, b, V, ldc, ring, RR, p, OW, tp);
           if (stream) ks_->store_fence();
@@ -400,7 +389,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
       const size_t ldc = size_t(ceil_div(TG * TWp, NR)) * NR;
       sc.Bp.reserve(size_t(9) * Ci * ldc);
       sc.Z.reserve(size_t(Co) * RR * OW);
-      reserve_task(sc, ldc, TG);
+      reserve_task(sc, ldc);
       for (int a = ta; a < te; a += TG) {
         const int b = std::min(te, a + TG);
         double tp = prof ? thread_cpu_ms() : 0.0;

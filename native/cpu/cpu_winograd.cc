@@ -77,12 +77,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   run_or_throw(ntc * nmc, [&](int t, int tid) {
     Scratch& sc = scratch_[size_t(tid)];
     double tp = prof ? thread_cpu_ms() : 0.0;
-    auto lap = [&](std::atomic<int64_t>& acc) {
-      if (!prof) return;
-      const double now = thread_cpu_ms();
-      acc += int64_t(1e3 * (now - tp));
-      tp = now;
-    };
+    auto lap = [&](std::atomic<int64_t>& acc) { profile_lap(prof, &tp, &acc); };
     const int ti = t / nmc, mi = t % nmc;
     const int t0 = ti * nt, t1 = std::min(Ttot, t0 + nt), ncols = t1 - t0;
     const int p0 = mi * pan_per, p1 = std::min(Mp, p0 + pan_per);
