@@ -222,19 +222,25 @@ const GenCase kGenCases[] = {
     {0.7f, 2, NoiseMode::Random, "psi 0.7 cutoff 2, random noise"},
 };
 
-// The reference: Generator::mapping into host ws, then Generator::synthesis from them (one pass).
-Images mapping_then_synthesis(Generator* gen, const Latents& l, int n, const GenCase& gc) {
-  const ModelInfo& mi = gen->info();
-  const size_t per = size_t(mi.img_channels) * mi.img_resolution * mi.img_resolution;
-  Images out;
-  std::vector<float> ws(size_t(n) * mi.num_ws * mi.w_dim);
+// Mapping of latents l (n of them) into ws with the case's ψ and cutoff.
+MappingArgs mapping_args(const Latents& l, int n, const GenCase& gc, float* ws) {
   MappingArgs m;
   m.n = n;
   m.z = l.z.data();
   m.c = l.c.data();
   m.psi = gc.psi;
   m.truncation_cutoff = gc.cutoff;
-  m.ws = ws.data();
+  m.ws = ws;
+  return m;
+}
+
+// The reference: Generator::mapping into host ws, then Generator::synthesis from them (one pass).
+Images mapping_then_synthesis(Generator* gen, const Latents& l, int n, const GenCase& gc) {
+  const ModelInfo& mi = gen->info();
+  const size_t per = size_t(mi.img_channels) * mi.img_resolution * mi.img_resolution;
+  Images out;
+  std::vector<float> ws(size_t(n) * mi.num_ws * mi.w_dim);
+  const MappingArgs m = mapping_args(l, n, gc, ws.data());
   Status s = gen->mapping(m);
   CHECK(s.ok, std::string(gc.name) + ": mapping: " + s.message);
   out.f.assign(n * per, -7.0f);
@@ -332,13 +338,7 @@ void test_cuda_emu_generate() {
       const size_t per = size_t(mi.img_channels) * mi.img_resolution * mi.img_resolution;
       for (const GenCase& gc : kGenCases) {
         std::vector<float> ws(size_t(n) * mi.num_ws * mi.w_dim), ref(n * per), img(n * per, -3.0f);
-        MappingArgs m;
-        m.n = n;
-        m.z = l.z.data();
-        m.c = l.c.data();
-        m.psi = gc.psi;
-        m.truncation_cutoff = gc.cutoff;
-        m.ws = ws.data();
+        const MappingArgs m = mapping_args(l, n, gc, ws.data());
         Status s = be->mapping(m);
         SynthesisArgs sa;
         sa.n = n;
@@ -381,12 +381,7 @@ void test_cuda_emu_generate() {
       const ModelInfo& mi = gen->info();
       const Latents l = make_latents(mi, n);
       std::vector<float> ws(size_t(n) * mi.num_ws * mi.w_dim);
-      MappingArgs m;
-      m.n = n;
-      m.z = l.z.data();
-      m.c = l.c.data();
-      m.ws = ws.data();
-      const Status sm = gen->mapping(m);
+      const Status sm = gen->mapping(mapping_args(l, n, kGenCases[0], ws.data()));
       Images got;
       const Status sg = gen->generate(generate_args(l, n, kGenCases[0], &got, mi));
       CHECK(sm.non_finite() && sg.non_finite() && sg.message == sm.message,
