@@ -39,6 +39,43 @@ struct Sm90Case {
   int batch, H, W, Cin, Cout;
 };
 
+// A layer's host operands on the device, in the ConvArgs fields the kernel reads (all but the
+// outputs y and t); each device buffer is also appended to *dev for the caller to free.
+ConvArgs device_conv_args(const ConvGeom& g, int64_t plane, int Kpad, int Npad, const std::vector<uint16_t>& B16,
+                          const std::vector<uint16_t>& x16, const std::vector<float>& s,
+                          const std::vector<float>& sinv, const std::vector<float>& colscale,
+                          const std::vector<float>& d, const std::vector<float>& bias,
+                          const std::vector<float>& noise, float strength, float clamp, std::vector<void*>* dev) {
+  ConvArgs a;
+  a.g = g;
+  a.x_bstride = plane;
+  a.Kpad = Kpad;
+  a.Npad = Npad;
+  void* wdev = upload(B16);
+  void* xdev = upload(x16);
+  float* sdev = upload(s);
+  float* sinvdev = upload(sinv);
+  float* csdev = upload(colscale);
+  float* ddev = upload(d);
+  float* bdev = upload(bias);
+  float* ndev = upload(noise);
+  dev->insert(dev->end(), {wdev, xdev, sdev, sinvdev, csdev, ddev, bdev, ndev});
+  a.w = wdev;
+  a.x = xdev;
+  a.styles = sdev;
+  a.style_stride = g.Cin;
+  a.sinv = sinvdev;
+  a.sinv_stride = 1;
+  a.colscale = csdev;
+  a.dcoef = ddev;
+  a.d_stride = g.Cout;
+  a.noise = ndev;
+  a.noise_strength = strength;
+  a.bias = bdev;
+  a.clamp = clamp;
+  return a;
+}
+
 // One layer through launch_modconv_sm90, against two references:
 //  - the float reference (ref_conv3x3 on the stored activations and the float weights) with the
 //    limits of the mma.sync tests (kernel_tests.cc);
@@ -116,32 +153,8 @@ void sm90_case(const Sm90Case& c, ActType t, Results* out) {
           exact[(((size_t)b * g.H + y) * g.W + xx) * c.Cout + o] = std::min<double>(std::max<double>(r, -clamp), clamp);
         }
 
-  ConvArgs a;
-  a.g = g;
-  a.x_bstride = plane;
-  a.Kpad = Kpad;
-  a.Npad = Npad;
-  void* wdev = upload(B16);
-  void* xdev = upload(x16);
-  float* sdev = upload(s);
-  float* sinvdev = upload(sinv);
-  float* csdev = upload(colscale);
-  float* ddev = upload(d);
-  float* bdev = upload(bias);
-  float* ndev = upload(noise);
-  a.x = xdev;
-  a.w = wdev;
-  a.styles = sdev;
-  a.style_stride = c.Cin;
-  a.sinv = sinvdev;
-  a.sinv_stride = 1;
-  a.colscale = csdev;
-  a.dcoef = ddev;
-  a.d_stride = c.Cout;
-  a.noise = ndev;
-  a.noise_strength = strength;
-  a.bias = bdev;
-  a.clamp = clamp;
+  std::vector<void*> dev;
+  ConvArgs a = device_conv_args(g, plane, Kpad, Npad, B16, x16, s, sinv, colscale, d, bias, noise, strength, clamp, &dev);
   const size_t out_n = (size_t)c.batch * HW * c.Cout;
   void* ydev = nullptr;
   cudaMalloc(&ydev, out_n * 2);
@@ -153,8 +166,8 @@ void sm90_case(const Sm90Case& c, ActType t, Results* out) {
   std::vector<uint16_t> got16(out_n);
   cudaMemcpy(got16.data(), ydev, out_n * 2, cudaMemcpyDeviceToHost);
   const fg_emu::Stats stats = fg_emu::stats();
-  for (void* p : {wdev, xdev, (void*)sdev, (void*)sinvdev, (void*)csdev, (void*)ddev, (void*)bdev, (void*)ndev, ydev})
-    cudaFree(p);
+  dev.push_back(ydev);
+  for (void* p : dev) cudaFree(p);
   if (!st.ok || e != cudaSuccess) {
     out->push_back({name, false, st.ok ? std::string(cudaGetErrorName(e)) + ": " + fg_emu::fault_message() : st.message});
     cudaDeviceReset();
@@ -266,33 +279,8 @@ void sm90_upconv_case(const Sm90Case& c, ActType t, Results* out) {
             }
   }
 
-  ConvArgs a;
-  a.g = g;
-  a.x_bstride = plane;
-  a.Kpad = Kpad;
-  a.Npad = Npad;
-  void* wdev = upload(B16);
-  void* xdev = upload(x16);
-  float* sdev = upload(s);
-  float* sinvdev = upload(sinv);
-  float* csdev = upload(colscale);
-  float* ddev = upload(d);
-  float* bdev = upload(bias);
-  float* ndev = upload(noise);
-  a.x = xdev;
-  a.w = wdev;
-  a.styles = sdev;
-  a.style_stride = c.Cin;
-  a.sinv = sinvdev;
-  a.sinv_stride = 1;
-  a.colscale = csdev;
-  a.dcoef = ddev;
-  a.d_stride = c.Cout;
-  a.noise = ndev;
-  a.noise_bstride = 0;
-  a.noise_strength = strength;
-  a.bias = bdev;
-  a.clamp = clamp;
+  std::vector<void*> dev;
+  ConvArgs a = device_conv_args(g, plane, Kpad, Npad, B16, x16, s, sinv, colscale, d, bias, noise, strength, clamp, &dev);
   const size_t out_n = (size_t)c.batch * OH * OW * c.Cout;
   void* ydev = nullptr;
   void* tdev = nullptr;
@@ -309,8 +297,9 @@ void sm90_upconv_case(const Sm90Case& c, ActType t, Results* out) {
   cudaMemcpy(got16.data(), ydev, out_n * 2, cudaMemcpyDeviceToHost);
   cudaMemcpy(t16.data(), tdev, t_n * 2, cudaMemcpyDeviceToHost);
   const fg_emu::Stats stats = fg_emu::stats();
-  for (void* p : {wdev, xdev, (void*)sdev, (void*)sinvdev, (void*)csdev, (void*)ddev, (void*)bdev, (void*)ndev, ydev, tdev})
-    cudaFree(p);
+  dev.push_back(ydev);
+  dev.push_back(tdev);
+  for (void* p : dev) cudaFree(p);
   if (!st.ok || e != cudaSuccess) {
     out->push_back({name, false, st.ok ? std::string(cudaGetErrorName(e)) + ": " + fg_emu::fault_message() : st.message});
     cudaDeviceReset();
