@@ -76,6 +76,20 @@ ConvArgs device_conv_args(const ConvGeom& g, int64_t plane, int Kpad, int Npad, 
   return a;
 }
 
+// 16-bit results against an operand-exact reference, in units in the last place of type t:
+// *bad counts the values beyond 2 ulp + 1e-4, *worst is the largest error in ulp where |ref| ≥ 0.01.
+void ulp_compare(const std::vector<float>& got, const std::vector<double>& exact, ActType t, size_t* bad,
+                 double* worst) {
+  const int mant = t == ActType::F16 ? 10 : 7;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double r = exact[i], mag = std::max(std::fabs(r), 1e-3);
+    const double ulp = std::ldexp(1.0, (int)std::floor(std::log2(mag)) - mant);
+    const double err = std::fabs(got[i] - r);
+    if (!(err <= 2 * ulp + 1e-4)) ++*bad;
+    if (std::fabs(r) >= 0.01 && !(err / ulp <= *worst)) *worst = err / ulp;
+  }
+}
+
 // One layer through launch_modconv_sm90, against two references:
 //  - the float reference (ref_conv3x3 on the stored activations and the float weights) with the
 //    limits of the mma.sync tests (kernel_tests.cc);
@@ -177,16 +191,9 @@ void sm90_case(const Sm90Case& c, ActType t, Results* out) {
   for (size_t i = 0; i < out_n; ++i) got[i] = from16(got16[i], t);
   const double err = testref::rel_l2(got, ref);
   const double limit = t == ActType::F16 ? 2e-3 : 1.5e-2;
-  const int mant = t == ActType::F16 ? 10 : 7;
   size_t bad = 0;
   double worst = 0.0;
-  for (size_t i = 0; i < out_n; ++i) {
-    const double r = exact[i], mag = std::max(std::fabs(r), 1e-3);
-    const double ulp = std::ldexp(1.0, (int)std::floor(std::log2(mag)) - mant);
-    const double dev = std::fabs(got[i] - r) / ulp;
-    if (!(std::fabs(got[i] - r) <= 2 * ulp + 1e-4)) ++bad;
-    if (std::fabs(r) >= 0.01 && !(dev <= worst)) worst = dev;
-  }
+  ulp_compare(got, exact, t, &bad, &worst);
   char buf[256];
   std::snprintf(buf, sizeof buf, "rel. L2 error %.3g (limit %g); vs the exact 16-bit operands: max %.2f ulp (|v| >= 0.01), %zu of %zu beyond 2 ulp + 1e-4; %llu blocks",
                 err, limit, worst, bad, out_n, (unsigned long long)(stats.blocks - blocks0));
@@ -309,15 +316,11 @@ void sm90_upconv_case(const Sm90Case& c, ActType t, Results* out) {
   for (size_t i = 0; i < out_n; ++i) got[i] = from16(got16[i], t);
   const double err = testref::rel_l2(got, ref);
   const double limit = t == ActType::F16 ? 2e-3 : 1.5e-2;
-  const int mant = t == ActType::F16 ? 10 : 7;
+  std::vector<float> tgot(t_n);
+  for (size_t i = 0; i < t_n; ++i) tgot[i] = from16(t16[i], t);
   size_t bad = 0;
   double worst = 0.0;
-  for (size_t i = 0; i < t_n; ++i) {
-    const double r = texact[i], v = from16(t16[i], t), mag = std::max(std::fabs(r), 1e-3);
-    const double ulp = std::ldexp(1.0, (int)std::floor(std::log2(mag)) - mant);
-    if (!(std::fabs(v - r) <= 2 * ulp + 1e-4)) ++bad;
-    if (std::fabs(r) >= 0.01 && !(std::fabs(v - r) / ulp <= worst)) worst = std::fabs(v - r) / ulp;
-  }
+  ulp_compare(tgot, texact, t, &bad, &worst);
   char buf[320];
   std::snprintf(buf, sizeof buf, "rel. L2 error %.3g (limit %g); t vs the exact 16-bit operands: max %.2f ulp (|v| >= 0.01), %zu of %zu beyond 2 ulp + 1e-4; %llu blocks",
                 err, limit, worst, bad, t_n, (unsigned long long)(stats.blocks - blocks0));
