@@ -82,13 +82,14 @@ void CpuBackend::gemm_block(const float* A, const PanelLayout& lay, int kb, int 
     }
     return;
   }
+  // Column panels outer, row panels inner (BLIS's order): a B panel (kcur × NR) stays in L1
+  // while the block's A panels stream from L2 (ffhq256 batch 1, 1 thread: the sub-pixel up-conv
+  // GEMMs −6 to −9 %, b32.conv1 −7 %). The same tile arithmetic in either order.
   const int NR = ks_->NR;
-  for (int p = p0; p < p1; ++p) {
-    const float* Ap = A0 + size_t(p - p0) * astride;
-    float* Cp = C + size_t(p - p0) * MR * ldc;
-    for (int jp = 0; jp < npan; ++jp)
-      ks_->gemm(kcur, Ap, Bp + size_t(jp) * kcur * NR, Cp + size_t(jp) * NR, ldc, accumulate);
-  }
+  for (int jp = 0; jp < npan; ++jp)
+    for (int p = p0; p < p1; ++p)
+      ks_->gemm(kcur, A0 + size_t(p - p0) * astride, Bp + size_t(jp) * kcur * NR,
+                C + size_t(p - p0) * MR * ldc + size_t(jp) * NR, ldc, accumulate);
 }
 
 // Few columns: the small-N kernels waste less of their tile.
