@@ -449,10 +449,10 @@ static void wino_in_impl(const WinoInArgs& a) {
     for (int r = 0; r < 4; ++r) {
       p[r] = nullptr;
       if (!a.rows[r]) continue;
-      for (int q = 0; q < 2 * VL + 2; ++q) {
-        const int x = xs0 + q;
-        T[r][q] = (q < 2 * n + 2 && x >= 0 && x < a.W) ? a.rows[r][x] : 0.0f;
-      }
+      // Columns q ∈ [qa, qb) are in the image (x = xs0 + q); the rest of the row is zero.
+      const int qa = xs0 < 0 ? -xs0 : 0, qb = 2 * n + 2 < a.W - xs0 ? 2 * n + 2 : a.W - xs0;
+      std::memset(T[r], 0, sizeof T[r]);
+      std::memcpy(T[r] + qa, a.rows[r] + xs0 + qa, sizeof(float) * size_t(qb - qa));
       p[r] = T[r];
     }
     wino_in_vec<UP>(p, vs, false, false, first_off, last_off, a.dst + nfull, a.xi_stride, n);
