@@ -266,6 +266,7 @@ class CpuBackend : public Backend {
   size_t max_up_ = 0, max_ch_ = 0;  // nearest-upsampled input (ProGAN); widest layer input
   Buf act_[2], img_[2], styles_, demod_, noise_, zero_block_, up_, ones_, zn_;
   Buf coop_v_, coop_ring_;  // the sub-pixel up-conv's cooperative steps (cpu_upconv.cc)
+  Buf up_b_;                // the plain up-conv's packed input, shared by its channel groups
   std::vector<float> rgbw_;
   bool fuse_rgb_ = true;
   bool bf16_ = false;  // precision bf16: direct convs and up-convs on AMX tiles, no Winograd

@@ -41,6 +41,79 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
   // + epilogue passes, summed over the tasks.
   const bool prof = profiling();
   std::atomic<int64_t> gemm_us{0}, fir_us{0};
+  // Columns of images [i0, i1), input rows [g0, g1), all x: one segment per row and NR panel.
+  // Returns the column count.
+  auto step_segs = [&](std::vector<ColSeg>& segs, int i0, int i1, int g0, int g1, int NR) {
+    segs.clear();
+    int col = 0;
+    for (int img = i0; img < i1; ++img)
+      for (int m = g0; m < g1; ++m)
+        for (int x = 0; x < W;) {
+          const int len = std::min(W - x, NR - col % NR);
+          segs.push_back({img, m, x, len, col});
+          x += len;
+          col += len;
+        }
+    return col;
+  };
+  // One GEMM step per task (the whole input of an image chunk) and several channel groups: the
+  // groups of a chunk would each pack the same B (ffhq256 b32.conv0 at batch 1: 16 times), so a
+  // first pool run packs it once per chunk and K block into a shared buffer. Its last column
+  // panel, when no wider than the small-N kernels', is packed that wide (b32.conv0 at batch 1:
+  // 256 columns = 5 × 48 + 16, not 6 × 48). The same arithmetic per output either way.
+  const bool whole = rc == 1 && (cp.multi || cp.G >= H);
+  const bool shared = whole && cp.ngroups > 1;
+  struct Cols {
+    int NR, npan, tail;  // panels of NR columns, then a narrow panel of `tail` columns (NR_small wide)
+    bool small;
+    size_t ldc;
+  };
+  auto cols_of = [&](int ncols) {
+    Cols c;
+    c.small = use_small(ncols);
+    c.NR = c.small ? ks_->NR_small : ks_->NR;
+    const int NRs = ks_->NR_small, tw = ncols % c.NR;
+    const bool narrow = shared && !c.small && !bf16_ && tw > 0 && tw <= NRs && NRs < c.NR;
+    c.tail = narrow ? tw : 0;
+    c.npan = narrow ? ncols / c.NR : ceil_div(ncols, c.NR);
+    c.ldc = size_t(c.npan) * c.NR + (narrow ? NRs : 0);
+    return c;
+  };
+  // Shared B: a chunk's K blocks (kcur × ldc floats each) back to back, at most sld floats per K row.
+  const size_t sld = size_t(ipt) * H * W + size_t(std::max(ks_->NR, ks_->NR_small));
+  if (shared) {
+    up_b_.reserve(size_t(nic) * K * sld);
+    const int nkb = ceil_div(K, cp.kcb);
+    run_or_throw(nic * nkb, [&](int t, int tid) {
+      Scratch& sc = scratch_[size_t(tid)];
+      double tp = prof ? thread_cpu_ms() : 0.0;
+      const int ic = t / nkb, kb = (t % nkb) * cp.kcb, kcur = std::min(cp.kcb, K - kb);
+      const int i0 = ic * ipt, i1 = std::min(nb, i0 + ipt);
+      const Cols c = cols_of((i1 - i0) * H * W);
+      const int ncols = step_segs(sc.segs, i0, i1, 0, H, c.NR);
+      float* Bp = up_b_.data() + size_t(ic) * K * sld + size_t(kb) * c.ldc;
+      // The segments of the narrow panel (split at the NR panel edge by step_segs), rebased.
+      const int split = c.npan * c.NR;
+      size_t nmain = sc.segs.size();
+      while (nmain > 0 && sc.segs[nmain - 1].col >= split) --nmain;
+      PackBArgs pa = pack_args(L, io, 1, H, W, sc, c.NR, std::min(ncols, split));
+      pa.nsegs = int(nmain);
+      pa.Bp = Bp;
+      pa.kc = kcur;
+      pa.k0 = kb;
+      ks_->pack_b(pa);
+      if (c.tail) {
+        for (size_t i = nmain; i < sc.segs.size(); ++i) sc.segs[i].col -= split;
+        pa.segs = sc.segs.data() + nmain;
+        pa.nsegs = int(sc.segs.size() - nmain);
+        pa.nr = ks_->NR_small;
+        pa.ncols = c.tail;
+        pa.Bp = Bp + size_t(split) * kcur;
+        ks_->pack_b(pa);
+      }
+      profile_lap(prof, &tp, &gemm_us);
+    });
+  }
   run_or_throw(ntasks, [&](int t, int tid) {
     Scratch& sc = scratch_[size_t(tid)];
     const int ri = t % rc, g = (t / rc) % cp.ngroups, ic = t / (rc * cp.ngroups);
@@ -61,33 +134,24 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
     EpilogueArgs e;
     for (int g0 = rs; g0 < re; g0 += G) {
       const int g1 = std::min(re, g0 + G), rows = g1 - g0;
-      // Columns: images i0..i1, rows g0..g1, all x. Segments split at panel edges.
-      const bool small = use_small(nimg * (g1 - g0) * W);
-      const int NR = small ? ks_->NR_small : ks_->NR;
-      sc.segs.clear();
-      int col = 0;
-      for (int il = 0; il < nimg; ++il)
-        for (int m = g0; m < g1; ++m) {
-          int x = 0;
-          while (x < W) {
-            int len = std::min(W - x, NR - col % NR);
-            sc.segs.push_back({i0 + il, m, x, len, col});
-            // pack_b reads image sg.img relative to `in`; i0 + il is the absolute image index.
-            x += len;
-            col += len;
-          }
-        }
-      const int ncols = col;
-      const int npan = ceil_div(ncols, NR);
-      const size_t ldc = size_t(npan) * NR;
-      PackBArgs pa = pack_args(L, io, 1, H, W, sc, NR, ncols);
+      // Columns: images i0..i1, rows g0..g1, all x.
+      const Cols c = cols_of(nimg * (g1 - g0) * W);
+      const int ncols = step_segs(sc.segs, i0, i1, g0, g1, c.NR);
+      const size_t ldc = c.ldc;
+      PackBArgs pa = pack_args(L, io, 1, H, W, sc, c.NR, ncols);
       double tp = prof ? thread_cpu_ms() : 0.0;
       for (int kb = 0; kb < K; kb += cp.kcb) {
         const int kcur = std::min(cp.kcb, K - kb);
-        pa.kc = kcur;
-        pa.k0 = kb;
-        ks_->pack_b(pa);
-        gemm_conv(cp, g, kb, kcur, 0, panels, pa.Bp, npan, small, C, ldc, kb > 0, sc);
+        const float* Bp = shared ? up_b_.data() + size_t(ic) * K * sld + size_t(kb) * ldc : pa.Bp;
+        if (!shared) {
+          pa.kc = kcur;
+          pa.k0 = kb;
+          ks_->pack_b(pa);
+        }
+        gemm_conv(cp, g, kb, kcur, 0, panels, Bp, c.npan, c.small, C, ldc, kb > 0, sc);
+        if (c.tail)
+          gemm_conv(cp, g, kb, kcur, 0, panels, Bp + size_t(c.npan) * c.NR * kcur, 1, true, C + size_t(c.npan) * c.NR,
+                    ldc, kb > 0, sc);
       }
       profile_lap(prof, &tp, &gemm_us);
       // Horizontal pass into the Z ring.
