@@ -205,18 +205,30 @@ Status CpuBackend::prepare(const Network& net, const LoadOptions& options) {
 // weight·gain), the dot products by the vector kernel in a fixed order (so an image's ws never
 // depends on the batch).
 Status CpuBackend::mapping(const MappingArgs& a) {
-  const MappingFc fc = [this](int index, const FcDesc& f, const float* x, float* y) {
+  auto rows = [this](int index, const FcDesc& f, const float* x, float* y, int o0, int o1) {
     const float* Wg = map_w_[size_t(index)].data();
-    for (int o = 0; o < f.out; ++o) {
+    for (int o = o0; o < o1; ++o) {
       float v = ks_->dot(x, Wg + size_t(o) * f.in, f.in) + f.b[o] * f.b_gain;
       if (f.lrelu) v = (v < 0.0f ? v * 0.2f : v) * 1.41421356237309504880f;
       y[o] = v;
     }
   };
-  bool ok = pool_->run(a.n, [&](int img, int) {
-    if (is_cancelled(a.cancel)) return;  // checked per image; the call answers Cancelled below
-    map_sample(*net_, a, img, fc);
-  });
+  bool ok = true;
+  if (a.n < pool_->size()) {
+    // Fewer images than threads (batch 1): each layer's output rows split over the pool, the
+    // images in turn (the same arithmetic per output).
+    const int nt = pool_->size();
+    const MappingFc fc = [&](int index, const FcDesc& f, const float* x, float* y) {
+      ok = ok && pool_->run(nt, [&](int t, int) { rows(index, f, x, y, f.out * t / nt, f.out * (t + 1) / nt); });
+    };
+    for (int img = 0; img < a.n && ok && !is_cancelled(a.cancel); ++img) map_sample(*net_, a, img, fc);
+  } else {
+    const MappingFc fc = [&](int index, const FcDesc& f, const float* x, float* y) { rows(index, f, x, y, 0, f.out); };
+    ok = pool_->run(a.n, [&](int img, int) {
+      if (is_cancelled(a.cancel)) return;  // checked per image; the call answers Cancelled below
+      map_sample(*net_, a, img, fc);
+    });
+  }
   if (is_cancelled(a.cancel)) return Status::Cancelled("mapping: cancelled");
   return ok ? Status::Ok() : Status::Error("mapping failed: " + pool_->error());
 }
