@@ -221,7 +221,7 @@ class CpuBackend : public Backend {
   void gemm_block(const float* A, const PanelLayout& lay, int kb, int kcur, int p0, int p1, const float* Bp,
                   int npan, bool small, float* C, size_t ldc, bool accumulate) const;
   PanelLayout layout(const ConvPrep& cp, int panels) const { return {ks_->MR, panels, cp.K, cp.kcb}; }
-  bool use_small(int ncols) const;
+  bool use_small(int ncols, bool narrow_ok = false) const;
   PackBArgs pack_args(const LayerDesc& L, const LayerIO& io, int taps, int H, int W, Scratch& sc, int nr,
                       int ncols) const;
   void epi_args(EpilogueArgs* e, const LayerDesc& L, const float* noise_row, float d, int o) const;
@@ -267,6 +267,7 @@ class CpuBackend : public Backend {
   Buf act_[2], img_[2], styles_, demod_, noise_, zero_block_, up_, ones_, zn_;
   Buf coop_v_, coop_ring_;  // the sub-pixel up-conv's cooperative steps (cpu_upconv.cc)
   Buf up_b_;                // the plain up-conv's packed input, shared by its channel groups
+  Buf wino_v_;              // Winograd V shared by the tasks of a cooperative layer (cpu_winograd.cc)
   std::vector<float> rgbw_;
   bool fuse_rgb_ = true;
   bool bf16_ = false;  // precision bf16: direct convs and up-convs on AMX tiles, no Winograd

@@ -70,7 +70,7 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
   };
   auto cols_of = [&](int ncols) {
     Cols c;
-    c.small = use_small(ncols);
+    c.small = use_small(ncols, shared);
     c.NR = c.small ? ks_->NR_small : ks_->NR;
     const int NRs = ks_->NR_small, tw = ncols % c.NR;
     const bool narrow = shared && !c.small && !bf16_ && tw > 0 && tw <= NRs && NRs < c.NR;

@@ -44,10 +44,10 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   const int H = L.in_res, W = H, HW = H * W, Ci = L.in_ch, Co = L.out_ch;
   const int OW = L.out_res, OHW = OW * OW;
   const int TW = W / 2, TPI = (H / 2) * TW, Ttot = nb * TPI;
-  // Few tiles (small batches at 16², 32²): the small-N GEMM kernels on NR_small-wide panels
+  // Few tiles (small batches at 8², 16²): the small-N GEMM kernels on NR_small-wide panels
   // waste less of each panel and give the pool more tasks (the same arithmetic per output, so
   // the choice may follow the batch).
-  const bool small = Ttot < 2 * ks_->NR && ks_->NR_small < ks_->NR;
+  const bool small = use_small(Ttot, true);
   const int MR = ks_->MR, NR = small ? ks_->NR_small : ks_->NR;
   const int Mp = ceil_div(Co, MR);
   const PanelLayout ulay{MR, NX * Mp, Ci, cp.wg_kc};
@@ -59,7 +59,13 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   // few tiles at 8², 16²: ProGAN b16.conv0 at batch 1 ran as one task). Neither changes the
   // arithmetic of any output.
   const int pstep = small ? ks_->small_panels : 1;
-  while (ntc * nmc < 2 * pool_->size() && nt > NR) {
+  // Every tile in one column block, but too few tasks (8², 16² at batch 1, whose 16 MB of U make
+  // them weight-bound): splitting the tiles would stream U once per tile block, and splitting
+  // the output channels would transform V once per channel block. Cooperative instead: a first
+  // pool run transforms V once into a shared buffer (split by input channels), then tasks split
+  // the output channels only. The same arithmetic per output.
+  const bool coop = ntc == 1 && nmc < 2 * pool_->size() && pan_per >= 2 * pstep;
+  while (!coop && ntc * nmc < 2 * pool_->size() && nt > NR) {
     nt = std::max(NR, int(round_up(size_t(nt / 2), size_t(NR))));
     ntc = ceil_div(Ttot, nt);
   }
@@ -74,6 +80,89 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   // transform (+ epilogue, pixel norm, fused ToRGB), summed over the tasks.
   const bool prof = profiling();
   std::atomic<int64_t> in_us{0}, gemm_us{0}, out_us{0};
+  // The tile runs of tiles [t0, t1) of the batch: (img, tile row, first tile column, length,
+  // column in the block).
+  auto tile_segs = [&](std::vector<ColSeg>& segs, int t0, int t1) {
+    segs.clear();
+    for (int tt = t0; tt < t1;) {
+      const int img = tt / TPI, r = tt % TPI, ty = r / TW, tx = r % TW;
+      const int col = tt - t0;
+      int len = std::min(TW - tx, t1 - tt);
+      len = std::min(len, NR - col % NR);
+      segs.push_back({img, ty, tx, len, col});
+      tt += len;
+    }
+  };
+  // A block of ncols columns: npan NR-wide (or, small, NR_small-wide) panels, then, when the last
+  // panel is no wider than the small-N kernels', that panel NR_small wide (b32.conv1 at batch 1:
+  // 256 tiles = 5 × 48 + 16): the same arithmetic per output either way.
+  struct Block {
+    int npan, tailw;
+    bool narrow;
+    size_t ldc;
+  };
+  auto block_of = [&](int ncols) {
+    Block b;
+    const int NRs = ks_->NR_small;
+    b.tailw = ncols % NR;
+    b.narrow = !small && b.tailw > 0 && b.tailw <= NRs && NRs < NR;
+    b.npan = b.narrow ? ncols / NR : ceil_div(ncols, NR);
+    b.ldc = size_t(b.npan) * NR + (b.narrow ? NRs : 0);
+    return b;
+  };
+  // Input channel c of the tiles `segs` into V row kk of its K block (Vb: the block at kb = c −
+  // kk, kcur rows, NX planes), with the row's padding columns zeroed.
+  auto in_channel = [&](const std::vector<ColSeg>& segs, const Block& bk, int ncols, int c, int kk, int kcur,
+                        float* Vb) {
+    const int NRs = ks_->NR_small;
+    const size_t vxs = size_t(kcur) * bk.ldc;  // ξ stride of V
+    if (bk.narrow) {
+      for (int xi = 0; xi < NX; ++xi)
+        std::memset(Vb + xi * vxs + size_t(bk.npan) * kcur * NR + size_t(kk) * NRs + bk.tailw, 0,
+                    sizeof(float) * size_t(NRs - bk.tailw));
+    } else if (ncols % NR) {
+      const int tail = NR - ncols % NR;
+      for (int xi = 0; xi < NX; ++xi)
+        std::memset(Vb + xi * vxs + size_t(bk.npan - 1) * kcur * NR + size_t(kk) * NR + (NR - tail), 0,
+                    sizeof(float) * size_t(tail));
+    }
+    WinoInArgs wa;
+    wa.xi_stride = vxs;
+    wa.W = W;
+    for (const ColSeg& sg : segs) {
+      const float* plane = in + size_t(sg.img) * in_stride + size_t(c) * HW;
+      for (int r = 0; r < 4; ++r) {
+        const int y = 2 * sg.y - 1 + r;
+        wa.rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
+      }
+      wa.s = io.S[size_t(sg.img) * net_->style_dim + L.style_offset + c];
+      wa.tx0 = sg.x0;
+      wa.len = sg.len;
+      wa.dst = sg.col < bk.npan * NR ? Vb + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR
+                                     : Vb + size_t(bk.npan) * kcur * NR + size_t(kk) * NRs + (sg.col - bk.npan * NR);
+      if (up) ks_->wino_up_in(wa);
+      else ks_->wino_in(wa);
+    }
+  };
+  // Cooperative: V of every tile and input channel, K blocks back to back (NX·kcur·ldc each).
+  const float* Vshared = nullptr;
+  if (coop) {
+    const Block bk = block_of(Ttot);
+    wino_v_.reserve(size_t(NX) * Ci * bk.ldc);
+    float* V = wino_v_.data();
+    const int nin = std::max(1, std::min(Ci, pool_->size()));
+    run_or_throw(nin, [&](int t, int tid) {
+      Scratch& sc = scratch_[size_t(tid)];
+      double tp = prof ? thread_cpu_ms() : 0.0;
+      tile_segs(sc.segs, 0, Ttot);
+      for (int c = Ci * t / nin; c < Ci * (t + 1) / nin; ++c) {
+        const int kb = c / cp.wg_kc * cp.wg_kc, kcur = std::min(cp.wg_kc, Ci - kb);
+        in_channel(sc.segs, bk, Ttot, c, c - kb, kcur, V + size_t(NX) * kb * bk.ldc);
+      }
+      profile_lap(prof, &tp, &in_us);
+    });
+    Vshared = V;
+  }
   run_or_throw(ntc * nmc, [&](int t, int tid) {
     Scratch& sc = scratch_[size_t(tid)];
     double tp = prof ? thread_cpu_ms() : 0.0;
@@ -82,65 +171,20 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
     const int t0 = ti * nt, t1 = std::min(Ttot, t0 + nt), ncols = t1 - t0;
     const int p0 = mi * pan_per, p1 = std::min(Mp, p0 + pan_per);
     const int rows = (p1 - p0) * MR;
-    // Tile runs: (img, tile row, first tile column, length, column in the block).
-    sc.segs.clear();
-    for (int tt = t0; tt < t1;) {
-      const int img = tt / TPI, r = tt % TPI, ty = r / TW, tx = r % TW;
-      const int col = tt - t0;
-      int len = std::min(TW - tx, t1 - tt);
-      len = std::min(len, NR - col % NR);
-      sc.segs.push_back({img, ty, tx, len, col});
-      tt += len;
-    }
-    // A last panel no wider than the small-N kernels' runs through them on a panel of their width
-    // instead of a padded NR-wide one (b32.conv1 at batch 1: 256 tiles = 5 × 48 + 16); the same
-    // arithmetic per output either way.
-    const int NRs = ks_->NR_small, tailw = ncols % NR;
-    const bool narrow = !small && tailw > 0 && tailw <= NRs && NRs < NR;
-    const int npan = narrow ? ncols / NR : ceil_div(ncols, NR);  // NR-wide (or, small, NR_small-wide) panels
-    const size_t ldc = size_t(npan) * NR + (narrow ? NRs : 0);
-    float* Vp = sc.Bp.data();
+    tile_segs(sc.segs, t0, t1);
+    const Block bk = block_of(ncols);
+    const bool narrow = bk.narrow;
+    const int npan = bk.npan;
+    const size_t ldc = bk.ldc;
     float* C = sc.C.data();
     const size_t cxs = size_t(rows) * ldc;  // ξ stride of the accumulators
     for (int kb = 0; kb < Ci; kb += cp.wg_kc) {
       const int kcur = std::min(cp.wg_kc, Ci - kb);
       const size_t vxs = size_t(kcur) * ldc;  // ξ stride of V
-      if (narrow) {
-        for (int xi = 0; xi < NX; ++xi)
-          for (int kk = 0; kk < kcur; ++kk)
-            std::memset(Vp + xi * vxs + size_t(npan) * kcur * NR + size_t(kk) * NRs + tailw, 0,
-                        sizeof(float) * size_t(NRs - tailw));
-      } else if (ncols % NR) {
-        const int tail = NR - ncols % NR;
-        for (int xi = 0; xi < NX; ++xi)
-          for (int kk = 0; kk < kcur; ++kk)
-            std::memset(Vp + xi * vxs + size_t(npan - 1) * kcur * NR + size_t(kk) * NR + (NR - tail), 0,
-                        sizeof(float) * size_t(tail));
-      }
-      WinoInArgs wa;
-      wa.xi_stride = vxs;
-      wa.W = W;
+      const float* Vp = Vshared ? Vshared + size_t(NX) * kb * ldc : sc.Bp.data();
       // Channel-major so that each channel's rows stream through once per block.
-      for (int kk = 0; kk < kcur; ++kk) {
-        const int c = kb + kk;
-        for (const ColSeg& sg : sc.segs) {
-          const float* base = in + size_t(sg.img) * in_stride;
-          const float* srow = io.S + size_t(sg.img) * net_->style_dim + L.style_offset;
-          const float* plane = base + size_t(c) * HW;
-          for (int r = 0; r < 4; ++r) {
-            const int y = 2 * sg.y - 1 + r;
-            wa.rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
-          }
-          wa.s = srow[c];
-          wa.tx0 = sg.x0;
-          wa.len = sg.len;
-          wa.dst = sg.col < npan * NR
-                       ? Vp + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR
-                       : Vp + size_t(npan) * kcur * NR + size_t(kk) * NRs + (sg.col - npan * NR);
-          if (up) ks_->wino_up_in(wa);
-          else ks_->wino_in(wa);
-        }
-      }
+      if (!Vshared)
+        for (int kk = 0; kk < kcur; ++kk) in_channel(sc.segs, bk, ncols, kb + kk, kk, kcur, sc.Bp.data());
       lap(in_us);
       for (int xi = 0; xi < NX; ++xi) {
         gemm_block(cp.U.data(), ulay, kb, kcur, xi * Mp + p0, xi * Mp + p1, Vp + xi * vxs, npan, small,
