@@ -230,15 +230,28 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   const int coop_env = env_int("FACEGAN_SUB_COOP", -1);  // -1: by the estimate; 0 / 1 force (tests)
   const int kc = cp.kcb;
   const int want = std::max(1, pool_->size());  // tasks wanted: one per thread
-  // Tile rows per GEMM step for a run of n tile rows: the fewest padded columns (NR panels), at
-  // most sub_cols columns a step (at least one tile row); ties to the larger step.
+  // A step of n columns: npan NR-wide panels, then, when the last panel is no wider than the
+  // small-N kernels', that panel NR_small wide (tail: its columns; 0 when none). The same
+  // arithmetic per output either way.
+  const int NRs = ks_->NR_small;
+  struct Step {
+    int npan, tail;
+  };
+  auto step_of = [&](int n) {
+    const int tw = n % NR;
+    const bool narrow = tw > 0 && tw <= NRs && NRs < NR;
+    return Step{narrow ? n / NR : ceil_div(n, NR), narrow ? tw : 0};
+  };
+  auto padded = [&](const Step& st) { return st.npan * NR + (st.tail ? NRs : 0); };
+  // Tile rows per GEMM step for a run of n tile rows: the fewest padded columns, at most
+  // sub_cols columns a step (at least one tile row); ties to the larger step.
   auto choose_tg = [&](int n) {
     int TG = 1;
     const int cap = std::max(1, std::min(n, sub_cols / TWp));
     long best = -1;
     for (int tg = 1; tg <= cap; ++tg) {
       long cols = 0;
-      for (int a = 0; a < n; a += tg) cols += long(ceil_div(std::min(tg, n - a) * TWp, NR)) * NR;
+      for (int a = 0; a < n; a += tg) cols += padded(step_of(std::min(tg, n - a) * TWp));
       if (best < 0 || cols <= best) {
         best = cols;
         TG = tg;
@@ -303,7 +316,8 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   // The input transform of channels [c0, c1) into V (K blocks of kc, 9 planes each, ldc columns).
   auto in_transform = [&](const std::vector<ColSeg>& segs, int img, int c0, int c1, float* V, size_t ldc,
                           int ncols) {
-    const int npan = ceil_div(ncols, NR);
+    const Step st = step_of(ncols);
+    const int npan = st.npan;
     const float* xin = io.in + size_t(img) * io.in_stride;
     const float* srow = io.S + size_t(img) * net_->style_dim + L.style_offset;
     WinoInArgs wa;
@@ -313,7 +327,11 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
       const int kb = c / kc * kc, kcur = std::min(kc, Ci - kb), kk = c - kb;
       float* Vb = V + size_t(9) * kb * ldc;
       const size_t vxs = size_t(kcur) * ldc;  // plane stride of V
-      if (ncols % NR) {
+      if (st.tail) {
+        for (int xi = 0; xi < 9; ++xi)
+          std::memset(Vb + xi * vxs + size_t(npan) * kcur * NR + size_t(kk) * NRs + st.tail, 0,
+                      sizeof(float) * size_t(NRs - st.tail));
+      } else if (ncols % NR) {
         const int tail = NR - ncols % NR;
         for (int xi = 0; xi < 9; ++xi)
           std::memset(Vb + xi * vxs + size_t(npan - 1) * kcur * NR + size_t(kk) * NR + (NR - tail), 0,
@@ -329,7 +347,8 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
         }
         wa.tx0 = sg.x0;
         wa.len = sg.len;
-        wa.dst = Vb + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR;
+        wa.dst = sg.col < npan * NR ? Vb + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR
+                                    : Vb + size_t(npan) * kcur * NR + size_t(kk) * NRs + (sg.col - npan * NR);
         ks_->sub_in(wa);
       }
     }
@@ -340,15 +359,22 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   auto group_step = [&](Scratch& sc, int g, int img, int a, int b, const float* V, size_t ldc, float* ring, int RR,
                         int p, int pend, double& tp) {
     const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
-    const int npan = ceil_div((b - a) * TWp, NR);
+    const Step st = step_of((b - a) * TWp);
+    const int npan = st.npan;
     float* C = sc.C.data();
     for (int kb = 0; kb < Ci; kb += kc) {
       const int kcur = std::min(kc, Ci - kb);
       const float* Vb = V + size_t(9) * kb * ldc;
       const size_t vxs = size_t(kcur) * ldc;
-      for (int xi = 0; xi < 9; ++xi)
-        gemm_block(cp.A.data() + cp.sub_off[size_t(g) * 9 + xi], layout(cp, rows_pad[xi] / MR), kb, kcur, 0,
-                   rows_pad[xi] / MR, Vb + xi * vxs, npan, false, C + size_t(coff[xi]) * ldc, ldc, kb > 0);
+      for (int xi = 0; xi < 9; ++xi) {
+        const float* A = cp.A.data() + cp.sub_off[size_t(g) * 9 + xi];
+        const PanelLayout lay = layout(cp, rows_pad[xi] / MR);
+        float* Cx = C + size_t(coff[xi]) * ldc;
+        gemm_block(A, lay, kb, kcur, 0, rows_pad[xi] / MR, Vb + xi * vxs, npan, false, Cx, ldc, kb > 0);
+        if (st.tail)
+          gemm_block(A, lay, kb, kcur, 0, rows_pad[xi] / MR, Vb + xi * vxs + size_t(npan) * kcur * NR, 1, true,
+                     Cx + size_t(npan) * NR, ldc, kb > 0);
+      }
     }
     lap(tp, gemm_us);
     for (int ol = 0; ol < ogg; ++ol) {
