@@ -23,18 +23,16 @@
 static constexpr int kNR = kNV * VL;
 static constexpr float kSqrt2f = 1.41421356237309504880f;
 
-template <int MR, int NV>
-static void gemm_tile(int kc, const float* __restrict A, const float* __restrict B, float* __restrict C,
-                      size_t ldc, int accumulate) {
+// ACC a template parameter: with a run-time branch around the two initialisations, GCC kept the
+// accumulators in a stack array through the prologue (72 extra loads and stores per call).
+template <int MR, int NV, bool ACC>
+static inline __attribute__((always_inline)) void gemm_tile_body(int kc, const float* __restrict A,
+                                                                 const float* __restrict B, float* __restrict C,
+                                                                 size_t ldc) {
   constexpr int NR = NV * VL;
   V acc[MR][NV];
-  if (accumulate) {
-    for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < NV; ++v) acc[i][v] = vload(C + size_t(i) * ldc + size_t(v) * VL);
-  } else {
-    for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < NV; ++v) acc[i][v] = vzero();
-  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = ACC ? vload(C + size_t(i) * ldc + size_t(v) * VL) : vzero();
   // The next A panel (the GEMMs walk a K block's panels in order, kernels.h PanelLayout), one
   // cache line ahead per line of this one: a weight-bound layer's panels stream from L3 without
   // a miss at each call (ffhq256 batch 1, 1 thread: b32.conv1 / b64.conv1 GEMMs −7 % / −9 %).
@@ -53,6 +51,13 @@ static void gemm_tile(int kc, const float* __restrict A, const float* __restrict
   }
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) vstore(C + size_t(i) * ldc + size_t(v) * VL, acc[i][v]);
+}
+
+template <int MR, int NV>
+static void gemm_tile(int kc, const float* __restrict A, const float* __restrict B, float* __restrict C,
+                      size_t ldc, int accumulate) {
+  if (accumulate) gemm_tile_body<MR, NV, true>(kc, A, B, C, ldc);
+  else gemm_tile_body<MR, NV, false>(kc, A, B, C, ldc);
 }
 
 // P panels of MR rows (A + i·astride) × NV·VL columns: the small-N kernel.
