@@ -216,8 +216,8 @@ void CpuBackend::set_wino_blocking(ConvPrep& cp, int planes, Tunable rows, Tunab
   }
   cp.wg_nt = std::min(nt, int(round_up(size_t(tiles), size_t(NR))) * 64);
   *max_cols = std::max(*max_cols, size_t(cp.wg_nt));
-  *max_bp = std::max(*max_bp, size_t(planes) * cp.wg_kc * cp.wg_nt);
-  max_cbuf_ = std::max(max_cbuf_, size_t(planes) * cp.wg_rows * cp.wg_nt);
+  *max_bp = std::max(*max_bp, size_t(planes) * (size_t(cp.wg_kc) * cp.wg_nt + kPlanePad));
+  max_cbuf_ = std::max(max_cbuf_, size_t(planes) * (size_t(cp.wg_rows) * cp.wg_nt + kPlanePad));
 }
 
 // Nearest ×2 + 3×3 as polyphase Winograd F(2×2, 2×2) (kernels.h): per phase (py, px) the 2×2

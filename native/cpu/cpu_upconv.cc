@@ -313,7 +313,12 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
       }
     }
   };
-  // The input transform of channels [c0, c1) into V (K blocks of kc, 9 planes each, ldc columns).
+  // V: K blocks of kc rows, 9 planes each of ldc columns, kPlanePad floats between planes; vblock:
+  // the offset of the block at kb (kb = C_in: the size). The accumulators of a group: plane ξ's
+  // rows from cplane(ξ, ldc) (ξ = 9: the size).
+  auto vblock = [&](int kb, size_t ldc) { return size_t(9) * (size_t(kb) * ldc + size_t(ceil_div(kb, kc)) * kPlanePad); };
+  auto cplane = [&](int xi, size_t ldc) { return size_t(coff[xi]) * ldc + size_t(xi) * kPlanePad; };
+  // The input transform of channels [c0, c1) into V.
   auto in_transform = [&](const std::vector<ColSeg>& segs, int img, int c0, int c1, float* V, size_t ldc,
                           int ncols) {
     const Step st = step_of(ncols);
@@ -325,8 +330,8 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
     wa.rows[3] = nullptr;
     for (int c = c0; c < c1; ++c) {
       const int kb = c / kc * kc, kcur = std::min(kc, Ci - kb), kk = c - kb;
-      float* Vb = V + size_t(9) * kb * ldc;
-      const size_t vxs = size_t(kcur) * ldc;  // plane stride of V
+      float* Vb = V + vblock(kb, ldc);
+      const size_t vxs = size_t(kcur) * ldc + kPlanePad;  // plane stride of V
       if (st.tail) {
         for (int xi = 0; xi < 9; ++xi)
           std::memset(Vb + xi * vxs + size_t(npan) * kcur * NR + size_t(kk) * NRs + st.tail, 0,
@@ -345,6 +350,9 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
           const int y = 2 * sg.y - 1 + r;
           wa.rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
         }
+        if (c + 1 < c1)  // the next channel's rows, from L3 while this one is transformed
+          for (int r = 0; r < 3; ++r)
+            if (wa.rows[r]) prefetch_row(wa.rows[r] + HW + 2 * sg.x0 - 1, 2 * sg.len + 2);
         wa.tx0 = sg.x0;
         wa.len = sg.len;
         wa.dst = sg.col < npan * NR ? Vb + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR
@@ -364,12 +372,12 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
     float* C = sc.C.data();
     for (int kb = 0; kb < Ci; kb += kc) {
       const int kcur = std::min(kc, Ci - kb);
-      const float* Vb = V + size_t(9) * kb * ldc;
-      const size_t vxs = size_t(kcur) * ldc;
+      const float* Vb = V + vblock(kb, ldc);
+      const size_t vxs = size_t(kcur) * ldc + kPlanePad;
       for (int xi = 0; xi < 9; ++xi) {
         const float* A = cp.A.data() + cp.sub_off[size_t(g) * 9 + xi];
         const PanelLayout lay = layout(cp, rows_pad[xi] / MR);
-        float* Cx = C + size_t(coff[xi]) * ldc;
+        float* Cx = C + cplane(xi, ldc);
         gemm_block(A, lay, kb, kcur, 0, rows_pad[xi] / MR, Vb + xi * vxs, npan, false, Cx, ldc, kb > 0);
         if (st.tail)
           gemm_block(A, lay, kb, kcur, 0, rows_pad[xi] / MR, Vb + xi * vxs + size_t(npan) * kcur * NR, 1, true,
@@ -378,7 +386,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
     }
     lap(tp, gemm_us);
     for (int ol = 0; ol < ogg; ++ol) {
-      auto M = [&](int xi, int slot) { return C + (size_t(coff[xi]) + size_t(slot) * cp.og + ol) * ldc; };
+      auto M = [&](int xi, int slot) { return C + cplane(xi, ldc) + (size_t(slot) * cp.og + ol) * ldc; };
       SubOutArgs so;
       for (int xi = 0; xi < 9; ++xi) so.ee[xi] = M(xi, 0);
       for (int al = 0; al < 3; ++al) {  // EO: planes β = 1, 2, slot 1
@@ -426,7 +434,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
     lap(tp, fir_us);
   };
   auto reserve_task = [&](Scratch& sc, size_t ldc) {
-    sc.C.reserve(size_t(coff[9]) * ldc);
+    sc.C.reserve(cplane(9, ldc));
     sc.T.reserve(size_t(4) * TRW);
   };
 
@@ -438,7 +446,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
     const int TG = choose_tg(TH);
     const int RR = 4 * TG + 8;
     const size_t ldc = size_t(ceil_div(TG * TWp, NR)) * NR;
-    shared_v.reserve(size_t(9) * Ci * ldc);
+    shared_v.reserve(vblock(Ci, ldc));
     shared_ring.reserve(size_t(Co) * RR * OW);
     float* V = shared_v.data();
     float* ring = shared_ring.data();
@@ -477,7 +485,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
       const int TG = choose_tg(te - ta);
       const int RR = 4 * TG + 8;  // ring rows per channel
       const size_t ldc = size_t(ceil_div(TG * TWp, NR)) * NR;
-      sc.Bp.reserve(size_t(9) * Ci * ldc);
+      sc.Bp.reserve(vblock(Ci, ldc));
       sc.Z.reserve(size_t(Co) * RR * OW);
       reserve_task(sc, ldc);
       for (int a = ta; a < te; a += TG) {

@@ -115,7 +115,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   auto in_channel = [&](const std::vector<ColSeg>& segs, const Block& bk, int ncols, int c, int kk, int kcur,
                         float* Vb) {
     const int NRs = ks_->NR_small;
-    const size_t vxs = size_t(kcur) * bk.ldc;  // ξ stride of V
+    const size_t vxs = size_t(kcur) * bk.ldc + kPlanePad;  // ξ stride of V
     if (bk.narrow) {
       for (int xi = 0; xi < NX; ++xi)
         std::memset(Vb + xi * vxs + size_t(bk.npan) * kcur * NR + size_t(kk) * NRs + bk.tailw, 0,
@@ -136,6 +136,9 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
         wa.rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
       }
       wa.s = io.S[size_t(sg.img) * net_->style_dim + L.style_offset + c];
+      if (c + 1 < Ci)  // the next channel's rows, from L3 while this one is transformed
+        for (int r = 0; r < 4; ++r)
+          if (wa.rows[r]) prefetch_row(wa.rows[r] + HW + 2 * sg.x0 - 1, 2 * sg.len + 2);
       wa.tx0 = sg.x0;
       wa.len = sg.len;
       wa.dst = sg.col < bk.npan * NR ? Vb + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR
@@ -148,7 +151,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   const float* Vshared = nullptr;
   if (coop) {
     const Block bk = block_of(Ttot);
-    wino_v_.reserve(size_t(NX) * Ci * bk.ldc);
+    wino_v_.reserve(size_t(NX) * (size_t(Ci) * bk.ldc + size_t(ceil_div(Ci, cp.wg_kc)) * kPlanePad));
     float* V = wino_v_.data();
     const int nin = std::max(1, std::min(Ci, pool_->size()));
     run_or_throw(nin, [&](int t, int tid) {
@@ -157,7 +160,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
       tile_segs(sc.segs, 0, Ttot);
       for (int c = Ci * t / nin; c < Ci * (t + 1) / nin; ++c) {
         const int kb = c / cp.wg_kc * cp.wg_kc, kcur = std::min(cp.wg_kc, Ci - kb);
-        in_channel(sc.segs, bk, Ttot, c, c - kb, kcur, V + size_t(NX) * kb * bk.ldc);
+        in_channel(sc.segs, bk, Ttot, c, c - kb, kcur, V + size_t(NX) * (kb * bk.ldc + size_t(kb / cp.wg_kc) * kPlanePad));
       }
       profile_lap(prof, &tp, &in_us);
     });
@@ -177,11 +180,11 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
     const int npan = bk.npan;
     const size_t ldc = bk.ldc;
     float* C = sc.C.data();
-    const size_t cxs = size_t(rows) * ldc;  // ξ stride of the accumulators
+    const size_t cxs = size_t(rows) * ldc + kPlanePad;  // ξ stride of the accumulators
     for (int kb = 0; kb < Ci; kb += cp.wg_kc) {
       const int kcur = std::min(cp.wg_kc, Ci - kb);
-      const size_t vxs = size_t(kcur) * ldc;  // ξ stride of V
-      const float* Vp = Vshared ? Vshared + size_t(NX) * kb * ldc : sc.Bp.data();
+      const size_t vxs = size_t(kcur) * ldc + kPlanePad;  // ξ stride of V
+      const float* Vp = Vshared ? Vshared + size_t(NX) * (kb * ldc + size_t(kb / cp.wg_kc) * kPlanePad) : sc.Bp.data();
       // Channel-major so that each channel's rows stream through once per block.
       if (!Vshared)
         for (int kk = 0; kk < kcur; ++kk) in_channel(sc.segs, bk, ncols, kb + kk, kk, kcur, sc.Bp.data());
