@@ -82,17 +82,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   std::atomic<int64_t> in_us{0}, gemm_us{0}, out_us{0};
   // The tile runs of tiles [t0, t1) of the batch: (img, tile row, first tile column, length,
   // column in the block).
-  auto tile_segs = [&](std::vector<ColSeg>& segs, int t0, int t1) {
-    segs.clear();
-    for (int tt = t0; tt < t1;) {
-      const int img = tt / TPI, r = tt % TPI, ty = r / TW, tx = r % TW;
-      const int col = tt - t0;
-      int len = std::min(TW - tx, t1 - tt);
-      len = std::min(len, NR - col % NR);
-      segs.push_back({img, ty, tx, len, col});
-      tt += len;
-    }
-  };
+  auto tile_segs = [&](std::vector<ColSeg>& segs, int t0, int t1) { build_segs(segs, t0, t1, TPI, TW, NR); };
   // A block of ncols columns: npan NR-wide (or, small, NR_small-wide) panels, then, when the last
   // panel is no wider than the small-N kernels', that panel NR_small wide (b32.conv1 at batch 1:
   // 256 tiles = 5 × 48 + 16): the same arithmetic per output either way.
