@@ -47,6 +47,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -95,6 +96,31 @@ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 // a transform on the same L1 sets and alias its loads with its stores (ffhq256 b1, 1 thread:
 // the Winograd input transforms −25 % with the prefetch below).
 constexpr size_t kPlanePad = 16;
+// A block of n GEMM columns packed as npan panels of nr columns (K-row-major inside a panel),
+// then, where the caller can run the small-N kernels on it and the last panel would hold at most
+// nrs (NR_small) columns, that panel nrs wide (tail: its columns; 0 when none). The same arithmetic
+// per output either way (b32.conv1 at batch 1: 256 tiles = 5 × 48 + 16, not 6 × 48).
+struct Panels {
+  int n, nr, nrs, npan, tail;
+  size_t ldc;  // padded columns: npan·nr (+ nrs)
+  Panels(int n_, int nr_, int nrs_, bool narrow_ok) : n(n_), nr(nr_), nrs(nrs_) {
+    const int tw = n % nr;
+    tail = narrow_ok && tw > 0 && tw <= nrs && nrs < nr ? tw : 0;
+    npan = tail ? n / nr : (n + nr - 1) / nr;
+    ldc = size_t(npan) * nr + (tail ? nrs : 0);
+  }
+  // Offset of column col of K row kk in a packed block of kcur rows.
+  size_t at(int col, int kk, int kcur) const {
+    return col < npan * nr ? size_t(col / nr) * kcur * nr + size_t(kk) * nr + col % nr
+                           : size_t(npan) * kcur * nr + size_t(kk) * nrs + size_t(col - npan * nr);
+  }
+  // Zeroes the padding columns (past n) of K row kk in a packed block B of kcur rows.
+  void zero_padding(float* B, int kk, int kcur) const {
+    const int w = tail ? nrs : nr, used = tail ? tail : n - (npan - 1) * nr;
+    if (used < w) std::memset(B + at(n - used, kk, kcur) + used, 0, sizeof(float) * size_t(w - used));
+  }
+};
+
 // Prefetches n floats from p (a row of the next input channel) into the caches.
 inline void prefetch_row(const float* p, int n) {
   for (int x = 0; x < n; x += 16) __builtin_prefetch(p + x, 0, 3);

@@ -64,20 +64,14 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
   const bool whole = rc == 1 && (cp.multi || cp.G >= H);
   const bool shared = whole && cp.ngroups > 1;
   struct Cols {
-    int NR, npan, tail;  // panels of NR columns, then a narrow panel of `tail` columns (NR_small wide)
-    bool small;
-    size_t ldc;
+    bool small;  // the small-N kernels (NR_small-wide panels)
+    int NR;
+    Panels pn;
   };
   auto cols_of = [&](int ncols) {
-    Cols c;
-    c.small = use_small(ncols, shared);
-    c.NR = c.small ? ks_->NR_small : ks_->NR;
-    const int NRs = ks_->NR_small, tw = ncols % c.NR;
-    const bool narrow = shared && !c.small && !bf16_ && tw > 0 && tw <= NRs && NRs < c.NR;
-    c.tail = narrow ? tw : 0;
-    c.npan = narrow ? ncols / c.NR : ceil_div(ncols, c.NR);
-    c.ldc = size_t(c.npan) * c.NR + (narrow ? NRs : 0);
-    return c;
+    const bool small = use_small(ncols, shared);
+    const int NR = small ? ks_->NR_small : ks_->NR;
+    return Cols{small, NR, Panels(ncols, NR, ks_->NR_small, shared && !small && !bf16_)};
   };
   // Shared B: a chunk's K blocks (kcur × ldc floats each) back to back, at most sld floats per K row.
   const size_t sld = size_t(ipt) * H * W + size_t(std::max(ks_->NR, ks_->NR_small));
@@ -91,9 +85,9 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
       const int i0 = ic * ipt, i1 = std::min(nb, i0 + ipt);
       const Cols c = cols_of((i1 - i0) * H * W);
       const int ncols = step_segs(sc.segs, i0, i1, 0, H, c.NR);
-      float* Bp = up_b_.data() + size_t(ic) * K * sld + size_t(kb) * c.ldc;
+      float* Bp = up_b_.data() + size_t(ic) * K * sld + size_t(kb) * c.pn.ldc;
       // The segments of the narrow panel (split at the NR panel edge by step_segs), rebased.
-      const int split = c.npan * c.NR;
+      const int split = c.pn.npan * c.NR;
       size_t nmain = sc.segs.size();
       while (nmain > 0 && sc.segs[nmain - 1].col >= split) --nmain;
       PackBArgs pa = pack_args(L, io, 1, H, W, sc, c.NR, std::min(ncols, split));
@@ -102,12 +96,12 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
       pa.kc = kcur;
       pa.k0 = kb;
       ks_->pack_b(pa);
-      if (c.tail) {
+      if (c.pn.tail) {
         for (size_t i = nmain; i < sc.segs.size(); ++i) sc.segs[i].col -= split;
         pa.segs = sc.segs.data() + nmain;
         pa.nsegs = int(sc.segs.size() - nmain);
         pa.nr = ks_->NR_small;
-        pa.ncols = c.tail;
+        pa.ncols = c.pn.tail;
         pa.Bp = Bp + size_t(split) * kcur;
         ks_->pack_b(pa);
       }
@@ -137,7 +131,7 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
       // Columns: images i0..i1, rows g0..g1, all x.
       const Cols c = cols_of(nimg * (g1 - g0) * W);
       const int ncols = step_segs(sc.segs, i0, i1, g0, g1, c.NR);
-      const size_t ldc = c.ldc;
+      const size_t ldc = c.pn.ldc;
       PackBArgs pa = pack_args(L, io, 1, H, W, sc, c.NR, ncols);
       double tp = prof ? thread_cpu_ms() : 0.0;
       for (int kb = 0; kb < K; kb += cp.kcb) {
@@ -148,10 +142,10 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
           pa.k0 = kb;
           ks_->pack_b(pa);
         }
-        gemm_conv(cp, g, kb, kcur, 0, panels, Bp, c.npan, c.small, C, ldc, kb > 0, sc);
-        if (c.tail)
-          gemm_conv(cp, g, kb, kcur, 0, panels, Bp + size_t(c.npan) * c.NR * kcur, 1, true, C + size_t(c.npan) * c.NR,
-                    ldc, kb > 0, sc);
+        gemm_conv(cp, g, kb, kcur, 0, panels, Bp, c.pn.npan, c.small, C, ldc, kb > 0, sc);
+        if (c.pn.tail)
+          gemm_conv(cp, g, kb, kcur, 0, panels, Bp + size_t(c.pn.npan) * c.NR * kcur, 1, true,
+                    C + size_t(c.pn.npan) * c.NR, ldc, kb > 0, sc);
       }
       profile_lap(prof, &tp, &gemm_us);
       // Horizontal pass into the Z ring.
@@ -230,19 +224,8 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   const int coop_env = env_int("FACEGAN_SUB_COOP", -1);  // -1: by the estimate; 0 / 1 force (tests)
   const int kc = cp.kcb;
   const int want = std::max(1, pool_->size());  // tasks wanted: one per thread
-  // A step of n columns: npan NR-wide panels, then, when the last panel is no wider than the
-  // small-N kernels', that panel NR_small wide (tail: its columns; 0 when none). The same
-  // arithmetic per output either way.
-  const int NRs = ks_->NR_small;
-  struct Step {
-    int npan, tail;
-  };
-  auto step_of = [&](int n) {
-    const int tw = n % NR;
-    const bool narrow = tw > 0 && tw <= NRs && NRs < NR;
-    return Step{narrow ? n / NR : ceil_div(n, NR), narrow ? tw : 0};
-  };
-  auto padded = [&](const Step& st) { return st.npan * NR + (st.tail ? NRs : 0); };
+  // A step of n columns: NR-wide panels and a narrow last one (Panels).
+  auto step_of = [&](int n) { return Panels(n, NR, ks_->NR_small, true); };
   // Tile rows per GEMM step for a run of n tile rows: the fewest padded columns, at most
   // sub_cols columns a step (at least one tile row); ties to the larger step.
   auto choose_tg = [&](int n) {
@@ -251,7 +234,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
     long best = -1;
     for (int tg = 1; tg <= cap; ++tg) {
       long cols = 0;
-      for (int a = 0; a < n; a += tg) cols += padded(step_of(std::min(tg, n - a) * TWp));
+      for (int a = 0; a < n; a += tg) cols += long(step_of(std::min(tg, n - a) * TWp).ldc);
       if (best < 0 || cols <= best) {
         best = cols;
         TG = tg;
@@ -321,8 +304,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   // The input transform of channels [c0, c1) into V.
   auto in_transform = [&](const std::vector<ColSeg>& segs, int img, int c0, int c1, float* V, size_t ldc,
                           int ncols) {
-    const Step st = step_of(ncols);
-    const int npan = st.npan;
+    const Panels st = step_of(ncols);
     const float* xin = io.in + size_t(img) * io.in_stride;
     const float* srow = io.S + size_t(img) * net_->style_dim + L.style_offset;
     WinoInArgs wa;
@@ -332,16 +314,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
       const int kb = c / kc * kc, kcur = std::min(kc, Ci - kb), kk = c - kb;
       float* Vb = V + vblock(kb, ldc);
       const size_t vxs = size_t(kcur) * ldc + kPlanePad;  // plane stride of V
-      if (st.tail) {
-        for (int xi = 0; xi < 9; ++xi)
-          std::memset(Vb + xi * vxs + size_t(npan) * kcur * NR + size_t(kk) * NRs + st.tail, 0,
-                      sizeof(float) * size_t(NRs - st.tail));
-      } else if (ncols % NR) {
-        const int tail = NR - ncols % NR;
-        for (int xi = 0; xi < 9; ++xi)
-          std::memset(Vb + xi * vxs + size_t(npan - 1) * kcur * NR + size_t(kk) * NR + (NR - tail), 0,
-                      sizeof(float) * size_t(tail));
-      }
+      for (int xi = 0; xi < 9; ++xi) st.zero_padding(Vb + xi * vxs, kk, kcur);
       wa.xi_stride = vxs;
       const float* plane = xin + size_t(c) * HW;
       wa.s = srow[c];
@@ -355,8 +328,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
             if (wa.rows[r]) prefetch_row(wa.rows[r] + HW + 2 * sg.x0 - 1, 2 * sg.len + 2);
         wa.tx0 = sg.x0;
         wa.len = sg.len;
-        wa.dst = sg.col < npan * NR ? Vb + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR
-                                    : Vb + size_t(npan) * kcur * NR + size_t(kk) * NRs + (sg.col - npan * NR);
+        wa.dst = Vb + st.at(sg.col, kk, kcur);
         ks_->sub_in(wa);
       }
     }
@@ -367,7 +339,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   auto group_step = [&](Scratch& sc, int g, int img, int a, int b, const float* V, size_t ldc, float* ring, int RR,
                         int p, int pend, double& tp) {
     const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
-    const Step st = step_of((b - a) * TWp);
+    const Panels st = step_of((b - a) * TWp);
     const int npan = st.npan;
     float* C = sc.C.data();
     for (int kb = 0; kb < Ci; kb += kc) {

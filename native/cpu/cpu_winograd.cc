@@ -83,39 +83,13 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   // The tile runs of tiles [t0, t1) of the batch: (img, tile row, first tile column, length,
   // column in the block).
   auto tile_segs = [&](std::vector<ColSeg>& segs, int t0, int t1) { build_segs(segs, t0, t1, TPI, TW, NR); };
-  // A block of ncols columns: npan NR-wide (or, small, NR_small-wide) panels, then, when the last
-  // panel is no wider than the small-N kernels', that panel NR_small wide (b32.conv1 at batch 1:
-  // 256 tiles = 5 × 48 + 16): the same arithmetic per output either way.
-  struct Block {
-    int npan, tailw;
-    bool narrow;
-    size_t ldc;
-  };
-  auto block_of = [&](int ncols) {
-    Block b;
-    const int NRs = ks_->NR_small;
-    b.tailw = ncols % NR;
-    b.narrow = !small && b.tailw > 0 && b.tailw <= NRs && NRs < NR;
-    b.npan = b.narrow ? ncols / NR : ceil_div(ncols, NR);
-    b.ldc = size_t(b.npan) * NR + (b.narrow ? NRs : 0);
-    return b;
-  };
+  // A block of ncols columns (a narrow last panel unless the small-N kernels run every panel).
+  auto block_of = [&](int ncols) { return Panels(ncols, NR, ks_->NR_small, !small); };
   // Input channel c of the tiles `segs` into V row kk of its K block (Vb: the block at kb = c −
   // kk, kcur rows, NX planes), with the row's padding columns zeroed.
-  auto in_channel = [&](const std::vector<ColSeg>& segs, const Block& bk, int ncols, int c, int kk, int kcur,
-                        float* Vb) {
-    const int NRs = ks_->NR_small;
+  auto in_channel = [&](const std::vector<ColSeg>& segs, const Panels& bk, int c, int kk, int kcur, float* Vb) {
     const size_t vxs = size_t(kcur) * bk.ldc + kPlanePad;  // ξ stride of V
-    if (bk.narrow) {
-      for (int xi = 0; xi < NX; ++xi)
-        std::memset(Vb + xi * vxs + size_t(bk.npan) * kcur * NR + size_t(kk) * NRs + bk.tailw, 0,
-                    sizeof(float) * size_t(NRs - bk.tailw));
-    } else if (ncols % NR) {
-      const int tail = NR - ncols % NR;
-      for (int xi = 0; xi < NX; ++xi)
-        std::memset(Vb + xi * vxs + size_t(bk.npan - 1) * kcur * NR + size_t(kk) * NR + (NR - tail), 0,
-                    sizeof(float) * size_t(tail));
-    }
+    for (int xi = 0; xi < NX; ++xi) bk.zero_padding(Vb + xi * vxs, kk, kcur);
     WinoInArgs wa;
     wa.xi_stride = vxs;
     wa.W = W;
@@ -131,8 +105,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
           if (wa.rows[r]) prefetch_row(wa.rows[r] + HW + 2 * sg.x0 - 1, 2 * sg.len + 2);
       wa.tx0 = sg.x0;
       wa.len = sg.len;
-      wa.dst = sg.col < bk.npan * NR ? Vb + size_t(sg.col / NR) * kcur * NR + size_t(kk) * NR + sg.col % NR
-                                     : Vb + size_t(bk.npan) * kcur * NR + size_t(kk) * NRs + (sg.col - bk.npan * NR);
+      wa.dst = Vb + bk.at(sg.col, kk, kcur);
       if (up) ks_->wino_up_in(wa);
       else ks_->wino_in(wa);
     }
@@ -140,7 +113,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   // Cooperative: V of every tile and input channel, K blocks back to back (NX·kcur·ldc each).
   const float* Vshared = nullptr;
   if (coop) {
-    const Block bk = block_of(Ttot);
+    const Panels bk = block_of(Ttot);
     wino_v_.reserve(size_t(NX) * (size_t(Ci) * bk.ldc + size_t(ceil_div(Ci, cp.wg_kc)) * kPlanePad));
     float* V = wino_v_.data();
     const int nin = std::max(1, std::min(Ci, pool_->size()));
@@ -150,7 +123,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
       tile_segs(sc.segs, 0, Ttot);
       for (int c = Ci * t / nin; c < Ci * (t + 1) / nin; ++c) {
         const int kb = c / cp.wg_kc * cp.wg_kc, kcur = std::min(cp.wg_kc, Ci - kb);
-        in_channel(sc.segs, bk, Ttot, c, c - kb, kcur, V + size_t(NX) * (kb * bk.ldc + size_t(kb / cp.wg_kc) * kPlanePad));
+        in_channel(sc.segs, bk, c, c - kb, kcur, V + size_t(NX) * (kb * bk.ldc + size_t(kb / cp.wg_kc) * kPlanePad));
       }
       profile_lap(prof, &tp, &in_us);
     });
@@ -165,8 +138,8 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
     const int p0 = mi * pan_per, p1 = std::min(Mp, p0 + pan_per);
     const int rows = (p1 - p0) * MR;
     tile_segs(sc.segs, t0, t1);
-    const Block bk = block_of(ncols);
-    const bool narrow = bk.narrow;
+    const Panels bk = block_of(ncols);
+    const bool narrow = bk.tail > 0;
     const int npan = bk.npan;
     const size_t ldc = bk.ldc;
     float* C = sc.C.data();
@@ -177,7 +150,7 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
       const float* Vp = Vshared ? Vshared + size_t(NX) * (kb * ldc + size_t(kb / cp.wg_kc) * kPlanePad) : sc.Bp.data();
       // Channel-major so that each channel's rows stream through once per block.
       if (!Vshared)
-        for (int kk = 0; kk < kcur; ++kk) in_channel(sc.segs, bk, ncols, kb + kk, kk, kcur, sc.Bp.data());
+        for (int kk = 0; kk < kcur; ++kk) in_channel(sc.segs, bk, kb + kk, kk, kcur, sc.Bp.data());
       lap(in_us);
       for (int xi = 0; xi < NX; ++xi) {
         gemm_block(cp.U.data(), ulay, kb, kcur, xi * Mp + p0, xi * Mp + p1, Vp + xi * vxs, npan, small,
