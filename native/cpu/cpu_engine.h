@@ -121,10 +121,21 @@ struct Panels {
   }
 };
 
-// Prefetches n floats from p (a row of the next input channel) into the caches.
-inline void prefetch_row(const float* p, int n) {
-  for (int x = 0; x < n; x += 16) __builtin_prefetch(p + x, 0, 3);
-  __builtin_prefetch(p + n - 1, 0, 3);
+// Rows y0 … y0 + n − 1 of an H × W input plane into rows[] (nullptr outside the image), for a
+// transform's input patches; with `next`, also prefetches columns [x0, x0 + len) of the same rows
+// of the following plane (the next input channel), which then arrives from L3 while this one is
+// transformed.
+inline void patch_rows(const float** rows, const float* plane, int y0, int n, int H, int W, bool next, int x0,
+                       int len) {
+  for (int r = 0; r < n; ++r) {
+    const int y = y0 + r;
+    rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
+    if (next && rows[r]) {
+      const float* p = rows[r] + size_t(H) * W + x0;
+      for (int x = 0; x < len; x += 16) __builtin_prefetch(p + x, 0, 3);
+      __builtin_prefetch(p + len - 1, 0, 3);
+    }
+  }
 }
 inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
 int env_int(const char* name, int def);

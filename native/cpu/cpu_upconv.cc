@@ -319,13 +319,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
       const float* plane = xin + size_t(c) * HW;
       wa.s = srow[c];
       for (const ColSeg& sg : segs) {
-        for (int r = 0; r < 3; ++r) {
-          const int y = 2 * sg.y - 1 + r;
-          wa.rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
-        }
-        if (c + 1 < c1)  // the next channel's rows, from L3 while this one is transformed
-          for (int r = 0; r < 3; ++r)
-            if (wa.rows[r]) prefetch_row(wa.rows[r] + HW + 2 * sg.x0 - 1, 2 * sg.len + 2);
+        patch_rows(wa.rows, plane, 2 * sg.y - 1, 3, H, W, c + 1 < c1, 2 * sg.x0 - 1, 2 * sg.len + 2);
         wa.tx0 = sg.x0;
         wa.len = sg.len;
         wa.dst = Vb + st.at(sg.col, kk, kcur);

@@ -95,14 +95,8 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
     wa.W = W;
     for (const ColSeg& sg : segs) {
       const float* plane = in + size_t(sg.img) * in_stride + size_t(c) * HW;
-      for (int r = 0; r < 4; ++r) {
-        const int y = 2 * sg.y - 1 + r;
-        wa.rows[r] = (y >= 0 && y < H) ? plane + size_t(y) * W : nullptr;
-      }
+      patch_rows(wa.rows, plane, 2 * sg.y - 1, 4, H, W, c + 1 < Ci, 2 * sg.x0 - 1, 2 * sg.len + 2);
       wa.s = io.S[size_t(sg.img) * net_->style_dim + L.style_offset + c];
-      if (c + 1 < Ci)  // the next channel's rows, from L3 while this one is transformed
-        for (int r = 0; r < 4; ++r)
-          if (wa.rows[r]) prefetch_row(wa.rows[r] + HW + 2 * sg.x0 - 1, 2 * sg.len + 2);
       wa.tx0 = sg.x0;
       wa.len = sg.len;
       wa.dst = Vb + bk.at(sg.col, kk, kcur);
