@@ -65,31 +65,35 @@ void CpuBackend::epi_args(EpilogueArgs* e, const LayerDesc& L, const float* nois
 // C[(p − p0)·MR …][…] (+)= A panels [p0, p1) (each K·MR floats, K-block offset kb) × the packed
 // B block (npan panels of nr columns, kcur deep). `small`: the small-N kernels (nr = NR_small).
 void CpuBackend::gemm_block(const float* A, const PanelLayout& lay, int kb, int kcur, int p0, int p1,
-                            const float* Bp, int npan, bool small, float* C, size_t ldc, bool accumulate) const {
-  const int MR = ks_->MR;
+                            const float* Bp, const Panels& pn, float* C, size_t ldc, bool accumulate) const {
+  const int MR = ks_->MR, NR = ks_->NR;
   const size_t astride = lay.stride(kb / lay.kcb * lay.kcb);
   if (kcur < 1 || kb / lay.kcb != (kb + kcur - 1) / lay.kcb)
     throw std::logic_error("gemm_block: the K step crosses a K block of the weights' layout");
   const float* A0 = A + lay.at(p0, kb);
-  if (small) {
+  // n NR_small-wide panels of B from Bs into C from Cs, on the small-N kernels.
+  auto small_panels = [&](const float* Bs, float* Cs, int n) {
     const int nr = ks_->NR_small, P = ks_->small_panels;
     for (int p = p0; p < p1; p += P) {
       const int np = std::min(P, p1 - p);
       const float* Ap = A0 + size_t(p - p0) * astride;
-      float* Cp = C + size_t(p - p0) * MR * ldc;
-      for (int jp = 0; jp < npan; ++jp)
-        ks_->gemm_small[np](kcur, Ap, astride, Bp + size_t(jp) * kcur * nr, Cp + size_t(jp) * nr, ldc, accumulate);
+      float* Cp = Cs + size_t(p - p0) * MR * ldc;
+      for (int jp = 0; jp < n; ++jp)
+        ks_->gemm_small[np](kcur, Ap, astride, Bs + size_t(jp) * kcur * nr, Cp + size_t(jp) * nr, ldc, accumulate);
     }
+  };
+  if (pn.nr < NR) {
+    small_panels(Bp, C, pn.npan);
     return;
   }
   // Column panels outer, row panels inner (BLIS's order): a B panel (kcur × NR) stays in L1
   // while the block's A panels stream from L2 (ffhq256 batch 1, 1 thread: the sub-pixel up-conv
   // GEMMs −6 to −9 %, b32.conv1 −7 %). The same tile arithmetic in either order.
-  const int NR = ks_->NR;
-  for (int jp = 0; jp < npan; ++jp)
+  for (int jp = 0; jp < pn.npan; ++jp)
     for (int p = p0; p < p1; ++p)
       ks_->gemm(kcur, A0 + size_t(p - p0) * astride, Bp + size_t(jp) * kcur * NR,
                 C + size_t(p - p0) * MR * ldc + size_t(jp) * NR, ldc, accumulate);
+  if (pn.tail) small_panels(Bp + size_t(pn.npan) * kcur * NR, C + size_t(pn.npan) * NR, 1);
 }
 
 // Few columns: the small-N kernels waste less of their tile. `narrow_ok`: the caller can run a
@@ -102,14 +106,15 @@ bool CpuBackend::use_small(int ncols, bool narrow_ok) const {
   return !(narrow_ok && ncols >= NR && ncols % NR <= NRs);
 }
 
-void CpuBackend::gemm_conv(const ConvPrep& cp, int g, int kb, int kcur, int p0, int p1, const float* Bp, int npan,
-                           bool small, float* C, size_t ldc, bool accumulate, Scratch& sc) const {
+void CpuBackend::gemm_conv(const ConvPrep& cp, int g, int kb, int kcur, int p0, int p1, const float* Bp,
+                           const Panels& pn, float* C, size_t ldc, bool accumulate, Scratch& sc) const {
   if (!bf16_) {
     gemm_block(cp.A.data() + cp.group_off[size_t(g)], layout(cp, cp.group_panels[size_t(g)]), kb, kcur, p0, p1, Bp,
-               npan, small, C, ldc, accumulate);
+               pn, C, ldc, accumulate);
     return;
   }
-  const int MR = ks_->MR, NR = ks_->NR;
+  const int MR = ks_->MR, NR = ks_->NR, npan = pn.npan;
+  if (pn.nr != NR || pn.tail) throw std::logic_error("gemm_conv: precision bf16 runs NR-wide panels only");
   const size_t need = size_t(npan) * NR * round_up(size_t(kcur), 32);
   if (sc.Bb.size() < need) sc.Bb.resize(need);
   amx_gemm(cp.Ab.data() + cp.ab_off[size_t(g)] + size_t(p0) * MR * cp.kpad + kb, cp.kpad, (p1 - p0) * MR, Bp, NR,
@@ -137,8 +142,8 @@ void CpuBackend::conv3x3(const ConvPrep& cp, const LayerIO& io) {
     const int p0 = mi * mchunk, p1 = std::min(Mp, p0 + mchunk);
     if (p0 >= p1) return;
     build_segs(sc.segs, j0, j1, HW, W, NR);
-    const int npan = ceil_div(ncols, NR);
-    const size_t ldc = size_t(npan) * NR;
+    const Panels pn(ncols, NR, ks_->NR_small, false);
+    const size_t ldc = pn.ldc;
     float* C = sc.C.data();
     PackBArgs pa = pack_args(L, io, 9, H, W, sc, NR, ncols);
     for (int kb = 0; kb < K; kb += cp.kcb) {
@@ -146,7 +151,7 @@ void CpuBackend::conv3x3(const ConvPrep& cp, const LayerIO& io) {
       pa.kc = kcur;
       pa.k0 = kb;
       ks_->pack_b(pa);
-      gemm_conv(cp, 0, kb, kcur, p0, p1, pa.Bp, npan, small, C, ldc, kb > 0, sc);
+      gemm_conv(cp, 0, kb, kcur, p0, p1, pa.Bp, pn, C, ldc, kb > 0, sc);
     }
     const int o_end = std::min(Co, p1 * MR);
     EpilogueArgs e;

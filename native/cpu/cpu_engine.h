@@ -91,22 +91,43 @@ class Buf {
 };
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
+int env_int(const char* name, int def);
+// FACEGAN_CPU_PROFILE=1 (read once): per-layer timings on stderr (cpu_backend.cc).
+bool profiling();
+// CPU time of the calling thread in ms (0 where unavailable); for the profile only.
+double thread_cpu_ms();
+// FACEGAN_CPU_PROFILE's per-part times: adds the calling thread's CPU time since *tp to *acc (µs)
+// and restarts *tp; nothing unless prof.
+inline void profile_lap(bool prof, double* tp, std::atomic<int64_t>* acc) {
+  if (!prof) return;
+  const double now = thread_cpu_ms();
+  *acc += int64_t(1e3 * (now - *tp));
+  *tp = now;
+}
+
 // Floats added to the stride between the planes of a Winograd / sub-pixel V or accumulator block:
 // strides that are multiples of 4 KiB (kcur·ldc floats often are) put the 9–36 plane streams of
 // a transform on the same L1 sets and alias its loads with its stores (ffhq256 b1, 1 thread:
 // the Winograd input transforms −25 % with the prefetch below).
 constexpr size_t kPlanePad = 16;
+// Offset of the K block at kb (a multiple of kc; kb = K gives the size) in a V laid out as K
+// blocks of kc rows, each `planes` planes of kcur·ldc floats kPlanePad apart.
+inline size_t vblock_offset(int planes, int kb, int kc, size_t ldc) {
+  return size_t(planes) * (size_t(kb) * ldc + size_t(ceil_div(kb, kc)) * kPlanePad);
+}
 // A block of n GEMM columns packed as npan panels of nr columns (K-row-major inside a panel),
-// then, where the caller can run the small-N kernels on it and the last panel would hold at most
-// nrs (NR_small) columns, that panel nrs wide (tail: its columns; 0 when none). The same arithmetic
-// per output either way (b32.conv1 at batch 1: 256 tiles = 5 × 48 + 16, not 6 × 48).
+// then, with narrow_ok and when the last panel would hold at most nrs (NR_small) columns, that
+// panel nrs wide (tail: its columns; 0 when none), which gemm_block runs on the small-N kernels.
+// The same arithmetic per output either way (b32.conv1 at batch 1: 256 tiles = 5 × 48 + 16, not
+// 6 × 48).
 struct Panels {
   int n, nr, nrs, npan, tail;
   size_t ldc;  // padded columns: npan·nr (+ nrs)
   Panels(int n_, int nr_, int nrs_, bool narrow_ok) : n(n_), nr(nr_), nrs(nrs_) {
     const int tw = n % nr;
     tail = narrow_ok && tw > 0 && tw <= nrs && nrs < nr ? tw : 0;
-    npan = tail ? n / nr : (n + nr - 1) / nr;
+    npan = tail ? n / nr : ceil_div(n, nr);
     ldc = size_t(npan) * nr + (tail ? nrs : 0);
   }
   // Offset of column col of K row kk in a packed block of kcur rows.
@@ -136,20 +157,6 @@ inline void patch_rows(const float** rows, const float* plane, int y0, int n, in
       __builtin_prefetch(p + len - 1, 0, 3);
     }
   }
-}
-inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
-int env_int(const char* name, int def);
-// FACEGAN_CPU_PROFILE=1 (read once): per-layer timings on stderr (cpu_backend.cc).
-bool profiling();
-// CPU time of the calling thread in ms (0 where unavailable); for the profile only.
-double thread_cpu_ms();
-// FACEGAN_CPU_PROFILE's per-part times: adds the calling thread's CPU time since *tp to *acc (µs)
-// and restarts *tp; nothing unless prof.
-inline void profile_lap(bool prof, double* tp, std::atomic<int64_t>* acc) {
-  if (!prof) return;
-  const double now = thread_cpu_ms();
-  *acc += int64_t(1e3 * (now - *tp));
-  *tp = now;
 }
 
 // A convolution layer as prepared at load.
@@ -264,9 +271,10 @@ class CpuBackend : public Backend {
   // --- cpu_conv.cc: im2col GEMM and helpers
   void conv3x3(const ConvPrep& cp, const LayerIO& io);
   // Panels [p0, p1) of A (laid out as `lay`) over the K block at kb (kcur = its length) against a
-  // packed B block of npan panels.
+  // packed B block of columns `pn` (NR_small-wide panels: the small-N kernels; a narrow last panel
+  // runs on them too).
   void gemm_block(const float* A, const PanelLayout& lay, int kb, int kcur, int p0, int p1, const float* Bp,
-                  int npan, bool small, float* C, size_t ldc, bool accumulate) const;
+                  const Panels& pn, float* C, size_t ldc, bool accumulate) const;
   PanelLayout layout(const ConvPrep& cp, int panels) const { return {ks_->MR, panels, cp.K, cp.kcb}; }
   bool use_small(int ncols, bool narrow_ok = false) const;
   PackBArgs pack_args(const LayerDesc& L, const LayerIO& io, int taps, int H, int W, Scratch& sc, int nr,
@@ -282,7 +290,7 @@ class CpuBackend : public Backend {
   }
   // The GEMM of a direct conv / up-conv: rows = panels [p0, p1) of group g against a packed B
   // block; fp32 (gemm_block) or, with precision bf16, the AMX kernel.
-  void gemm_conv(const ConvPrep& cp, int g, int kb, int kcur, int p0, int p1, const float* Bp, int npan, bool small,
+  void gemm_conv(const ConvPrep& cp, int g, int kb, int kcur, int p0, int p1, const float* Bp, const Panels& pn,
                  float* C, size_t ldc, bool accumulate, Scratch& sc) const;
   static void build_segs(std::vector<ColSeg>& segs, int j0, int j1, int HW, int W, int NR);
 

@@ -63,18 +63,13 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
   // 256 columns = 5 × 48 + 16, not 6 × 48). The same arithmetic per output either way.
   const bool whole = rc == 1 && (cp.multi || cp.G >= H);
   const bool shared = whole && cp.ngroups > 1;
-  struct Cols {
-    bool small;  // the small-N kernels (NR_small-wide panels)
-    int NR;
-    Panels pn;
-  };
   auto cols_of = [&](int ncols) {
     const bool small = use_small(ncols, shared);
-    const int NR = small ? ks_->NR_small : ks_->NR;
-    return Cols{small, NR, Panels(ncols, NR, ks_->NR_small, shared && !small && !bf16_)};
+    return Panels(ncols, small ? ks_->NR_small : ks_->NR, ks_->NR_small, shared && !small && !bf16_);
   };
   // Shared B: a chunk's K blocks (kcur × ldc floats each) back to back, at most sld floats per K row.
   const size_t sld = size_t(ipt) * H * W + size_t(std::max(ks_->NR, ks_->NR_small));
+  auto shared_b = [&](int ic, int kb, size_t ldc) { return up_b_.data() + size_t(ic) * K * sld + size_t(kb) * ldc; };
   if (shared) {
     up_b_.reserve(size_t(nic) * K * sld);
     const int nkb = ceil_div(K, cp.kcb);
@@ -83,25 +78,25 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
       double tp = prof ? thread_cpu_ms() : 0.0;
       const int ic = t / nkb, kb = (t % nkb) * cp.kcb, kcur = std::min(cp.kcb, K - kb);
       const int i0 = ic * ipt, i1 = std::min(nb, i0 + ipt);
-      const Cols c = cols_of((i1 - i0) * H * W);
-      const int ncols = step_segs(sc.segs, i0, i1, 0, H, c.NR);
-      float* Bp = up_b_.data() + size_t(ic) * K * sld + size_t(kb) * c.pn.ldc;
+      const Panels c = cols_of((i1 - i0) * H * W);
+      const int ncols = step_segs(sc.segs, i0, i1, 0, H, c.nr);
+      float* Bp = shared_b(ic, kb, c.ldc);
       // The segments of the narrow panel (split at the NR panel edge by step_segs), rebased.
-      const int split = c.pn.npan * c.NR;
+      const int split = c.npan * c.nr;
       size_t nmain = sc.segs.size();
       while (nmain > 0 && sc.segs[nmain - 1].col >= split) --nmain;
-      PackBArgs pa = pack_args(L, io, 1, H, W, sc, c.NR, std::min(ncols, split));
+      PackBArgs pa = pack_args(L, io, 1, H, W, sc, c.nr, std::min(ncols, split));
       pa.nsegs = int(nmain);
       pa.Bp = Bp;
       pa.kc = kcur;
       pa.k0 = kb;
       ks_->pack_b(pa);
-      if (c.pn.tail) {
+      if (c.tail) {
         for (size_t i = nmain; i < sc.segs.size(); ++i) sc.segs[i].col -= split;
         pa.segs = sc.segs.data() + nmain;
         pa.nsegs = int(sc.segs.size() - nmain);
-        pa.nr = ks_->NR_small;
-        pa.ncols = c.pn.tail;
+        pa.nr = c.nrs;
+        pa.ncols = c.tail;
         pa.Bp = Bp + size_t(split) * kcur;
         ks_->pack_b(pa);
       }
@@ -129,23 +124,20 @@ void CpuBackend::upconv(const ConvPrep& cp, const LayerIO& io) {
     for (int g0 = rs; g0 < re; g0 += G) {
       const int g1 = std::min(re, g0 + G), rows = g1 - g0;
       // Columns: images i0..i1, rows g0..g1, all x.
-      const Cols c = cols_of(nimg * (g1 - g0) * W);
-      const int ncols = step_segs(sc.segs, i0, i1, g0, g1, c.NR);
-      const size_t ldc = c.pn.ldc;
-      PackBArgs pa = pack_args(L, io, 1, H, W, sc, c.NR, ncols);
+      const Panels c = cols_of(nimg * (g1 - g0) * W);
+      const int ncols = step_segs(sc.segs, i0, i1, g0, g1, c.nr);
+      const size_t ldc = c.ldc;
+      PackBArgs pa = pack_args(L, io, 1, H, W, sc, c.nr, ncols);
       double tp = prof ? thread_cpu_ms() : 0.0;
       for (int kb = 0; kb < K; kb += cp.kcb) {
         const int kcur = std::min(cp.kcb, K - kb);
-        const float* Bp = shared ? up_b_.data() + size_t(ic) * K * sld + size_t(kb) * ldc : pa.Bp;
+        const float* Bp = shared ? shared_b(ic, kb, ldc) : pa.Bp;
         if (!shared) {
           pa.kc = kcur;
           pa.k0 = kb;
           ks_->pack_b(pa);
         }
-        gemm_conv(cp, g, kb, kcur, 0, panels, Bp, c.pn.npan, c.small, C, ldc, kb > 0, sc);
-        if (c.pn.tail)
-          gemm_conv(cp, g, kb, kcur, 0, panels, Bp + size_t(c.pn.npan) * c.NR * kcur, 1, true,
-                    C + size_t(c.pn.npan) * c.NR, ldc, kb > 0, sc);
+        gemm_conv(cp, g, kb, kcur, 0, panels, Bp, c, C, ldc, kb > 0, sc);
       }
       profile_lap(prof, &tp, &gemm_us);
       // Horizontal pass into the Z ring.
@@ -299,7 +291,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
   // V: K blocks of kc rows, 9 planes each of ldc columns, kPlanePad floats between planes; vblock:
   // the offset of the block at kb (kb = C_in: the size). The accumulators of a group: plane ξ's
   // rows from cplane(ξ, ldc) (ξ = 9: the size).
-  auto vblock = [&](int kb, size_t ldc) { return size_t(9) * (size_t(kb) * ldc + size_t(ceil_div(kb, kc)) * kPlanePad); };
+  auto vblock = [&](int kb, size_t ldc) { return vblock_offset(9, kb, kc, ldc); };
   auto cplane = [&](int xi, size_t ldc) { return size_t(coff[xi]) * ldc + size_t(xi) * kPlanePad; };
   // The input transform of channels [c0, c1) into V.
   auto in_transform = [&](const std::vector<ColSeg>& segs, int img, int c0, int c1, float* V, size_t ldc,
@@ -334,7 +326,6 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
                         int p, int pend, double& tp) {
     const int o0 = g * cp.og, ogg = std::min(cp.og, Co - o0);
     const Panels st = step_of((b - a) * TWp);
-    const int npan = st.npan;
     float* C = sc.C.data();
     for (int kb = 0; kb < Ci; kb += kc) {
       const int kcur = std::min(kc, Ci - kb);
@@ -343,11 +334,7 @@ void CpuBackend::upconv_sub(const ConvPrep& cp, const LayerIO& io) {
       for (int xi = 0; xi < 9; ++xi) {
         const float* A = cp.A.data() + cp.sub_off[size_t(g) * 9 + xi];
         const PanelLayout lay = layout(cp, rows_pad[xi] / MR);
-        float* Cx = C + cplane(xi, ldc);
-        gemm_block(A, lay, kb, kcur, 0, rows_pad[xi] / MR, Vb + xi * vxs, npan, false, Cx, ldc, kb > 0);
-        if (st.tail)
-          gemm_block(A, lay, kb, kcur, 0, rows_pad[xi] / MR, Vb + xi * vxs + size_t(npan) * kcur * NR, 1, true,
-                     Cx + size_t(npan) * NR, ldc, kb > 0);
+        gemm_block(A, lay, kb, kcur, 0, rows_pad[xi] / MR, Vb + xi * vxs, st, C + cplane(xi, ldc), ldc, kb > 0);
       }
     }
     lap(tp, gemm_us);

@@ -80,9 +80,6 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   // transform (+ epilogue, pixel norm, fused ToRGB), summed over the tasks.
   const bool prof = profiling();
   std::atomic<int64_t> in_us{0}, gemm_us{0}, out_us{0};
-  // The tile runs of tiles [t0, t1) of the batch: (img, tile row, first tile column, length,
-  // column in the block).
-  auto tile_segs = [&](std::vector<ColSeg>& segs, int t0, int t1) { build_segs(segs, t0, t1, TPI, TW, NR); };
   // A block of ncols columns (a narrow last panel unless the small-N kernels run every panel).
   auto block_of = [&](int ncols) { return Panels(ncols, NR, ks_->NR_small, !small); };
   // Input channel c of the tiles `segs` into V row kk of its K block (Vb: the block at kb = c −
@@ -108,16 +105,16 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
   const float* Vshared = nullptr;
   if (coop) {
     const Panels bk = block_of(Ttot);
-    wino_v_.reserve(size_t(NX) * (size_t(Ci) * bk.ldc + size_t(ceil_div(Ci, cp.wg_kc)) * kPlanePad));
+    wino_v_.reserve(vblock_offset(NX, Ci, cp.wg_kc, bk.ldc));
     float* V = wino_v_.data();
     const int nin = std::max(1, std::min(Ci, pool_->size()));
     run_or_throw(nin, [&](int t, int tid) {
       Scratch& sc = scratch_[size_t(tid)];
       double tp = prof ? thread_cpu_ms() : 0.0;
-      tile_segs(sc.segs, 0, Ttot);
+      build_segs(sc.segs, 0, Ttot, TPI, TW, NR);  // tile runs: (img, tile row, first tile column, …)
       for (int c = Ci * t / nin; c < Ci * (t + 1) / nin; ++c) {
         const int kb = c / cp.wg_kc * cp.wg_kc, kcur = std::min(cp.wg_kc, Ci - kb);
-        in_channel(sc.segs, bk, c, c - kb, kcur, V + size_t(NX) * (kb * bk.ldc + size_t(kb / cp.wg_kc) * kPlanePad));
+        in_channel(sc.segs, bk, c, c - kb, kcur, V + vblock_offset(NX, kb, cp.wg_kc, bk.ldc));
       }
       profile_lap(prof, &tp, &in_us);
     });
@@ -131,28 +128,22 @@ bool CpuBackend::conv3x3_wino(const ConvPrep& cp, const LayerIO& io, const Fused
     const int t0 = ti * nt, t1 = std::min(Ttot, t0 + nt), ncols = t1 - t0;
     const int p0 = mi * pan_per, p1 = std::min(Mp, p0 + pan_per);
     const int rows = (p1 - p0) * MR;
-    tile_segs(sc.segs, t0, t1);
+    build_segs(sc.segs, t0, t1, TPI, TW, NR);  // tile runs: (img, tile row, first tile column, …)
     const Panels bk = block_of(ncols);
-    const bool narrow = bk.tail > 0;
-    const int npan = bk.npan;
     const size_t ldc = bk.ldc;
     float* C = sc.C.data();
     const size_t cxs = size_t(rows) * ldc + kPlanePad;  // ξ stride of the accumulators
     for (int kb = 0; kb < Ci; kb += cp.wg_kc) {
       const int kcur = std::min(cp.wg_kc, Ci - kb);
       const size_t vxs = size_t(kcur) * ldc + kPlanePad;  // ξ stride of V
-      const float* Vp = Vshared ? Vshared + size_t(NX) * (kb * ldc + size_t(kb / cp.wg_kc) * kPlanePad) : sc.Bp.data();
+      const float* Vp = Vshared ? Vshared + vblock_offset(NX, kb, cp.wg_kc, ldc) : sc.Bp.data();
       // Channel-major so that each channel's rows stream through once per block.
       if (!Vshared)
         for (int kk = 0; kk < kcur; ++kk) in_channel(sc.segs, bk, kb + kk, kk, kcur, sc.Bp.data());
       lap(in_us);
-      for (int xi = 0; xi < NX; ++xi) {
-        gemm_block(cp.U.data(), ulay, kb, kcur, xi * Mp + p0, xi * Mp + p1, Vp + xi * vxs, npan, small,
-                   C + xi * cxs, ldc, kb > 0);
-        if (narrow)
-          gemm_block(cp.U.data(), ulay, kb, kcur, xi * Mp + p0, xi * Mp + p1, Vp + xi * vxs + size_t(npan) * kcur * NR,
-                     1, true, C + xi * cxs + size_t(npan) * NR, ldc, kb > 0);
-      }
+      for (int xi = 0; xi < NX; ++xi)
+        gemm_block(cp.U.data(), ulay, kb, kcur, xi * Mp + p0, xi * Mp + p1, Vp + xi * vxs, bk, C + xi * cxs, ldc,
+                   kb > 0);
       lap(gemm_us);
     }
     const int o_end = std::min(Co, p1 * MR);
